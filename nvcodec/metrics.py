@@ -1,0 +1,112 @@
+"""Quality and rate measures, with the conventions of DESIGN.md.
+
+- PSNR: RGB, computed per frame over the whole frame at the original size, then averaged over frames
+  (the NeRV papers' convention).
+- YUV PSNR: BT.709/601 limited-range 4:2:0 planes, 6:1:1 weighted (video coding community's figure).
+- MS-SSIM: pytorch-msssim on RGB in [0, 1]; frames smaller than its 5-scale minimum use fewer scales.
+- bpp: file bytes * 8 / (width * height * frames) at the original size.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def bpp(num_bytes: int, width: int, height: int, frames: int) -> float:
+    return num_bytes * 8.0 / (width * height * frames)
+
+
+def _as_float_frames(frames) -> torch.Tensor:
+    """(T,H,W,3) uint8 numpy or tensor, or (T,3,H,W) float tensor in [0,1] -> (T,3,H,W) float32 in [0,1]."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(frames)
+    if frames.dtype == torch.uint8:
+        return frames.permute(0, 3, 1, 2).float() / 255.0
+    return frames.float()
+
+
+def frame_mse(a, b) -> torch.Tensor:
+    """Per-frame MSE on the [0,1] scale between two clips of the same shape."""
+    x, y = _as_float_frames(a), _as_float_frames(b)
+    if x.shape != y.shape:
+        raise ValueError(f"shape mismatch: {tuple(x.shape)} vs {tuple(y.shape)}")
+    return ((x.double() - y.double()) ** 2).flatten(1).mean(1)
+
+
+def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
+    return -10.0 * torch.log10(mse.clamp_min(1e-12))
+
+
+def psnr_per_frame(a, b) -> list[float]:
+    """RGB PSNR in dB of each frame (peak 1.0 on the [0,1] scale; 100 dB caps identical frames)."""
+    return [min(100.0, float(p)) for p in psnr_from_mse(frame_mse(a, b))]
+
+
+def psnr(a, b) -> float:
+    """Mean over frames of the per-frame RGB PSNR."""
+    values = psnr_per_frame(a, b)
+    return float(sum(values) / len(values))
+
+
+def ms_ssim(a, b, batch: int = 16) -> float:
+    """Mean MS-SSIM over frames (pytorch-msssim, 5 scales, 11-tap window).
+
+    pytorch-msssim needs min(H, W) > (win - 1) * 16; smaller frames get a narrower window, and frames
+    under 48 pixels fall back to single-scale SSIM (stated here because the number is then not
+    comparable with published MS-SSIM figures).
+    """
+    from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
+
+    x_all, y_all = _as_float_frames(a), _as_float_frames(b)
+    side = min(x_all.shape[-2:])
+    win = 11
+    while win > 3 and side <= (win - 1) * 16:
+        win -= 2
+    total = 0.0
+    for i in range(0, x_all.shape[0], batch):
+        x, y = x_all[i:i + batch], y_all[i:i + batch]
+        if side > (win - 1) * 16:
+            v = _ms_ssim(x, y, data_range=1.0, size_average=False, win_size=win)
+        else:
+            v = _ssim(x, y, data_range=1.0, size_average=False, win_size=min(win, (side // 2) * 2 - 1))
+        total += float(v.double().sum())
+    return total / x_all.shape[0]
+
+
+_YUV_MATRICES = {
+    # (Kr, Kb)
+    "bt709": (0.2126, 0.0722),
+    "bt601": (0.299, 0.114),
+}
+
+
+def rgb_to_yuv420(frames: np.ndarray, matrix: str = "bt709") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T,H,W,3) uint8 RGB -> limited-range float Y (T,H,W), U, V (T,ceil(H/2),ceil(W/2)) in 8-bit units."""
+    kr, kb = _YUV_MATRICES[matrix]
+    rgb = frames.astype(np.float64) / 255.0
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    u = (b - y) / (2 * (1 - kb))
+    v = (r - y) / (2 * (1 - kr))
+    y8 = 16 + 219 * y
+    u8, v8 = 128 + 224 * u, 128 + 224 * v
+
+    def down(c):
+        t, h, w = c.shape
+        c = np.pad(c, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
+        return c.reshape(t, (h + 1) // 2, 2, (w + 1) // 2, 2).mean(axis=(2, 4))
+
+    return y8, down(u8), down(v8)
+
+
+def psnr_yuv420(a: np.ndarray, b: np.ndarray, matrix: str = "bt709") -> float:
+    """6:1:1 weighted YUV 4:2:0 PSNR (per frame, averaged), both clips given as (T,H,W,3) uint8 RGB."""
+    pa, pb = rgb_to_yuv420(a, matrix), rgb_to_yuv420(b, matrix)
+    per_plane = []
+    for x, y in zip(pa, pb):
+        mse = ((x - y) ** 2).reshape(x.shape[0], -1).mean(1)
+        per_plane.append(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12)))
+    weighted = (6 * per_plane[0] + per_plane[1] + per_plane[2]) / 8
+    return float(np.minimum(weighted, 100.0).mean())
