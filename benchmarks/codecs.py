@@ -1,0 +1,355 @@
+"""External codecs (x264, x265, SVT-AV1 through PyAV's FFmpeg) and dnv, behind one interface.
+
+Each codec is a small class in the manner of CompressAI's ``compressai/utils/bench/codecs.py``:
+``codec.run(frames, fps, crf)`` (``target_bpp`` for dnv) encodes the ground truth, decodes it back and
+returns one record (a dict)::
+
+    {codec, preset, crf | target_bpp, bpp, bpp_container, info_sei_bytes, psnr_rgb, psnr_yuv, ms_ssim,
+     encode_seconds, decode_seconds, device, frames, width, height}
+
+Conventions (DESIGN.md, "Measuring"):
+
+- Input: ground-truth frames, (T,H,W,3) uint8 RGB. They go to yuv420p with swscale (bicubic),
+  limited range, BT.709 when H >= 720 and BT.601 below, and the stream is tagged with that matrix,
+  range, primaries and transfer. Decoded frames come back to RGB with the same matrix and range.
+  The RGB->4:2:0->RGB loss is part of every anchor's figures (it is the format these codecs code).
+- Odd sizes: frames are padded to even width/height by edge replication before the conversion and
+  cropped back after decoding; every bpp is counted over the original W x H.
+- ``bpp``: the elementary stream, i.e. what ``ffmpeg -c copy -f h264|hevc|obu`` would write (packets
+  in Annex-B form with their parameter sets; AV1 OBUs as muxed), less the encoders' informational
+  SEI (x264/x265 write their version and option string as user-data-unregistered SEI, 0.7-2.5 kB
+  that no decoder needs; it would dominate the rate of a short, small clip). Those bytes are
+  reported as ``info_sei_bytes``. ``bpp_container``: the whole .mp4 file the encoder wrote.
+- Timing: ``encode_seconds`` covers the encoder only (the RGB->YUV conversion happens before the
+  clock starts); ``decode_seconds`` covers demuxing and decoding to YUV frames, not the YUV->RGB
+  conversion. Encoders run with their default threading on the CPU.
+- Metrics come from ``nvcodec.metrics``: RGB PSNR (per frame, averaged), YUV 4:2:0 PSNR (6:1:1)
+  with the same matrix as the stream, MS-SSIM.
+- Presets: x264/x265 take their own names. SVT-AV1 presets are numbers (0 = slowest, 13 = fastest);
+  names map as SVT_PRESETS below: 'medium' -> 8 (about x264-medium speed), 'veryslow' -> 4 (the
+  usual "slow, high quality" SVT choice); a number given as a string is passed through.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import Interpolation
+
+from nvcodec import metrics
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise (1 = errors only)
+
+SVT_PRESETS = {
+    "ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
+    "medium": 8, "slow": 6, "slower": 5, "veryslow": 4, "placebo": 2,
+}
+
+_INTERP = Interpolation.BICUBIC
+# (swscale colorspace name, AVCOL_SPC / _PRI / _TRC value) per matrix
+_TAGS = {"bt709": ("itu709", 1), "bt601": ("smpte170m", 6)}
+
+
+def yuv_matrix(height: int) -> str:
+    """BT.709 for HD (height >= 720), BT.601 below: the usual convention for untagged RGB."""
+    return "bt709" if height >= 720 else "bt601"
+
+
+def _as_fraction(fps) -> Fraction:
+    return fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+
+
+def pad_even(frames: np.ndarray) -> np.ndarray:
+    """Pad (T,H,W,3) to even H and W by replicating the last row/column."""
+    _, h, w, _ = frames.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _nal_units(data: bytes):
+    """Split an Annex-B byte stream into (start, end) spans, each including its start code."""
+    starts = [m.start() for m in re.finditer(b"\x00\x00\x01", data)]
+    spans = []
+    for i, s in enumerate(starts):
+        begin = s - 1 if s > 0 and data[s - 1] == 0 else s
+        end = starts[i + 1] if i + 1 < len(starts) else len(data)
+        if i + 1 < len(starts) and data[end - 1] == 0:
+            end -= 1  # the zero byte belongs to the next 4-byte start code
+        spans.append((begin, s + 3, end))
+    return spans
+
+
+def info_sei_bytes(data: bytes, codec: str) -> int:
+    """Bytes of SEI NAL units whose first message is user_data_unregistered (payload type 5)."""
+    total = 0
+    for begin, nal, end in _nal_units(data):
+        if nal >= end:
+            continue
+        if codec == "h264":
+            is_sei, header = (data[nal] & 0x1F) == 6, 1
+        else:  # hevc: prefix (39) or suffix (40) SEI, two header bytes
+            is_sei, header = ((data[nal] >> 1) & 0x3F) in (39, 40), 2
+        if not is_sei:
+            continue
+        i, ptype = nal + header, 0
+        while i < end and data[i] == 0xFF:
+            ptype, i = ptype + 255, i + 1
+        if i < end and ptype + data[i] == 5:
+            total += end - begin
+    return total
+
+
+def elementary_stream(path: str | Path) -> tuple[int, int]:
+    """(bytes, informational SEI bytes) of the video elementary stream held in a container file."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context.codec.name
+        kind = "h264" if codec.endswith("264") else "hevc" if "265" in codec or "hevc" in codec else None
+        bsf = None
+        if kind:
+            from av.bitstream import BitStreamFilterContext
+            bsf = BitStreamFilterContext(f"{kind}_mp4toannexb", stream)
+        chunks = []
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            chunks += [bytes(p) for p in bsf.filter(packet)] if bsf else [bytes(packet)]
+        if bsf:
+            chunks += [bytes(p) for p in bsf.filter(None)]
+    data = b"".join(chunks)
+    return len(data), (info_sei_bytes(data, kind) if kind else 0)
+
+
+def measure(gt: np.ndarray, rec: np.ndarray, matrix: str) -> dict:
+    """Quality of rec against gt, both (T,H,W,3) uint8 RGB, with nvcodec.metrics."""
+    return {
+        "psnr_rgb": metrics.psnr(gt, rec),
+        "psnr_yuv": metrics.psnr_yuv420(gt, rec, matrix),
+        "ms_ssim": metrics.ms_ssim(gt, rec),
+    }
+
+
+class FFmpegCodec:
+    """One external encoder through PyAV's FFmpeg, in-process. Subclasses set the names and options."""
+
+    name = ""          # record name: 'x264', 'x265', 'svt-av1'
+    encoder = ""       # FFmpeg encoder name
+    crf_range = (0, 51)
+    crf_start = (23, 35)  # two first probes of a CRF sweep
+
+    def __init__(self, preset: str = "medium"):
+        self.preset = str(preset)
+
+    def options(self, crf: int) -> dict:
+        return {"crf": str(crf), "preset": self.preset}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.preset!r})"
+
+    def encode(self, frames: np.ndarray, fps, crf: int, path: str | Path) -> float:
+        """Encode (T,H,W,3) uint8 RGB (even sizes) into the container at path; returns seconds."""
+        height, width = frames.shape[1:3]
+        matrix = yuv_matrix(height)
+        swscale_name, tag = _TAGS[matrix]
+        yuv = []
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=swscale_name, dst_color_range="MPEG",
+                interpolation=_INTERP)
+            frame.pts = i
+            yuv.append(frame)
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream(self.encoder, rate=_as_fraction(fps))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            ctx = stream.codec_context
+            ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc = 1, tag, tag, tag
+            stream.options = self.options(crf)
+            start = time.perf_counter()
+            for frame in yuv:
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+            seconds = time.perf_counter() - start
+        return seconds
+
+    def decode(self, path: str | Path, matrix: str) -> tuple[np.ndarray, float]:
+        """Decode the container at path to (T,H,W,3) uint8 RGB; returns (frames, decode seconds)."""
+        swscale_name = _TAGS[matrix][0]
+        with av.open(str(path)) as container:
+            start = time.perf_counter()
+            decoded = list(container.decode(video=0))
+            seconds = time.perf_counter() - start
+        rgb = [f.reformat(format="rgb24", src_colorspace=swscale_name, src_color_range="MPEG",
+                          interpolation=_INTERP).to_ndarray() for f in decoded]
+        return np.stack(rgb), seconds
+
+    def run(self, frames: np.ndarray, fps, crf: int, workdir: str | Path | None = None) -> dict:
+        """Encode, decode and measure at one CRF; returns the record described in the module doc."""
+        t, h, w, _ = frames.shape
+        matrix = yuv_matrix(h)
+        with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{self.name}-") as tmp:
+            path = Path(tmp) / "out.mp4"
+            enc_s = self.encode(pad_even(frames), fps, crf, path)
+            rec, dec_s = self.decode(path, matrix)
+            es_bytes, sei = elementary_stream(path)
+            file_bytes = path.stat().st_size
+        if rec.shape[0] != t:
+            raise RuntimeError(f"{self}: decoded {rec.shape[0]} frames, expected {t}")
+        rec = rec[:, :h, :w]
+        return {
+            "codec": self.name, "preset": self.preset, "crf": crf,
+            "bpp": metrics.bpp(es_bytes - sei, w, h, t),
+            "bpp_container": metrics.bpp(file_bytes, w, h, t),
+            "info_sei_bytes": sei,
+            **measure(frames, rec, matrix),
+            "encode_seconds": enc_s, "decode_seconds": dec_s,
+            "device": f"cpu ({os.cpu_count()} threads)",
+            "frames": t, "width": w, "height": h,
+        }
+
+
+class X264(FFmpegCodec):
+    name, encoder = "x264", "libx264"
+
+
+class X265(FFmpegCodec):
+    name, encoder = "x265", "libx265"
+    crf_start = (25, 37)
+
+    def options(self, crf: int) -> dict:
+        return {**super().options(crf), "x265-params": "log-level=error"}
+
+
+class SvtAv1(FFmpegCodec):
+    """SVT-AV1 (libsvtav1). CRF 1-63; preset names map through SVT_PRESETS."""
+
+    name, encoder = "svt-av1", "libsvtav1"
+    crf_range = (1, 63)
+    crf_start = (30, 48)
+
+    def __init__(self, preset: str = "medium"):
+        super().__init__(preset)
+        self.svt_preset = int(preset) if str(preset).isdigit() else SVT_PRESETS[str(preset)]
+
+    def options(self, crf: int) -> dict:
+        return {"crf": str(crf), "preset": str(self.svt_preset)}
+
+
+CODECS = {"x264": X264, "x265": X265, "svt-av1": SvtAv1}
+
+
+def crf_sweep(codec: FFmpegCodec, frames: np.ndarray, fps, targets, tries: int = 3,
+              tolerance: float = 0.15, workdir=None, log=None) -> list[dict]:
+    """Records whose bpp lands near each target bpp (one per target, duplicates merged, by bpp).
+
+    log(bpp) is close to linear in CRF, so: encode the codec's two start CRFs, then for each
+    target interpolate (or extrapolate) log(bpp) between the two encoded CRFs that bracket it and
+    encode the predicted integer CRF; repeat while the nearest point is more than ``tolerance``
+    away (relative, in bpp) and fewer than ``tries`` encodes were spent on this target. Every
+    encode is cached, so targets share probes.
+    """
+    done: dict[int, dict] = {}
+    lo, hi = codec.crf_range
+
+    def encode(crf: int) -> dict:
+        if crf not in done:
+            done[crf] = codec.run(frames, fps, crf, workdir)
+            if log:
+                r = done[crf]
+                log(f"  {codec.name} {codec.preset} crf {crf}: {r['bpp']:.4f} bpp, {r['psnr_rgb']:.2f} dB")
+        return done[crf]
+
+    def predict(target: float) -> int:
+        pts = sorted((c, math.log(r["bpp"])) for c, r in done.items() if r["bpp"] > 0)
+        y = math.log(target)
+        # the bracketing pair (rate falls as CRF rises), else the two nearest ends
+        pair = next(((a, b) for a, b in zip(pts, pts[1:]) if b[1] <= y <= a[1]), None)
+        if pair is None:
+            pair = (pts[0], pts[1]) if y > pts[0][1] else (pts[-2], pts[-1])
+        (c0, y0), (c1, y1) = pair
+        slope = (y1 - y0) / (c1 - c0) if c1 != c0 and y1 != y0 else -math.log(2) / 6
+        slope = min(slope, -0.02)  # rate must fall with CRF; guard against flat or noisy probes
+        return int(round(min(max(c0 + (y - y0) / slope, lo), hi)))
+
+    def nearest(target: float) -> dict:
+        return min(done.values(), key=lambda r: abs(math.log(max(r["bpp"], 1e-9) / target)))
+
+    for crf in codec.crf_start:
+        encode(crf)
+    chosen = []
+    for target in sorted(targets):
+        for _ in range(tries):
+            if abs(nearest(target)["bpp"] / target - 1) <= tolerance:
+                break
+            crf = predict(target)
+            if crf in done:
+                break
+            encode(crf)
+        chosen.append(nearest(target))
+    unique = {r["crf"]: r for r in chosen}
+    return sorted(unique.values(), key=lambda r: r["bpp"])
+
+
+class Dnv:
+    """The dnv codec through its Python API (nvcodec.codec, imported when first used)."""
+
+    name = "dnv"
+
+    def __init__(self, preset: str = "medium", epochs: int | None = None, device: str = "auto",
+                 model: str = "dnerv"):
+        self.preset, self.epochs, self.device, self.model = preset, epochs, device, model
+
+    def __repr__(self) -> str:
+        return f"Dnv({self.preset!r}, epochs={self.epochs})"
+
+    def run(self, source: str | Path, frames: np.ndarray, target_bpp: float,
+            frame_range=(0, None), workdir=None) -> dict:
+        """Encode source (frames = its ground truth over frame_range) at target_bpp, decode, measure.
+
+        An encoder error that says the target is infeasible gives a record with ``skipped`` (the
+        message) instead of figures; any other error propagates.
+        """
+        from nvcodec.codec import decode_to_array, encode
+
+        t, h, w, _ = frames.shape
+        base = {"codec": self.name, "preset": self.preset, "target_bpp": target_bpp,
+                "epochs": self.epochs, "frames": t, "width": w, "height": h}
+        with tempfile.TemporaryDirectory(dir=workdir, prefix="dnv-") as tmp:
+            path = Path(tmp) / "out.dnv"
+            try:
+                report = encode(str(source), str(path), bpp=target_bpp, model=self.model,
+                                preset=self.preset, epochs=self.epochs, device=self.device,
+                                frame_range=tuple(frame_range), progress=False)
+            except Exception as exc:  # noqa: BLE001 - only the infeasible case is kept
+                if _is_infeasible(exc):
+                    return {**base, "skipped": f"{type(exc).__name__}: {exc}"}
+                raise
+            start = time.perf_counter()
+            rec, dec_report = decode_to_array(str(path), device=self.device)
+            dec_wall = time.perf_counter() - start
+            file_bytes = path.stat().st_size
+        if rec.shape != frames.shape:
+            raise RuntimeError(f"dnv decoded {rec.shape}, expected {frames.shape}")
+        return {
+            **base,
+            "bpp": metrics.bpp(file_bytes, w, h, t),
+            "bpp_container": metrics.bpp(file_bytes, w, h, t),
+            **measure(frames, rec, yuv_matrix(h)),
+            "encode_seconds": report.get("encode_seconds"),
+            "decode_seconds": dec_report.get("decode_seconds", dec_wall),
+            "device": report.get("device") or dec_report.get("device"),
+            "params": report.get("params"),
+            "report_psnr": report.get("psnr"),
+        }
+
+
+def _is_infeasible(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(word in text for word in ("infeasible", "cannot reach", "too low", "too small", "unreachable"))

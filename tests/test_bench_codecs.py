@@ -1,0 +1,114 @@
+"""Benchmark codec wrappers on 6 frames of a real clip (carphone QCIF): fast, CPU only."""
+import os
+import sys
+import types
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.codecs import SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes  # noqa: E402
+
+CLIP = "carphone_qcif_120f_x264qp10.mp4"
+LOW_CRF = {"x264": 18, "x265": 18, "svt-av1": 20}
+HIGH_CRF = {"x264": 35, "x265": 35, "svt-av1": 50}
+
+
+@pytest.fixture(scope="module")
+def carphone(request):
+    """(frames (6,144,176,3) uint8, fps) of the carphone clip."""
+    try:
+        root = Path(request.getfixturevalue("testdata"))
+    except pytest.FixtureLookupError:  # until tests/conftest.py provides it
+        root = Path(os.environ.get("NVCODEC_TESTDATA", "/work/shared/testdata"))
+    path = root / CLIP
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    try:
+        from nvcodec.video import read_video
+    except ImportError:
+        read_video = None
+    if read_video is not None:
+        frames, info = read_video(path, frame_range=(0, 6))
+        return frames, info.fps
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(6), container.decode(stream))]
+        return np.stack(frames), stream.average_rate
+
+
+@pytest.mark.parametrize("codec", [X264("medium"), X265("medium"), SvtAv1("medium")], ids=repr)
+def test_round_trip_quality_and_rate(carphone, codec):
+    frames, fps = carphone
+    good = codec.run(frames, fps, LOW_CRF[codec.name])
+    poor = codec.run(frames, fps, HIGH_CRF[codec.name])
+    assert (good["frames"], good["height"], good["width"]) == (6, 144, 176)
+    assert good["psnr_rgb"] > 30 and good["psnr_yuv"] > 30 and good["ms_ssim"] > 0.95
+    assert poor["bpp"] < good["bpp"] and poor["psnr_rgb"] < good["psnr_rgb"]
+    for r in (good, poor):
+        assert 0 < r["bpp"] < r["bpp_container"]
+        assert r["encode_seconds"] > 0 and r["decode_seconds"] > 0
+    if codec.name in ("x264", "x265"):
+        assert good["info_sei_bytes"] > 100  # the version string, excluded from bpp
+
+
+@pytest.mark.parametrize("cls", [X264, X265, SvtAv1])
+def test_odd_size_counts_the_original_pixels(carphone, cls):
+    frames = carphone[0][:, :143, :175]
+    r = cls("medium").run(frames, carphone[1], 20)
+    assert (r["width"], r["height"]) == (175, 143)
+    assert r["psnr_rgb"] > 30
+    nbytes = r["bpp"] * 175 * 143 * 6 / 8
+    assert abs(nbytes - round(nbytes)) < 1e-6  # a whole number of bytes over 175 x 143 x 6
+
+
+def test_crf_sweep_lands_near_the_target(carphone):
+    frames, fps = carphone
+    points = crf_sweep(X264("medium"), frames, fps, [0.15], tolerance=0.15, tries=3)
+    assert len(points) == 1
+    assert abs(points[0]["bpp"] / 0.15 - 1) < 0.3, points[0]
+
+
+def test_crf_sweep_covers_several_targets(carphone):
+    frames, fps = carphone
+    targets = [0.1, 0.3]
+    points = crf_sweep(X265("medium"), frames, fps, targets)
+    rates = [p["bpp"] for p in points]
+    assert rates == sorted(rates) and len(points) == 2
+    assert all(abs(r / t - 1) < 0.3 for r, t in zip(rates, targets)), rates
+
+
+def test_info_sei_is_found_in_annex_b():
+    sei_h264 = b"\x00\x00\x00\x01\x06\x05\x10" + b"x" * 16 + b"\x80"   # user data unregistered
+    sps = b"\x00\x00\x00\x01\x67\x64\x00\x1e"
+    other_sei = b"\x00\x00\x01\x06\x01\x01\x00\x80"                    # pic timing: kept
+    assert info_sei_bytes(sps + sei_h264 + other_sei, "h264") == len(sei_h264)
+    sei_hevc = b"\x00\x00\x01\x4e\x01\x05\x04abcd\x80"                # prefix SEI, type 5
+    assert info_sei_bytes(sei_hevc + sps, "hevc") == len(sei_hevc)
+
+
+def test_dnv_wrapper_with_a_stand_in_codec(carphone, monkeypatch, tmp_path):
+    """The wrapper's record shape and its infeasible-target path, with a fake nvcodec.codec."""
+    frames, _ = carphone
+    fake = types.ModuleType("nvcodec.codec")
+
+    def encode(input_path, output_path, bpp, **kw):
+        if bpp < 0.01:
+            raise ValueError(f"target bpp {bpp} is infeasible for this clip")
+        Path(output_path).write_bytes(b"\0" * 100)
+        return {"bpp": 0.1, "encode_seconds": 1.5, "device": "cpu", "psnr": 40.0, "params": 123}
+
+    def decode_to_array(path, device="auto"):
+        return frames, {"decode_seconds": 0.25, "device": "cpu"}
+
+    fake.encode, fake.decode_to_array = encode, decode_to_array
+    monkeypatch.setitem(sys.modules, "nvcodec.codec", fake)
+    r = Dnv(epochs=1).run(tmp_path / "clip.mp4", frames, 0.05, frame_range=(0, 6))
+    assert r["codec"] == "dnv" and r["target_bpp"] == 0.05
+    assert r["bpp"] == pytest.approx(100 * 8 / (176 * 144 * 6))
+    assert r["psnr_rgb"] == 100.0 and r["decode_seconds"] == 0.25
+    skipped = Dnv().run(tmp_path / "clip.mp4", frames, 0.001)
+    assert "infeasible" in skipped["skipped"] and "bpp" not in skipped
