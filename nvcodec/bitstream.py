@@ -1,0 +1,195 @@
+"""The .dnv container.
+
+Layout (all integers little-endian):
+
+    magic      4 bytes  b"DNV\\x1a"
+    version    u8       FORMAT_VERSION
+    nsections  u8
+    then nsections times:
+      tag      u8       section type (SECTION_TAGS)
+      length   u32      payload bytes
+      crc32    u32      zlib.crc32 of the payload
+      payload  length bytes
+
+The first section is always HEAD: the header (video size, frame count, frame rate, architecture),
+packed by `pack_header`. The reader checks every length against the bytes really present and every
+CRC before anything is parsed, so a damaged file ends in a `BitstreamError` with one line.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from .models.arch import MODEL_IDS, Arch, ArchError
+
+MAGIC = b"DNV\x1a"
+FORMAT_VERSION = 1
+SECTION_TAGS = {"HEAD": 1, "DECODER": 2, "CONTENT": 3, "DIFF": 4}
+TAG_NAMES = {v: k for k, v in SECTION_TAGS.items()}
+MAX_FRAMES = 10_000_000
+
+
+class BitstreamError(ValueError):
+    """A .dnv file that cannot be read: one line saying why."""
+
+
+@dataclass(frozen=True)
+class Header:
+    arch: Arch
+    frames: int
+    fps: Fraction
+    quant_bits: int
+
+    @property
+    def width(self) -> int:
+        return self.arch.width
+
+    @property
+    def height(self) -> int:
+        return self.arch.height
+
+
+# --- header -------------------------------------------------------------------------------------
+
+_FIXED = struct.Struct("<BHHIIIB")      # model, width, height, frames, fps_num, fps_den, quant_bits
+_DIFF = struct.Struct("<BBBBBB")        # emb_ch, diff_ch, fuse_stage, diff_up, diff_kernel, ccu_kernel
+
+
+def pack_header(h: Header) -> bytes:
+    a = h.arch
+    out = io.BytesIO()
+    out.write(_FIXED.pack(MODEL_IDS[a.model], a.width, a.height, h.frames, h.fps.numerator,
+                          h.fps.denominator, h.quant_bits))
+    n = len(a.strides)
+    out.write(struct.pack("<BB", n, a.head_kernel))
+    out.write(bytes(a.strides) + bytes(a.kernels))
+    out.write(struct.pack(f"<{n + 1}H", *a.widths))
+    out.write(_DIFF.pack(a.emb_ch, a.diff_ch, a.fuse_stage, a.diff_up, a.diff_kernel, a.ccu_kernel))
+    return out.getvalue()
+
+
+def unpack_header(data: bytes) -> Header:
+    try:
+        model_id, width, height, frames, num, den, qbits = _FIXED.unpack_from(data, 0)
+        pos = _FIXED.size
+        n, head_kernel = struct.unpack_from("<BB", data, pos)
+        pos += 2
+        strides = tuple(data[pos:pos + n]); pos += n
+        kernels = tuple(data[pos:pos + n]); pos += n
+        widths = struct.unpack_from(f"<{n + 1}H", data, pos); pos += 2 * (n + 1)
+        emb_ch, diff_ch, fuse, diff_up, diff_k, ccu_k = _DIFF.unpack_from(data, pos); pos += _DIFF.size
+    except struct.error:
+        raise BitstreamError("header is truncated") from None
+    if pos != len(data):
+        raise BitstreamError("header has trailing bytes")
+    names = {v: k for k, v in MODEL_IDS.items()}
+    if model_id not in names:
+        raise BitstreamError(f"unknown model id {model_id}")
+    if not (1 <= frames <= MAX_FRAMES) or num == 0 or den == 0 or not (1 <= qbits <= 16):
+        raise BitstreamError("header has an invalid frame count, frame rate or bit depth")
+    if len(strides) != n or len(kernels) != n:
+        raise BitstreamError("header is truncated")
+    try:
+        arch = Arch(names[model_id], width, height, strides, tuple(widths), kernels, emb_ch, diff_ch,
+                    fuse, diff_up, diff_k, ccu_k, head_kernel)
+    except ArchError as e:
+        raise BitstreamError(f"header describes an invalid network ({e})") from None
+    return Header(arch, frames, Fraction(num, den), qbits)
+
+
+# --- container ----------------------------------------------------------------------------------
+
+_SECTION = struct.Struct("<BII")
+
+
+def pack(header: Header, sections: dict[str, bytes]) -> bytes:
+    """Serialize the header and the named sections into the bytes of a .dnv file."""
+    items = [("HEAD", pack_header(header))] + [(k, v) for k, v in sections.items() if k != "HEAD"]
+    out = io.BytesIO()
+    out.write(MAGIC + struct.pack("<BB", FORMAT_VERSION, len(items)))
+    for name, payload in items:
+        out.write(_SECTION.pack(SECTION_TAGS[name], len(payload), zlib.crc32(payload)))
+        out.write(payload)
+    return out.getvalue()
+
+
+def section_sizes(data: bytes) -> dict[str, int]:
+    """Bytes taken by each section in a file, framing included (the container's own bytes as 'container')."""
+    _, _, spans = _split(data)
+    sizes = {name: end - start + _SECTION.size for name, (start, end) in spans.items()}
+    sizes["container"] = len(MAGIC) + 2
+    return sizes
+
+
+def _split(data: bytes):
+    if len(data) < len(MAGIC) + 2 or data[:len(MAGIC)] != MAGIC:
+        raise BitstreamError("not a .dnv file (bad magic bytes)")
+    version, count = data[4], data[5]
+    if version != FORMAT_VERSION:
+        raise BitstreamError(f"unsupported .dnv format version {version} (this dnv reads {FORMAT_VERSION})")
+    pos, spans, payloads = 6, {}, {}
+    for _ in range(count):
+        if pos + _SECTION.size > len(data):
+            raise BitstreamError("file is truncated (section header missing)")
+        tag, length, crc = _SECTION.unpack_from(data, pos)
+        pos += _SECTION.size
+        name = TAG_NAMES.get(tag)
+        if name is None:
+            raise BitstreamError(f"unknown section tag {tag}")
+        if name in payloads:
+            raise BitstreamError(f"section {name} appears twice")
+        if pos + length > len(data):
+            raise BitstreamError(f"file is truncated (section {name} needs {length} bytes, "
+                                 f"{len(data) - pos} left)")
+        payload = data[pos:pos + length]
+        if zlib.crc32(payload) != crc:
+            raise BitstreamError(f"section {name} is corrupted (CRC mismatch)")
+        spans[name] = (pos, pos + length)
+        payloads[name] = payload
+        pos += length
+    if pos != len(data):
+        raise BitstreamError(f"{len(data) - pos} unexpected bytes after the last section")
+    if "HEAD" not in payloads:
+        raise BitstreamError("file has no header section")
+    return payloads["HEAD"], payloads, spans
+
+
+def unpack(data: bytes) -> tuple[Header, dict[str, bytes]]:
+    head, payloads, _ = _split(data)
+    header = unpack_header(head)
+    payloads.pop("HEAD")
+    return header, payloads
+
+
+def read_file(path) -> tuple[Header, dict[str, bytes], int]:
+    """Read and validate a .dnv file: (header, sections, size in bytes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BitstreamError(f"no such file: {path}")
+    data = path.read_bytes()
+    header, sections = unpack(data)
+    return header, sections, len(data)
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write bytes to `path` through a temporary file in the same folder, then rename: never a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

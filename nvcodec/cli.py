@@ -1,0 +1,194 @@
+"""`dnv`: click commands only. Parse options, call `nvcodec.codec`, print the report."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import click
+
+from . import codec
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _user_errors():
+    from .bitstream import BitstreamError
+    from .video import VideoError
+    return (codec.CodecError, BitstreamError, VideoError, FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+def run_guarded(fn, *args, **kwargs):
+    """Run a command; any failure becomes one `Error: ...` line on stderr and a non-zero exit."""
+    try:
+        return fn(*args, **kwargs)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; no output file was written.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except _user_errors() as e:
+        click.echo(f"Error: {_one_line(e)}", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as e:  # noqa: BLE001 - the user gets one line; DNV_DEBUG=1 shows the traceback
+        if os.environ.get("DNV_DEBUG"):
+            raise
+        import torch
+        if isinstance(e, torch.OutOfMemoryError):
+            click.echo("Error: out of GPU memory; try --batch 1, a lower --bpp or --device cpu", err=True)
+        else:
+            click.echo(f"Error: internal error ({type(e).__name__}: {_one_line(e)}); "
+                       "rerun with DNV_DEBUG=1 for details", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return " ".join(text.split())
+
+
+def _write_json(path, report: dict) -> None:
+    from .bitstream import write_atomic
+    write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
+
+
+def _parse_size(text):
+    if text is None:
+        return None
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise click.BadParameter(f"expected WxH, e.g. 1920x1080, not {text!r}") from None
+
+
+def _parse_fps(text):
+    if text is None:
+        return None
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"expected a rate such as 25 or 30000/1001, not {text!r}") from None
+    if value <= 0:
+        raise click.BadParameter("must be positive")
+    return value
+
+
+def _frames(text):
+    from .video import parse_frame_range
+    return parse_frame_range(text)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nvcodec")
+def main():
+    """dnv: a neural video codec. A .dnv file is a DNeRV network fitted to one video."""
+
+
+@main.command()
+@click.argument("input", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="The .dnv file to write.")
+@click.option("--bpp", type=float, default=None, help="Target bits per pixel of the whole file (default 0.05).")
+@click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
+@click.option("--model", type=click.Choice(["dnerv", "hnerv"]), default="dnerv", show_default=True)
+@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
+              help="Time for quality: more epochs is slower and better.")
+@click.option("--epochs", type=int, default=None, help="Training epochs (overrides the preset).")
+@click.option("--prune-epochs", type=int, default=None, help="Fine-tuning epochs after pruning.")
+@click.option("--batch", type=int, default=None, help="Frames per training step.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--loss", type=click.Choice(["l2", "l1ssim"]), default="l2", show_default=True)
+@click.option("--prune", type=float, default=0.1, show_default=True, help="Fraction of decoder weights pruned.")
+@click.option("--quant-bits", type=int, default=8, show_default=True, help="Quantization bit depth.")
+@click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
+@click.option("--frames", "frame_range", default=None, help="Encode frames START:END only (END exclusive).")
+@click.option("--size", default=None, help="Raw .yuv input: frame size WxH.")
+@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Raw .yuv input: pixel format.")
+@click.option("--fps", default=None, help="Frame rate for raw .yuv and image folders (default 25).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
+           device, frame_range, size, pix_fmt, fps, seed, json_path, quiet):
+    """Fit a network to INPUT and write it as a .dnv file."""
+    def go():
+        report = codec.encode(
+            input, output, bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs,
+            prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
+            device=device, frame_range=_frames(frame_range), size=_parse_size(size), pix_fmt=pix_fmt,
+            fps=_parse_fps(fps), seed=seed, progress=not quiet, log=lambda m: click.echo(m, err=True))
+        print_encode_report(report)
+        if json_path:
+            _write_json(json_path, report)
+    run_guarded(go)
+
+
+def print_encode_report(r: dict) -> None:
+    click.echo(f"encoded {r['frames']} frames {r['width']}x{r['height']} -> {r['output']}")
+    click.echo(f"  size     {r['bytes']:,} bytes, {r['bpp']:.5f} bpp"
+               + (f" (target {r['target_bpp']:g})" if r.get("target_bpp") else ""))
+    click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; float model "
+               f"{r['psnr_float_model']:.2f} dB while training)")
+    click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {r['effective_bits']:g}-bit")
+    click.echo(f"  time     {r['encode_seconds']:.1f} s total, training {r['train_seconds']:.1f} s "
+               f"({r['train_frames_per_second']:.1f} frames/s) on {r['device']}")
+
+
+@main.command()
+@click.argument("input", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Frames to write: .mp4 (H.264), .mkv (FFV1 lossless), .y4m, or a folder/ of PNGs.")
+@click.option("--ref", type=click.Path(), default=None, help="The original video, to report PSNR and MS-SSIM.")
+@click.option("--ref-frames", default=None, help="Frames START:END of --ref that were encoded.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True, help="Frames per decoder call.")
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
+def decode(input, output, ref, ref_frames, device, batch, json_path):
+    """Rebuild the frames of a .dnv file."""
+    def go():
+        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch)
+        click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
+                   + (f" -> {report['output']}" if report["output"] else ""))
+        click.echo(f"  size     {report['bytes']:,} bytes, {report['bpp']:.5f} bpp")
+        click.echo(f"  time     load {report['load_seconds']:.3f} s, neural {report['neural_seconds']:.3f} s "
+                   f"({report['decode_fps']:.1f} frames/s), write {report['write_seconds']:.3f} s, "
+                   f"total {report['decode_seconds']:.3f} s on {report['device']}")
+        if report["psnr"] is not None:
+            click.echo(f"  quality  PSNR {report['psnr']:.3f} dB, MS-SSIM {report['ms_ssim']:.5f}")
+        if json_path:
+            _write_json(json_path, report)
+    run_guarded(go)
+
+
+@main.command()
+@click.argument("input", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info(input, as_json):
+    """Show a .dnv file's header, section sizes and bpp."""
+    def go():
+        r = codec.info(input)
+        if as_json:
+            click.echo(json.dumps(r, indent=2))
+            return
+        for key, value in r.items():
+            if key == "sections":
+                click.echo("sections:")
+                for name, size in value.items():
+                    click.echo(f"  {name:<10} {size:>12,} bytes")
+            else:
+                click.echo(f"{key}: {value}")
+    run_guarded(go)
+
+
+@main.command()
+@click.option("--device", default="auto", show_default=True)
+@click.option("-o", "--output-dir", type=click.Path(), default=None, help="Keep the demo's files here.")
+def demo(device, output_dir):
+    """Encode and decode a short Big Buck Bunny clip shipped with dnv (CC BY 3.0, Blender Foundation)."""
+    from .demo import run_demo
+    run_guarded(run_demo, device=device, output_dir=Path(output_dir) if output_dir else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Section payloads: quantized decoder weights and embeddings, entropy-coded.
+
+DECODER payload, for the decoder's tensors in `state_dict` order (shapes come from the header's
+architecture, so none are stored):
+    per tensor: mode u8 (0: one scale, 1: a scale per output channel), then the float16 scales
+    then the symbol blobs, each `u32 length + entropy.encode_symbols(...)`: one blob per tensor of
+    at least BLOB_MIN symbols, in order, then one blob with all smaller tensors concatenated.
+
+CONTENT / DIFF payload (embedding of shape T x C x h x w):
+    transform u8 (0: symbols as they are, 1: temporal delta q[t] - q[t-1], whichever codes smaller)
+    C float16 offsets, C float16 scales
+    u32 length + entropy blob of the T*C*h*w symbols
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import torch
+
+from ..bitstream import BitstreamError
+from . import entropy
+from .quantize import QuantizedTensor, quantize_weight
+
+BLOB_MIN = 4096
+
+
+class _Reader:
+    def __init__(self, data: bytes, what: str):
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise BitstreamError(f"{self.what} section is truncated")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
+
+    def f16(self, n: int) -> np.ndarray:
+        return np.frombuffer(self.take(2 * n), dtype="<f2").astype(np.float16)
+
+    def blob(self, count: int) -> np.ndarray:
+        data = self.take(self.u32())
+        try:
+            return entropy.decode_symbols(data, count)
+        except entropy.EntropyError as e:
+            raise BitstreamError(f"{self.what} section: {e}") from None
+
+    def done(self):
+        if self.pos != len(self.data):
+            raise BitstreamError(f"{self.what} section has trailing bytes")
+
+
+def _blob(symbols: np.ndarray) -> bytes:
+    coded = entropy.encode_symbols(symbols)
+    return struct.pack("<I", len(coded)) + coded
+
+
+def _groups(shapes: list[tuple[int, ...]]) -> list[list[int]]:
+    """Which tensors share a blob: large ones alone, small ones together at the end."""
+    big = [[i] for i, s in enumerate(shapes) if math.prod(s) >= BLOB_MIN]
+    small = [i for i, s in enumerate(shapes) if math.prod(s) < BLOB_MIN]
+    return big + ([small] if small else [])
+
+
+# --- decoder weights ----------------------------------------------------------------------------
+
+def quantize_state(state: dict[str, torch.Tensor], bits: float) -> dict[str, QuantizedTensor]:
+    return {name: quantize_weight(t, bits) for name, t in state.items()}
+
+
+def pack_weights(quantized: dict[str, QuantizedTensor]) -> bytes:
+    params = bytearray()
+    tensors = list(quantized.values())
+    for q in tensors:
+        params += struct.pack("<B", 0 if q.axis is None else 1) + q.scale.astype("<f2").tobytes()
+    blobs = b"".join(_blob(np.concatenate([tensors[i].symbols.ravel() for i in group]))
+                     for group in _groups([q.symbols.shape for q in tensors]))
+    return bytes(params) + blobs
+
+
+def unpack_weights(data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    r = _Reader(data, "DECODER")
+    names = list(shapes)
+    scales, axes = [], []
+    for name in names:
+        mode = r.u8()
+        if mode not in (0, 1):
+            raise BitstreamError("DECODER section: bad quantization mode")
+        per_channel = mode == 1 and len(shapes[name]) >= 1
+        scales.append(r.f16(shapes[name][0] if per_channel else 1))
+        axes.append(0 if per_channel else None)
+    symbols: list[np.ndarray | None] = [None] * len(names)
+    for group in _groups([shapes[n] for n in names]):
+        sizes = [math.prod(shapes[names[i]]) for i in group]
+        flat = r.blob(sum(sizes))
+        for i, part in zip(group, np.split(flat, np.cumsum(sizes)[:-1])):
+            symbols[i] = part.reshape(shapes[names[i]])
+    r.done()
+    return {n: QuantizedTensor(s, sc, None, ax).dequantize()
+            for n, s, sc, ax in zip(names, symbols, scales, axes)}
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+def _temporal_delta(q: np.ndarray) -> np.ndarray:
+    d = q.astype(np.int32).copy()
+    d[1:] -= q[:-1]
+    return d
+
+
+def pack_embedding(q: QuantizedTensor) -> bytes:
+    raw = q.symbols
+    delta = _temporal_delta(raw) if raw.shape[0] > 1 else raw
+    use_delta = raw.shape[0] > 1 and entropy.estimate_bits(delta) < entropy.estimate_bits(raw)
+    head = struct.pack("<B", int(use_delta)) + q.offset.astype("<f2").tobytes() + q.scale.astype("<f2").tobytes()
+    return head + _blob(delta if use_delta else raw)
+
+
+def unpack_embedding(data: bytes, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    r = _Reader(data, what)
+    transform = r.u8()
+    if transform not in (0, 1):
+        raise BitstreamError(f"{what} section: bad transform")
+    offset, scale = r.f16(shape[1]), r.f16(shape[1])
+    symbols = r.blob(math.prod(shape)).reshape(shape).astype(np.int64)
+    r.done()
+    if transform == 1:
+        symbols = np.cumsum(symbols, axis=0)
+    return QuantizedTensor(symbols, scale, offset, 1).dequantize()

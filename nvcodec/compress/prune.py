@@ -1,0 +1,33 @@
+"""Global magnitude pruning of the decoder's convolution weights (NeRV/HNeRV style)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def prunable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The weights that pruning applies to: every conv kernel (biases and the 3-channel head excluded)."""
+    return [(n, p) for n, p in model.named_parameters() if p.dim() == 4 and not n.startswith("head.")]
+
+
+def magnitude_masks(model: nn.Module, fraction: float) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks that zero the `fraction` smallest-magnitude weights over all prunable tensors."""
+    params = prunable(model)
+    if fraction <= 0 or not params:
+        return {}
+    magnitudes = torch.cat([p.detach().abs().flatten() for _, p in params])
+    k = int(fraction * magnitudes.numel())
+    if k == 0:
+        return {}
+    threshold = magnitudes.float().kthvalue(k).values
+    return {n: p.detach().abs() > threshold for n, p in params}
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    if not masks:
+        return
+    for name, p in model.named_parameters():
+        mask = masks.get(name)
+        if mask is not None:
+            p.mul_(mask)

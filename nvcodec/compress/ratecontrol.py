@@ -1,0 +1,62 @@
+"""Turning a fitted model into section payloads that land on a byte target.
+
+The architecture was sized for the target before training (`sizing`); what the entropy coder really
+produces depends on the content, so the last step trims the quantizer: if the file at the requested
+bit depth misses the target by more than `tolerance`, the number of quantization levels of weights
+and embeddings is moved together (a fractional bit depth) until the file fits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import pack
+from .quantize import quantize_embedding
+
+
+@dataclass
+class Compressed:
+    sections: dict[str, bytes]
+    bits: float             # the bit depth used (may differ from the requested one after trimming)
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(len(v) for v in self.sections.values())
+
+
+def compress(state: dict[str, torch.Tensor], content: torch.Tensor, diff: torch.Tensor | None,
+             bits: float) -> Compressed:
+    sections = {
+        "DECODER": pack.pack_weights(pack.quantize_state(state, bits)),
+        "CONTENT": pack.pack_embedding(quantize_embedding(content, bits)),
+    }
+    if diff is not None:
+        sections["DIFF"] = pack.pack_embedding(quantize_embedding(diff, bits))
+    return Compressed(sections, bits)
+
+
+def compress_to_target(state, content, diff, bits: float, target_payload: int | None,
+                       tolerance: float = 0.04, min_bits: float = 3.0, max_bits: float = 10.0) -> Compressed:
+    """Compress at `bits`; if a target is given and missed by more than `tolerance`, search the bit depth.
+
+    Never goes above the requested depth by more than 2 bits nor below `min_bits`; the closest result
+    under the target (or the smallest, if none fits) is returned.
+    """
+    nominal = compress(state, content, diff, bits)
+    if target_payload is None or abs(nominal.payload_bytes / target_payload - 1) <= tolerance:
+        return nominal
+    lo, hi = (min_bits, bits) if nominal.payload_bytes > target_payload else (bits, min(max_bits, bits + 2))
+    best = nominal if nominal.payload_bytes <= target_payload else None
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        trial = compress(state, content, diff, mid)
+        if trial.payload_bytes <= target_payload:
+            if best is None or trial.payload_bytes > best.payload_bytes:
+                best = trial
+            lo = mid
+        else:
+            hi = mid
+        if best is not None and abs(best.payload_bytes / target_payload - 1) <= tolerance / 2:
+            break
+    return best if best is not None else compress(state, content, diff, min_bits)

@@ -1,0 +1,81 @@
+"""From .dnv bytes to frames. Imports no training code: a decoder needs only the file.
+
+`load` validates the container, rebuilds the decoder from the header's architecture and the
+dequantized weights, and dequantizes the embeddings. `render` runs the network in batches on the
+device and yields uint8 RGB frames cropped back to the video's own size.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import bitstream
+from .bitstream import BitstreamError, Header
+from .compress import pack
+from .models import Decoder
+
+
+@dataclass
+class Loaded:
+    header: Header
+    decoder: Decoder
+    content: torch.Tensor
+    diff: torch.Tensor | None
+    file_bytes: int
+
+
+def load(data: bytes, device: torch.device) -> Loaded:
+    header, sections = bitstream.unpack(data)
+    arch = header.arch
+    # Bound the work a header can ask for before allocating anything it describes.
+    values = header.frames * arch.values_per_frame()
+    if values > 64 * len(data) * 8 + 1024:
+        raise BitstreamError("header asks for more embedding values than the file can hold")
+    for name in ("DECODER", "CONTENT") + (("DIFF",) if arch.has_diff else ()):
+        if name not in sections:
+            raise BitstreamError(f"file has no {name} section")
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in Decoder(arch).state_dict().items()}
+    if sum(math.prod(s) for s in shapes.values()) > 64 * len(data) * 8 + 1024:
+        raise BitstreamError("header describes a network larger than the file can hold")
+    state = pack.unpack_weights(sections["DECODER"], shapes)
+    decoder = Decoder(arch)
+    decoder.load_state_dict(state)
+    decoder.to(device).eval()
+    content = pack.unpack_embedding(sections["CONTENT"], (header.frames, *arch.content_shape), "CONTENT")
+    diff = (pack.unpack_embedding(sections["DIFF"], (header.frames, *arch.diff_shape), "DIFF")
+            if arch.has_diff else None)
+    return Loaded(header, decoder, content, diff, len(data))
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8, rounding to nearest."""
+    return frames.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+@torch.no_grad()
+def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
+           timings: dict | None = None) -> Iterator[np.ndarray]:
+    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`."""
+    arch = loaded.header.arch
+    frames = frames if frames is not None else range(loaded.header.frames)
+    neural = 0.0
+    for i in range(0, len(frames), batch):
+        idx = torch.as_tensor(frames[i:i + batch], dtype=torch.long)
+        content = loaded.content[idx].to(device, non_blocking=True)
+        diff = loaded.diff[idx].to(device, non_blocking=True) if loaded.diff is not None else None
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        out = to_uint8(loaded.decoder(content, diff)[..., : arch.height, : arch.width])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        neural += time.perf_counter() - start
+        yield out.cpu().numpy()
+    if timings is not None:
+        timings["neural_seconds"] = timings.get("neural_seconds", 0.0) + neural

@@ -1,0 +1,92 @@
+"""Building blocks shared by the networks: NeRV block, CCU, and the ConvNeXt encoder stages."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class NeRVBlock(nn.Module):
+    """conv(k) -> PixelShuffle(s) -> GELU: upsamples by s, `cin` -> `cout` channels."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * stride * stride, kernel, padding=kernel // 2)
+        self.shuffle = nn.PixelShuffle(stride)
+
+    def forward(self, x):
+        return F.gelu(self.shuffle(self.conv(x)))
+
+
+class CCU(nn.Module):
+    """Collaborative content unit (DNeRV Eq. 5): a GRU-like gate that merges diff features into content.
+
+    p = tanh(Wpc*c + Wpd*d), s = sigmoid(Wsc*c + Wsd*d), out = s * p + (1 - s) * c.
+    The two convolutions on each input are fused into one conv with 2x the output channels.
+    """
+
+    def __init__(self, ch_content: int, ch_diff: int, kernel: int = 3):
+        super().__init__()
+        self.from_content = nn.Conv2d(ch_content, 2 * ch_content, kernel, padding=kernel // 2)
+        self.from_diff = nn.Conv2d(ch_diff, 2 * ch_content, kernel, padding=kernel // 2, bias=False)
+
+    def forward(self, c, d):
+        p, s = (self.from_content(c) + self.from_diff(d)).chunk(2, dim=1)
+        s = torch.sigmoid(s)
+        return s * torch.tanh(p) + (1 - s) * c
+
+
+class LayerNorm2d(nn.Module):
+    """Channels-first LayerNorm (ConvNeXt)."""
+
+    def __init__(self, ch: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ch))
+        self.bias = nn.Parameter(torch.zeros(ch))
+        self.eps = eps
+
+    def forward(self, x):
+        return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = LayerNorm2d(dim)
+        self.pw1 = nn.Conv2d(dim, 4 * dim, 1)
+        self.pw2 = nn.Conv2d(4 * dim, dim, 1)
+        self.gamma = nn.Parameter(torch.full((dim, 1, 1), 1e-6))
+
+    def forward(self, x):
+        return x + self.gamma * self.pw2(F.gelu(self.pw1(self.norm(self.dwconv(x)))))
+
+
+class ConvNeXtEncoder(nn.Module):
+    """Stages of (stride-s conv, LayerNorm, ConvNeXt block), then a 1x1 conv to `out_ch` channels."""
+
+    def __init__(self, in_ch: int, strides, dim: int, out_ch: int):
+        super().__init__()
+        layers = []
+        for i, s in enumerate(strides):
+            layers += [nn.Conv2d(in_ch if i == 0 else dim, dim, s, stride=s), LayerNorm2d(dim), ConvNeXtBlock(dim)]
+        self.stages = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(dim, out_ch, 1)
+
+    def forward(self, x):
+        return self.proj(self.stages(x))
+
+
+def factor_stride(total: int, largest: int = 5) -> list[int]:
+    """Split a downsampling factor into encoder stages, largest first (cheap at full resolution)."""
+    out, rest = [], total
+    while rest > 1:
+        for f in range(largest, 1, -1):
+            if rest % f == 0:
+                out.append(f)
+                rest //= f
+                break
+        else:
+            out.append(rest)  # a prime above `largest`: one stage
+            break
+    return out or [1]

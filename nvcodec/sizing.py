@@ -1,0 +1,140 @@
+"""Rate control: (resolution, frame count, target bpp) -> an architecture whose file lands near the target.
+
+The estimate counts what the file will hold: the decoder's weights (after pruning) and the two
+embeddings, each at a calibrated number of bits per coded value, plus the fixed costs of the
+container and the quantization parameters. After training, `codec` trims the quantizer to land the
+real file within a few percent of the target (see `compress.ratecontrol`).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from .models import Arch, ArchError, param_count, reduced_widths
+
+STAGES = 5
+MIN_STEM = 8
+MAX_STEM = 512
+# Measured bits per coded value at 8-bit quantization after entropy coding (see README "Rate control").
+WEIGHT_BITS_BELOW_QUANT = 1.5
+EMBED_BITS_BELOW_QUANT = 2.0
+FIXED_OVERHEAD_BYTES = 400
+
+
+class InfeasibleRate(ValueError):
+    def __init__(self, target: float, minimum: float):
+        super().__init__(f"--bpp {target:g} is below what the smallest model can reach for this video "
+                         f"(about {minimum:.4g} bpp); use --bpp {minimum * 1.1:.3g} or more, or fewer frames")
+        self.minimum = minimum
+
+
+def _kernels(n: int) -> tuple[int, ...]:
+    return tuple(min(1 + 2 * i, 5) for i in range(n))
+
+
+def choose_strides(width: int, height: int) -> tuple[int, ...]:
+    """Decoder strides: little padding, and a content grid of a sensible number of positions."""
+    target_positions = min(64.0, max(1.0, width * height / 25600))
+    best, best_cost = None, math.inf
+    for strides in itertools.combinations_with_replacement((5, 4, 3, 2), STAGES):
+        s = math.prod(strides)
+        gh, gw = -(-height // s), -(-width // s)
+        waste = gh * gw * s * s / (width * height) - 1
+        cost = waste + 0.1 * abs(math.log2(gh * gw / target_positions))
+        if cost < best_cost:
+            best, best_cost = tuple(strides), cost
+    return best
+
+
+def diff_options(strides: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(fuse_stage, diff_up) pairs: fuse after stage 2 or 3 (paper: 3), upsampling the diff by 1..5."""
+    out = []
+    for fuse in (2, 1):
+        before = math.prod(strides[: fuse + 1])
+        out += [(fuse, r) for r in (4, 5, 3, 2, 1) if before % r == 0]
+    return out
+
+
+def make_arch(model: str, width: int, height: int, strides, stem: int, emb_ch: int = 16,
+              fuse: int = 2, diff_up: int = 4) -> Arch:
+    n = len(strides)
+    return Arch(model, width, height, tuple(strides), tuple(reduced_widths(stem, n)), _kernels(n),
+                emb_ch=emb_ch, fuse_stage=fuse, diff_up=diff_up)
+
+
+def stem_for_params(make, params: float) -> int | None:
+    """Largest stem width whose decoder has at most `params` parameters (None if even MIN_STEM is over)."""
+    if param_count(make(MIN_STEM)) > params:
+        return None
+    lo, hi = MIN_STEM, MAX_STEM
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if param_count(make(mid)) <= params:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@dataclass
+class Plan:
+    arch: Arch
+    params: int
+    predicted_bytes: int
+    embedding_share: float
+
+
+def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:
+    w_bits = param_count(arch) * (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
+    e_bits = frames * arch.values_per_frame() * (quant_bits - EMBED_BITS_BELOW_QUANT)
+    scales = 2 * sum(arch.widths) * 6  # float16 per-channel scales, a few tensors per stage
+    return int((w_bits + e_bits) / 8 + scales + FIXED_OVERHEAD_BYTES)
+
+
+def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
+                 quant_bits: float = 8, prune: float = 0.1) -> Plan:
+    """Choose the architecture for a target bpp. Raises InfeasibleRate with the smallest reachable bpp."""
+    budget = bpp * width * height * frames / 8
+    strides = choose_strides(width, height)
+    diff_choices = diff_options(strides) if model == "dnerv" else [(2, 4)]
+    embed_share_goal = 0.35 if model == "dnerv" else 0.2
+    best, best_score, smallest = None, math.inf, math.inf
+    for emb_ch, (fuse, r) in itertools.product((16, 8, 4), diff_choices):
+        def make(stem, emb_ch=emb_ch, fuse=fuse, r=r):
+            return make_arch(model, width, height, strides, stem, emb_ch, fuse, r)
+        try:
+            floor = make(MIN_STEM)
+        except ArchError:
+            continue
+        smallest = min(smallest, predict_bytes(floor, frames, quant_bits, prune))
+        embed_bytes = predict_bytes(floor, frames, quant_bits, prune) - predict_bytes(
+            floor, 0, quant_bits, prune)
+        weight_bits_each = (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
+        weights_budget = budget - embed_bytes - FIXED_OVERHEAD_BYTES - 12 * sum(floor.widths)
+        stem = stem_for_params(make, weights_budget * 8 / weight_bits_each)
+        if stem is None:
+            continue
+        arch = make(stem)
+        predicted = predict_bytes(arch, frames, quant_bits, prune)
+        share = embed_bytes / predicted
+        # Closest to the goal share of embedding bits; prefer the paper's 16 channels and fusion stage.
+        score = abs(math.log(share / embed_share_goal)) + 0.1 * (16 - emb_ch) / 4 + 0.1 * (fuse != 2)
+        if score < best_score:
+            best, best_score = Plan(arch, param_count(arch), predicted, share), score
+    if best is None:
+        raise InfeasibleRate(bpp, smallest * 8 / (width * height * frames))
+    return best
+
+
+def plan_for_params(model: str, width: int, height: int, params: float) -> Plan:
+    """Architecture with about `params` decoder parameters (paper-style: 16-channel embedding, CCU after stage 3)."""
+    strides = choose_strides(width, height)
+    fuse, r = diff_options(strides)[0]
+
+    def make(stem):
+        return make_arch(model, width, height, strides, stem, 16, fuse, r)
+
+    stem = stem_for_params(make, params) or MIN_STEM
+    arch = make(stem)
+    return Plan(arch, param_count(arch), 0, 0.0)
