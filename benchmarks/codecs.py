@@ -36,6 +36,7 @@ import os
 import re
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -128,13 +129,33 @@ def elementary_stream(path: str | Path) -> tuple[int, int]:
     return len(data), (info_sei_bytes(data, kind) if kind else 0)
 
 
-def measure(gt: np.ndarray, rec: np.ndarray, matrix: str) -> dict:
-    """Quality of rec against gt, both (T,H,W,3) uint8 RGB, with nvcodec.metrics."""
-    return {
-        "psnr_rgb": metrics.psnr(gt, rec),
-        "psnr_yuv": metrics.psnr_yuv420(gt, rec, matrix),
-        "ms_ssim": metrics.ms_ssim(gt, rec),
-    }
+def measure(gt: np.ndarray, rec: np.ndarray, matrix: str, chunk: int = 8) -> dict:
+    """Quality of rec against gt, both (T,H,W,3) uint8 RGB, with nvcodec.metrics.
+
+    All three figures are means over frames, so they are computed over chunks of frames (bounded
+    memory) and recombined exactly. RGB PSNR and MS-SSIM run on the GPU when there is one (the
+    metrics take torch tensors); the YUV PSNR is numpy, spread over threads.
+    """
+    import torch
+
+    dev = torch.device("cuda") if torch.cuda.is_available() else None
+    spans = [(i, min(i + chunk, len(gt))) for i in range(0, len(gt), chunk)]
+
+    def yuv(span):
+        a, b = span
+        return metrics.psnr_yuv420(gt[a:b], rec[a:b], matrix) * (b - a)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        psnr_yuv = sum(pool.map(yuv, spans))
+    psnr_rgb = ssim = 0.0
+    for a, b in spans:
+        x, y = gt[a:b], rec[a:b]
+        if dev is not None:
+            x, y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+        psnr_rgb += metrics.psnr(x, y) * (b - a)
+        ssim += metrics.ms_ssim(x, y) * (b - a)
+    n = len(gt)
+    return {"psnr_rgb": psnr_rgb / n, "psnr_yuv": psnr_yuv / n, "ms_ssim": ssim / n}
 
 
 class FFmpegCodec:
@@ -190,29 +211,34 @@ class FFmpegCodec:
                           interpolation=_INTERP).to_ndarray() for f in decoded]
         return np.stack(rgb), seconds
 
-    def run(self, frames: np.ndarray, fps, crf: int, workdir: str | Path | None = None) -> dict:
-        """Encode, decode and measure at one CRF; returns the record described in the module doc."""
+    def compress(self, frames: np.ndarray, fps, crf: int, path: str | Path) -> dict:
+        """Encode at one CRF into path (.mp4); returns the rate part of the record."""
         t, h, w, _ = frames.shape
-        matrix = yuv_matrix(h)
-        with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{self.name}-") as tmp:
-            path = Path(tmp) / "out.mp4"
-            enc_s = self.encode(pad_even(frames), fps, crf, path)
-            rec, dec_s = self.decode(path, matrix)
-            es_bytes, sei = elementary_stream(path)
-            file_bytes = path.stat().st_size
-        if rec.shape[0] != t:
-            raise RuntimeError(f"{self}: decoded {rec.shape[0]} frames, expected {t}")
-        rec = rec[:, :h, :w]
+        enc_s = self.encode(pad_even(frames), fps, crf, path)
+        es_bytes, sei = elementary_stream(path)
         return {
             "codec": self.name, "preset": self.preset, "crf": crf,
             "bpp": metrics.bpp(es_bytes - sei, w, h, t),
-            "bpp_container": metrics.bpp(file_bytes, w, h, t),
-            "info_sei_bytes": sei,
-            **measure(frames, rec, matrix),
-            "encode_seconds": enc_s, "decode_seconds": dec_s,
-            "device": f"cpu ({os.cpu_count()} threads)",
-            "frames": t, "width": w, "height": h,
+            "bpp_container": metrics.bpp(Path(path).stat().st_size, w, h, t),
+            "info_sei_bytes": sei, "encode_seconds": enc_s,
+            "device": f"cpu ({os.cpu_count()} threads)", "frames": t, "width": w, "height": h,
         }
+
+    def evaluate(self, record: dict, path: str | Path, frames: np.ndarray) -> dict:
+        """Decode what compress() wrote at path and complete its record with quality and timing."""
+        t, h, w, _ = frames.shape
+        matrix = yuv_matrix(h)
+        rec, dec_s = self.decode(path, matrix)
+        if rec.shape[0] != t:
+            raise RuntimeError(f"{self}: decoded {rec.shape[0]} frames, expected {t}")
+        quality = measure(frames, rec[:, :h, :w], matrix)
+        return {**record, **quality, "decode_seconds": dec_s}
+
+    def run(self, frames: np.ndarray, fps, crf: int, workdir: str | Path | None = None) -> dict:
+        """Encode, decode and measure at one CRF; returns the record described in the module doc."""
+        with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{self.name}-") as tmp:
+            path = Path(tmp) / "out.mp4"
+            return self.evaluate(self.compress(frames, fps, crf, path), path, frames)
 
 
 class X264(FFmpegCodec):
@@ -252,18 +278,36 @@ def crf_sweep(codec: FFmpegCodec, frames: np.ndarray, fps, targets, tries: int =
     log(bpp) is close to linear in CRF, so: encode the codec's two start CRFs, then for each
     target interpolate (or extrapolate) log(bpp) between the two encoded CRFs that bracket it and
     encode the predicted integer CRF; repeat while the nearest point is more than ``tolerance``
-    away (relative, in bpp) and fewer than ``tries`` encodes were spent on this target. Every
-    encode is cached, so targets share probes.
+    away (relative, in bpp) and fewer than ``tries`` encodes were spent on this target. Probes
+    only encode (the rate is all the search needs) and are shared by the targets; only the chosen
+    CRFs are decoded and measured. A target the codec cannot reach (beyond CRF 51 or 63) gets
+    the nearest point there is.
     """
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{codec.name}-sweep-") as tmp:
+        def file(crf: int) -> Path:
+            return Path(tmp) / f"crf{crf}.mp4"
+
+        probes = _sweep(codec, lambda crf: codec.compress(frames, fps, crf, file(crf)), targets,
+                        tries, tolerance, log)
+        chosen = []
+        for r in probes:
+            chosen.append(codec.evaluate(r, file(r["crf"]), frames))
+            if log:
+                log(f"  {codec.name} {codec.preset} crf {r['crf']}: {r['bpp']:.4f} bpp, "
+                    f"{chosen[-1]['psnr_rgb']:.2f} dB RGB")
+    return chosen
+
+
+def _sweep(codec: FFmpegCodec, compress, targets, tries, tolerance, log) -> list[dict]:
+    """The CRF search of crf_sweep on rates only: the rate records of the chosen CRFs, by bpp."""
     done: dict[int, dict] = {}
     lo, hi = codec.crf_range
 
     def encode(crf: int) -> dict:
         if crf not in done:
-            done[crf] = codec.run(frames, fps, crf, workdir)
+            done[crf] = compress(crf)
             if log:
-                r = done[crf]
-                log(f"  {codec.name} {codec.preset} crf {crf}: {r['bpp']:.4f} bpp, {r['psnr_rgb']:.2f} dB")
+                log(f"  {codec.name} {codec.preset} probe crf {crf}: {done[crf]['bpp']:.4f} bpp")
         return done[crf]
 
     def predict(target: float) -> int:
@@ -345,11 +389,20 @@ class Dnv:
             "encode_seconds": report.get("encode_seconds"),
             "decode_seconds": dec_report.get("decode_seconds", dec_wall),
             "device": report.get("device") or dec_report.get("device"),
+            "epochs_used": report.get("epochs"),
             "params": report.get("params"),
             "report_psnr": report.get("psnr"),
         }
 
 
-def _is_infeasible(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(word in text for word in ("infeasible", "cannot reach", "too low", "too small", "unreachable"))
+_INFEASIBLE = re.compile(r"infeasib|below what|can(not|'t)? reach|too (low|small)|unreachable", re.I)
+
+
+def _is_infeasible(exc: BaseException | None) -> bool:
+    """True for nvcodec's "target bpp below what the smallest model reaches" error (sizing.InfeasibleRate,
+    re-raised by codec.encode as CodecError with the same message), matched by type name or text."""
+    while exc is not None:
+        if "infeasib" in type(exc).__name__.lower() or _INFEASIBLE.search(str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

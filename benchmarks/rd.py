@@ -1,0 +1,359 @@
+"""Rate-distortion benchmark: dnv against x264, x265 and SVT-AV1 on real clips.
+
+    python benchmarks/rd.py CLIP... --bpp 0.01 0.025 0.05 0.1 [--epochs N] [--frames START:END]
+        [--out benchmarks/results] [--codecs dnv,x264,x265,svt-av1] [--presets medium,veryslow]
+        [--append] [--budget SECONDS]
+
+For each clip the ground truth is read once (native size, the range the stream declares); dnv is
+encoded at each target bpp, and every anchor (codec x preset) gets a CRF sweep aimed at the same
+targets plus one point beyond each end (``--margin``), so that its curve spans dnv's. Writes into
+--out, atomically: rd.json ({"points", "bd", "meta"}), rd.md (tables, BD summary, the command,
+machine and date) and <clip>.png (RGB PSNR against bpp).
+
+Resumable: with --append, points already in rd.json are kept and not measured again (an anchor
+sweep is skipped when that clip/frames/codec/preset already has points; a dnv point when that
+clip/frames/preset/epochs/target does). Outputs are rewritten after every sweep or dnv point, and
+--budget stops starting new work after that many seconds, so a 10-minute machine slot can run a
+few clips per command and the next command picks up where it stopped.
+
+BD figures: dnv (each preset/epochs variant) against every anchor, per clip with PCHIP
+Bjøntegaard on RGB PSNR (benchmarks/bd.py), and their mean over the clips where both exist
+(clip 'average', with the number of clips).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0]).resolve() == _ROOT / "benchmarks":
+    sys.path[0] = str(_ROOT)  # run as a script: import this package, never shadow stdlib names
+elif str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from benchmarks import bd  # noqa: E402
+from benchmarks.codecs import CODECS, Dnv, crf_sweep  # noqa: E402
+
+ANCHORS = ("x264", "x265", "svt-av1")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- reading the ground truth
+
+def read_clip(path: Path, frame_range):
+    """(frames (T,H,W,3) uint8 RGB, fps) through nvcodec.video.read_video."""
+    try:
+        from nvcodec.video import read_video
+    except ImportError:  # TEMPORARY until nvcodec/video.py lands: plain PyAV, declared range
+        return _read_clip_pyav(path, frame_range)
+    frames, info = read_video(path, frame_range=frame_range)
+    return frames, info.fps
+
+
+def _read_clip_pyav(path: Path, frame_range):
+    import av
+    import numpy as np
+
+    start, end = frame_range
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = []
+        for i, frame in enumerate(container.decode(stream)):
+            if end is not None and i >= end:
+                break
+            if i >= start:
+                rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else "MPEG"
+                frames.append(frame.reformat(format="rgb24", src_color_range=rng).to_ndarray())
+        return np.stack(frames), stream.average_rate or stream.guessed_rate
+
+
+def parse_frames(text: str | None):
+    if not text:
+        return (0, None)
+    start, _, end = text.partition(":")
+    return (int(start or 0), int(end) if end else None)
+
+
+# ---------------------------------------------------------------- records and series
+
+def series(p: dict) -> str:
+    """Curve label of a point: 'x265-medium', 'dnv-medium' or 'dnv-medium-e300'."""
+    label = f"{p['codec']}-{p['preset']}"
+    if p["codec"] == "dnv" and p.get("epochs"):
+        label += f"-e{p['epochs']}"
+    return label
+
+
+def _same_clip(p: dict, clip: str, frames) -> bool:
+    return p["clip"] == clip and tuple(p.get("frame_range") or (0, None)) == tuple(frames)
+
+
+def compute_bd(points: list[dict]) -> list[dict]:
+    """BD-rate/BD-PSNR (RGB PSNR) of each dnv series against each anchor series, per clip + mean."""
+    by_clip: dict[str, dict[str, list[dict]]] = {}
+    for p in points:
+        if "bpp" in p and "skipped" not in p:
+            by_clip.setdefault(p["clip"], {}).setdefault(series(p), []).append(p)
+    rows = []
+    for clip, curves in sorted(by_clip.items()):
+        tests = sorted(s for s in curves if s.startswith("dnv-"))
+        anchors = sorted(s for s in curves if not s.startswith("dnv-"))
+        for test in tests:
+            for anchor in anchors:
+                a, b = curves[anchor], curves[test]
+                args = ([p["bpp"] for p in a], [p["psnr_rgb"] for p in a],
+                        [p["bpp"] for p in b], [p["psnr_rgb"] for p in b])
+                rows.append({"clip": clip, "test": test, "anchor": anchor,
+                             "bd_rate_percent": bd.bd_rate(*args), "bd_psnr_db": bd.bd_psnr(*args),
+                             "points_test": len(b), "points_anchor": len(a)})
+    pairs = sorted({(r["test"], r["anchor"]) for r in rows})
+    for test, anchor in pairs:
+        mine = [r for r in rows if (r["test"], r["anchor"]) == (test, anchor)]
+        avg = {"clip": "average", "test": test, "anchor": anchor}
+        for key in ("bd_rate_percent", "bd_psnr_db"):
+            values = [r[key] for r in mine if r[key] is not None]
+            avg[key] = sum(values) / len(values) if values else None
+            avg[f"clips_{key}"] = len(values)
+        rows.append(avg)
+    return rows
+
+
+# ---------------------------------------------------------------- outputs
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _fmt(v, digits=4):
+    if v is None:
+        return "—"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def render_md(data: dict) -> str:
+    meta, points = data["meta"], data["points"]
+    lines = ["# Rate-distortion benchmark", "",
+             f"- command: `{meta['command']}`", f"- date: {meta['date']}",
+             f"- machine: {meta['machine']}; GPU: {meta['gpu']}",
+             f"- torch {meta['torch']}, PyAV {meta['av']} (FFmpeg {meta['ffmpeg']})",
+             f"- dnv epochs budget: {meta['epochs']}",
+             "- bpp: elementary stream without the encoders' version SEI (anchors), the whole .dnv "
+             "file (dnv); 'bpp mp4' is the container file. PSNR RGB: per frame, averaged; PSNR YUV: "
+             "4:2:0, 6:1:1.", ""]
+    if len(meta.get("runs", [])) > 1:
+        lines += ["Earlier runs merged into this file (--append):", ""]
+        lines += [f"- {r['date']} on {r['machine']}: `{r['command']}`" for r in meta["runs"][:-1]] + [""]
+    lines += ["## BD summary (dnv vs anchors, RGB PSNR, PCHIP)", "",
+              "| clip | dnv | anchor | BD-rate % | BD-PSNR dB | points (dnv/anchor) |", "|---|---|---|---|---|---|"]
+    for r in data["bd"]:
+        n = (f"{r['clips_bd_rate_percent']} clips" if r["clip"] == "average"
+             else f"{r['points_test']}/{r['points_anchor']}")
+        lines.append(f"| {r['clip']} | {r['test']} | {r['anchor']} | {_fmt(r['bd_rate_percent'], 2)} "
+                     f"| {_fmt(r['bd_psnr_db'], 3)} | {n} |")
+    if not data["bd"]:
+        lines.append("| (no dnv and anchor curves to compare yet) | | | | | |")
+    lines.append("")
+    for clip in sorted({p["clip"] for p in points}):
+        mine = sorted((p for p in points if p["clip"] == clip),
+                      key=lambda p: (series(p), p.get("bpp") or 0))
+        first = mine[0]
+        lines += [f"## {clip}", "",
+                  f"{first['width']}x{first['height']}, {first['frames']} frames "
+                  f"({_range_text(first.get('frame_range'))}). ![RD plot]({_plot_name(clip)})", "",
+                  "| series | CRF / target | bpp | bpp mp4 | PSNR RGB | PSNR YUV | MS-SSIM | enc s | dec s | device |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for p in mine:
+            knob = f"crf {p['crf']}" if "crf" in p else f"{p['target_bpp']} bpp"
+            if "skipped" in p:
+                lines.append(f"| {series(p)} | {knob} | skipped: {p['skipped']} | | | | | | | |")
+                continue
+            lines.append(f"| {series(p)} | {knob} | {_fmt(p['bpp'])} | {_fmt(p['bpp_container'])} "
+                         f"| {_fmt(p['psnr_rgb'], 2)} | {_fmt(p['psnr_yuv'], 2)} | {_fmt(p['ms_ssim'])} "
+                         f"| {_fmt(p['encode_seconds'], 2)} | {_fmt(p['decode_seconds'], 3)} | {p['device']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+_NICE_BPP = [m * 10.0 ** e for e in range(-4, 2) for m in (1, 2, 5)]
+
+
+def _range_text(frame_range) -> str:
+    start, end = frame_range or (0, None)
+    return "all frames" if (start, end) == (0, None) else f"frames {start}:{'' if end is None else end}"
+
+
+def _plot_name(clip: str) -> str:
+    return f"rd_{Path(clip).stem}.png"
+
+
+def plot_clip(points: list[dict], clip: str, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+
+    curves: dict[str, list[dict]] = {}
+    for p in points:
+        if p["clip"] == clip and "bpp" in p and "skipped" not in p:
+            curves.setdefault(series(p), []).append(p)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, pts in sorted(curves.items()):
+        pts.sort(key=lambda p: p["bpp"])
+        style = "-o" if name.startswith("dnv") else ("--s" if "veryslow" in name or name.endswith("-4") else "-^")
+        ax.plot([p["bpp"] for p in pts], [p["psnr_rgb"] for p in pts], style, label=name,
+                linewidth=2.5 if name.startswith("dnv") else 1.2, markersize=4)
+    ax.set_xscale("log")
+    lo, hi = ax.get_xlim()
+    ax.xaxis.set_major_locator(FixedLocator([t for t in _NICE_BPP if lo <= t <= hi]))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("bpp")
+    ax.set_ylabel("PSNR RGB (dB)")
+    ax.set_title(clip)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    plt.close(fig)
+
+
+def save(out: Path, data: dict) -> None:
+    data["bd"] = compute_bd(data["points"])
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "rd.json", lambda t: t.write_text(json.dumps(data, indent=1, default=str) + "\n"))
+    _atomic_write(out / "rd.md", lambda t: t.write_text(render_md(data) + "\n"))
+    for clip in sorted({p["clip"] for p in data["points"]}):
+        if any(p["clip"] == clip and "bpp" in p for p in data["points"]):
+            plot_clip(data["points"], clip, out / _plot_name(clip))
+
+
+def machine_meta(args) -> dict:
+    import av
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {
+        "command": shlex.join([sys.executable.rsplit("/", 1)[-1]] + sys.argv),
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} ({cpu}, {os.cpu_count()} CPU threads, {platform.platform()})",
+        "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
+        "av": av.__version__, "ffmpeg": getattr(av, "ffmpeg_version_info", "?"),
+        "epochs": args.epochs if args.epochs is not None else "default of the preset",
+    }
+
+
+# ---------------------------------------------------------------- the run
+
+def run(args) -> dict:
+    out = Path(args.out)
+    data = {"points": [], "bd": [], "meta": {}}
+    if args.append and (out / "rd.json").exists():
+        data = json.loads((out / "rd.json").read_text())
+        log(f"appending to {out / 'rd.json'} ({len(data['points'])} points)")
+    meta = machine_meta(args)
+    data["meta"] = {**meta, "runs": data.get("meta", {}).get("runs", []) + [meta]}
+    frame_range = parse_frames(args.frames)
+    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = set(codecs) - set(CODECS) - {"dnv"}
+    if unknown:
+        raise SystemExit(f"unknown codec(s): {', '.join(sorted(unknown))}; known: dnv, {', '.join(CODECS)}")
+    targets = sorted(args.bpp)
+    anchor_targets = sorted({targets[0] / args.margin, *targets, targets[-1] * args.margin})
+    start = time.monotonic()
+
+    def out_of_time() -> bool:
+        if args.budget and time.monotonic() - start > args.budget:
+            log(f"budget of {args.budget:.0f} s spent: stopping here (rerun with --append to continue)")
+            return True
+        return False
+
+    for clip_path in map(Path, args.clips):
+        clip = clip_path.name
+        have = [p for p in data["points"] if _same_clip(p, clip, frame_range)]
+        frames = fps = None
+        for codec in codecs:
+            for preset in ([args.dnv_preset] if codec == "dnv" else presets):
+                jobs = ([("dnv", preset, t) for t in targets] if codec == "dnv"
+                        else [(codec, preset, None)])
+                for _, _, target in jobs:
+                    if _present(have, codec, preset, target, args.epochs):
+                        continue
+                    if out_of_time():
+                        save(out, data)
+                        return data
+                    if frames is None:
+                        frames, fps = read_clip(clip_path, frame_range)
+                        log(f"{clip}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} @ {float(fps):.3f} fps")
+                    base = {"clip": clip, "frame_range": list(frame_range)}
+                    if codec == "dnv":
+                        log(f"{clip}: dnv {preset} at {target} bpp")
+                        r = Dnv(preset, epochs=args.epochs, device=args.device).run(
+                            clip_path, frames, target, frame_range=frame_range)
+                        log("  -> " + (r.get("skipped") or f"{r['bpp']:.4f} bpp, {r['psnr_rgb']:.2f} dB"))
+                        new = [r]
+                    else:
+                        log(f"{clip}: {codec} {preset} CRF sweep toward {', '.join(f'{t:g}' for t in anchor_targets)} bpp")
+                        new = crf_sweep(CODECS[codec](preset), frames, fps, anchor_targets,
+                                        tries=args.tries, log=log)
+                    for r in new:
+                        data["points"].append({**base, **r})
+                    have = [p for p in data["points"] if _same_clip(p, clip, frame_range)]
+                    save(out, data)
+    save(out, data)
+    return data
+
+
+def _present(have, codec, preset, target, epochs) -> bool:
+    if codec != "dnv":
+        return any(p["codec"] == codec and p["preset"] == preset for p in have)
+    return any(p["codec"] == "dnv" and p["preset"] == preset and p.get("epochs") == epochs
+               and math.isclose(p["target_bpp"], target) for p in have)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="+", help="video files (anything nvcodec.video.read_video reads)")
+    ap.add_argument("--bpp", type=float, nargs="+", required=True, help="target bpp values")
+    ap.add_argument("--epochs", type=int, default=None, help="dnv training epochs (default: the preset's)")
+    ap.add_argument("--frames", default=None, help="START:END frame range (END exclusive, optional)")
+    ap.add_argument("--out", default="benchmarks/results", help="output folder")
+    ap.add_argument("--codecs", default="dnv,x264,x265,svt-av1")
+    ap.add_argument("--presets", default="medium,veryslow", help="anchor presets (SVT-AV1: see codecs.SVT_PRESETS)")
+    ap.add_argument("--dnv-preset", default="medium")
+    ap.add_argument("--device", default="auto", help="dnv device")
+    ap.add_argument("--margin", type=float, default=1.5,
+                    help="anchors also aim at min(bpp)/margin and max(bpp)*margin, to span dnv's curve")
+    ap.add_argument("--tries", type=int, default=3, help="at most this many encodes per anchor target")
+    ap.add_argument("--append", action="store_true", help="merge with an existing rd.json, skip points it has")
+    ap.add_argument("--budget", type=float, default=None, help="start no new work after this many seconds")
+    args = ap.parse_args(argv)
+    data = run(args)
+    summary = [r for r in data["bd"] if r["clip"] == "average"]
+    for r in summary:
+        log(f"average {r['test']} vs {r['anchor']}: BD-rate {_fmt(r['bd_rate_percent'], 2)} %, "
+            f"BD-PSNR {_fmt(r['bd_psnr_db'], 3)} dB")
+    log(f"wrote {Path(args.out) / 'rd.json'}, rd.md and plots")
+
+
+if __name__ == "__main__":
+    main()
