@@ -2,53 +2,66 @@
 
 `encode_symbols` turns an integer array (any shape, flattened in C order; |value| < 2**20) into a
 self-contained blob: a small header holding the probability model's parameters, followed by the
-words of one ANS stream (`constriction.stream.stack.AnsCoder`, 32-bit words, 24-bit probabilities).
-The number of symbols is not stored: the caller knows it and passes it to `decode_symbols`.
+words of one ANS stream (`constriction.stream.stack.AnsCoder`: 32-bit words, probabilities in
+units of 2**-24). The number of symbols is not stored: the caller knows it and passes it to
+`decode_symbols`.
 
-For every array the encoder evaluates each model below by its exact code length (it reproduces
-constriction's fixed-point quantization of the probabilities) and keeps the one with the fewest
-total bytes, header included.
+The encoder fits every model below to the array's histogram, computes the coded size of each
+(exactly: it reproduces constriction's fixed-point quantization of the probabilities; supports of
+more than 65536 values are estimated) and keeps the smallest, header included; when two are
+within a few bytes it codes both and keeps the shorter blob. `estimate_bits` is that size
+estimate without the coding.
 
-Blob layout (varint = unsigned LEB128, at most 4 bytes, no overlong forms; zz = zigzag, so that
-0, -1, 1, -2, ... are stored as 0, 1, 2, 3, ...):
+Blob layout. varint: unsigned LEB128, at most 4 bytes, no overlong forms. zz: zigzag
+(0, -1, 1, -2, ... stored as 0, 1, 2, 3, ...).
 
-    empty array (count 0):  no bytes at all.
+    count 0 (empty array):   the blob is empty (0 bytes).
 
-    byte 0      mode
-    mode 0, CONSTANT (all symbols equal):
-                varint zz(value)                      -- nothing else; the whole blob is 2-4 bytes
-    modes 1-4 start with the support [lo, lo + K - 1] (lo = min, K - 1 = max - min, K >= 2):
-                varint zz(lo)
-                varint K - 2
-    mode 1, UNIFORM:       every value of the support equally likely.
-    mode 2, LAPLACE:       two-sided geometric: P(v) ~ 2**(-slope * |v - center|)
-    mode 3, GAUSSIAN:      discretized Gaussian: P(v) ~ 2**(-coef * (v - center)**2)
-                varint center - lo                    (< K)
-                u8     q: slope = 2**(q/8 - 16) bits per step (Laplace),
-                          coef  = 2**(q/8 - 32) bits per step**2 (Gaussian)
-    mode 4, HISTOGRAM:     empirical distribution from a stored table of K integers
-                a[k] ~ sqrt(count of lo + k) * s (s picked by the encoder), a[k] = 0 iff the value
-                does not occur; P(lo + k) ~ a[k]**2; values with a[k] = 0 are not in the alphabet.
-                varint A - 1      (A = max a[k], 1 <= A <= 16 * (isqrt(count) + 1))
-                u8     q          (Laplace slope, as above, of the model of the table's differences)
-                The table is coded inside the ANS stream, before the symbols: its differences
-                a[k] - a[k-1] (a[-1] = 0) under the LAPLACE model with parameter q, centre 0,
-                support [-A, A]. K <= 16 * count + 1024 (else the encoder does not use this mode).
-    then, modes 1-4:
-                the ANS stream's 32-bit words, little endian, with the zero high bytes of the last
-                word dropped (at most 3; the last word of an ANS stream is never 0, so a valid blob
-                never ends in a 0x00 byte there); the decoder pads back to a multiple of 4.
-                It decodes (mode 4: the K table differences, then) the `count` symbols, and
-                requires the stream to be exactly used up.
+    byte 0    mode
+    mode 0, CONSTANT (all symbols equal; 2-4 bytes in all):
+              varint zz(value)
+    modes 1-6 (at least two distinct values) continue with the support [lo, lo + K - 1]:
+              varint zz(lo)                 lo = smallest value
+              varint K - 2                  K - 1 = largest - smallest value, so K >= 2
+    mode 1, UNIFORM: constriction's Uniform(K) (probability floor(2**24 / K) * 2**-24 for each
+              value, the rounding remainder to the largest). Nothing else in the header.
+    modes 2, 3, 5, 6, PARAMETRIC (2 LAPLACE, 3 GAUSSIAN, 5 LAPLACE+SPIKE, 6 GAUSSIAN+SPIKE):
+              varint c                      centre = lo + c, c < K
+              u8     q                      shape parameter, v = floor(2**(q/8 + 16))
+              u8     z                      modes 5 and 6 only: spike at the centre
+          Integer weights over the support, j = distance from the centre:
+              cost  = j * v                 (Laplace,  2**(q/8 - 16) bits per step)
+              cost  = (j * j * v) >> 16     (Gaussian, 2**(q/8 - 32) bits per step**2)
+                      (cost in units of 2**-32 bits; j is capped where the weight reaches 0)
+              weight = E[(cost >> 24) & 255] >> min(cost >> 32, 40),
+                      E[f] = floor(2**(32 - f/256))   (so weight ~ 2**32 * 2**-cost)
+              spike:  weight[centre] += floor(2**(28 + z/16))   (pruned zeros: excess at 0)
+          coded with Categorical(weights, perfect=False) over the K values.
+    mode 4, HISTOGRAM: the empirical distribution, from a table a[0..K-1] of small integers:
+              a[k] = 0 if lo + k does not occur, else max(1, round(sqrt(count_k) * s)) for a
+              scale s <= 16 picked by the encoder (s is not stored). P(lo + k) ~ a[k]**2; values
+              with a[k] = 0 are left out of the alphabet.
+              varint A - 1                  A = max a[k]; 1 <= A <= 16 * (isqrt(count) + 1)
+              u8     q                      Laplace shape (as above) of the table differences
+          The table travels in the ANS stream, before the symbols: its differences
+          a[k] - a[k-1] (a[-1] = 0) coded with the Laplace weights for q, centre 0, support
+          [-A, A]. The symbols are then coded with Categorical(a[k]**2 for the a[k] > 0).
+          Only used when K <= 16 * count + 1024 (the decoder checks it).
+    then, modes 1-6: the ANS stream's 32-bit words, little endian, with the zero high bytes of
+              the last word dropped (at most 3; an ANS stream never ends in a zero word, so a
+              valid blob never ends in a 0x00 byte here); the decoder pads to a multiple of 4,
+              decodes (mode 4: the K table differences, then) the `count` symbols and requires
+              the stream to be exactly used up.
 
-The parametric weights are computed with integer arithmetic only (an exp2 table built with
-`math.isqrt`), so the probabilities handed to constriction are identical float64 integers in the
-encoder and decoder on any platform; constriction's `Categorical(perfect=False)` turns them into
-fixed-point probabilities with IEEE basic operations (floor(cumsum * scale) + index), which is
-deterministic as well.
+Determinism: the weights are integers computed with integer arithmetic only (the tables with
+`math.isqrt`), so encoder and decoder hand constriction identical float64 inputs on any platform;
+constriction's `Categorical(perfect=False)` turns them into fixed-point probabilities with IEEE
+basic operations only (cdf[i] = floor(sum(w[:i]) * (2**24 - K) / sum(w)) + i), the same everywhere.
+tests/test_entropy.py pins golden blobs so that a constriction upgrade that changes this shows up.
 
-A decoder with a wrong (larger) `count` cannot always notice: an ANS stream that has been used up
-keeps decoding the alphabet's first symbol. A smaller `count` leaves words unread and raises.
+Counts: a `count` smaller than the encoded one leaves words unread and raises EntropyError. A
+larger one may go unnoticed: a used-up ANS stream keeps decoding the alphabet's first symbol
+(the smallest value), which is also why a trailing run of the smallest value costs no bits.
 """
 from __future__ import annotations
 
@@ -67,8 +80,11 @@ MAX_COUNT = 1 << 28        # most symbols per blob (decode allocates 4 bytes eac
 _M = constriction.stream.model
 _AnsCoder = constriction.stream.stack.AnsCoder
 
-_CONSTANT, _UNIFORM, _LAPLACE, _GAUSSIAN, _HISTOGRAM = range(5)
-_MODE_NAMES = ("constant", "uniform", "laplace", "gaussian", "histogram")
+_CONSTANT, _UNIFORM, _LAPLACE, _GAUSSIAN, _HISTOGRAM, _LAPLACE_SPIKE, _GAUSSIAN_SPIKE = range(7)
+_MODE_NAMES = ("constant", "uniform", "laplace", "gaussian", "histogram", "laplace+spike",
+               "gaussian+spike")
+_BASE_KIND = {_LAPLACE: _LAPLACE, _GAUSSIAN: _GAUSSIAN,
+              _LAPLACE_SPIKE: _LAPLACE, _GAUSSIAN_SPIKE: _GAUSSIAN}
 
 _PREC = 24                 # constriction's default: probabilities are multiples of 2**-24
 _HIST_S_MAX_LOG2 = 4       # table scale s <= 2**4 (the decoder's bound on A relies on it)
@@ -94,6 +110,8 @@ def _root_pow2(exponent: int, halvings: int) -> int:
 _EXP2 = np.array([_root_pow2(256 * 32 - f, 8) for f in range(256)], dtype=np.int64)
 # _PARAM[q] = floor(2**(q/8 + 16)), q = 0..255
 _PARAM = [_root_pow2(q + 128, 3) for q in range(256)]
+# _SPIKE[z] = floor(2**(28 + z/16)), z = 0..255: extra weight at the centre (peak weight 2**32)
+_SPIKE = [_root_pow2(z + 448, 4) for z in range(256)]
 
 
 def _weights_from_cost(cost32: np.ndarray) -> np.ndarray:
@@ -103,8 +121,11 @@ def _weights_from_cost(cost32: np.ndarray) -> np.ndarray:
     return _EXP2[frac] >> whole
 
 
-def _param_weights(kind: int, size: int, center: int, q: int) -> np.ndarray:
-    """Parametric weights over indices 0..size-1 as float64 integers (exact, <= 2**32)."""
+def _param_weights(kind: int, size: int, center: int, q: int, z: int | None = None) -> np.ndarray:
+    """Parametric weights over indices 0..size-1 as float64 integers (exact, < 2**53).
+
+    kind: _LAPLACE or _GAUSSIAN; z: the spike parameter, if any.
+    """
     v = _PARAM[q]
     j = np.abs(np.arange(size, dtype=np.int64) - center)
     if kind == _LAPLACE:
@@ -114,7 +135,10 @@ def _param_weights(kind: int, size: int, center: int, q: int) -> np.ndarray:
         cap = math.isqrt((41 << 48) // v) + 1
         jj = np.minimum(j, cap)
         cost = (jj * jj * v) >> 16
-    return _weights_from_cost(cost).astype(np.float64)
+    w = _weights_from_cost(cost)
+    if z is not None:
+        w[center] += _SPIKE[z]
+    return w.astype(np.float64)
 
 
 def _code_lengths(weights: np.ndarray) -> np.ndarray:
@@ -238,11 +262,11 @@ def _neighbours(q: int, radius: int) -> range:
     return range(max(0, q - radius), min(255, q + radius) + 1)
 
 
-def _param_cost(st: _Stats, kind: int, center: int, q: int) -> float:
+def _param_cost(st: _Stats, kind: int, center: int, q: int, z: int | None = None) -> float:
     if st.K <= _EXACT_K:
-        bits = _code_lengths(_param_weights(kind, st.K, center, q))
+        bits = _code_lengths(_param_weights(kind, st.K, center, q, z))
         return float(st.cnt @ bits[st.pos])
-    # large supports: weights by distance (up to where they vanish), probability ~ w * scale + 1
+    # large supports (no spike): weights by distance up to where they vanish, P ~ w * scale + 1
     v = _PARAM[q]
     far = max(center, st.K - 1 - center)
     reach = (41 << 32) // v + 1 if kind == _LAPLACE else math.isqrt((41 << 48) // v) + 1
@@ -255,26 +279,53 @@ def _param_cost(st: _Stats, kind: int, center: int, q: int) -> float:
     return float(st.cnt @ (_PREC - np.log2(wi * scale + 1.0)))
 
 
-def _fit_param(st: _Stats, kind: int):
-    """Best (bits, header_bytes, (center, q)) of a parametric model (Laplace or Gaussian)."""
+def _fit_param(st: _Stats, kind: int, spike: bool):
+    """Best (bits, header_bytes, (center, q, z)) of a parametric model, z None without spike.
+
+    Centre: the median (Laplace) or rounded mean (Gaussian); scale: the maximum-likelihood fit,
+    refined by trying neighbouring q. With a spike, the shape is fitted to the other values and
+    the spike to the centre's excess count.
+    """
     values = st.pos.astype(np.float64)
-    radius = 2 if st.K <= 1 << 16 else 1
+    small = st.K <= _EXACT_K
+    radius = 2 if small else 1
     if kind == _LAPLACE:
-        cum = np.cumsum(st.counts)
-        med = int(np.searchsorted(cum, (st.n + 1) // 2))
-        centers = sorted({max(0, med - 1), med, min(st.K - 1, med + 1)}) if st.K <= 1 << 16 else [med]
+        med = int(np.searchsorted(np.cumsum(st.counts), (st.n + 1) // 2))
+        centers = sorted({max(0, med - 1), med, min(st.K - 1, med + 1)}) if small else [med]
     else:
         centers = [int(min(st.K - 1, max(0, round(float(st.cnt @ values) / st.n))))]
     best = None
     for c in centers:
         d = values - c
-        q0 = (_laplace_q(float(st.cnt @ np.abs(d)) / st.n) if kind == _LAPLACE
-              else _gauss_q(float(st.cnt @ (d * d)) / st.n))
+        n_c = int(st.counts[c])
+        if not spike:
+            q0 = (_laplace_q(float(st.cnt @ np.abs(d)) / st.n) if kind == _LAPLACE
+                  else _gauss_q(float(st.cnt @ (d * d)) / st.n))
+        elif n_c == 0 or n_c == st.n:
+            continue
+        elif kind == _LAPLACE:     # |j| given j != 0 is geometric on 1, 2, ...: mean 1 / (1 - r)
+            m = float(st.cnt @ np.abs(d)) / (st.n - n_c)
+            slope = -math.log2(1.0 - 1.0 / m) if m > 1.0 else 64.0
+            q0 = int(min(255, max(0, round(8 * (math.log2(slope) + 16)))))
+        else:
+            q0 = _gauss_q(float(st.cnt @ (d * d)) / (st.n - n_c))
         for q in _neighbours(q0, radius):
-            bits = _param_cost(st, kind, c, q)
-            if best is None or bits < best[0]:
-                best = (bits, (c, q))
-    header = 1 + st.support_header + _varint_len(best[1][0]) + 1
+            zs = [None]
+            if spike:
+                w = _param_weights(kind, st.K, c, q)
+                # best extra weight S at the centre: (w_c + S) / (W + S) = n_c / n
+                extra = (n_c * float(w.sum()) - st.n * float(w[c])) / (st.n - n_c)
+                if extra <= 0:
+                    continue
+                z0 = int(min(255, max(0, round(16 * (math.log2(extra) - 28)))))
+                zs = list(_neighbours(z0, 1))
+            for z in zs:
+                bits = _param_cost(st, kind, c, q, z)
+                if best is None or bits < best[0]:
+                    best = (bits, (c, q, z))
+    if best is None:
+        return None
+    header = 1 + st.support_header + _varint_len(best[1][0]) + 1 + spike
     return best[0], header, best[1]
 
 
@@ -371,14 +422,19 @@ def _fit_hist(st: _Stats):
 def _candidates(st: _Stats):
     """[(estimated total bits, mode, params)] for every applicable model."""
     out = []
-    if st.K <= _EXACT_K:
-        uni_bits = float(st.cnt @ _code_lengths(np.ones(st.K))[st.pos])
-    else:
-        uni_bits = st.n * math.log2(st.K)
+    # constriction's Uniform(K): probability floor(2**24 / K) each, the remainder to the last value
+    p = (1 << _PREC) // st.K
+    p_last = (1 << _PREC) - (st.K - 1) * p
+    n_last = int(st.counts[-1])
+    uni_bits = (st.n - n_last) * (_PREC - math.log2(p)) + n_last * (_PREC - math.log2(p_last))
     out.append((uni_bits, 1 + st.support_header, _UNIFORM, None))
-    for kind in (_LAPLACE, _GAUSSIAN):
-        bits, header, params = _fit_param(st, kind)
-        out.append((bits, header, kind, params))
+    for mode in (_LAPLACE, _GAUSSIAN, _LAPLACE_SPIKE, _GAUSSIAN_SPIKE):
+        spike = mode in (_LAPLACE_SPIKE, _GAUSSIAN_SPIKE)
+        if spike and st.K > _EXACT_K:
+            continue
+        fit = _fit_param(st, _BASE_KIND[mode], spike)
+        if fit is not None:
+            out.append((fit[0], fit[1], mode, fit[2]))
     if _hist_allowed(st.n, st.K):
         bits, header, params = _fit_hist(st)
         out.append((bits, header, _HISTOGRAM, params))
@@ -401,11 +457,11 @@ def _encode_mode(st: _Stats, mode: int, params) -> bytes:
     idx = st.x - st.lo
     coder = _AnsCoder()
     if mode == _UNIFORM:
-        coder.encode_reverse(idx.astype(np.int32), _categorical(np.ones(st.K)))
-    elif mode in (_LAPLACE, _GAUSSIAN):
-        center, q = params
-        head += _varint(center) + bytes([q])
-        model = _categorical(_param_weights(mode, st.K, center, q))
+        coder.encode_reverse(idx.astype(np.int32), _M.Uniform(st.K))
+    elif mode in _BASE_KIND:
+        center, q, z = params
+        head += _varint(center) + bytes([q] if z is None else [q, z])
+        model = _categorical(_param_weights(_BASE_KIND[mode], st.K, center, q, z))
         coder.encode_reverse(idx.astype(np.int32), model)
     elif mode == _HISTOGRAM:
         s, A, q = params
@@ -448,7 +504,7 @@ def encode_symbols(symbols: np.ndarray) -> bytes:
     best = _encode_mode(st, cands[0][1], cands[0][2])
     # estimates are exact up to the ANS flush (a few bytes): settle close calls by coding both
     for est, mode, params in cands[1:]:
-        if est > cands[0][0] + 48:
+        if est > cands[0][0] + 48 or st.K > _EXACT_K:
             break
         blob = _encode_mode(st, mode, params)
         if len(blob) < len(best):
@@ -480,10 +536,10 @@ def _read_words(blob: bytes, pos: int) -> np.ndarray:
 def _decode_stream(mode: int, words: np.ndarray, count: int, K: int, extra) -> np.ndarray:
     coder = _AnsCoder(words)
     if mode == _UNIFORM:
-        out = coder.decode(_categorical(np.ones(K)), count)
-    elif mode in (_LAPLACE, _GAUSSIAN):
-        center, q = extra
-        out = coder.decode(_categorical(_param_weights(mode, K, center, q)), count)
+        out = coder.decode(_M.Uniform(K), count)
+    elif mode in _BASE_KIND:
+        center, q, z = extra
+        out = coder.decode(_categorical(_param_weights(_BASE_KIND[mode], K, center, q, z)), count)
     else:
         A, q = extra
         diffs = coder.decode(_categorical(_param_weights(_LAPLACE, 2 * A + 1, A, q)), K)
@@ -493,7 +549,8 @@ def _decode_stream(mode: int, words: np.ndarray, count: int, K: int, extra) -> n
         pos = np.flatnonzero(a)
         if pos.size < 2:
             raise EntropyError("entropy blob has a histogram with fewer than two symbols")
-        out = pos.astype(np.int32)[coder.decode(_categorical((a[pos] ** 2).astype(np.float64)), count)]
+        model = _categorical((a[pos] ** 2).astype(np.float64))
+        out = pos.astype(np.int32)[coder.decode(model, count)]
     if not coder.is_empty():
         raise EntropyError("entropy blob has coded data left over (wrong symbol count?)")
     return out
@@ -521,14 +578,15 @@ def decode_symbols(blob: bytes, count: int) -> np.ndarray:
         if r.pos != len(blob):
             raise EntropyError("entropy blob has trailing bytes after a constant")
         return np.full(count, value, dtype=np.int32)
-    if mode > _HISTOGRAM:
+    if mode >= len(_MODE_NAMES):
         raise EntropyError(f"entropy blob has unknown mode {mode}")
     lo = _unzz(r.varint("minimum", 2 * MAX_ABS - 2))
     K = r.varint("range", 2 * MAX_ABS) + 2
     if lo + K - 1 >= MAX_ABS:
         raise EntropyError(f"entropy blob has a symbol range beyond 2**20: [{lo}, {lo + K - 1}]")
-    if mode in (_LAPLACE, _GAUSSIAN):
-        extra = (r.varint("centre", K - 1), r.u8("parameter"))
+    if mode in _BASE_KIND:
+        extra = (r.varint("centre", K - 1), r.u8("parameter"),
+                 r.u8("spike") if mode in (_LAPLACE_SPIKE, _GAUSSIAN_SPIKE) else None)
     elif mode == _HISTOGRAM:
         if not _hist_allowed(count, K):
             raise EntropyError(f"entropy blob has a histogram of {K} entries for {count} symbols")
