@@ -52,37 +52,17 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------- reading the ground truth
 
 def read_clip(path: Path, frame_range):
-    """(frames (T,H,W,3) uint8 RGB, fps) through nvcodec.video.read_video."""
-    try:
-        from nvcodec.video import read_video
-    except ImportError:  # TEMPORARY until nvcodec/video.py lands: plain PyAV, declared range
-        return _read_clip_pyav(path, frame_range)
+    """(frames (T,H,W,3) uint8 RGB at native size, fps) with the range the stream declares."""
+    from nvcodec.video import read_video
+
     frames, info = read_video(path, frame_range=frame_range)
     return frames, info.fps
 
 
-def _read_clip_pyav(path: Path, frame_range):
-    import av
-    import numpy as np
-
-    start, end = frame_range
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = []
-        for i, frame in enumerate(container.decode(stream)):
-            if end is not None and i >= end:
-                break
-            if i >= start:
-                rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else "MPEG"
-                frames.append(frame.reformat(format="rgb24", src_color_range=rng).to_ndarray())
-        return np.stack(frames), stream.average_rate or stream.guessed_rate
-
-
 def parse_frames(text: str | None):
-    if not text:
-        return (0, None)
-    start, _, end = text.partition(":")
-    return (int(start or 0), int(end) if end else None)
+    from nvcodec.video import parse_frame_range
+
+    return parse_frame_range(text)
 
 
 # ---------------------------------------------------------------- records and series

@@ -1,16 +1,14 @@
 """Benchmark codec wrappers on 6 frames of a real clip (carphone QCIF): fast, CPU only."""
-import os
 import sys
 import types
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.codecs import SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes  # noqa: E402
+from nvcodec.video import read_video  # noqa: E402
 
 CLIP = "carphone_qcif_120f_x264qp10.mp4"
 LOW_CRF = {"x264": 18, "x265": 18, "svt-av1": 20}
@@ -18,26 +16,10 @@ HIGH_CRF = {"x264": 35, "x265": 35, "svt-av1": 50}
 
 
 @pytest.fixture(scope="module")
-def carphone(request):
+def carphone(testdata):
     """(frames (6,144,176,3) uint8, fps) of the carphone clip."""
-    try:
-        root = Path(request.getfixturevalue("testdata"))
-    except pytest.FixtureLookupError:  # until tests/conftest.py provides it
-        root = Path(os.environ.get("NVCODEC_TESTDATA", "/work/shared/testdata"))
-    path = root / CLIP
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    try:
-        from nvcodec.video import read_video
-    except ImportError:
-        read_video = None
-    if read_video is not None:
-        frames, info = read_video(path, frame_range=(0, 6))
-        return frames, info.fps
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(6), container.decode(stream))]
-        return np.stack(frames), stream.average_rate
+    frames, info = read_video(testdata / CLIP, frame_range=(0, 6))
+    return frames, info.fps
 
 
 @pytest.mark.parametrize("codec", [X264("medium"), X265("medium"), SvtAv1("medium")], ids=repr)
