@@ -10,6 +10,9 @@ targets plus one point beyond each end (``--margin``), so that its curve spans d
 --out, atomically: rd.json ({"points", "bd", "meta"}), rd.md (tables, BD summary, the command,
 machine and date) and <clip>.png (RGB PSNR against bpp).
 
+``--report-only`` rewrites rd.md, the BD figures and the plots from an existing rd.json (e.g.
+where matplotlib is installed, after a run on a machine without it).
+
 Resumable: with --append, points already in rd.json are kept and not measured again (an anchor
 sweep is skipped when that clip/frames/codec/preset already has points; a dnv point when that
 clip/frames/preset/epochs/target does). Outputs are rewritten after every sweep or dnv point, and
@@ -17,8 +20,8 @@ clip/frames/preset/epochs/target does). Outputs are rewritten after every sweep 
 few clips per command and the next command picks up where it stopped.
 
 BD figures: dnv (each preset/epochs variant) against every anchor, per clip with PCHIP
-Bjøntegaard on RGB PSNR (benchmarks/bd.py), and their mean over the clips where both exist
-(clip 'average', with the number of clips).
+Bjøntegaard on RGB PSNR (benchmarks/bd.py; rd.json also holds the YUV 4:2:0 PSNR figures), and
+their mean over the clips where both exist (clip 'average', with the number of clips).
 """
 from __future__ import annotations
 
@@ -92,16 +95,18 @@ def compute_bd(points: list[dict]) -> list[dict]:
         for test in tests:
             for anchor in anchors:
                 a, b = curves[anchor], curves[test]
-                args = ([p["bpp"] for p in a], [p["psnr_rgb"] for p in a],
-                        [p["bpp"] for p in b], [p["psnr_rgb"] for p in b])
-                rows.append({"clip": clip, "test": test, "anchor": anchor,
-                             "bd_rate_percent": bd.bd_rate(*args), "bd_psnr_db": bd.bd_psnr(*args),
-                             "points_test": len(b), "points_anchor": len(a)})
+                row = {"clip": clip, "test": test, "anchor": anchor}
+                for metric, suffix in (("psnr_rgb", ""), ("psnr_yuv", "_yuv")):
+                    args = ([p["bpp"] for p in a], [p[metric] for p in a],
+                            [p["bpp"] for p in b], [p[metric] for p in b])
+                    row[f"bd_rate{suffix}_percent"] = bd.bd_rate(*args)
+                    row[f"bd_psnr{suffix}_db"] = bd.bd_psnr(*args)
+                rows.append({**row, "points_test": len(b), "points_anchor": len(a)})
     pairs = sorted({(r["test"], r["anchor"]) for r in rows})
     for test, anchor in pairs:
         mine = [r for r in rows if (r["test"], r["anchor"]) == (test, anchor)]
         avg = {"clip": "average", "test": test, "anchor": anchor}
-        for key in ("bd_rate_percent", "bd_psnr_db"):
+        for key in ("bd_rate_percent", "bd_psnr_db", "bd_rate_yuv_percent", "bd_psnr_yuv_db"):
             values = [r[key] for r in mine if r[key] is not None]
             avg[key] = sum(values) / len(values) if values else None
             avg[f"clips_{key}"] = len(values)
@@ -149,9 +154,9 @@ def render_md(data: dict) -> str:
     for clip in sorted({p["clip"] for p in points}):
         mine = sorted((p for p in points if p["clip"] == clip),
                       key=lambda p: (series(p), p.get("bpp") or 0))
-        first = mine[0]
+        first = next((p for p in mine if "width" in p), mine[0])
         lines += [f"## {clip}", "",
-                  f"{first['width']}x{first['height']}, {first['frames']} frames "
+                  f"{first.get('width')}x{first.get('height')}, {first.get('frames')} frames "
                   f"({_range_text(first.get('frame_range'))}). ![RD plot]({_plot_name(clip)})", "",
                   "| series | CRF / target | bpp | bpp mp4 | PSNR RGB | PSNR YUV | MS-SSIM | enc s | dec s | device |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -215,6 +220,11 @@ def save(out: Path, data: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "rd.json", lambda t: t.write_text(json.dumps(data, indent=1, default=str) + "\n"))
     _atomic_write(out / "rd.md", lambda t: t.write_text(render_md(data) + "\n"))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log("matplotlib is not installed: no plots (run --report-only where it is)")
+        return
     for clip in sorted({p["clip"] for p in data["points"]}):
         if any(p["clip"] == clip and "bpp" in p for p in data["points"]):
             plot_clip(data["points"], clip, out / _plot_name(clip))
@@ -244,6 +254,12 @@ def machine_meta(args) -> dict:
 
 def run(args) -> dict:
     out = Path(args.out)
+    if args.report_only:
+        data = json.loads((out / "rd.json").read_text())
+        save(out, data)
+        return data
+    if not args.clips or not args.bpp:
+        raise SystemExit("give at least one clip and --bpp (or --report-only)")
     data = {"points": [], "bd": [], "meta": {}}
     if args.append and (out / "rd.json").exists():
         data = json.loads((out / "rd.json").read_text())
@@ -312,8 +328,8 @@ def _present(have, codec, preset, target, epochs) -> bool:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clips", nargs="+", help="video files (anything nvcodec.video.read_video reads)")
-    ap.add_argument("--bpp", type=float, nargs="+", required=True, help="target bpp values")
+    ap.add_argument("clips", nargs="*", help="video files (anything nvcodec.video.read_video reads)")
+    ap.add_argument("--bpp", type=float, nargs="+", help="target bpp values")
     ap.add_argument("--epochs", type=int, default=None, help="dnv training epochs (default: the preset's)")
     ap.add_argument("--frames", default=None, help="START:END frame range (END exclusive, optional)")
     ap.add_argument("--out", default="benchmarks/results", help="output folder")
@@ -326,6 +342,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tries", type=int, default=3, help="at most this many encodes per anchor target")
     ap.add_argument("--append", action="store_true", help="merge with an existing rd.json, skip points it has")
     ap.add_argument("--budget", type=float, default=None, help="start no new work after this many seconds")
+    ap.add_argument("--report-only", action="store_true",
+                    help="only rewrite rd.md, the BD table and the plots from --out's rd.json")
     args = ap.parse_args(argv)
     data = run(args)
     summary = [r for r in data["bd"] if r["clip"] == "average"]

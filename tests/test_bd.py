@@ -69,3 +69,40 @@ def test_two_points_are_accepted_and_dominated_points_dropped():
     # A point with more bits and less PSNR than its neighbour is not on the curve.
     noisy_r, noisy_p = RATES + [0.05], PSNRS + [PSNRS[2] - 1.0]
     assert bd_rate(noisy_r, noisy_p, rates_b, PSNRS) == pytest.approx(-20.0, abs=1e-9)
+
+
+def test_rd_summary_per_clip_and_average(tmp_path):
+    """rd.py's BD table and outputs from synthetic points: dnv at 80 % of x265's rate everywhere."""
+    import json
+
+    from benchmarks import rd
+
+    points = []
+    for clip in ("a.mp4", "b.mp4"):
+        for rate, psnr in zip(RATES, PSNRS):
+            common = {"clip": clip, "frame_range": [0, None], "psnr_rgb": psnr, "psnr_yuv": psnr + 4,
+                      "ms_ssim": 0.95, "bpp_container": rate, "encode_seconds": 1.0,
+                      "decode_seconds": 0.1, "device": "cpu", "frames": 10, "width": 64, "height": 48}
+            points.append({**common, "codec": "x265", "preset": "medium", "crf": 30, "bpp": rate})
+            points.append({**common, "codec": "dnv", "preset": "medium", "epochs": 5,
+                           "target_bpp": rate, "bpp": 0.8 * rate})
+    points.append({"clip": "a.mp4", "frame_range": [0, None], "codec": "dnv", "preset": "medium",
+                   "epochs": 5, "target_bpp": 0.001, "skipped": "CodecError: infeasible"})
+    data = {"points": points, "bd": [], "meta": {"command": "test", "date": "today", "machine": "m",
+                                                  "gpu": "none", "torch": "t", "av": "a",
+                                                  "ffmpeg": "f", "epochs": 5}}
+    rd.save(tmp_path, data)
+    bd_rows = json.loads((tmp_path / "rd.json").read_text())["bd"]
+    assert {(r["clip"], r["test"], r["anchor"]) for r in bd_rows} == {
+        ("a.mp4", "dnv-medium-e5", "x265-medium"), ("b.mp4", "dnv-medium-e5", "x265-medium"),
+        ("average", "dnv-medium-e5", "x265-medium")}
+    for r in bd_rows:
+        assert r["bd_rate_percent"] == pytest.approx(-20.0, abs=1e-9)
+        assert r["bd_rate_yuv_percent"] == pytest.approx(-20.0, abs=1e-9)
+    text = (tmp_path / "rd.md").read_text()
+    assert "-20.00" in text and "skipped: CodecError: infeasible" in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert (tmp_path / "rd_a.png").stat().st_size > 0
