@@ -107,17 +107,19 @@ def main():
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Raw .yuv input: pixel format.")
 @click.option("--fps", default=None, help="Frame rate for raw .yuv and image folders (default 25).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the training step (default: on for CUDA, off on CPU).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
-           device, frame_range, size, pix_fmt, fps, seed, json_path, quiet):
+           device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet):
     """Fit a network to INPUT and write it as a .dnv file."""
     def go():
         report = codec.encode(
             input, output, bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs,
             prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
             device=device, frame_range=_frames(frame_range), size=_parse_size(size), pix_fmt=pix_fmt,
-            fps=_parse_fps(fps), seed=seed, progress=not quiet, log=lambda m: click.echo(m, err=True))
+            fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True))
         print_encode_report(report)
         if json_path:
             _write_json(json_path, report)

@@ -94,8 +94,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         settings.batch = batch
     if lr is not None:
         settings.lr = lr
-    if compile is not None:
-        settings.compile = compile
+    settings.compile = (dev.type == "cuda") if compile is None else compile
     log(f"{w}x{h}, {t} frames at {float(vinfo.fps):.3f} fps -> {model} with {plan.params:,} decoder parameters, "
         f"content embedding {'x'.join(map(str, arch.content_shape))}"
         + (f", diff embedding {'x'.join(map(str, arch.diff_shape))}" if arch.has_diff else "")
@@ -110,12 +109,12 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     packed = compress_to_target(state, result.content, result.diff, quant_bits, target_payload)
     data = bitstream.pack(header, packed.sections)
 
+    bitstream.write_atomic(output, data)
     # Quality of what the file holds: decode the bytes exactly as `decode` does.
     loaded = decoding.load(data, dev)
     recon = np.concatenate(list(decoding.render(loaded, dev)))
     psnr = metrics.psnr(recon, frames)
     ms_ssim = metrics.ms_ssim(recon, frames)
-    bitstream.write_atomic(output, data)
     seconds = time.perf_counter() - started
     report = {
         "input": str(input), "output": str(output), "model": model, "preset": preset,

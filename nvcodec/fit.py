@@ -31,7 +31,7 @@ class TrainSettings:
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     amp: bool = True              # bf16 autocast on CUDA
-    compile: bool = False         # torch.compile the training step (CUDA)
+    compile: bool = False         # torch.compile the training step (on by default on CUDA, see codec)
     seed: int = 0
 
 
@@ -107,9 +107,21 @@ class Fitter:
         self.loss_fn = make_loss(settings.loss)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
-        if settings.compile and device.type == "cuda":
-            self.step_fn = torch.compile(self._forward_loss)
+        if settings.compile:
+            self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss))
         self.history: list[dict] = []
+
+    def _compiled_with_fallback(self, compiled):
+        """Use the compiled step; if compiling fails (no compiler, unsupported op), say so and run eagerly."""
+        def step(*args):
+            try:
+                return compiled(*args)
+            except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the same maths
+                import sys
+                print(f"note: torch.compile failed ({type(e).__name__}); training without it", file=sys.stderr)
+                self.step_fn = self._forward_loss
+                return self._forward_loss(*args)
+        return step
 
     def _forward_loss(self, prev, cur, nxt):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
