@@ -21,7 +21,7 @@ def bpp(num_bytes: int, width: int, height: int, frames: int) -> float:
 def _as_float_frames(frames) -> torch.Tensor:
     """(T,H,W,3) uint8 numpy or tensor, or (T,3,H,W) float tensor in [0,1] -> (T,3,H,W) float32 in [0,1]."""
     if isinstance(frames, np.ndarray):
-        frames = torch.from_numpy(frames)
+        frames = torch.from_numpy(frames if frames.flags.writeable else frames.copy())
     if frames.dtype == torch.uint8:
         return frames.permute(0, 3, 1, 2).float() / 255.0
     return frames.float()
