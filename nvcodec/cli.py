@@ -134,7 +134,7 @@ def print_encode_report(r: dict) -> None:
                f"{r['psnr_float_model']:.2f} dB while training)")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {r['effective_bits']:g}-bit")
     click.echo(f"  time     {r['encode_seconds']:.1f} s total, training {r['train_seconds']:.1f} s "
-               f"({r['train_frames_per_second']:.1f} frames/s) on {r['device']}")
+               f"({r['train_frames_per_second']:.1f} frames/s, {r['train_tflops']:.2f} TFLOP/s) on {r['device']}")
 
 
 @main.command()
@@ -154,7 +154,8 @@ def decode(input, output, ref, ref_frames, device, batch, json_path):
                    + (f" -> {report['output']}" if report["output"] else ""))
         click.echo(f"  size     {report['bytes']:,} bytes, {report['bpp']:.5f} bpp")
         click.echo(f"  time     load {report['load_seconds']:.3f} s, neural {report['neural_seconds']:.3f} s "
-                   f"({report['decode_fps']:.1f} frames/s), write {report['write_seconds']:.3f} s, "
+                   f"({report['decode_fps']:.1f} frames/s, {report['decode_tflops']:.2f} TFLOP/s), "
+                   f"write {report['write_seconds']:.3f} s, "
                    f"total {report['decode_seconds']:.3f} s on {report['device']}")
         if report["psnr"] is not None:
             click.echo(f"  quality  PSNR {report['psnr']:.3f} dB, MS-SSIM {report['ms_ssim']:.5f}")

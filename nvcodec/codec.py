@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from . import bitstream, decoding, metrics
+from .flops import decoder_flops
 from .bitstream import BitstreamError, Header
 from .models import MODELS, param_count
 
@@ -52,6 +53,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     from . import sizing
     from .compress.ratecontrol import compress_to_target
     from .fit import PRESETS, TrainSettings, fit
+    from .flops import training_flops
     from .video import read_video
 
     started = time.perf_counter()
@@ -124,6 +126,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         "params": plan.params, "quant_bits": quant_bits, "effective_bits": round(packed.bits, 3),
         "epochs": settings.epochs, "prune_epochs": settings.prune_epochs, "batch": settings.batch,
         "train_seconds": result.train_seconds, "train_frames_per_second": result.frames_per_second,
+        "train_tflops": training_flops(arch, settings.enc_dim) * result.frames_per_second / 1e12,
         "encode_seconds": seconds, "device": device_name(dev),
         "sections": bitstream.section_sizes(data),
     }
@@ -206,6 +209,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "a
         "load_seconds": timings["load_seconds"], "neural_seconds": timings["neural_seconds"],
         "write_seconds": write_seconds, "decode_seconds": total,
         "decode_fps": h.frames / max(timings["neural_seconds"], 1e-9),
+        "decode_tflops": decoder_flops(h.arch) * h.frames / max(timings["neural_seconds"], 1e-9) / 1e12,
         "psnr": None, "ms_ssim": None, "device": device_name(dev),
     }
     if reference is not None:

@@ -1,0 +1,33 @@
+"""Floating-point operations per frame, counted by PyTorch on shape-only (meta) tensors.
+
+Used to report achieved TFLOP/s: training counts forward + backward as 3x the forward pass.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .models import Arch, Decoder
+
+
+def decoder_flops(arch: Arch) -> int:
+    """FLOPs of decoding one frame (multiply-adds count as 2)."""
+    with torch.device("meta"):
+        dec = Decoder(arch)
+        content = torch.empty(1, *arch.content_shape)
+        diff = torch.empty(1, *arch.diff_shape) if arch.has_diff else None
+        with FlopCounterMode(display=False) as counter:
+            dec(content, diff)
+    return counter.get_total_flops()
+
+
+def training_flops(arch: Arch, enc_dim: int = 64) -> int:
+    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder."""
+    from .models.encoders import Encoders
+
+    with torch.device("meta"):
+        enc, dec = Encoders(arch, enc_dim), Decoder(arch)
+        x = torch.empty(1, 3, *arch.padded_size)
+        with FlopCounterMode(display=False) as counter:
+            dec(*enc(x, x, x))
+    return 3 * counter.get_total_flops()
