@@ -145,11 +145,14 @@ def print_encode_report(r: dict) -> None:
 @click.option("--ref-frames", default=None, help="Frames START:END of --ref that were encoded.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch", type=int, default=8, show_default=True, help="Frames per decoder call.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="Arithmetic of the neural decoder (bf16: faster on GPUs, within a few 0.01 dB).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
-def decode(input, output, ref, ref_frames, device, batch, json_path):
+def decode(input, output, ref, ref_frames, device, batch, precision, json_path):
     """Rebuild the frames of a .dnv file."""
     def go():
-        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch)
+        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch,
+                              precision=precision)
         click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
                    + (f" -> {report['output']}" if report["output"] else ""))
         click.echo(f"  size     {report['bytes']:,} bytes, {report['bpp']:.5f} bpp")

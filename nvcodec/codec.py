@@ -122,6 +122,8 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         "input": str(input), "output": str(output), "model": model, "preset": preset,
         "bpp": metrics.bpp(len(data), w, h, t), "target_bpp": bpp, "bytes": len(data),
         "psnr": psnr, "ms_ssim": ms_ssim, "psnr_float_model": result.train_psnr,
+        "psnr_float_unpruned": next((h["psnr"] for h in reversed(result.history) if h["phase"] == "train"),
+                                    result.train_psnr),
         "frames": t, "width": w, "height": h, "fps": float(vinfo.fps),
         "params": plan.params, "quant_bits": quant_bits, "effective_bits": round(packed.bits, 3),
         "epochs": settings.epochs, "prune_epochs": settings.prune_epochs, "batch": settings.batch,
@@ -154,12 +156,12 @@ def _load(path, dev: torch.device):
     return loaded, {"read_seconds": read_seconds, "load_seconds": time.perf_counter() - started}
 
 
-def decode_to_array(path, *, device: str = "auto", batch: int = 8) -> tuple[np.ndarray, dict]:
+def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: str = "fp32") -> tuple[np.ndarray, dict]:
     """Decode a .dnv into a (T, H, W, 3) uint8 RGB array at the video's own size."""
     dev = resolve_device(device)
     loaded, timings = _load(path, dev)
     started = time.perf_counter()
-    frames = np.concatenate(list(decoding.render(loaded, dev, batch, timings=timings)))
+    frames = np.concatenate(list(decoding.render(loaded, dev, batch, timings=timings, precision=precision)))
     timings["decode_seconds"] = time.perf_counter() - started + timings["load_seconds"]
     h = loaded.header
     return frames, {"frames": h.frames, "width": h.width, "height": h.height, "device": device_name(dev),
@@ -168,7 +170,7 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8) -> tuple[np.n
 
 
 def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "auto", batch: int = 8,
-           log=_quiet) -> dict:
+           precision: str = "fp32", log=_quiet) -> dict:
     """Decode `path`, write the frames to `output` (if given), measure against `ref` (if given)."""
     from .video import VideoWriter, read_video
 
@@ -186,7 +188,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "a
     recon = []
     writer = VideoWriter(output, h.width, h.height, h.fps) if output is not None else None
     try:
-        for frames in decoding.render(loaded, dev, batch, timings=timings):
+        for frames in decoding.render(loaded, dev, batch, timings=timings, precision=precision):
             if writer is not None:
                 t0 = time.perf_counter()
                 writer.write(frames)
@@ -210,7 +212,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "a
         "write_seconds": write_seconds, "decode_seconds": total,
         "decode_fps": h.frames / max(timings["neural_seconds"], 1e-9),
         "decode_tflops": decoder_flops(h.arch) * h.frames / max(timings["neural_seconds"], 1e-9) / 1e12,
-        "psnr": None, "ms_ssim": None, "device": device_name(dev),
+        "psnr": None, "ms_ssim": None, "device": device_name(dev), "precision": precision,
     }
     if reference is not None:
         out = np.concatenate(recon)

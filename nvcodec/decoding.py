@@ -58,11 +58,19 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     return frames.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
 @torch.no_grad()
 def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
-           timings: dict | None = None) -> Iterator[np.ndarray]:
-    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`."""
+           timings: dict | None = None, precision: str = "fp32") -> Iterator[np.ndarray]:
+    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`.
+
+    fp32 is the default and what encode measures; bf16 runs the network under autocast (faster on
+    GPUs, within a few hundredths of a dB, see benchmarks/results/speed.md).
+    """
     arch = loaded.header.arch
+    dtype = PRECISIONS[precision]
     frames = frames if frames is not None else range(loaded.header.frames)
     neural = 0.0
     for i in range(0, len(frames), batch):
@@ -72,7 +80,8 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        out = to_uint8(loaded.decoder(content, diff)[..., : arch.height, : arch.width])
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = to_uint8(loaded.decoder(content, diff)[..., : arch.height, : arch.width])
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         neural += time.perf_counter() - start
