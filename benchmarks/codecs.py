@@ -9,12 +9,19 @@ returns one record (a dict)::
 
 Conventions (DESIGN.md, "Measuring"):
 
-- Input: ground-truth frames, (T,H,W,3) uint8 RGB. They go to yuv420p with swscale (bicubic),
-  limited range, BT.709 when H >= 720 and BT.601 below, and the stream is tagged with that matrix,
-  range, primaries and transfer. Decoded frames come back to RGB with the same matrix and range.
-  The RGB->4:2:0->RGB loss is part of every anchor's figures (it is the format these codecs code).
-- Odd sizes: frames are padded to even width/height by edge replication before the conversion and
-  cropped back after decoding; every bpp is counted over the original W x H.
+- Input: the ground-truth frames, (T,H,W,3) uint8 RGB, are what every figure is measured against.
+  What the anchors encode is either
+  (a) the source's own 8-bit 4:2:0 frames (``SourceYuv``, from ``load_source_yuv``), when the
+      ground truth is exactly their RGB conversion (checked): the stream keeps the source's matrix
+      and range, and decoded frames go to RGB by the same call as the ground truth did, so the
+      anchors pay for their coding loss only, as when they are run on the source itself; or
+  (b) the RGB ground truth converted to yuv420p with swscale (bicubic chroma, FFmpeg's default),
+      limited range, BT.709 when H >= 720 and BT.601 below, the stream tagged with that matrix,
+      range, primaries and transfer, and decoded back with the same matrix and range. This round
+      trip alone limits RGB PSNR to about 45 dB (Bunny), which costs about 1 dB at 40 dB.
+  Records say which in ``input``.
+- Odd sizes (path b): frames are padded to even width/height by edge replication before the
+  conversion and cropped back after decoding; every bpp is counted over the original W x H.
 - ``bpp``: the elementary stream, i.e. what ``ffmpeg -c copy -f h264|hevc|obu`` would write (packets
   in Annex-B form with their parameter sets; AV1 OBUs as muxed), less the encoders' informational
   SEI (x264/x265 write their version and option string as user-data-unregistered SEI, 0.7-2.5 kB
@@ -37,6 +44,7 @@ import re
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,14 +61,97 @@ SVT_PRESETS = {
     "medium": 8, "slow": 6, "slower": 5, "veryslow": 4, "placebo": 2,
 }
 
-_INTERP = Interpolation.BICUBIC
-# (swscale colorspace name, AVCOL_SPC / _PRI / _TRC value) per matrix
-_TAGS = {"bt709": ("itu709", 1), "bt601": ("smpte170m", 6)}
+_INTERP = Interpolation.BICUBIC  # RGB -> 4:2:0 chroma filter (FFmpeg's default scaler)
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How 4:2:0 planes map to the RGB ground truth, and how the stream is tagged."""
+
+    swscale: str       # reformat() matrix name
+    tag: int           # AVCOL_SPC / _PRI / _TRC value written in the stream
+    full_range: bool
+    metric: str        # nvcodec.metrics matrix for the YUV PSNR: 'bt709' or 'bt601'
+
+    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """Same call as nvcodec.video uses to make the ground truth from a source frame."""
+        return frame.reformat(format="rgb24", src_colorspace=self.swscale,
+                              src_color_range="JPEG" if self.full_range else "MPEG",
+                              dst_color_range="JPEG").to_ndarray()
+
+    def describe(self) -> str:
+        return f"{'BT.709' if self.tag == 1 else 'BT.601'} {'full' if self.full_range else 'limited'} range"
+
+
+BT709 = Colour("ITU709", 1, False, "bt709")
+BT601 = Colour("ITU601", 6, False, "bt601")
 
 
 def yuv_matrix(height: int) -> str:
     """BT.709 for HD (height >= 720), BT.601 below: the usual convention for untagged RGB."""
     return "bt709" if height >= 720 else "bt601"
+
+
+def rgb_colour(height: int) -> Colour:
+    return BT709 if yuv_matrix(height) == "bt709" else BT601
+
+
+def rgb_to_yuv420(frames: np.ndarray, colour: Colour) -> list[np.ndarray]:
+    """(T,H,W,3) uint8 RGB (even H, W) -> yuv420p planes, one (3H/2, W) array per frame."""
+    return [av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format="yuv420p", dst_colorspace=colour.swscale, dst_color_range="MPEG",
+        interpolation=_INTERP).to_ndarray() for rgb in frames]
+
+
+@dataclass
+class SourceYuv:
+    """A source's own 8-bit 4:2:0 frames, given to the anchors as they are.
+
+    The ground truth was made from these planes, so encoding them (rather than converting the RGB
+    ground truth back to 4:2:0, which alone costs 45-46 dB of RGB PSNR) charges the anchors for
+    their coding loss only, as when x264/x265 are run on the source itself.
+    """
+
+    planes: list[np.ndarray]  # one (3H/2, W) uint8 array per frame
+    colour: Colour
+
+
+_SOURCE_MATRIX = {1: ("ITU709", 1, "bt709"), 5: ("ITU601", 5, "bt601"), 6: ("ITU601", 6, "bt601"),
+                  2: ("ITU601", 6, "bt601")}  # undeclared: BT.601, as nvcodec.video and FFmpeg do
+
+
+def load_source_yuv(path: str | Path, frame_range, gt: np.ndarray) -> tuple[SourceYuv | None, str]:
+    """The source's 4:2:0 frames over frame_range, if they reproduce gt exactly; else (None, why)."""
+    path = Path(path)
+    if path.is_dir():
+        return None, "image folder"
+    if gt.shape[1] % 2 or gt.shape[2] % 2:
+        return None, "odd size"
+    start, end = frame_range
+    planes, colour = [], None
+    try:
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if end is not None and i >= end:
+                    break
+                if i < start:
+                    continue
+                if frame.format.name not in ("yuv420p", "yuvj420p") or frame.colorspace not in _SOURCE_MATRIX:
+                    return None, f"source is {frame.format.name}, colorspace {frame.colorspace}"
+                if colour is None:
+                    swscale, tag, metric = _SOURCE_MATRIX[frame.colorspace]
+                    full = frame.format.name == "yuvj420p" or frame.color_range == 2
+                    colour = Colour(swscale, tag, full, metric)
+                planes.append(frame.to_ndarray())
+    except (av.FFmpegError, OSError) as exc:
+        return None, f"cannot decode the source with PyAV ({exc})"
+    if len(planes) != len(gt):
+        return None, f"source gave {len(planes)} frames, ground truth has {len(gt)}"
+    for i in sorted({0, len(gt) // 2, len(gt) - 1}):
+        rgb = colour.to_rgb(av.VideoFrame.from_ndarray(planes[i], format="yuv420p"))
+        if not np.array_equal(rgb, gt[i]):
+            return None, f"source frame {start + i} does not convert to the ground truth exactly"
+    return SourceYuv(planes, colour), f"source 4:2:0 frames, {colour.describe()}"
 
 
 def _as_fraction(fps) -> Fraction:
@@ -175,46 +266,50 @@ class FFmpegCodec:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.preset!r})"
 
-    def encode(self, frames: np.ndarray, fps, crf: int, path: str | Path) -> float:
-        """Encode (T,H,W,3) uint8 RGB (even sizes) into the container at path; returns seconds."""
-        height, width = frames.shape[1:3]
-        matrix = yuv_matrix(height)
-        swscale_name, tag = _TAGS[matrix]
-        yuv = []
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                format="yuv420p", dst_colorspace=swscale_name, dst_color_range="MPEG",
-                interpolation=_INTERP)
+    def encode(self, planes: list[np.ndarray], fps, crf: int, path: str | Path, colour: Colour) -> float:
+        """Encode yuv420p planes ((3H/2, W) arrays) into the .mp4 at path; returns encoder seconds."""
+        height, width = planes[0].shape[0] * 2 // 3, planes[0].shape[1]
+        frames = []
+        for i, p in enumerate(planes):
+            frame = av.VideoFrame.from_ndarray(p, format="yuv420p")
             frame.pts = i
-            yuv.append(frame)
+            frames.append(frame)
         with av.open(str(path), "w") as out:
             stream = out.add_stream(self.encoder, rate=_as_fraction(fps))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             ctx = stream.codec_context
-            ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc = 1, tag, tag, tag
+            ctx.colorspace = ctx.color_primaries = ctx.color_trc = colour.tag
+            ctx.color_range = 2 if colour.full_range else 1
             stream.options = self.options(crf)
             start = time.perf_counter()
-            for frame in yuv:
+            for frame in frames:
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
             seconds = time.perf_counter() - start
         return seconds
 
-    def decode(self, path: str | Path, matrix: str) -> tuple[np.ndarray, float]:
+    def decode(self, path: str | Path, colour: Colour) -> tuple[np.ndarray, float]:
         """Decode the container at path to (T,H,W,3) uint8 RGB; returns (frames, decode seconds)."""
-        swscale_name = _TAGS[matrix][0]
         with av.open(str(path)) as container:
             start = time.perf_counter()
             decoded = list(container.decode(video=0))
             seconds = time.perf_counter() - start
-        rgb = [f.reformat(format="rgb24", src_colorspace=swscale_name, src_color_range="MPEG",
-                          interpolation=_INTERP).to_ndarray() for f in decoded]
-        return np.stack(rgb), seconds
+        return np.stack([colour.to_rgb(f) for f in decoded]), seconds
 
-    def compress(self, frames: np.ndarray, fps, crf: int, path: str | Path) -> dict:
-        """Encode at one CRF into path (.mp4); returns the rate part of the record."""
+    def compress(self, frames: np.ndarray, fps, crf: int, path: str | Path,
+                 source: SourceYuv | None = None) -> dict:
+        """Encode at one CRF into path (.mp4); returns the rate part of the record.
+
+        The input is the source's own 4:2:0 frames when given, else the RGB ground truth
+        converted (padded to even size, BT.709 from 720 lines up, BT.601 below, limited range).
+        """
         t, h, w, _ = frames.shape
-        enc_s = self.encode(pad_even(frames), fps, crf, path)
+        if source is not None:
+            planes, colour, how = source.planes, source.colour, "source 4:2:0"
+        else:
+            colour = rgb_colour(h)
+            planes, how = rgb_to_yuv420(pad_even(frames), colour), "RGB -> 4:2:0"
+        enc_s = self.encode(planes, fps, crf, path, colour)
         es_bytes, sei = elementary_stream(path)
         return {
             "codec": self.name, "preset": self.preset, "crf": crf,
@@ -222,23 +317,26 @@ class FFmpegCodec:
             "bpp_container": metrics.bpp(Path(path).stat().st_size, w, h, t),
             "info_sei_bytes": sei, "encode_seconds": enc_s,
             "device": f"cpu ({os.cpu_count()} threads)", "frames": t, "width": w, "height": h,
+            "input": f"{how}, {colour.describe()}",
         }
 
-    def evaluate(self, record: dict, path: str | Path, frames: np.ndarray) -> dict:
+    def evaluate(self, record: dict, path: str | Path, frames: np.ndarray,
+                 source: SourceYuv | None = None) -> dict:
         """Decode what compress() wrote at path and complete its record with quality and timing."""
         t, h, w, _ = frames.shape
-        matrix = yuv_matrix(h)
-        rec, dec_s = self.decode(path, matrix)
+        colour = source.colour if source is not None else rgb_colour(h)
+        rec, dec_s = self.decode(path, colour)
         if rec.shape[0] != t:
             raise RuntimeError(f"{self}: decoded {rec.shape[0]} frames, expected {t}")
-        quality = measure(frames, rec[:, :h, :w], matrix)
+        quality = measure(frames, rec[:, :h, :w], colour.metric)
         return {**record, **quality, "decode_seconds": dec_s}
 
-    def run(self, frames: np.ndarray, fps, crf: int, workdir: str | Path | None = None) -> dict:
+    def run(self, frames: np.ndarray, fps, crf: int, workdir: str | Path | None = None,
+            source: SourceYuv | None = None) -> dict:
         """Encode, decode and measure at one CRF; returns the record described in the module doc."""
         with tempfile.TemporaryDirectory(dir=workdir, prefix=f"{self.name}-") as tmp:
             path = Path(tmp) / "out.mp4"
-            return self.evaluate(self.compress(frames, fps, crf, path), path, frames)
+            return self.evaluate(self.compress(frames, fps, crf, path, source), path, frames, source)
 
 
 class X264(FFmpegCodec):
@@ -272,7 +370,7 @@ CODECS = {"x264": X264, "x265": X265, "svt-av1": SvtAv1}
 
 
 def crf_sweep(codec: FFmpegCodec, frames: np.ndarray, fps, targets, tries: int = 3,
-              tolerance: float = 0.15, workdir=None, log=None) -> list[dict]:
+              tolerance: float = 0.15, workdir=None, log=None, source: SourceYuv | None = None) -> list[dict]:
     """Records whose bpp lands near each target bpp (one per target, duplicates merged, by bpp).
 
     log(bpp) is close to linear in CRF, so: encode the codec's two start CRFs, then for each
@@ -287,11 +385,11 @@ def crf_sweep(codec: FFmpegCodec, frames: np.ndarray, fps, targets, tries: int =
         def file(crf: int) -> Path:
             return Path(tmp) / f"crf{crf}.mp4"
 
-        probes = _sweep(codec, lambda crf: codec.compress(frames, fps, crf, file(crf)), targets,
-                        tries, tolerance, log)
+        probes = _sweep(codec, lambda crf: codec.compress(frames, fps, crf, file(crf), source),
+                        targets, tries, tolerance, log)
         chosen = []
         for r in probes:
-            chosen.append(codec.evaluate(r, file(r["crf"]), frames))
+            chosen.append(codec.evaluate(r, file(r["crf"]), frames, source))
             if log:
                 log(f"  {codec.name} {codec.preset} crf {r['crf']}: {r['bpp']:.4f} bpp, "
                     f"{chosen[-1]['psnr_rgb']:.2f} dB RGB")
@@ -354,11 +452,12 @@ class Dnv:
         return f"Dnv({self.preset!r}, epochs={self.epochs})"
 
     def run(self, source: str | Path, frames: np.ndarray, target_bpp: float,
-            frame_range=(0, None), workdir=None) -> dict:
+            frame_range=(0, None), workdir=None, matrix: str | None = None) -> dict:
         """Encode source (frames = its ground truth over frame_range) at target_bpp, decode, measure.
 
         An encoder error that says the target is infeasible gives a record with ``skipped`` (the
-        message) instead of figures; any other error propagates.
+        message) instead of figures; any other error propagates. ``matrix`` is the YUV-PSNR matrix
+        (default: yuv_matrix(height)); give the anchors' so that the figures compare.
         """
         from nvcodec.codec import decode_to_array, encode
 
@@ -385,7 +484,7 @@ class Dnv:
             **base,
             "bpp": metrics.bpp(file_bytes, w, h, t),
             "bpp_container": metrics.bpp(file_bytes, w, h, t),
-            **measure(frames, rec, yuv_matrix(h)),
+            **measure(frames, rec, matrix or yuv_matrix(h)),
             "encode_seconds": report.get("encode_seconds"),
             "decode_seconds": dec_report.get("decode_seconds", dec_wall),
             "device": report.get("device") or dec_report.get("device"),

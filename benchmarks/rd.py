@@ -6,7 +6,10 @@
 
 For each clip the ground truth is read once (native size, the range the stream declares); dnv is
 encoded at each target bpp, and every anchor (codec x preset) gets a CRF sweep aimed at the same
-targets plus one point beyond each end (``--margin``), so that its curve spans dnv's. Writes into
+targets plus one point beyond each end (``--margin``), so that its curve spans dnv's. Anchors
+encode the source's own 4:2:0 frames when the ground truth is exactly their RGB conversion (8-bit
+4:2:0 video files), else the RGB ground truth converted to 4:2:0 (see benchmarks/codecs.py);
+``--anchor-input rgb`` forces the latter. Writes into
 --out, atomically: rd.json ({"points", "bd", "meta"}), rd.md (tables, BD summary, the command,
 machine and date) and <clip>.png (RGB PSNR against bpp).
 
@@ -43,7 +46,7 @@ elif str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from benchmarks import bd  # noqa: E402
-from benchmarks.codecs import CODECS, Dnv, crf_sweep  # noqa: E402
+from benchmarks.codecs import CODECS, Dnv, crf_sweep, load_source_yuv  # noqa: E402
 
 ANCHORS = ("x264", "x265", "svt-av1")
 
@@ -285,7 +288,7 @@ def run(args) -> dict:
     for clip_path in map(Path, args.clips):
         clip = clip_path.name
         have = [p for p in data["points"] if _same_clip(p, clip, frame_range)]
-        frames = fps = None
+        frames = fps = source = None
         for codec in codecs:
             for preset in ([args.dnv_preset] if codec == "dnv" else presets):
                 jobs = ([("dnv", preset, t) for t in targets] if codec == "dnv"
@@ -299,17 +302,21 @@ def run(args) -> dict:
                     if frames is None:
                         frames, fps = read_clip(clip_path, frame_range)
                         log(f"{clip}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} @ {float(fps):.3f} fps")
+                        if args.anchor_input == "source":
+                            source, why = load_source_yuv(clip_path, frame_range, frames)
+                            log(f"{clip}: anchors encode " + (why if source else f"the RGB ground truth ({why})"))
                     base = {"clip": clip, "frame_range": list(frame_range)}
                     if codec == "dnv":
                         log(f"{clip}: dnv {preset} at {target} bpp")
                         r = Dnv(preset, epochs=args.epochs, device=args.device).run(
-                            clip_path, frames, target, frame_range=frame_range)
+                            clip_path, frames, target, frame_range=frame_range,
+                            matrix=source.colour.metric if source else None)
                         log("  -> " + (r.get("skipped") or f"{r['bpp']:.4f} bpp, {r['psnr_rgb']:.2f} dB"))
                         new = [r]
                     else:
                         log(f"{clip}: {codec} {preset} CRF sweep toward {', '.join(f'{t:g}' for t in anchor_targets)} bpp")
                         new = crf_sweep(CODECS[codec](preset), frames, fps, anchor_targets,
-                                        tries=args.tries, log=log)
+                                        tries=args.tries, log=log, source=source)
                     for r in new:
                         data["points"].append({**base, **r})
                     have = [p for p in data["points"] if _same_clip(p, clip, frame_range)]
@@ -340,6 +347,9 @@ def main(argv=None) -> None:
     ap.add_argument("--margin", type=float, default=1.5,
                     help="anchors also aim at min(bpp)/margin and max(bpp)*margin, to span dnv's curve")
     ap.add_argument("--tries", type=int, default=3, help="at most this many encodes per anchor target")
+    ap.add_argument("--anchor-input", choices=("source", "rgb"), default="source",
+                    help="anchors encode the source's own 4:2:0 frames where they reproduce the ground "
+                         "truth exactly (default), or always the RGB ground truth converted to 4:2:0")
     ap.add_argument("--append", action="store_true", help="merge with an existing rd.json, skip points it has")
     ap.add_argument("--budget", type=float, default=None, help="start no new work after this many seconds")
     ap.add_argument("--report-only", action="store_true",

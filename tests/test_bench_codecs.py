@@ -7,7 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.codecs import SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes  # noqa: E402
+from benchmarks.codecs import (  # noqa: E402
+    SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes, load_source_yuv)
 from nvcodec.video import read_video  # noqa: E402
 
 CLIP = "carphone_qcif_120f_x264qp10.mp4"
@@ -45,6 +46,28 @@ def test_odd_size_counts_the_original_pixels(carphone, cls):
     assert r["psnr_rgb"] > 30
     nbytes = r["bpp"] * 175 * 143 * 6 / 8
     assert abs(nbytes - round(nbytes)) < 1e-6  # a whole number of bytes over 175 x 143 x 6
+
+
+@pytest.mark.parametrize("clip, frame_range, colour", [
+    (CLIP, (2, 8), "BT.601 limited range"),
+    ("openh264_VID_1920x1080_25fps_54f.264", (0, 1), "BT.601 full range"),  # yuvj420p, untagged
+])
+def test_source_frames_beat_the_rgb_round_trip(testdata, clip, frame_range, colour):
+    """Anchors fed the source's own 4:2:0 frames pay for coding only; the record says so."""
+    frames, info = read_video(testdata / clip, frame_range=frame_range)
+    source, why = load_source_yuv(testdata / clip, frame_range, frames)
+    assert source is not None, why
+    assert source.colour.describe() == colour and len(source.planes) == len(frames)
+    direct = X264("medium").run(frames, info.fps, 12, source=source)
+    via_rgb = X264("medium").run(frames, info.fps, 12)
+    assert direct["input"].startswith("source 4:2:0") and via_rgb["input"].startswith("RGB")
+    assert direct["psnr_rgb"] > via_rgb["psnr_rgb"] + 0.5
+
+
+def test_source_frames_are_refused_when_they_are_not_the_ground_truth(carphone, testdata):
+    frames, _ = carphone
+    assert load_source_yuv(testdata / CLIP, (1, 7), frames)[0] is None  # shifted by one frame
+    assert load_source_yuv(testdata / CLIP, (0, 6), frames[:, :143])[0] is None  # odd size
 
 
 def test_crf_sweep_lands_near_the_target(carphone):
