@@ -76,8 +76,11 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if a.dnv is not None and not a.dnv.is_file():
+        ap.error(f"--dnv {a.dnv}: no such file")
     meta = machine()
     records = []
+    end_to_end = []
     for res in a.resolutions:
         w, h = map(int, res.split("x"))
         for size in a.sizes:
@@ -91,7 +94,7 @@ def main():
                            "gpu": meta["gpu"], "torch": meta["torch"]}
                     records.append(rec)
                     print(rec, flush=True)
-    end_to_end = []
+                    write_json(a.out / "speed.json", records, {**meta, "end_to_end": end_to_end})
     if a.dnv is not None:
         with tempfile.TemporaryDirectory() as tmp:
             for precision in ("fp32", "bf16"):
