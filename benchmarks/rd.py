@@ -145,10 +145,10 @@ def render_md(data: dict) -> str:
         lines += ["Earlier runs merged into this file (--append):", ""]
         lines += [f"- {r['date']} on {r['machine']}: `{r['command']}`" for r in meta["runs"][:-1]] + [""]
     lines += ["## BD summary (dnv vs anchors, RGB PSNR, PCHIP)", "",
-              "| clip | dnv | anchor | BD-rate % | BD-PSNR dB | points (dnv/anchor) |", "|---|---|---|---|---|---|"]
+              "| clip | dnv | anchor | BD-rate % | BD-PSNR dB | points (dnv/anchor) or clips |", "|---|---|---|---|---|---|"]
     for r in data["bd"]:
-        n = (f"{r['clips_bd_rate_percent']} clips" if r["clip"] == "average"
-             else f"{r['points_test']}/{r['points_anchor']}")
+        n = (f"clips: {r['clips_bd_rate_percent']} (BD-rate), {r['clips_bd_psnr_db']} (BD-PSNR)"
+             if r["clip"] == "average" else f"{r['points_test']}/{r['points_anchor']}")
         lines.append(f"| {r['clip']} | {r['test']} | {r['anchor']} | {_fmt(r['bd_rate_percent'], 2)} "
                      f"| {_fmt(r['bd_psnr_db'], 3)} | {n} |")
     if not data["bd"]:
@@ -175,6 +175,8 @@ def render_md(data: dict) -> str:
     return "\n".join(lines)
 
 
+_COLOURS = {"dnv": "black", "x264": "tab:red", "x265": "tab:green", "svt-av1": "tab:blue"}
+_MARKERS = {"dnv": "o", "x264": "^", "x265": "s", "svt-av1": "D"}
 _NICE_BPP = [m * 10.0 ** e for e in range(-4, 2) for m in (1, 2, 5)]
 
 
@@ -200,9 +202,11 @@ def plot_clip(points: list[dict], clip: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 5))
     for name, pts in sorted(curves.items()):
         pts.sort(key=lambda p: p["bpp"])
-        style = "-o" if name.startswith("dnv") else ("--s" if "veryslow" in name or name.endswith("-4") else "-^")
-        ax.plot([p["bpp"] for p in pts], [p["psnr_rgb"] for p in pts], style, label=name,
-                linewidth=2.5 if name.startswith("dnv") else 1.2, markersize=4)
+        codec, preset = pts[0]["codec"], str(pts[0]["preset"])
+        dash = {"medium": "-", "veryslow": "--"}.get(preset, ":")
+        ax.plot([p["bpp"] for p in pts], [p["psnr_rgb"] for p in pts], dash,
+                marker=_MARKERS.get(codec, "o"), color=_COLOURS.get(codec), label=name,
+                linewidth=2.5 if codec == "dnv" else 1.2, markersize=4)
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
     ax.xaxis.set_major_locator(FixedLocator([t for t in _NICE_BPP if lo <= t <= hi]))
