@@ -30,7 +30,8 @@ from .models.arch import MODEL_IDS, Arch, ArchError
 
 MAGIC = b"DNV\x1a"
 FORMAT_VERSION = 1
-SECTION_TAGS = {"HEAD": 1, "DECODER": 2, "CONTENT": 3, "DIFF": 4}
+# 5 and 6 are DS-NeRV's codes; INDEX and SEGMENT make a segmented file (see `segments`).
+SECTION_TAGS = {"HEAD": 1, "DECODER": 2, "CONTENT": 3, "DIFF": 4, "INDEX": 7, "SEGMENT": 8}
 TAG_NAMES = {v: k for k, v in SECTION_TAGS.items()}
 MAX_FRAMES = 10_000_000
 
