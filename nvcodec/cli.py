@@ -25,8 +25,11 @@ def run_guarded(fn, *args, **kwargs):
     """Run a command; any failure becomes one `Error: ...` line on stderr and a non-zero exit."""
     try:
         return fn(*args, **kwargs)
-    except KeyboardInterrupt:
-        click.echo("Interrupted; no output file was written.", err=True)
+    except KeyboardInterrupt as e:
+        if getattr(e, "checkpoint", None) is not None:
+            click.echo(f"Interrupted; resume with: {_resume_command()}", err=True)
+        else:
+            click.echo("Interrupted; no output file was written.", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except _user_errors() as e:
         click.echo(f"Error: {_one_line(e)}", err=True)
@@ -41,6 +44,15 @@ def run_guarded(fn, *args, **kwargs):
             click.echo(f"Error: internal error ({type(e).__name__}: {_one_line(e)}); "
                        "rerun with DNV_DEBUG=1 for details", err=True)
         sys.exit(EXIT_ERROR)
+
+
+def _resume_command() -> str:
+    """The encode command line that was run, with --resume."""
+    import shlex
+    args = sys.argv[1:]
+    if "encode" not in args:     # called from Python (tests, another tool): name the form only
+        return "dnv encode INPUT -o OUTPUT [the same options] --resume"
+    return "dnv " + shlex.join(args + ([] if "--resume" in args else ["--resume"]))
 
 
 def _one_line(e: BaseException) -> str:
@@ -111,15 +123,19 @@ def main():
               help="torch.compile the training step (default: on for CUDA, off on CPU).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted encode from OUTPUT.ckpt.")
+@click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
+              help="Seconds between training checkpoints (OUTPUT.ckpt); 0: only on Ctrl-C.")
 def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
-           device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet):
+           device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume, checkpoint_every):
     """Fit a network to INPUT and write it as a .dnv file."""
     def go():
         report = codec.encode(
             input, output, bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs,
             prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
             device=device, frame_range=_frames(frame_range), size=_parse_size(size), pix_fmt=pix_fmt,
-            fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True))
+            fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True),
+            resume=resume, checkpoint_every=checkpoint_every)
         print_encode_report(report)
         if json_path:
             _write_json(json_path, report)

@@ -48,11 +48,16 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
            preset: str = "medium", epochs: int | None = None, prune_epochs: int | None = None,
            batch: int | None = None, lr: float | None = None, loss: str = "l2", prune: float = 0.1,
            quant_bits: int = 8, device: str = "auto", frame_range=(0, None), size=None, pix_fmt: str = "yuv420p",
-           fps=None, seed: int = 0, compile: bool | None = None, progress: bool = True, log=_quiet) -> dict:
-    """Fit a network to the video `input` and write the .dnv file `output`. Returns the report."""
+           fps=None, seed: int = 0, compile: bool | None = None, progress: bool = True, log=_quiet,
+           resume: bool = False, checkpoint_every: float = 60.0) -> dict:
+    """Fit a network to the video `input` and write the .dnv file `output`. Returns the report.
+
+    Training state is checkpointed to `checkpoint_path(output)` every `checkpoint_every` seconds and on
+    Ctrl-C (raising fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
+    """
     from . import sizing
     from .compress.ratecontrol import compress_to_target
-    from .fit import PRESETS, TrainSettings, fit
+    from .fit import PRESETS, Interrupted, TrainingError, TrainSettings, fit
     from .flops import training_flops
     from .video import read_video
 
@@ -102,16 +107,28 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         + (f", diff embedding {'x'.join(map(str, arch.diff_shape))}" if arch.has_diff else "")
         + f"; {settings.epochs}+{settings.prune_epochs} epochs on {device_name(dev)}")
 
-    result = fit(torch.from_numpy(frames), arch, settings, dev, progress=progress)
+    checkpoint = checkpoint_path(output)
+    if checkpoint.is_file() and not resume:
+        log(f"note: {checkpoint} is left from an earlier encode; starting over (add --resume to continue it)")
+    try:
+        result = fit(torch.from_numpy(frames), arch, settings, dev, progress=progress, log=log,
+                     checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every)
 
-    header = Header(arch, t, vinfo.fps, quant_bits)
-    framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
-    target_payload = None if bpp is None else int(bpp * w * h * t / 8) - framing
-    state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
-    packed = compress_to_target(state, result.content, result.diff, quant_bits, target_payload)
-    data = bitstream.pack(header, packed.sections)
+        header = Header(arch, t, vinfo.fps, quant_bits)
+        framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
+        target_payload = None if bpp is None else int(bpp * w * h * t / 8) - framing
+        state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
+        packed = compress_to_target(state, result.content, result.diff, quant_bits, target_payload)
+        data = bitstream.pack(header, packed.sections)
 
-    bitstream.write_atomic(output, data)
+        bitstream.write_atomic(output, data)
+    except TrainingError as e:
+        raise CodecError(str(e)) from None
+    except KeyboardInterrupt as e:
+        if not isinstance(e, Interrupted) and checkpoint.is_file():
+            raise Interrupted(checkpoint) from None
+        raise
+    checkpoint.unlink(missing_ok=True)
     # Quality of what the file holds: decode the bytes exactly as `decode` does.
     loaded = decoding.load(data, dev)
     recon = np.concatenate(list(decoding.render(loaded, dev)))
@@ -126,13 +143,20 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
                                     result.train_psnr),
         "frames": t, "width": w, "height": h, "fps": float(vinfo.fps),
         "params": plan.params, "quant_bits": quant_bits, "effective_bits": round(packed.bits, 3),
-        "epochs": settings.epochs, "prune_epochs": settings.prune_epochs, "batch": settings.batch,
+        "epochs": settings.epochs, "prune_epochs": settings.prune_epochs, "batch": result.batch,
+        "rollbacks": result.rollbacks, "resumed": result.resumed,
         "train_seconds": result.train_seconds, "train_frames_per_second": result.frames_per_second,
         "train_tflops": training_flops(arch, settings.enc_dim) * result.frames_per_second / 1e12,
         "encode_seconds": seconds, "device": device_name(dev),
         "sections": bitstream.section_sizes(data),
     }
     return report
+
+
+def checkpoint_path(output) -> Path:
+    """Where an encode to `output` keeps its training checkpoint."""
+    output = Path(output)
+    return output.with_name(output.name + ".ckpt")
 
 
 def _check_output_folder(output) -> None:

@@ -2,7 +2,9 @@
 
 `load` validates the container, rebuilds the decoder from the header's architecture and the
 dequantized weights, and dequantizes the embeddings. `render` runs the network in batches on the
-device and yields uint8 RGB frames cropped back to the video's own size.
+device and yields uint8 RGB frames cropped back to the video's own size. Both check what they are
+about to allocate against the memory available and refuse with one line what cannot fit; `render`
+lowers its batch to what fits.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import bitstream
+from . import bitstream, memory
 from .bitstream import BitstreamError, Header
 from .compress import pack
 from .models import Decoder
@@ -43,6 +45,9 @@ def load(data: bytes, device: torch.device) -> Loaded:
         shapes = {k: tuple(v.shape) for k, v in Decoder(arch).state_dict().items()}
     if sum(math.prod(s) for s in shapes.values()) > 64 * len(data) * 8 + 1024:
         raise BitstreamError("header describes a network larger than the file can hold")
+    # Entropy decoding, delta decoding and dequantizing take about 16 bytes a value at their peak.
+    _require(16 * values + 32 * sum(math.prod(s) for s in shapes.values()), torch.device("cpu"),
+             "loading this file")
     state = pack.unpack_weights(sections["DECODER"], shapes)
     decoder = Decoder(arch)
     decoder.load_state_dict(state)
@@ -51,6 +56,16 @@ def load(data: bytes, device: torch.device) -> Loaded:
     diff = (pack.unpack_embedding(sections["DIFF"], (header.frames, *arch.diff_shape), "DIFF")
             if arch.has_diff else None)
     return Loaded(header, decoder, content, diff, len(data))
+
+
+def _require(nbytes: float, device: torch.device, what: str) -> float:
+    """The memory usable on `device` (80 % of what is free); BitstreamError if `nbytes` is more."""
+    room = 0.8 * memory.available_bytes(device)
+    if nbytes > room:
+        hint = "; try --device cpu" if device.type == "cuda" else ""
+        raise BitstreamError(f"{what} needs {memory.gib(nbytes)} of memory, {device.type} has "
+                             f"{memory.gib(room)} free{hint}")
+    return room
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
@@ -72,6 +87,9 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     arch = loaded.header.arch
     dtype = PRECISIONS[precision]
     frames = frames if frames is not None else range(loaded.header.frames)
+    per_frame = memory.decode_bytes_per_frame(arch)
+    room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
+    batch = max(1, min(batch, int(room // per_frame)))
     neural = 0.0
     for i in range(0, len(frames), batch):
         idx = torch.as_tensor(frames[i:i + batch], dtype=torch.long)

@@ -1,22 +1,52 @@
-"""Fitting a network to one video: the training loop (device, precision, schedule, pruning, progress).
+"""Fitting a network to one video: the training loop (device, precision, schedule, pruning, progress,
+checkpoints, recovery).
 
-The whole video stays on the device as uint8 (T, 3, pad_h, pad_w); each step gathers a batch of
-frames and their neighbours, runs encoders + decoder, and takes the loss on the original (unpadded)
-area only. After the main schedule the decoder is pruned by global magnitude and fine-tuned with
-the mask held fixed. The result is the float decoder and the embeddings of every frame.
+The whole video stays on the device as uint8 (T, 3, pad_h, pad_w) (in host memory if it does not
+fit there); each step gathers a batch of frames and their neighbours, runs encoders + decoder, and
+takes the loss on the original (unpadded) area only. After the main schedule the decoder is pruned
+by global magnitude and fine-tuned with the mask held fixed. The result is the float decoder and
+the embeddings of every frame.
+
+A long encode survives trouble:
+- Checkpoints: every `checkpoint_every` seconds, on Ctrl-C or SIGTERM (at the end of the running
+  step) and when training ends, the whole state (networks, optimizer, pruning masks, position in
+  the schedule, RNG) is written atomically to a safetensors file; `resume=True` continues from it
+  at the same step, bit for bit on a CPU. A checkpoint belongs to one video, architecture and set
+  of training settings; another encode refuses it with one line.
+- Out of memory: a step that runs out of GPU memory is retried at half the batch, and the log says
+  so; at batch 1 a TrainingError names the memory needed.
+- Divergence: an epoch whose loss is NaN/inf, or whose PSNR falls more than DIVERGENCE_DB below the
+  best of its phase (a known failure of NeRV training), is undone: the last good state comes back
+  with half the learning rate, and the log says so; after MAX_ROLLBACKS, a TrainingError.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .compress.prune import apply_masks, magnitude_masks
+from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder
 from .models.encoders import Encoders
+
+DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
+MAX_ROLLBACKS = 4
+CHECKPOINT_FORMAT = 1
 
 
 @dataclass
@@ -52,6 +82,22 @@ class FitResult:
     frames_per_second: float
     train_psnr: float                      # PSNR of the float model on the training frames (last epoch)
     history: list[dict] = field(default_factory=list)
+    batch: int = 0                         # the batch at the end (lower than asked after running out of memory)
+    rollbacks: int = 0                     # times training diverged and was rolled back
+    resumed: bool = False                  # continued from a checkpoint
+
+
+class TrainingError(Exception):
+    """Training cannot go on (out of memory at batch 1, diverging again and again, a checkpoint that
+    belongs to another encode): one line saying why."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training, raised once the state is saved to `checkpoint`."""
+
+    def __init__(self, checkpoint):
+        super().__init__(f"interrupted; training state saved to {checkpoint}")
+        self.checkpoint = Path(checkpoint)
 
 
 def pad_frames(frames_u8: torch.Tensor, arch: Arch, device) -> torch.Tensor:
@@ -91,14 +137,32 @@ def make_loss(kind: str):
     raise ValueError(f"unknown loss {kind!r} (choose l2 or l1ssim)")
 
 
+def video_fingerprint(frames_u8: torch.Tensor) -> str:
+    """A hash of (a sample of) the frames: tells a checkpoint's video from another."""
+    step = max(1, frames_u8.shape[0] // 64)
+    sample = frames_u8[::step, ::2, ::2].contiguous().cpu().numpy()
+    return hashlib.blake2b(sample.tobytes(), digest_size=16).hexdigest() + f"-{tuple(frames_u8.shape)}"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _differences(saved: dict, current: dict) -> str:
+    keys = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    return ", ".join(f"{k} {saved.get(k)} there, {current.get(k)} here" for k in keys[:3])
+
+
 class Fitter:
+    after_step = None    # hook for tests: called with the Fitter after every completed step
+
     def __init__(self, frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
-                 progress: bool = True):
+                 progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
+                 checkpoint_every: float = 60.0):
         torch.manual_seed(settings.seed)
-        self.arch, self.s, self.device, self.progress = arch, settings, device, progress
-        self.height, self.width = frames_u8.shape[1:3]
-        self.video = pad_frames(frames_u8, arch, device)
-        self.frames = self.video.shape[0]
+        self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
+        self.frames, self.height, self.width = frames_u8.shape[:3]
+        self.video = self._place_video(frames_u8)
         self.encoders = Encoders(arch, settings.enc_dim).to(device)
         self.decoder = Decoder(arch).to(device)
         if device.type == "cuda":
@@ -110,15 +174,57 @@ class Fitter:
         if settings.compile:
             self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss))
         self.history: list[dict] = []
+        # Where training stands: what a checkpoint and a rollback snapshot hold.
+        self.phase, self.epoch, self.pos, self.order = "train", 0, 0, None
+        self.mse_sum = torch.zeros((), device=device)
+        self.batch = max(1, min(settings.batch, self.frames))
+        self.lr_scale, self.rollbacks, self.masks = 1.0, 0, {}
+        self.opt = self._optimizer()
+        self.train_seconds, self._since = 0.0, time.perf_counter()
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.identity = {
+            "format": CHECKPOINT_FORMAT,
+            "settings": {k: v for k, v in asdict(settings).items() if k != "compile"},
+            "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(arch).items() if k != "extra"},
+            "video": video_fingerprint(frames_u8) if self.checkpoint is not None else None,
+        }
+        self.bar, self.resumed, self._stop, self._good = None, False, False, None
+        self._saved_at = time.monotonic()
+        if resume and self.checkpoint is not None:
+            if self.checkpoint.is_file():
+                self._resume()
+            else:
+                log(f"note: no checkpoint at {self.checkpoint}; starting from the beginning")
+
+    def _place_video(self, frames_u8):
+        try:
+            return pad_frames(frames_u8, self.arch, self.device)
+        except torch.OutOfMemoryError:
+            pass    # (out of the except block, so that the failed allocation's memory is free)
+        _free_cached(self.device)
+        self.log(f"note: the video ({gib(frames_u8.numel())}) does not fit in {self.device.type} memory; "
+                 "keeping it in host memory (slower)")
+        return pad_frames(frames_u8, self.arch, torch.device("cpu"))
+
+    def _batch(self, idx):
+        if self.video.device != idx.device:
+            return tuple(x.to(self.device, non_blocking=True) for x in neighbours(self.video, idx.cpu()))
+        return neighbours(self.video, idx)
+
+    def _optimizer(self):
+        params = list(self.encoders.parameters()) + list(self.decoder.parameters())
+        return torch.optim.Adam(params, lr=self.s.lr, betas=(0.9, 0.999), fused=self.device.type == "cuda")
 
     def _compiled_with_fallback(self, compiled):
         """Use the compiled step; if compiling fails (no compiler, unsupported op), say so and run eagerly."""
         def step(*args):
             try:
                 return compiled(*args)
+            except torch.OutOfMemoryError:
+                raise
             except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the same maths
-                import sys
-                print(f"note: torch.compile failed ({type(e).__name__}); training without it", file=sys.stderr)
+                self._say(f"note: torch.compile failed ({type(e).__name__}); training without it")
                 self.step_fn = self._forward_loss
                 return self._forward_loss(*args)
         return step
@@ -132,70 +238,279 @@ class Fitter:
         mse = F.mse_loss(out, ref)
         return self.loss_fn(out, ref), mse
 
-    def _run(self, epochs: int, peak_lr: float, warmup: float, masks, label: str, bar=None):
-        params = list(self.encoders.parameters()) + list(self.decoder.parameters())
-        fused = self.device.type == "cuda"
-        opt = torch.optim.Adam(params, lr=peak_lr, betas=(0.9, 0.999), fused=fused)
-        batch = min(self.s.batch, self.frames)
-        steps_per_epoch = math.ceil(self.frames / batch)
-        total = epochs * steps_per_epoch
-        warmup_steps = int(warmup * total)
-        step = 0
-        for epoch in range(epochs):
-            order = torch.randperm(self.frames, device=self.device)
-            mse_sum = torch.zeros((), device=self.device)
-            for i in range(0, self.frames, batch):
-                idx = order[i:i + batch]
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step, total, warmup_steps, peak_lr)
-                loss, mse = self.step_fn(*neighbours(self.video, idx))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.s.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, self.s.grad_clip)
-                opt.step()
-                apply_masks(self.decoder, masks)
-                mse_sum += mse.detach() * idx.numel()
-                step += 1
-                if bar is not None:
-                    bar.update(idx.numel())
-            psnr = -10 * math.log10(max(float(mse_sum) / self.frames, 1e-12))
-            self.history.append({"phase": label, "epoch": epoch + 1, "psnr": psnr})
-            if bar is not None:
-                bar.set_postfix_str(f"{label} epoch {epoch + 1}/{epochs} PSNR {psnr:.2f} dB")
-        return self.history[-1]["psnr"] if epochs else float("nan")
+    def _say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.clear()
+        self.log(message)
+        if self.bar is not None:
+            self.bar.refresh()
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def _step(self, idx, lr: float) -> torch.Tensor:
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        loss, mse = self.step_fn(*self._batch(idx))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.s.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
+                                           self.s.grad_clip)
+        self.opt.step()
+        apply_masks(self.decoder, self.masks)
+        return mse.detach()
+
+    def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
+        """Run the current phase's epochs from where training stands."""
+        best = max((h["psnr"] for h in self.history if h["phase"] == self.phase), default=-math.inf)
+        self._good = self._state(copy=True)
+        while self.epoch < epochs:
+            if self.order is None:
+                self.order = torch.randperm(self.frames, device=self.device)
+                self.pos, self.mse_sum = 0, torch.zeros((), device=self.device)
+            while self.pos < self.frames:
+                idx = self.order[self.pos:self.pos + self.batch]
+                per_epoch = math.ceil(self.frames / self.batch)
+                total = epochs * per_epoch
+                step = self.epoch * per_epoch + math.ceil(self.pos / self.batch)
+                lr = lr_at(step, total, int(warmup * total), peak_lr * self.lr_scale)
+                oom = None
+                try:
+                    mse = self._step(idx, lr)
+                except torch.OutOfMemoryError as e:
+                    oom = str(e)
+                if oom is not None:     # handled here, where the failed step's tensors are freed
+                    self._lower_batch(oom)
+                    continue
+                self.mse_sum += mse * idx.numel()
+                self.pos += idx.numel()
+                if self.bar is not None:
+                    self.bar.update(idx.numel())
+                self._after_step()
+            psnr = -10 * math.log10(max(float(self.mse_sum) / self.frames, 1e-12))
+            if not math.isfinite(psnr) or psnr < best - DIVERGENCE_DB:
+                self._roll_back(psnr, best, peak_lr)
+                continue
+            self.epoch, self.order = self.epoch + 1, None
+            self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr})
+            best = max(best, psnr)
+            self._good = self._state(copy=True)
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{self.phase} epoch {self.epoch}/{epochs} PSNR {psnr:.2f} dB")
+
+    def _roll_back(self, psnr: float, best: float, peak_lr: float) -> None:
+        failed = self.epoch + 1
+        rollbacks, scale = self.rollbacks + 1, self.lr_scale * 0.5
+        if rollbacks > MAX_ROLLBACKS:
+            raise TrainingError(f"training diverged {rollbacks} times (last at {self.phase} epoch {failed}, "
+                                f"PSNR {psnr:.2f} dB); try a lower --lr or another --seed")
+        self._load_state(*self._good, rng=False)
+        self.rollbacks, self.lr_scale = rollbacks, scale
+        self._say(f"training diverged at {self.phase} epoch {failed} (PSNR {best:.2f} -> {psnr:.2f} dB); "
+                  f"rolled back to epoch {self.epoch}, learning rate now {peak_lr * scale:.3g}")
+
+    def _lower_batch(self, message: str) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        _free_cached(self.device)
+        if self.batch == 1:
+            need, have = self._memory_needed(message)
+            raise TrainingError(f"out of {self.device.type} memory even at batch 1: training on {self.width}x"
+                                f"{self.height} frames needs about {gib(need)}, the device has {gib(have)}; "
+                                "use a lower --bpp, fewer frames or another --device")
+        old, self.batch = self.batch, self.batch // 2
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._say(f"note: out of {self.device.type} memory at batch {old}; continuing with batch {self.batch}")
+
+    def _memory_needed(self, message: str) -> tuple[float, float]:
+        """(bytes a batch-1 step needs, at least; bytes the device has)."""
+        params = sum(p.numel() for g in self.opt.param_groups for p in g["params"])
+        need = 16 * params + self.video.numel() + 4 * decode_bytes_per_frame(self.arch)
+        if self.device.type == "cuda":
+            units = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10}
+            m = re.search(r"Tried to allocate ([\d.]+) (GiB|MiB|KiB)", message)
+            tried = float(m.group(1)) * units[m.group(2)] if m else 0.0
+            need = max(need, torch.cuda.max_memory_allocated(self.device) + tried)
+            return need, torch.cuda.get_device_properties(self.device).total_memory
+        return need, available_bytes(self.device)
+
+    def _after_step(self) -> None:
+        try:
+            if self.after_step is not None:
+                self.after_step()
+            if self._stop:
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if self.checkpoint is None:
+                raise
+            self.save()
+            raise Interrupted(self.checkpoint) from None
+        if (self.checkpoint is not None and self.checkpoint_every > 0
+                and time.monotonic() - self._saved_at >= self.checkpoint_every):
+            self.save()
+
+    @contextlib.contextmanager
+    def _signals(self):
+        """While training with a checkpoint: Ctrl-C / SIGTERM stop at the end of the step (twice: at once)."""
+        if self.checkpoint is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(_signum, _frame):
+            if self._stop:
+                raise KeyboardInterrupt
+            self._stop = True
+
+        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def _start_pruning(self) -> None:
+        s = self.s
+        if s.prune > 0:
+            masks = magnitude_masks(self.decoder, s.prune)
+            apply_masks(self.decoder, masks)
+            self.masks = masks if s.prune_epochs > 0 else {}
+        self.phase = "prune" if s.prune > 0 and s.prune_epochs > 0 else "done"
+        self.epoch, self.pos, self.order = 0, 0, None
+        self.opt = self._optimizer()
 
     def fit(self) -> FitResult:
         s = self.s
-        total_frames = (s.epochs + (s.prune_epochs if s.prune > 0 else 0)) * self.frames
-        bar = None
+        epochs = {"train": s.epochs, "prune": s.prune_epochs if s.prune > 0 else 0}
+        total_frames = sum(epochs.values()) * self.frames
+        before = {"train": 0, "prune": epochs["train"]}.get(self.phase)    # epochs of earlier phases
+        done = total_frames if before is None else (before + self.epoch) * self.frames + self.pos
         if self.progress:
-            import sys
-
             from tqdm import tqdm
             # On a terminal the bar redraws often; in a log file, one line every 30 s is enough.
             interval = 0.5 if sys.stderr.isatty() else 30.0
-            bar = tqdm(total=total_frames, unit="frame", desc="training", dynamic_ncols=True, leave=True,
-                       mininterval=interval, maxinterval=max(10.0, interval))
-        start = time.perf_counter()
+            self.bar = tqdm(total=total_frames, initial=done, unit="frame", desc="training", dynamic_ncols=True,
+                            leave=True, mininterval=interval, maxinterval=max(10.0, interval))
+        self._since = time.perf_counter()
         try:
-            psnr = self._run(s.epochs, s.lr, s.warmup, {}, "train", bar)
-            if s.prune > 0 and s.prune_epochs > 0:
-                masks = magnitude_masks(self.decoder, s.prune)
-                apply_masks(self.decoder, masks)
-                psnr = self._run(s.prune_epochs, s.lr * 0.2, 0.0, masks, "prune", bar)
-            elif s.prune > 0:
-                apply_masks(self.decoder, magnitude_masks(self.decoder, s.prune))
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
+            with self._signals():
+                if self.phase == "train":
+                    self._phase(s.epochs, s.lr, s.warmup)
+                    self._start_pruning()
+                if self.phase == "prune":
+                    self._phase(s.prune_epochs, s.lr * 0.2, 0.0)
+                    self.phase = "done"
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                if self.checkpoint is not None:
+                    self.save()     # an interrupt from here on resumes without training again
         finally:
-            if bar is not None:
-                bar.close()
-        seconds = time.perf_counter() - start
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+        seconds = self._seconds()
         content, diff = self.embeddings()
         self.decoder.eval()
+        psnr = self.history[-1]["psnr"] if self.history else float("nan")
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), content, diff, seconds,
-                         total_frames / max(seconds, 1e-9), psnr, self.history)
+                         (total_frames - done) / max(seconds - self.train_seconds, 1e-9), psnr, self.history,
+                         self.batch, self.rollbacks, self.resumed)
+
+    def _seconds(self) -> float:
+        return self.train_seconds + time.perf_counter() - self._since
+
+    # --- state: checkpoints and rollback snapshots ------------------------------------------------
+
+    def _state(self, copy: bool = False) -> tuple[dict, dict]:
+        """(tensors, metadata) of everything training needs to go on from here."""
+        t = {f"enc.{k}": v for k, v in self.encoders.state_dict().items()}
+        t.update({f"dec.{k}": v for k, v in self.decoder.state_dict().items()})
+        for i, st in self.opt.state_dict()["state"].items():
+            t.update({f"opt.{i}.{k}": v if torch.is_tensor(v) else torch.tensor(v) for k, v in st.items()})
+        t.update({f"mask.{k}": v for k, v in self.masks.items()})
+        if self.order is not None:
+            t["order"] = self.order
+        t["mse_sum"] = self.mse_sum
+        t["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            t["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if copy:
+            t = {k: v.detach().clone() for k, v in t.items()}
+        meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
+                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history],
+                "train_seconds": self._seconds()}
+        return t, meta
+
+    def _load_state(self, tensors: dict, meta: dict, rng: bool = True) -> None:
+        t = {k: v.detach().clone() for k, v in tensors.items()}     # never alias a snapshot
+        self.phase, self.epoch, self.pos, self.batch = meta["phase"], meta["epoch"], meta["pos"], meta["batch"]
+        self.lr_scale, self.rollbacks = meta["lr_scale"], meta["rollbacks"]
+        self.history = [dict(h) for h in meta["history"]]
+        self.encoders.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("enc.")})
+        self.decoder.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("dec.")})
+        self.masks = {k[5:]: v.to(self.device) for k, v in t.items() if k.startswith("mask.")}
+        self.opt = self._optimizer()
+        state = defaultdict(dict)
+        for k, v in t.items():
+            if k.startswith("opt."):
+                _, i, name = k.split(".", 2)
+                state[int(i)][name] = v
+        opt_state = self.opt.state_dict()
+        opt_state["state"] = dict(state)
+        self.opt.load_state_dict(opt_state)
+        self.order = t["order"].to(self.device) if "order" in t else None
+        self.mse_sum = t["mse_sum"].to(self.device)
+        if rng:
+            torch.set_rng_state(t["rng.cpu"])
+            if self.device.type == "cuda" and "rng.cuda" in t:
+                torch.cuda.set_rng_state(t["rng.cuda"], self.device)
+
+    def save(self) -> None:
+        """Write the training state to the checkpoint file, atomically (temporary file, then rename).
+
+        A state whose epoch has gone NaN/inf is not saved; the last good one is.
+        """
+        tensors, meta = self._state() if torch.isfinite(self.mse_sum) or self._good is None else self._good
+        meta = {**meta, "train_seconds": self._seconds()}
+        path = self.checkpoint
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        try:
+            from safetensors.torch import save_file
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp,
+                      metadata={"nvcodec": json.dumps({**self.identity, **meta})})
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        self._saved_at = time.monotonic()
+
+    def _resume(self) -> None:
+        from safetensors import safe_open
+        path = self.checkpoint
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads(f.metadata()["nvcodec"])
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
+            raise TrainingError(f"cannot resume: {path} is not a readable dnv checkpoint "
+                                f"({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+        for key in ("format", "video", "arch", "settings"):
+            saved, current = meta.get(key), json.loads(json.dumps(self.identity[key]))
+            if saved != current:
+                why = _differences(saved, current) if isinstance(saved, dict) and isinstance(current, dict) else ""
+                what = {"video": "another video or frame range"}.get(key, f"other {key}")
+                raise TrainingError(f"cannot resume: {path} is from an encode with {what}"
+                                    + (f" ({why})" if why else "") + "; delete it or run without --resume")
+        try:
+            self._load_state(tensors, meta)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise TrainingError(f"cannot resume: {path} does not fit this model ({type(e).__name__})") from None
+        self.train_seconds = float(meta.get("train_seconds", 0.0))
+        self.resumed = True
+        where = "training done" if self.phase == "done" else \
+            f"{self.phase} epoch {self.epoch + 1}, {self.pos}/{self.frames} frames in"
+        self.log(f"resuming from {path} ({where})")
 
     @torch.no_grad()
     def embeddings(self, batch: int = 16):
@@ -204,13 +519,19 @@ class Fitter:
         contents, diffs = [], []
         for i in range(0, self.frames, batch):
             idx = torch.arange(i, min(i + batch, self.frames), device=self.device)
-            c, d = self.encoders(*neighbours(self.video, idx))
+            c, d = self.encoders(*self._batch(idx))
             contents.append(c.float().cpu())
             if d is not None:
                 diffs.append(d.float().cpu())
         return torch.cat(contents), (torch.cat(diffs) if diffs else None)
 
 
+def _free_cached(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
-        progress: bool = True) -> FitResult:
-    return Fitter(frames_u8, arch, settings, device, progress).fit()
+        progress: bool = True, **options) -> FitResult:
+    """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every (see Fitter)."""
+    return Fitter(frames_u8, arch, settings, device, progress, **options).fit()

@@ -158,9 +158,12 @@ def _to_rgb(frame: av.VideoFrame, notes: list[str]) -> np.ndarray:
     fmt = frame.format
     if fmt.name == "rgb24":
         return frame.to_ndarray()
+    bits = max(c.bits for c in fmt.components)
+    for note, applies in (("alpha channel dropped", any(c.is_alpha for c in fmt.components)),
+                          (f"{bits}-bit source ({fmt.name}) coded as 8-bit RGB", bits > 8)):
+        if applies and note not in notes:
+            notes.append(note)
     if not _is_yuv(fmt):
-        if fmt.name in ("rgba", "bgra", "argb", "abgr", "ya8") and "alpha channel dropped" not in notes:
-            notes.append("alpha channel dropped")
         return frame.reformat(format="rgb24").to_ndarray()
     matrix = _MATRIX.get(frame.colorspace)
     if matrix is None:
@@ -251,15 +254,26 @@ class _ContainerSource:
         container, self.container = self.container, None
         if container is None:  # second iteration: start again from the top
             container = _open_container(self.path)
+        self._intervals: list[float] = []
         try:
             yield from self._decode(container)
         finally:
             container.close()
+            self._check_timing()
+
+    def _check_timing(self):
+        """Variable frame rate: frames are coded in order, at the stream's rate; say so."""
+        steps = [d for d in self._intervals if d > 0]
+        if len(steps) >= 2 and max(steps) > 1.2 * min(steps):
+            note = (f"variable frame rate (frames {min(steps) * 1000:.0f} to {max(steps) * 1000:.0f} ms apart): "
+                    f"coded in order at {float(self.info.fps):.3f} fps, the timing is not kept")
+            if note not in self.info.notes:
+                self.info.notes.append(note)
 
     def _decode(self, container) -> Iterator[np.ndarray]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        index, done = 0, 0
+        index, done, last_time = 0, 0, None
         decoded = container.decode(stream)
         while self.end is None or index < self.end:
             try:
@@ -280,6 +294,10 @@ class _ContainerSource:
                 self._check_size(frame, index)
                 if frame.rotation and not any("rotation" in n for n in self.info.notes):
                     self.info.notes.append(f"rotation metadata ({frame.rotation} deg) ignored")
+                if frame.time is not None:
+                    if last_time is not None:
+                        self._intervals.append(frame.time - last_time)
+                    last_time = frame.time
                 yield _to_rgb(frame, self.info.notes)
                 done += 1
             index += 1

@@ -44,7 +44,10 @@ class _Reader:
         return struct.unpack("<I", self.take(4))[0]
 
     def f16(self, n: int) -> np.ndarray:
-        return np.frombuffer(self.take(2 * n), dtype="<f2").astype(np.float16)
+        values = np.frombuffer(self.take(2 * n), dtype="<f2").astype(np.float16)
+        if not np.isfinite(values).all():
+            raise BitstreamError(f"{self.what} section has a non-finite quantization parameter")
+        return values
 
     def blob(self, count: int) -> np.ndarray:
         data = self.take(self.u32())

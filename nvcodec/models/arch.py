@@ -49,7 +49,8 @@ class Arch:
             raise ArchError(f"unknown model {self.model!r}")
         if not (1 <= n <= 8) or len(self.kernels) != n or len(self.widths) != n + 1:
             raise ArchError("inconsistent stage lists")
-        if any(not (1 <= s <= 8) for s in self.strides) or any(k not in (1, 3, 5, 7) for k in self.kernels):
+        if (any(not (1 <= s <= 8) for s in self.strides) or any(k not in (1, 3, 5, 7) for k in self.kernels)
+                or self.head_kernel not in (1, 3, 5, 7)):
             raise ArchError("stride or kernel out of range")
         if any(not (1 <= w <= 4096) for w in self.widths) or not (1 <= self.emb_ch <= 256):
             raise ArchError("channel width out of range")

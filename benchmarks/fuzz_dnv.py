@@ -1,0 +1,610 @@
+"""Fuzz the .dnv reader: mutate valid files and check that every case ends well.
+
+A seeded mutation loop. Each case takes one of a few small valid .dnv files (tiny CPU encodes of
+carphone, made once and cached), applies one to three mutations, and runs it through what `dnv
+decode` and `dnv info` run: `decoding.load`, then `decoding.render` of the first, second and last
+frame. Mutations: truncation, bit flips, byte sets, deletions and insertions, splices of sections
+or byte ranges from another valid file, inflated length fields, edited header fields, dropped /
+duplicated / reordered sections. Most cases get their section framing rebuilt with correct lengths
+and forged CRCs, so that the mutation reaches the parsers behind the CRC check; the rest are raw
+(the framing itself mutated, CRCs forged where the framing still parses, or not at all).
+
+Every case runs in a worker process with an address-space limit (RLIMIT_AS) and a time limit, and
+ends as one of:
+    decoded    the file loaded and the frames rendered (uint8, the header's size)
+    rejected   BitstreamError / CodecError with a one-line message (the reason is tallied)
+    bug        any other exception, or an error message that is not one line
+    memory     MemoryError or an allocator failure, or the case raised the worker's peak memory by more
+               than --mem-case MB beyond what decoding a frame of the header's network takes (which
+               the reader checks against the memory available)
+    timeout    the case ran past --time-limit
+    crash      the worker died (signal, abort)
+Anything but decoded / rejected is a bug; those files are saved under --findings.
+
+    python -m benchmarks.fuzz_dnv --cases 20000 --out benchmarks/results/fuzz
+    python -m benchmarks.fuzz_dnv --replay 1234          # rerun one case in this process, with the traceback
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import re
+import struct
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+MAGIC = b"DNV\x1a"
+SECTION = struct.Struct("<BII")
+CLIP = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "carphone_qcif_120f_x264qp10.mp4"
+# (model, frames, bpp, frame size crop): small, varied seeds: DNeRV and HNeRV, odd size, more frames.
+SEED_SPECS = [("dnerv", 4, 1.0, None), ("hnerv", 4, 1.0, None), ("dnerv", 12, 0.5, None),
+              ("dnerv", 3, 2.0, (175, 143))]
+FLOPS_PER_SECOND = 1e9     # a slow CPU core: the time allowed for the arithmetic a header declares
+INTERESTING_U8 = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 63, 64, 127, 128, 200, 254, 255]
+INTERESTING_U16 = [0, 1, 2, 16, 255, 256, 4095, 4096, 4097, 16383, 16384, 16385, 32767, 32768, 65535]
+INTERESTING_U32 = [0, 1, 2, 4, 255, 65535, 65536, 1 << 20, (1 << 24) - 1, 1 << 28, (1 << 28) + 1,
+                   (1 << 31) - 1, 1 << 31, 0xFFFFFFFE, 0xFFFFFFFF, 10_000_000, 10_000_001]
+
+
+# --- seeds --------------------------------------------------------------------------------------
+
+def make_seeds(folder: Path, clip: Path = CLIP) -> list[Path]:
+    """Encode the seed files (a few seconds each, on the CPU) unless `folder` has them already."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = []
+    for model, frames, bpp, crop in SEED_SPECS:
+        name = f"{model}_{frames}f_{bpp:g}bpp" + (f"_{crop[0]}x{crop[1]}" if crop else "") + ".dnv"
+        path = folder / name
+        if not path.is_file():
+            from nvcodec import codec
+            source = clip
+            if crop:
+                source = folder / f"crop_{crop[0]}x{crop[1]}.y4m"
+                if not source.is_file():
+                    from nvcodec.video import read_video, write_video
+                    video, info = read_video(clip, frame_range=(0, frames))
+                    write_video(source, video[:, : crop[1], : crop[0]].copy(), info.fps)
+            codec.encode(source, path, bpp=bpp, model=model, frame_range=(0, frames), device="cpu",
+                         epochs=3, prune_epochs=1, progress=False)
+        seeds.append(path)
+    return seeds
+
+
+# --- container surgery (lenient: works on files the reader would refuse) -------------------------
+
+def split_sections(data: bytes) -> tuple[bytes, list[list]]:
+    """(prefix of 6 bytes, [[tag, bytearray payload], ...]) of a well-formed file."""
+    pos, out = 6, []
+    for _ in range(data[5]):
+        tag, length, _ = SECTION.unpack_from(data, pos)
+        pos += SECTION.size
+        out.append([tag, bytearray(data[pos:pos + length])])
+        pos += length
+    return data[:6], out
+
+
+def join_sections(prefix: bytes, sections: list[list]) -> bytes:
+    """Rebuild the framing: the section count, every length and every CRC right (forged)."""
+    out = bytearray(prefix[:5] + bytes([len(sections) & 0xFF]))
+    for tag, payload in sections:
+        out += SECTION.pack(tag & 0xFF, len(payload), zlib.crc32(payload)) + payload
+    return bytes(out)
+
+
+def forge_crcs(data: bytes) -> bytes:
+    """Rewrite the CRC of every section whose declared length still fits in the file."""
+    out = bytearray(data)
+    if len(out) < 6:
+        return data
+    pos = 6
+    for _ in range(out[5]):
+        if pos + SECTION.size > len(out):
+            break
+        _, length, _ = SECTION.unpack_from(out, pos)
+        if pos + SECTION.size + length > len(out):
+            break
+        payload = out[pos + SECTION.size: pos + SECTION.size + length]
+        struct.pack_into("<I", out, pos + 5, zlib.crc32(payload))
+        pos += SECTION.size + length
+    return bytes(out)
+
+
+# --- mutations ----------------------------------------------------------------------------------
+
+def _pick(rng: random.Random, sections):
+    return rng.choice(sections) if sections else None
+
+
+def _interesting(rng: random.Random, size: int, current: int | None = None) -> int:
+    pool = {1: INTERESTING_U8, 2: INTERESTING_U16, 4: INTERESTING_U32}[size]
+    roll = rng.random()
+    if current is not None and roll < 0.3:
+        return max(0, min((1 << (8 * size)) - 1, current + rng.choice([-2, -1, 1, 2, 8, 64, 1024])))
+    if roll < 0.8:
+        return rng.choice(pool)
+    return rng.getrandbits(8 * size)
+
+
+def m_bitflip(rng, sections, other):
+    s = _pick(rng, sections)
+    if s and s[1]:
+        for _ in range(rng.choice([1, 1, 2, 3, 8])):
+            i = rng.randrange(len(s[1]) * 8)
+            s[1][i // 8] ^= 1 << (i % 8)
+
+
+def m_byteset(rng, sections, other):
+    s = _pick(rng, sections)
+    if s and s[1]:
+        for _ in range(rng.randint(1, 4)):
+            s[1][rng.randrange(len(s[1]))] = _interesting(rng, 1)
+
+
+def m_truncate(rng, sections, other):
+    s = _pick(rng, sections)
+    if s:
+        del s[1][rng.randrange(len(s[1]) + 1):]
+
+
+def m_delete(rng, sections, other):
+    s = _pick(rng, sections)
+    if s and s[1]:
+        i = rng.randrange(len(s[1]))
+        del s[1][i:i + rng.choice([1, 2, 4, 16, 256])]
+
+
+def m_insert(rng, sections, other):
+    s = _pick(rng, sections)
+    if s:
+        i = rng.randrange(len(s[1]) + 1)
+        n = rng.choice([1, 2, 4, 16, 1000])
+        s[1][i:i] = rng.randbytes(n) if rng.random() < 0.5 else bytes([_interesting(rng, 1)]) * n
+
+
+def m_field(rng, sections, other):
+    """Set a 1-, 2- or 4-byte little-endian field to an edge value (header fields, scales, lengths)."""
+    heads = [s for s in sections if s[0] == 1]
+    s = heads[0] if heads and rng.random() < 0.5 else _pick(rng, sections)
+    size = rng.choice([1, 2, 4])
+    if s and len(s[1]) >= size:
+        i = rng.randrange(len(s[1]) - size + 1)
+        cur = int.from_bytes(s[1][i:i + size], "little")
+        s[1][i:i + size] = _interesting(rng, size, cur).to_bytes(size, "little")
+
+
+def head_fields(head: bytes) -> list[tuple[str, int, int]]:
+    """(name, offset, size) of every field of a HEAD payload (layout in nvcodec.bitstream)."""
+    fields = [("model", 0, 1), ("width", 1, 2), ("height", 3, 2), ("frames", 5, 4), ("fps_num", 9, 4),
+              ("fps_den", 13, 4), ("quant_bits", 17, 1), ("nstages", 18, 1), ("head_kernel", 19, 1)]
+    n = head[18] if len(head) > 18 else 0
+    fields += [(f"stride{i}", 20 + i, 1) for i in range(n)] + [(f"kernel{i}", 20 + n + i, 1) for i in range(n)]
+    fields += [(f"width{i}", 20 + 2 * n + 2 * i, 2) for i in range(n + 1)]
+    pos = 20 + 2 * n + 2 * (n + 1)
+    fields += [(k, pos + i, 1) for i, k in enumerate(("emb_ch", "diff_ch", "fuse_stage", "diff_up",
+                                                       "diff_kernel", "ccu_kernel"))]
+    return [f for f in fields if f[1] + f[2] <= len(head)]
+
+
+def m_header(rng, sections, other):
+    """Change one header field: an edge value, or a scaled one (a grown count still decodes)."""
+    heads = [s for s in sections if s[0] == 1]
+    if not heads or not head_fields(heads[0][1]):
+        return
+    head = heads[0][1]
+    if rng.random() < 0.25 and len(head) >= 5:   # a bigger frame: width and height together
+        w, h = struct.unpack_from("<HH", head, 1)
+        k = rng.choice([2, 4, 8, 16, 32, 64, 128])
+        struct.pack_into("<HH", head, 1, min(w * k, 65535), min(h * k, 65535))
+        return
+    name, off, size = rng.choice(head_fields(head))
+    cur = int.from_bytes(head[off:off + size], "little")
+    if rng.random() < 0.5:
+        new = cur * rng.choice([2, 3, 4, 8, 16, 64, 1000]) + rng.choice([0, 0, 1, 7])
+    else:
+        new = _interesting(rng, size, cur)
+    head[off:off + size] = (new % (1 << (8 * size))).to_bytes(size, "little")
+
+
+def m_inflate(rng, sections, other):
+    """Find u32 fields that look like the length of what follows them (entropy blobs) and change them."""
+    s = _pick(rng, sections)
+    if not s:
+        return
+    p = s[1]
+    spots = [i for i in range(len(p) - 3) if 0 < struct.unpack_from("<I", p, i)[0] <= len(p) - i - 4]
+    if spots:
+        i = rng.choice(spots)
+        cur = struct.unpack_from("<I", p, i)[0]
+        new = rng.choice([cur + 1, cur - 1, cur + rng.randint(2, 1 << 16), 0, 0xFFFFFFFF, 1 << 28,
+                          len(p), _interesting(rng, 4)])
+        struct.pack_into("<I", p, i, new & 0xFFFFFFFF)
+
+
+def m_splice_section(rng, sections, other):
+    """Put another file's section (same tag mostly) in place of one of ours."""
+    s, o = _pick(rng, sections), _pick(rng, other)
+    if s and o:
+        same = [x for x in other if x[0] == s[0]]
+        if same and rng.random() < 0.7:
+            o = rng.choice(same)
+        s[1] = bytearray(o[1])
+        if rng.random() < 0.2:
+            s[0] = o[0]
+
+
+def m_splice_bytes(rng, sections, other):
+    s, o = _pick(rng, sections), _pick(rng, other)
+    if s and o and s[1] and o[1]:
+        i, j = rng.randrange(len(s[1])), rng.randrange(len(o[1]))
+        n = rng.choice([1, 4, 16, 64, 512])
+        s[1][i:i + n] = o[1][j:j + n]
+
+
+def m_sections(rng, sections, other):
+    """Drop, duplicate, reorder or retag sections."""
+    if not sections:
+        return
+    op = rng.randrange(5)
+    i = rng.randrange(len(sections))
+    if op == 0:
+        del sections[i]
+    elif op == 1:
+        sections.insert(rng.randrange(len(sections) + 1), [sections[i][0], bytearray(sections[i][1])])
+    elif op == 2:
+        rng.shuffle(sections)
+    elif op == 3:
+        sections[i][0] = rng.choice([0, 1, 2, 3, 4, 5, 255])
+    else:
+        sections.append([rng.choice([2, 3, 4, 9]), bytearray(rng.randbytes(rng.choice([0, 8, 100])))])
+
+
+STRUCTURAL = [m_bitflip, m_byteset, m_truncate, m_delete, m_insert, m_field, m_header, m_header, m_inflate,
+              m_splice_section, m_splice_bytes, m_sections]
+
+
+def raw_mutation(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    """Mutations of the file as bytes, framing included."""
+    b = bytearray(data)
+    kind = rng.choice(["raw_truncate", "raw_bitflip", "raw_length", "raw_count", "raw_head"])
+    if kind == "raw_truncate":
+        del b[rng.randrange(len(b) + 1):]
+    elif kind == "raw_bitflip":
+        for _ in range(rng.choice([1, 2, 4])):
+            i = rng.randrange(len(b) * 8)
+            b[i // 8] ^= 1 << (i % 8)
+    elif kind == "raw_length":     # a section's length field
+        starts, pos = [], 6
+        for _ in range(b[5]):
+            starts.append(pos)
+            pos += SECTION.size + SECTION.unpack_from(b, pos)[1]
+        i = rng.choice(starts) + 1
+        cur = struct.unpack_from("<I", b, i)[0]
+        struct.pack_into("<I", b, i, rng.choice([cur + 1, cur - 1, 0, 0xFFFFFFFF, len(b), _interesting(rng, 4)])
+                         & 0xFFFFFFFF)
+    elif kind == "raw_count":
+        b[5] = _interesting(rng, 1)
+    else:                           # magic and version
+        b[rng.randrange(6)] = _interesting(rng, 1)
+    return kind, bytes(b)
+
+
+def mutate(seeds: list[bytes], case: int, master_seed: int = 0) -> tuple[bytes, list[str]]:
+    """The file of case number `case`: deterministic in (seeds, case, master_seed)."""
+    rng = random.Random(f"{master_seed}:{case}")
+    a = rng.randrange(len(seeds))
+    b = rng.randrange(len(seeds))
+    prefix, sections = split_sections(seeds[a])
+    _, other = split_sections(seeds[b])
+    kinds = []
+    if rng.random() < 0.8:
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            fn = rng.choice(STRUCTURAL)
+            fn(rng, sections, other)
+            kinds.append(fn.__name__[2:])
+        data = join_sections(prefix, sections)
+        if rng.random() < 0.1:
+            kind, data = raw_mutation(rng, data)
+            kinds.append(kind)
+    else:
+        kind, data = raw_mutation(rng, seeds[a])
+        kinds.append(kind)
+        if rng.random() < 0.5:
+            data = forge_crcs(data)
+            kinds.append("forged")
+    return data, kinds
+
+
+# --- running one case ---------------------------------------------------------------------------
+
+def decode_flops(arch) -> int:
+    """Arithmetic of decoding one frame (2 x the multiply-adds of every convolution)."""
+    import torch
+
+    from nvcodec.models import Decoder
+    total = 0
+
+    def count(m, _inputs, out):
+        nonlocal total
+        total += 2 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    with torch.device("meta"), torch.no_grad():
+        decoder = Decoder(arch)
+        for m in decoder.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.register_forward_hook(count)
+        decoder(torch.empty(1, *arch.content_shape), torch.empty(1, *arch.diff_shape) if arch.has_diff else None)
+    return total
+
+
+def run_case(data: bytes, on_loaded=None) -> tuple[str, str]:
+    """Load and render like `dnv decode`; (outcome, detail). Raises nothing but what a bug raises.
+
+    `on_loaded(loaded)` is called between loading and rendering (the harness extends the time limit
+    by the work the header declares: a valid header may describe a big frame and a wide network).
+    """
+    import numpy as np
+    import torch
+
+    from nvcodec import bitstream, decoding
+    from nvcodec.codec import CodecError
+
+    try:
+        bitstream.section_sizes(data)
+        loaded = decoding.load(data, torch.device("cpu"))
+        if on_loaded is not None:
+            on_loaded(loaded)
+        n = loaded.header.frames
+        for idx in sorted({0, min(1, n - 1), n - 1}):
+            (out,) = decoding.render(loaded, torch.device("cpu"), batch=1, frames=range(idx, idx + 1))
+            assert out.shape == (1, loaded.header.height, loaded.header.width, 3) and out.dtype == np.uint8
+        return "decoded", ""
+    except (bitstream.BitstreamError, CodecError) as e:
+        message = str(e)
+        if not message.strip() or "\n" in message.strip():
+            return "bug", f"{type(e).__name__} without a one-line message: {message!r}"
+        return "rejected", message
+
+
+def reason_key(message: str) -> str:
+    """A rejection message with its numbers taken out, to tally the reasons."""
+    return re.sub(r"\d+", "N", message)[:90]
+
+
+def _worker(conn, seed_paths, master_seed, mem_limit):
+    import resource
+
+    if mem_limit:
+        resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
+    import torch
+    torch.set_num_threads(1)
+    seeds = [Path(p).read_bytes() for p in seed_paths]
+    while True:
+        case = conn.recv()
+        if case is None:
+            return
+        data, kinds = mutate(seeds, case, master_seed)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+        def declare_work(loaded):
+            from nvcodec.memory import decode_bytes_per_frame
+            arch = loaded.header.arch
+            conn.send(("work", 3 * decode_flops(arch) / FLOPS_PER_SECOND, decode_bytes_per_frame(arch) / 2**20))
+
+        try:
+            outcome, detail = run_case(data, declare_work)
+        except MemoryError:
+            outcome, detail = "memory", "MemoryError"
+        except Exception as e:  # noqa: BLE001 - that is what we are looking for
+            text = " ".join(str(e).split())[:200]
+            outcome = "memory" if "alloc" in text.lower() else "bug"
+            detail = f"{type(e).__name__}: {text}"
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        conn.send(("result", case, outcome, detail, kinds, grown_mb))
+
+
+class Pool:
+    """Workers fed one case at a time; a worker that times out or dies is replaced."""
+
+    def __init__(self, jobs, seed_paths, master_seed, mem_limit):
+        self.ctx = mp.get_context("spawn")
+        self.args = (seed_paths, master_seed, mem_limit)
+        self.slots = [self._start() for _ in range(jobs)]
+
+    def _start(self):
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker, args=(child, *self.args), daemon=True)
+        proc.start()
+        child.close()
+        return {"proc": proc, "conn": parent, "case": None, "deadline": 0.0, "declared_mb": 0.0}
+
+    def restart(self, i):
+        self.slots[i]["proc"].kill()
+        self.slots[i]["proc"].join()
+        self.slots[i] = self._start()
+
+    def close(self):
+        for s in self.slots:
+            try:
+                s["conn"].send(None)
+            except OSError:
+                pass
+            s["proc"].join(timeout=5)
+            if s["proc"].is_alive():
+                s["proc"].kill()
+
+
+def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem_case_mb, findings: Path,
+         log=print):
+    counts = collections.Counter()
+    reasons = collections.Counter()
+    by_kind = collections.defaultdict(collections.Counter)
+    bugs = []
+    seeds = [Path(p).read_bytes() for p in seed_paths]
+    pool = Pool(jobs, seed_paths, master_seed, mem_limit)
+    pending = iter(range(start, start + cases))
+    done, started = 0, time.time()
+
+    def record(case, outcome, detail, kinds, grown_mb=0.0):
+        nonlocal done
+        kinds = kinds or mutate(seeds, case, master_seed)[1]
+        if outcome in ("decoded", "rejected") and grown_mb > mem_case_mb:
+            outcome, detail = "memory", f"peak memory grew by {grown_mb:.0f} MB ({outcome}: {detail})"
+        counts[outcome] += 1
+        for k in set(kinds):
+            by_kind[k][outcome] += 1
+        if outcome == "rejected":
+            reasons[reason_key(detail)] += 1
+        elif outcome != "decoded":
+            bugs.append({"case": case, "outcome": outcome, "detail": detail, "mutations": kinds})
+            findings.mkdir(parents=True, exist_ok=True)
+            (findings / f"case{case}_{outcome}.dnv").write_bytes(mutate(seeds, case, master_seed)[0])
+            log(f"  case {case}: {outcome}: {detail} ({'+'.join(kinds)})")
+        done += 1
+        if done % 1000 == 0:
+            log(f"{done}/{cases} cases, {time.time() - started:.0f} s: {dict(counts)}")
+
+    def feed(i):
+        case = next(pending, None)
+        slot = pool.slots[i]
+        slot["case"], slot["deadline"], slot["declared_mb"] = case, time.time() + time_limit, 0.0
+        if case is not None:
+            slot["conn"].send(case)
+
+    for i in range(len(pool.slots)):
+        feed(i)
+    while any(s["case"] is not None for s in pool.slots):
+        for i, slot in enumerate(pool.slots):
+            if slot["case"] is None:
+                continue
+            if slot["conn"].poll(0.01):
+                try:
+                    message = slot["conn"].recv()
+                except (EOFError, OSError):
+                    record(slot["case"], "crash", f"worker died (exit code {slot['proc'].exitcode})", [])
+                    pool.restart(i)
+                    feed(i)
+                    continue
+                if message[0] == "work":   # the header declares this much arithmetic and memory: allow for it
+                    slot["deadline"] += message[1]
+                    slot["declared_mb"] = message[2]
+                    continue
+                _, case, outcome, detail, kinds, grown = message
+                record(case, outcome, detail, kinds, grown - slot["declared_mb"])
+                if outcome == "memory" or grown > 256:
+                    pool.restart(i)   # start the next case from a fresh high-water mark
+                feed(i)
+            elif not slot["proc"].is_alive():
+                record(slot["case"], "crash", f"worker died (exit code {slot['proc'].exitcode})", [])
+                pool.restart(i)
+                feed(i)
+            elif time.time() > slot["deadline"]:
+                record(slot["case"], "timeout", f"over {time_limit:g} s + the declared work", [])
+                pool.restart(i)
+                feed(i)
+    pool.close()
+    return {"counts": counts, "reasons": reasons, "by_kind": by_kind, "bugs": bugs,
+            "seconds": time.time() - started}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+
+
+def write_report(out: Path, result: dict, args, command: str, seed_names: list[str]) -> None:
+    import torch
+
+    counts = result["counts"]
+    total = sum(counts.values())
+    report = {
+        "cases": total, "outcomes": dict(counts.most_common()),
+        "bugs": len(result["bugs"]), "bug_cases": result["bugs"][:50],
+        "rejection_reasons": dict(result["reasons"].most_common(40)),
+        "by_mutation": {k: dict(v) for k, v in sorted(result["by_kind"].items())},
+        "command": command, "master_seed": args.seed, "first_case": args.start,
+        "time_limit_s": args.time_limit, "address_space_limit_mb": args.mem_limit,
+        "per_case_memory_growth_limit_mb": args.mem_case, "jobs": args.jobs,
+        "seconds": round(result["seconds"], 1), "machine": machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(), "torch": torch.__version__, "seed_files": seed_names,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# Fuzzing the .dnv reader", "",
+        f"`{command}` on {report['machine']}, {report['date']} (Python {report['python']}, torch {report['torch']}).",
+        "", f"**{total:,} cases in {report['seconds']:.0f} s; {report['bugs']} bugs.** Each case: one of "
+        f"{len(seed_names)} valid seed files ({', '.join(seed_names)}), one to three mutations, then "
+        "`decoding.load` and `decoding.render` of the first, second and last frame, in a worker limited to "
+        f"{args.mem_limit} MB of address space and {args.time_limit:g} s.", "",
+        "| outcome | cases | share |", "|---|---:|---:|",
+    ]
+    for k in ("decoded", "rejected", "bug", "memory", "timeout", "crash"):
+        lines.append(f"| {k} | {counts.get(k, 0):,} | {100 * counts.get(k, 0) / max(total, 1):.2f} % |")
+    lines += ["", "What stopped the rejected files (numbers replaced by N; the 15 most frequent):", "",
+              "| reason | cases |", "|---|---:|"]
+    lines += [f"| {r} | {n:,} |" for r, n in result["reasons"].most_common(15)]
+    lines += ["", "Outcomes by mutation (a case may stack several):", "",
+              "| mutation | decoded | rejected | other |", "|---|---:|---:|---:|"]
+    for k, v in sorted(result["by_kind"].items()):
+        other = sum(n for o, n in v.items() if o not in ("decoded", "rejected"))
+        lines.append(f"| {k} | {v.get('decoded', 0):,} | {v.get('rejected', 0):,} | {other:,} |")
+    if result["bugs"]:
+        lines += ["", "Bug cases (rerun one with `--replay CASE`):", ""]
+        lines += [f"- case {b['case']}: {b['outcome']}: {b['detail']}" for b in result["bugs"][:30]]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cases", type=int, default=10_000)
+    p.add_argument("--start", type=int, default=0, help="first case number")
+    p.add_argument("--seed", type=int, default=0, help="master seed of the mutations")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--time-limit", type=float, default=20.0, help="seconds per case")
+    p.add_argument("--mem-limit", type=int, default=4096, help="address space of a worker, MB")
+    p.add_argument("--mem-case", type=float, default=512, help="most MB a case may add to the peak")
+    p.add_argument("--seeds", type=Path, default=Path(tempfile.gettempdir()) / "dnv_fuzz_seeds")
+    p.add_argument("--findings", type=Path, default=Path(tempfile.gettempdir()) / "dnv_fuzz_findings")
+    p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
+    p.add_argument("--replay", type=int, default=None, help="run one case here and show its traceback")
+    args = p.parse_args(argv)
+
+    seed_paths = [str(x) for x in make_seeds(args.seeds)]
+    seeds = [Path(x).read_bytes() for x in seed_paths]
+    if args.replay is not None:
+        data, kinds = mutate(seeds, args.replay, args.seed)
+        print(f"case {args.replay}: {'+'.join(kinds)}, {len(data)} bytes")
+        print(run_case(data))
+        return
+    print(f"{args.cases} cases from {len(seeds)} seeds, {args.jobs} workers", flush=True)
+    result = fuzz(seed_paths, args.cases, args.start, args.seed, args.jobs, args.time_limit,
+                  args.mem_limit * 2**20, args.mem_case, args.findings, log=lambda m: print(m, flush=True))
+    counts = result["counts"]
+    print(f"done: {sum(counts.values())} cases in {result['seconds']:.0f} s: {dict(counts)}")
+    if args.out:
+        command = "python -m benchmarks.fuzz_dnv " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_report(args.out, result, args, command, [Path(x).name for x in seed_paths])
+    sys.exit(1 if result["bugs"] else 0)
+
+
+if __name__ == "__main__":
+    main()

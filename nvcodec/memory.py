@@ -1,0 +1,67 @@
+"""Memory: what a job may use, and what decoding a frame needs.
+
+Used to size batches and to refuse with one line what cannot fit, instead of dying in the allocator:
+a header can declare a 16384x16384 frame in a few kilobytes, and a real 4K file needs gigabytes a
+frame on a CPU.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .models import Arch, Decoder
+
+# Peak memory of a decoder forward / the sum of its layers' outputs, measured on CPU (0.7-1.2 for
+# 176x144 .. 3840x2160 models, conv workspaces included), with a margin.
+DECODE_PEAK_FACTOR = 1.5
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def available_bytes(device: torch.device) -> float:
+    """Memory this process can still allocate on `device` (math.inf where it cannot be told)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    room = math.inf
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    room = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/status") as f:
+                used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+            room = min(room, soft - used)
+    except (ImportError, OSError, ValueError, StopIteration):
+        pass
+    return max(room, 0)
+
+
+def decode_bytes_per_frame(arch: Arch) -> int:
+    """Peak float32 memory of decoding one frame: the sum of every layer's output, with a margin.
+
+    Computed by running the decoder on the meta device (no memory, no arithmetic).
+    """
+    total = 0
+
+    def count(_module, _inputs, output):
+        nonlocal total
+        total += output.numel()
+
+    with torch.device("meta"), torch.no_grad():
+        decoder = Decoder(arch)
+        for m in decoder.modules():
+            if not any(True for _ in m.children()):
+                m.register_forward_hook(count)
+        diff = torch.empty(1, *arch.diff_shape) if arch.has_diff else None
+        decoder(torch.empty(1, *arch.content_shape), diff)
+    return int(DECODE_PEAK_FACTOR * 4 * total)
