@@ -1,0 +1,36 @@
+"""Two gloo processes on the CPU: each encodes its share, rank 0 gathers; one failure ends all."""
+import os
+from functools import partial
+
+import pytest
+
+from nvcodec.distributed import RankFailed, gather_results, spawn_local
+
+
+def _produce(i: int, fail_on: int | None) -> bytes:
+    if i == fail_on:
+        raise ValueError(f"segment {i} is broken")
+    return f"segment {i} by pid {os.getpid()}".encode()
+
+
+def _job(group, out: str, count: int, fail_on: int | None):
+    results = gather_results(group, partial(_produce, fail_on=fail_on), count)
+    if group.rank == 0:
+        with open(out, "wb") as f:
+            f.write(b"\n".join(results))
+
+
+def test_two_processes_share_and_gather(tmp_path):
+    out = tmp_path / "all.txt"
+    spawn_local(2, partial(_job, out=str(out), count=5, fail_on=None))
+    lines = out.read_bytes().split(b"\n")
+    assert [line.split(b" by ")[0] for line in lines] == [f"segment {i}".encode() for i in range(5)]
+    pids = {line.split(b"pid ")[1] for line in lines}
+    assert len(pids) == 2  # both processes did work
+
+
+def test_a_failing_rank_ends_the_run_without_output(tmp_path):
+    out = tmp_path / "all.txt"
+    with pytest.raises(RankFailed, match="rank 1: ValueError: segment 3 is broken"):
+        spawn_local(2, partial(_job, out=str(out), count=5, fail_on=3))
+    assert not out.exists()
