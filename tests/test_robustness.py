@@ -21,6 +21,8 @@ FAST = dict(model_size=3e3, epochs=4, prune_epochs=2, lr=5e-3, device="cpu", pro
 CLI_FAST = ["--model-size", "3000", "--epochs", "4", "--prune-epochs", "2", "--lr", "5e-3", "--device", "cpu", "-q"]
 # 4 frames at batch 2: 2 steps an epoch; steps 1-8 train, 9-12 fine-tune after pruning.
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def carphone(testdata, tmp_path_factory):
@@ -191,3 +193,20 @@ def test_decoding_is_deterministic_and_fits_the_memory_it_has(reference, monkeyp
     monkeypatch.setattr(memory, "available_bytes", lambda device: per_frame / 2)
     with pytest.raises(BitstreamError, match=r"decoding one 64x48 frame needs .* of memory"):
         next(decoding.render(loaded, cpu))
+
+
+def test_video_that_does_not_fit_on_the_device_stays_in_host_memory(carphone, reference, tmp_path, monkeypatch):
+    import nvcodec.fit as fit
+    real_pad = fit.pad_frames
+    calls = []
+
+    def pad(frames, arch, device):
+        calls.append(device)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("out of memory")
+        return real_pad(frames, arch, device)
+    monkeypatch.setattr(fit, "pad_frames", pad)
+    logs = []
+    codec.encode(carphone, tmp_path / "o.dnv", log=logs.append, **FAST)
+    assert any("does not fit in cpu memory; keeping it in host memory" in m for m in logs), logs
+    assert (tmp_path / "o.dnv").read_bytes() == reference[0]
