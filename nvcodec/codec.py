@@ -64,7 +64,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
     if preset not in PRESETS:
         raise CodecError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
-    if bpp is not None and not (0 < bpp < 1000):
+    if bpp is not None and not 0 < bpp < float("inf"):
         raise CodecError("--bpp must be a positive number")
     if not (2 <= quant_bits <= 16):
         raise CodecError("--quant-bits must be between 2 and 16")

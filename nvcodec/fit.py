@@ -78,7 +78,7 @@ class FitResult:
     decoder: Decoder
     content: torch.Tensor                  # (T, emb_ch, h, w) float32, CPU
     diff: torch.Tensor | None              # (T, diff_ch, hd, wd) float32, CPU
-    train_seconds: float
+    train_seconds: float                   # of this run (after a resume: since the resume)
     frames_per_second: float
     train_psnr: float                      # PSNR of the float model on the training frames (last epoch)
     history: list[dict] = field(default_factory=list)
@@ -180,7 +180,7 @@ class Fitter:
         self.batch = max(1, min(settings.batch, self.frames))
         self.lr_scale, self.rollbacks, self.masks = 1.0, 0, {}
         self.opt = self._optimizer()
-        self.train_seconds, self._since = 0.0, time.perf_counter()
+        self._since = time.perf_counter()
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = checkpoint_every
         self.identity = {
@@ -407,16 +407,13 @@ class Fitter:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
-        seconds = self._seconds()
+        seconds = time.perf_counter() - self._since
         content, diff = self.embeddings()
         self.decoder.eval()
         psnr = self.history[-1]["psnr"] if self.history else float("nan")
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), content, diff, seconds,
-                         (total_frames - done) / max(seconds - self.train_seconds, 1e-9), psnr, self.history,
+                         (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed)
-
-    def _seconds(self) -> float:
-        return self.train_seconds + time.perf_counter() - self._since
 
     # --- state: checkpoints and rollback snapshots ------------------------------------------------
 
@@ -436,8 +433,7 @@ class Fitter:
         if copy:
             t = {k: v.detach().clone() for k, v in t.items()}
         meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
-                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history],
-                "train_seconds": self._seconds()}
+                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history]}
         return t, meta
 
     def _load_state(self, tensors: dict, meta: dict, rng: bool = True) -> None:
@@ -470,7 +466,6 @@ class Fitter:
         A state whose epoch has gone NaN/inf is not saved; the last good one is.
         """
         tensors, meta = self._state() if torch.isfinite(self.mse_sum) or self._good is None else self._good
-        meta = {**meta, "train_seconds": self._seconds()}
         path = self.checkpoint
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         os.close(fd)
@@ -506,7 +501,6 @@ class Fitter:
             self._load_state(tensors, meta)
         except (KeyError, ValueError, RuntimeError) as e:
             raise TrainingError(f"cannot resume: {path} does not fit this model ({type(e).__name__})") from None
-        self.train_seconds = float(meta.get("train_seconds", 0.0))
         self.resumed = True
         where = "training done" if self.phase == "done" else \
             f"{self.phase} epoch {self.epoch + 1}, {self.pos}/{self.frames} frames in"

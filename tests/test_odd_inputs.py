@@ -86,6 +86,18 @@ def test_tiny_frames(source, tmp_path):
     assert codec.decode_to_array(tmp_path / "t.dnv", device="cpu")[0].shape == (2, 16, 16, 3)
 
 
+def test_one_pixel_frames(tmp_path):
+    """A folder of 1x1 PNGs: absurd, but coded (MS-SSIM of 1-pixel frames used to crash the report)."""
+    folder = tmp_path / "png"
+    folder.mkdir()
+    for i, value in enumerate((40, 200)):
+        av.VideoFrame.from_ndarray(np.full((1, 1, 3), value, np.uint8), format="rgb24").to_image().save(
+            folder / f"{i}.png")
+    r = encode_cli(folder, tmp_path / "p.dnv", "--bpp", "30000")
+    assert r.exit_code == 0, r.output
+    assert codec.decode_to_array(tmp_path / "p.dnv", device="cpu")[0].shape == (2, 1, 1, 3)
+
+
 def test_4k_frames_are_read_and_planned(source, tmp_path):
     """Two 3840x2160 frames: read at full size, planned, and the decode's memory known in advance.
     (A one-epoch CPU encode of this takes about a minute and 8.5 GB, too slow for the suite.)"""
