@@ -304,8 +304,9 @@ class Fitter:
         if rollbacks > MAX_ROLLBACKS:
             raise TrainingError(f"training diverged {rollbacks} times (last at {self.phase} epoch {failed}, "
                                 f"PSNR {psnr:.2f} dB); try a lower --lr or another --seed")
+        batch = self.batch          # (a batch lowered for memory stays lowered)
         self._load_state(*self._good, rng=False)
-        self.rollbacks, self.lr_scale = rollbacks, scale
+        self.rollbacks, self.lr_scale, self.batch = rollbacks, scale, batch
         self._say(f"training diverged at {self.phase} epoch {failed} (PSNR {best:.2f} -> {psnr:.2f} dB); "
                   f"rolled back to epoch {self.epoch}, learning rate now {peak_lr * scale:.3g}")
 
@@ -494,7 +495,8 @@ class Fitter:
             saved, current = meta.get(key), json.loads(json.dumps(self.identity[key]))
             if saved != current:
                 why = _differences(saved, current) if isinstance(saved, dict) and isinstance(current, dict) else ""
-                what = {"video": "another video or frame range"}.get(key, f"other {key}")
+                what = {"video": "another video or frame range", "settings": "other training settings",
+                        "arch": "another network (--model, --bpp or --model-size)"}.get(key, "another format")
                 raise TrainingError(f"cannot resume: {path} is from an encode with {what}"
                                     + (f" ({why})" if why else "") + "; delete it or run without --resume")
         try:
@@ -510,6 +512,7 @@ class Fitter:
     def embeddings(self, batch: int = 16):
         """Content and diff embeddings of every frame, in float32 (what gets quantized)."""
         self.encoders.eval()
+        batch = min(batch, 8 * self.batch)      # smaller where training had to lower its batch for memory
         contents, diffs = [], []
         for i in range(0, self.frames, batch):
             idx = torch.arange(i, min(i + batch, self.frames), device=self.device)
