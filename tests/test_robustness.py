@@ -210,3 +210,19 @@ def test_video_that_does_not_fit_on_the_device_stays_in_host_memory(carphone, re
     codec.encode(carphone, tmp_path / "o.dnv", log=logs.append, **FAST)
     assert any("does not fit in cpu memory; keeping it in host memory" in m for m in logs), logs
     assert (tmp_path / "o.dnv").read_bytes() == reference[0]
+
+
+def test_decoding_halves_its_batch_when_the_device_runs_out(reference, monkeypatch):
+    cpu = torch.device("cpu")
+    loaded = decoding.load(reference[0], cpu)
+    expected = np.concatenate(list(decoding.render(loaded, cpu)))
+    real_forward, calls = loaded.decoder.forward, []
+
+    def forward(content, diff=None):
+        calls.append(len(content))
+        if len(content) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real_forward(content, diff)
+    monkeypatch.setattr(loaded.decoder, "forward", forward)
+    batches = list(decoding.render(loaded, cpu, batch=4))
+    assert calls == [4, 2, 1, 1, 1, 1] and np.array_equal(np.concatenate(batches), expected)
