@@ -342,9 +342,8 @@ class Fitter:
             if self._stop:
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if self.checkpoint is None:
+            if self.checkpoint is None or not self.save():
                 raise
-            self.save()
             raise Interrupted(self.checkpoint) from None
         if (self.checkpoint is not None and self.checkpoint_every > 0
                 and time.monotonic() - self._saved_at >= self.checkpoint_every):
@@ -461,25 +460,31 @@ class Fitter:
             if self.device.type == "cuda" and "rng.cuda" in t:
                 torch.cuda.set_rng_state(t["rng.cuda"], self.device)
 
-    def save(self) -> None:
+    def save(self) -> bool:
         """Write the training state to the checkpoint file, atomically (temporary file, then rename).
 
-        A state whose epoch has gone NaN/inf is not saved; the last good one is.
+        A state whose epoch has gone NaN/inf is not saved; the last good one is. A checkpoint that
+        cannot be written (disk full, no permission) is said on the log and training goes on.
         """
+        from safetensors import SafetensorError
+        from safetensors.torch import save_file
         tensors, meta = self._state() if torch.isfinite(self.mse_sum) or self._good is None else self._good
-        path = self.checkpoint
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
+        path, tmp = self.checkpoint, None
+        self._saved_at = time.monotonic()
         try:
-            from safetensors.torch import save_file
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            os.close(fd)
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp,
                       metadata={"nvcodec": json.dumps({**self.identity, **meta})})
             os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
+            return True
+        except (OSError, SafetensorError) as e:
+            reason = " ".join(str(getattr(e, "strerror", None) or e).split())
+            self._say(f"note: could not write the checkpoint {path} ({reason}); training goes on")
+            return False
+        finally:
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
-        self._saved_at = time.monotonic()
 
     def _resume(self) -> None:
         from safetensors import safe_open
