@@ -57,11 +57,11 @@ INTERESTING_U32 = [0, 1, 2, 4, 255, 65535, 65536, 1 << 20, (1 << 24) - 1, 1 << 2
 
 # --- seeds --------------------------------------------------------------------------------------
 
-def make_seeds(folder: Path, clip: Path = CLIP) -> list[Path]:
+def make_seeds(folder: Path, clip: Path = CLIP, specs=SEED_SPECS, epochs: int = 3) -> list[Path]:
     """Encode the seed files (a few seconds each, on the CPU) unless `folder` has them already."""
     folder.mkdir(parents=True, exist_ok=True)
     seeds = []
-    for model, frames, bpp, crop in SEED_SPECS:
+    for model, frames, bpp, crop in specs:
         name = f"{model}_{frames}f_{bpp:g}bpp" + (f"_{crop[0]}x{crop[1]}" if crop else "") + ".dnv"
         path = folder / name
         if not path.is_file():
@@ -74,7 +74,7 @@ def make_seeds(folder: Path, clip: Path = CLIP) -> list[Path]:
                     video, info = read_video(clip, frame_range=(0, frames))
                     write_video(source, video[:, : crop[1], : crop[0]].copy(), info.fps)
             codec.encode(source, path, bpp=bpp, model=model, frame_range=(0, frames), device="cpu",
-                         epochs=3, prune_epochs=1, progress=False)
+                         epochs=epochs, prune_epochs=1, progress=False)
         seeds.append(path)
     return seeds
 

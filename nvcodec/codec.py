@@ -52,12 +52,13 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
            resume: bool = False, checkpoint_every: float = 60.0) -> dict:
     """Fit a network to the video `input` and write the .dnv file `output`. Returns the report.
 
-    Training state is checkpointed to `checkpoint_path(output)` every `checkpoint_every` seconds and on
-    Ctrl-C (raising fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
+    Training state is checkpointed to `checkpoint_path(output)` every `checkpoint_every` seconds, at the
+    end of training and on Ctrl-C during training (which raises fit.Interrupted); `resume=True` continues
+    from it. It is removed once the .dnv is written.
     """
     from . import sizing
     from .compress.ratecontrol import compress_to_target
-    from .fit import PRESETS, Interrupted, TrainingError, TrainSettings, fit
+    from .fit import PRESETS, TrainingError, TrainSettings, fit
     from .flops import training_flops
     from .video import read_video
 
@@ -66,7 +67,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
     if preset not in PRESETS:
         raise CodecError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
-    if bpp is not None and not (0 < bpp < 1000):
+    if bpp is not None and not 0 < bpp < float("inf"):
         raise CodecError("--bpp must be a positive number")
     if not (2 <= quant_bits <= 16):
         raise CodecError("--quant-bits must be between 2 and 16")
@@ -113,21 +114,17 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     try:
         result = fit(torch.from_numpy(frames), arch, settings, dev, progress=progress, log=log,
                      checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every)
-
-        header = Header(arch, t, vinfo.fps, quant_bits)
-        framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
-        target_payload = None if bpp is None else int(bpp * w * h * t / 8) - framing
-        state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
-        packed = compress_to_target(state, result.content, result.diff, quant_bits, target_payload)
-        data = bitstream.pack(header, packed.sections)
-
-        bitstream.write_atomic(output, data)
     except TrainingError as e:
         raise CodecError(str(e)) from None
-    except KeyboardInterrupt as e:
-        if not isinstance(e, Interrupted) and checkpoint.is_file():
-            raise Interrupted(checkpoint) from None
-        raise
+
+    header = Header(arch, t, vinfo.fps, quant_bits)
+    framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
+    target_payload = None if bpp is None else int(bpp * w * h * t / 8) - framing
+    state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
+    packed = compress_to_target(state, result.content, result.diff, quant_bits, target_payload)
+    data = bitstream.pack(header, packed.sections)
+
+    bitstream.write_atomic(output, data)
     checkpoint.unlink(missing_ok=True)
     # Quality of what the file holds: decode the bytes exactly as `decode` does.
     loaded = decoding.load(data, dev)

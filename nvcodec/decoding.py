@@ -4,10 +4,12 @@
 dequantized weights, and dequantizes the embeddings. `render` runs the network in batches on the
 device and yields uint8 RGB frames cropped back to the video's own size. Both check what they are
 about to allocate against the memory available and refuse with one line what cannot fit; `render`
-lowers its batch to what fits.
+lowers its batch to what fits (and halves it again if the GPU still runs out), and limits cuDNN to
+deterministic algorithms so that a file decodes to the same frames on every run.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -68,6 +70,14 @@ def _require(nbytes: float, device: torch.device, what: str) -> float:
     return room
 
 
+def _deterministic(device: torch.device):
+    """cuDNN limited to deterministic algorithms (the same frames on every run); nothing on a CPU."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(enabled=cudnn.enabled, benchmark=False, deterministic=True, allow_tf32=cudnn.allow_tf32)
+
+
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8, rounding to nearest."""
     return frames.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
@@ -90,19 +100,30 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     per_frame = memory.decode_bytes_per_frame(arch)
     room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
     batch = max(1, min(batch, int(room // per_frame)))
-    neural = 0.0
-    for i in range(0, len(frames), batch):
+    neural, i = 0.0, 0
+    while i < len(frames):
         idx = torch.as_tensor(frames[i:i + batch], dtype=torch.long)
         content = loaded.content[idx].to(device, non_blocking=True)
         diff = loaded.diff[idx].to(device, non_blocking=True) if loaded.diff is not None else None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = to_uint8(loaded.decoder(content, diff)[..., : arch.height, : arch.width])
+        try:
+            with _deterministic(device), torch.autocast(device.type, dtype=dtype or torch.float32,
+                                                        enabled=dtype is not None):
+                out = to_uint8(loaded.decoder(content, diff)[..., : arch.height, : arch.width])
+        except torch.OutOfMemoryError:
+            if batch == 1:
+                raise
+            out = None          # (the estimate was short: retry with half the batch, out of the except block)
+        if out is None:
+            batch //= 2
+            torch.cuda.empty_cache()
+            continue
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         neural += time.perf_counter() - start
+        i += len(idx)
         yield out.cpu().numpy()
     if timings is not None:
         timings["neural_seconds"] = timings.get("neural_seconds", 0.0) + neural

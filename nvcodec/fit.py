@@ -78,7 +78,7 @@ class FitResult:
     decoder: Decoder
     content: torch.Tensor                  # (T, emb_ch, h, w) float32, CPU
     diff: torch.Tensor | None              # (T, diff_ch, hd, wd) float32, CPU
-    train_seconds: float
+    train_seconds: float                   # of this run (after a resume: since the resume)
     frames_per_second: float
     train_psnr: float                      # PSNR of the float model on the training frames (last epoch)
     history: list[dict] = field(default_factory=list)
@@ -180,7 +180,7 @@ class Fitter:
         self.batch = max(1, min(settings.batch, self.frames))
         self.lr_scale, self.rollbacks, self.masks = 1.0, 0, {}
         self.opt = self._optimizer()
-        self.train_seconds, self._since = 0.0, time.perf_counter()
+        self._since = time.perf_counter()
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = checkpoint_every
         self.identity = {
@@ -304,8 +304,9 @@ class Fitter:
         if rollbacks > MAX_ROLLBACKS:
             raise TrainingError(f"training diverged {rollbacks} times (last at {self.phase} epoch {failed}, "
                                 f"PSNR {psnr:.2f} dB); try a lower --lr or another --seed")
+        batch = self.batch          # (a batch lowered for memory stays lowered)
         self._load_state(*self._good, rng=False)
-        self.rollbacks, self.lr_scale = rollbacks, scale
+        self.rollbacks, self.lr_scale, self.batch = rollbacks, scale, batch
         self._say(f"training diverged at {self.phase} epoch {failed} (PSNR {best:.2f} -> {psnr:.2f} dB); "
                   f"rolled back to epoch {self.epoch}, learning rate now {peak_lr * scale:.3g}")
 
@@ -341,9 +342,8 @@ class Fitter:
             if self._stop:
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if self.checkpoint is None:
+            if self.checkpoint is None or not self.save():
                 raise
-            self.save()
             raise Interrupted(self.checkpoint) from None
         if (self.checkpoint is not None and self.checkpoint_every > 0
                 and time.monotonic() - self._saved_at >= self.checkpoint_every):
@@ -407,16 +407,13 @@ class Fitter:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
-        seconds = self._seconds()
+        seconds = time.perf_counter() - self._since
         content, diff = self.embeddings()
         self.decoder.eval()
         psnr = self.history[-1]["psnr"] if self.history else float("nan")
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), content, diff, seconds,
-                         (total_frames - done) / max(seconds - self.train_seconds, 1e-9), psnr, self.history,
+                         (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed)
-
-    def _seconds(self) -> float:
-        return self.train_seconds + time.perf_counter() - self._since
 
     # --- state: checkpoints and rollback snapshots ------------------------------------------------
 
@@ -436,8 +433,7 @@ class Fitter:
         if copy:
             t = {k: v.detach().clone() for k, v in t.items()}
         meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
-                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history],
-                "train_seconds": self._seconds()}
+                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history]}
         return t, meta
 
     def _load_state(self, tensors: dict, meta: dict, rng: bool = True) -> None:
@@ -464,26 +460,31 @@ class Fitter:
             if self.device.type == "cuda" and "rng.cuda" in t:
                 torch.cuda.set_rng_state(t["rng.cuda"], self.device)
 
-    def save(self) -> None:
+    def save(self) -> bool:
         """Write the training state to the checkpoint file, atomically (temporary file, then rename).
 
-        A state whose epoch has gone NaN/inf is not saved; the last good one is.
+        A state whose epoch has gone NaN/inf is not saved; the last good one is. A checkpoint that
+        cannot be written (disk full, no permission) is said on the log and training goes on.
         """
+        from safetensors import SafetensorError
+        from safetensors.torch import save_file
         tensors, meta = self._state() if torch.isfinite(self.mse_sum) or self._good is None else self._good
-        meta = {**meta, "train_seconds": self._seconds()}
-        path = self.checkpoint
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
+        path, tmp = self.checkpoint, None
+        self._saved_at = time.monotonic()
         try:
-            from safetensors.torch import save_file
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            os.close(fd)
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp,
                       metadata={"nvcodec": json.dumps({**self.identity, **meta})})
             os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
+            return True
+        except (OSError, SafetensorError) as e:
+            reason = " ".join(str(getattr(e, "strerror", None) or e).split())
+            self._say(f"note: could not write the checkpoint {path} ({reason}); training goes on")
+            return False
+        finally:
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
-        self._saved_at = time.monotonic()
 
     def _resume(self) -> None:
         from safetensors import safe_open
@@ -499,14 +500,14 @@ class Fitter:
             saved, current = meta.get(key), json.loads(json.dumps(self.identity[key]))
             if saved != current:
                 why = _differences(saved, current) if isinstance(saved, dict) and isinstance(current, dict) else ""
-                what = {"video": "another video or frame range"}.get(key, f"other {key}")
+                what = {"video": "another video or frame range", "settings": "other training settings",
+                        "arch": "another network (--model, --bpp or --model-size)"}.get(key, "another format")
                 raise TrainingError(f"cannot resume: {path} is from an encode with {what}"
                                     + (f" ({why})" if why else "") + "; delete it or run without --resume")
         try:
             self._load_state(tensors, meta)
         except (KeyError, ValueError, RuntimeError) as e:
             raise TrainingError(f"cannot resume: {path} does not fit this model ({type(e).__name__})") from None
-        self.train_seconds = float(meta.get("train_seconds", 0.0))
         self.resumed = True
         where = "training done" if self.phase == "done" else \
             f"{self.phase} epoch {self.epoch + 1}, {self.pos}/{self.frames} frames in"
@@ -516,6 +517,7 @@ class Fitter:
     def embeddings(self, batch: int = 16):
         """Content and diff embeddings of every frame, in float32 (what gets quantized)."""
         self.encoders.eval()
+        batch = min(batch, 8 * self.batch)      # smaller where training had to lower its batch for memory
         contents, diffs = [], []
         for i in range(0, self.frames, batch):
             idx = torch.arange(i, min(i + batch, self.frames), device=self.device)

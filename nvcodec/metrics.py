@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -60,6 +59,11 @@ def ms_ssim(a, b, batch: int = 16) -> float:
     from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
 
     x_all, y_all = _as_float_frames(a), _as_float_frames(b)
+    if min(x_all.shape[-2:]) == 1:
+        # pytorch-msssim squeezes 1-pixel dimensions away; with the 1-tap window such frames get,
+        # doubling them leaves the mean SSIM unchanged.
+        reps = (1, 1, 2 if x_all.shape[-2] == 1 else 1, 2 if x_all.shape[-1] == 1 else 1)
+        x_all, y_all = x_all.repeat(reps), y_all.repeat(reps)
     side = min(x_all.shape[-2:])
     win = 11
     while win > 3 and side <= (win - 1) * 16:

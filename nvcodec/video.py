@@ -202,6 +202,23 @@ def _open_container(path: Path):
         raise VideoError(f"{path}: not a video FFmpeg can read ({reason})") from None
 
 
+def _declared_seconds(container) -> float | None:
+    """Length of the video stream as the file's headers declare it, if they do."""
+    stream = container.streams.video[0]
+    tag = stream.metadata.get("DURATION")      # Matroska writes one per track
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration and len(container.streams) == 1:
+        return container.duration / av.time_base
+    return None
+
+
 class _ContainerSource:
     """A file FFmpeg demuxes and decodes (including raw elementary streams)."""
 
@@ -279,7 +296,7 @@ class _ContainerSource:
             try:
                 frame = next(decoded)
             except StopIteration:
-                self._check_complete(index)
+                self._check_complete(index, container, last_time)
                 return
             except av.FFmpegError as e:
                 # Truncated or corrupt data: keep what was good, if anything.
@@ -302,11 +319,18 @@ class _ContainerSource:
                 done += 1
             index += 1
 
-    def _check_complete(self, decoded: int):
+    def _check_complete(self, decoded: int, container, last_time: float | None):
         # A cut-off download often just ends early without any decoder error.
         if self.total and decoded < self.total:
             self.info.notes.append(f"only {decoded} of {self.total} frames could be decoded "
                                    "(file truncated?)")
+        elif not self.total and self.end is None and last_time is not None:
+            # No frame count stored (e.g. Matroska): compare with the duration the file declares.
+            length = _declared_seconds(container)
+            covered = last_time + 1 / float(self.info.fps)
+            if length is not None and covered + 1.5 / float(self.info.fps) < length:
+                self.info.notes.append(f"the video stops at {covered:.2f} s of the {length:.2f} s the "
+                                       "file declares (file truncated?)")
 
     def _check_size(self, frame, index):
         if (frame.width, frame.height) != (self.info.width, self.info.height):

@@ -12,3 +12,13 @@ def testdata() -> Path:
     if not root.is_dir():
         pytest.skip(f"test clips not found at {root} (set NVCODEC_TESTDATA)")
     return root
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny CPU models train faster on one thread (no OpenMP hand-offs), and far faster on a busy machine."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

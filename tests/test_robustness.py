@@ -21,6 +21,8 @@ FAST = dict(model_size=3e3, epochs=4, prune_epochs=2, lr=5e-3, device="cpu", pro
 CLI_FAST = ["--model-size", "3000", "--epochs", "4", "--prune-epochs", "2", "--lr", "5e-3", "--device", "cpu", "-q"]
 # 4 frames at batch 2: 2 steps an epoch; steps 1-8 train, 9-12 fine-tune after pruning.
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def carphone(testdata, tmp_path_factory):
@@ -191,3 +193,49 @@ def test_decoding_is_deterministic_and_fits_the_memory_it_has(reference, monkeyp
     monkeypatch.setattr(memory, "available_bytes", lambda device: per_frame / 2)
     with pytest.raises(BitstreamError, match=r"decoding one 64x48 frame needs .* of memory"):
         next(decoding.render(loaded, cpu))
+
+
+def test_video_that_does_not_fit_on_the_device_stays_in_host_memory(carphone, reference, tmp_path, monkeypatch):
+    import nvcodec.fit as fit
+    real_pad = fit.pad_frames
+    calls = []
+
+    def pad(frames, arch, device):
+        calls.append(device)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("out of memory")
+        return real_pad(frames, arch, device)
+    monkeypatch.setattr(fit, "pad_frames", pad)
+    logs = []
+    codec.encode(carphone, tmp_path / "o.dnv", log=logs.append, **FAST)
+    assert any("does not fit in cpu memory; keeping it in host memory" in m for m in logs), logs
+    assert (tmp_path / "o.dnv").read_bytes() == reference[0]
+
+
+def test_decoding_halves_its_batch_when_the_device_runs_out(reference, monkeypatch):
+    cpu = torch.device("cpu")
+    loaded = decoding.load(reference[0], cpu)
+    expected = np.concatenate(list(decoding.render(loaded, cpu)))
+    real_forward, calls = loaded.decoder.forward, []
+
+    def forward(content, diff=None):
+        calls.append(len(content))
+        if len(content) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real_forward(content, diff)
+    monkeypatch.setattr(loaded.decoder, "forward", forward)
+    batches = list(decoding.render(loaded, cpu, batch=4))
+    assert calls == [4, 2, 1, 1, 1, 1] and np.array_equal(np.concatenate(batches), expected)
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_stop_training(carphone, reference, tmp_path, monkeypatch):
+    import safetensors.torch
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    logs = []
+    codec.encode(carphone, tmp_path / "o.dnv", log=logs.append, checkpoint_every=1e-9, **FAST)
+    assert any("could not write the checkpoint" in m and "No space left on device" in m for m in logs)
+    assert (tmp_path / "o.dnv").read_bytes() == reference[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.dnv"]

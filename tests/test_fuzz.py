@@ -1,0 +1,72 @@
+"""Hostile .dnv files: a fast subset of benchmarks/fuzz_dnv.py (which runs 10,000s of cases), and the
+bugs it found. Every mutated file must decode or be refused with one line, never anything else."""
+from __future__ import annotations
+
+import struct
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from benchmarks.fuzz_dnv import join_sections, mutate, make_seeds, run_case, split_sections
+from nvcodec import memory
+from nvcodec.models import Arch, ArchError
+
+# Little memory, so that a header declaring a big frame is refused quickly instead of decoded slowly.
+SMALL_MEMORY = 256 * 2**20
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def seeds(testdata, tmp_path_factory):
+    """Two tiny encodes of a 64x48 crop: DNeRV on 3 frames, HNeRV on 2, each trained for one epoch."""
+    folder = tmp_path_factory.mktemp("seeds")
+    specs = [("dnerv", 3, 8.0, (64, 48)), ("hnerv", 2, 10.0, (64, 48))]
+    return [p.read_bytes() for p in make_seeds(folder, testdata / "carphone_qcif_120f_x264qp10.mp4", specs, 1)]
+
+
+def check(data: bytes):
+    with mock.patch.object(memory, "available_bytes", lambda device: SMALL_MEMORY):
+        outcome, detail = run_case(data)
+    assert outcome in ("decoded", "rejected"), detail
+    return outcome, detail
+
+
+def test_seeds_decode(seeds):
+    for data in seeds:
+        assert check(data)[0] == "decoded"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.integers(0, 2**32 - 1))
+def test_mutated_files_decode_or_fail_with_one_line(seeds, case):
+    check(mutate(seeds, case)[0])
+
+
+def edit_head(data: bytes, offset: int, fmt: str, *values) -> bytes:
+    prefix, sections = split_sections(data)
+    struct.pack_into(fmt, sections[0][1], offset, *values)
+    return join_sections(prefix, sections)      # right lengths, forged CRCs
+
+
+def test_header_declaring_a_huge_frame_is_refused_before_allocating(seeds):
+    """Found by the fuzzer: more width and height in a header still decode (the embeddings' entropy
+    blobs decode a larger count), and the frame was allocated: gigabytes from a 9 kB file."""
+    outcome, detail = check(edit_head(seeds[0], 1, "<HH", 3072, 3072))
+    assert outcome == "rejected" and "decoding one 3072x3072 frame needs" in detail and "GiB" in detail
+
+
+def test_every_kernel_is_checked(seeds):
+    with pytest.raises(ArchError):
+        Arch("hnerv", 64, 64, (2, 2), (8, 8, 8), (1, 3), head_kernel=0)
+    assert check(edit_head(seeds[0], 19, "<B", 9)) == ("rejected", "header describes an invalid network "
+                                                               "(stride or kernel out of range)")
+
+
+def test_non_finite_quantization_scales_are_refused(seeds):
+    prefix, sections = split_sections(seeds[0])
+    decoder = next(s for s in sections if s[0] == 2)
+    struct.pack_into("<H", decoder[1], 1, 0x7C00)       # the first tensor's float16 scale: +inf
+    outcome, detail = check(join_sections(prefix, sections))
+    assert outcome == "rejected" and "non-finite" in detail
