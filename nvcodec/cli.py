@@ -126,8 +126,13 @@ def main():
 @click.option("--resume", is_flag=True, help="Continue an interrupted encode from OUTPUT.ckpt.")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
               help="Seconds between training checkpoints (OUTPUT.ckpt); 0: only on Ctrl-C.")
+@click.option("--segment-frames", type=int, default=None,
+              help="Frames per segment, each with its own network (default 300).")
+@click.option("--gpus", type=int, default=1, show_default=True,
+              help="Spread segments over this many GPUs (or CPU processes); see also torchrun.")
 def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
-           device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume, checkpoint_every):
+           device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume, checkpoint_every,
+           segment_frames, gpus):
     """Fit a network to INPUT and write it as a .dnv file."""
     def go():
         report = codec.encode(
@@ -135,7 +140,9 @@ def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, 
             prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
             device=device, frame_range=_frames(frame_range), size=_parse_size(size), pix_fmt=pix_fmt,
             fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True),
-            resume=resume, checkpoint_every=checkpoint_every)
+            resume=resume, checkpoint_every=checkpoint_every, segment_frames=segment_frames, gpus=gpus)
+        if report is None:  # a torchrun rank other than 0: rank 0 reports
+            return
         print_encode_report(report)
         if json_path:
             _write_json(json_path, report)
@@ -143,7 +150,13 @@ def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, 
 
 
 def print_encode_report(r: dict) -> None:
-    click.echo(f"encoded {r['frames']} frames {r['width']}x{r['height']} -> {r['output']}")
+    segs = r.get("segments") or []
+    click.echo(f"encoded {r['frames']} frames {r['width']}x{r['height']} -> {r['output']}"
+               + (f" in {len(segs)} segments" if len(segs) > 1 else ""))
+    if len(segs) > 1:
+        for i, seg in enumerate(segs):
+            click.echo(f"  segment {i:<3} frames {seg['first_frame']}-{seg['first_frame'] + seg['frames'] - 1}: "
+                       f"{seg['bytes']:,} bytes, {seg['bpp']:.5f} bpp, PSNR {seg['psnr']:.3f} dB")
     click.echo(f"  size     {r['bytes']:,} bytes, {r['bpp']:.5f} bpp"
                + (f" (target {r['target_bpp']:g})" if r.get("target_bpp") else ""))
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; float model "
@@ -159,21 +172,24 @@ def print_encode_report(r: dict) -> None:
               help="Frames to write: .mp4 (H.264), .mkv (FFV1 lossless), .y4m, or a folder/ of PNGs.")
 @click.option("--ref", type=click.Path(), default=None, help="The original video, to report PSNR and MS-SSIM.")
 @click.option("--ref-frames", default=None, help="Frames START:END of --ref that were encoded.")
+@click.option("--frames", "frame_range", default=None,
+              help="Decode only frames START:END (reads only the segments that hold them).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch", type=int, default=8, show_default=True, help="Frames per decoder call.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Arithmetic of the neural decoder (bf16: faster on GPUs, within a few 0.01 dB).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
-def decode(input, output, ref, ref_frames, device, batch, precision, json_path):
+def decode(input, output, ref, ref_frames, frame_range, device, batch, precision, json_path):
     """Rebuild the frames of a .dnv file."""
     def go():
         report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch,
-                              precision=precision)
+                              precision=precision, frame_range=_frames(frame_range))
         click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
                    + (f" -> {report['output']}" if report["output"] else ""))
         click.echo(f"  size     {report['bytes']:,} bytes, {report['bpp']:.5f} bpp")
         click.echo(f"  time     load {report['load_seconds']:.3f} s, neural {report['neural_seconds']:.3f} s "
-                   f"({report['decode_fps']:.1f} frames/s, {report['decode_tflops']:.2f} TFLOP/s), "
+                   f"({report['decode_fps']:.1f} frames/s"
+                   + (f", {report['decode_tflops']:.2f} TFLOP/s" if "decode_tflops" in report else "") + "), "
                    f"write {report['write_seconds']:.3f} s, "
                    f"total {report['decode_seconds']:.3f} s on {report['device']}")
         if report["psnr"] is not None:
@@ -194,12 +210,17 @@ def info(input, as_json):
             click.echo(json.dumps(r, indent=2))
             return
         for key, value in r.items():
+            if key in ("segment_index", "first_segment"):
+                continue
             if key == "sections":
                 click.echo("sections:")
                 for name, size in value.items():
                     click.echo(f"  {name:<10} {size:>12,} bytes")
             else:
                 click.echo(f"{key}: {value}")
+        for i, seg in enumerate(r.get("segment_index", [])):
+            click.echo(f"  segment {i:<4} frames {seg['first_frame']}-{seg['first_frame'] + seg['frames'] - 1}: "
+                       f"{seg['bytes']:>10,} bytes, {seg['bpp']:.5f} bpp")
     run_guarded(go)
 
 

@@ -6,13 +6,15 @@ file's own size over the video's original width x height x frames.
 """
 from __future__ import annotations
 
+import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import bitstream, decoding, metrics
+from . import bitstream, decoding, metrics, segments
 from .flops import decoder_flops
 from .bitstream import BitstreamError, Header
 from .models import MODELS, param_count
@@ -49,20 +51,23 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
            batch: int | None = None, lr: float | None = None, loss: str = "l2", prune: float = 0.1,
            quant_bits: int = 8, device: str = "auto", frame_range=(0, None), size=None, pix_fmt: str = "yuv420p",
            fps=None, seed: int = 0, compile: bool | None = None, progress: bool = True, log=_quiet,
-           resume: bool = False, checkpoint_every: float = 60.0) -> dict:
-    """Fit a network to the video `input` and write the .dnv file `output`. Returns the report.
+           resume: bool = False, checkpoint_every: float = 60.0, segment_frames: int | None = None,
+           gpus: int = 1) -> dict | None:
+    """Fit networks to the video `input` and write the .dnv file `output`. Returns the report.
 
-    Training state is checkpointed to `checkpoint_path(output)` every `checkpoint_every` seconds, at the
-    end of training and on Ctrl-C during training (which raises fit.Interrupted); `resume=True` continues
-    from it. It is removed once the .dnv is written.
+    The video is read as a stream, `segment_frames` frames at a time (default
+    `segments.DEFAULT_SEGMENT_FRAMES`); each segment gets its own network and the same bpp target, so
+    memory does not grow with the video's length. One segment is written as a plain .dnv, several as
+    a segmented one (see `segments`). With `gpus` > 1, or under torchrun, segments are spread over
+    processes; rank 0 writes the file and returns the report, other torchrun ranks return None.
+
+    Training state is checkpointed to `checkpoint_path(output)` (one per segment) every
+    `checkpoint_every` seconds, at the end of training and on Ctrl-C during training (which raises
+    fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
     """
-    from . import sizing
-    from .compress.ratecontrol import compress_to_target
-    from .fit import PRESETS, TrainingError, TrainSettings, fit
-    from .flops import training_flops
-    from .video import read_video
+    from . import distributed
+    from .fit import PRESETS, TrainSettings
 
-    started = time.perf_counter()
     if model not in MODELS:
         raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
     if preset not in PRESETS:
@@ -73,81 +78,175 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         raise CodecError("--quant-bits must be between 2 and 16")
     if not (0 <= prune < 1):
         raise CodecError("--prune must be in [0, 1)")
+    if segment_frames is not None and segment_frames < 2:
+        raise CodecError("--segment-frames must be at least 2")
+    if gpus < 1:
+        raise CodecError("--gpus must be at least 1")
     if bpp is None and model_size is None:
         bpp = 0.05
-    dev = resolve_device(device)
     _check_output_folder(output)
-
-    frames, vinfo = read_video(input, frame_range=frame_range, size=size, pix_fmt=pix_fmt, fps=fps)
-    for note in vinfo.notes:
-        log(f"note: {note}")
-    t, h, w = frames.shape[:3]
-    if t < 2:
-        raise CodecError(f"{input}: the video has {t} frame; dnv needs at least 2")
-
-    if bpp is not None:
-        try:
-            plan = sizing.plan_for_bpp(model, w, h, t, bpp, quant_bits, prune)
-        except sizing.InfeasibleRate as e:
-            raise CodecError(str(e)) from None
-    else:
-        plan = sizing.plan_for_params(model, w, h, model_size)
-    arch = plan.arch
     settings = TrainSettings(**PRESETS[preset], loss=loss, prune=prune, seed=seed)
-    if epochs is not None:
-        settings.epochs = epochs
-    if prune_epochs is not None:
-        settings.prune_epochs = prune_epochs
-    if batch is not None:
-        settings.batch = batch
-    if lr is not None:
-        settings.lr = lr
-    settings.compile = (dev.type == "cuda") if compile is None else compile
-    log(f"{w}x{h}, {t} frames at {float(vinfo.fps):.3f} fps -> {model} with {plan.params:,} decoder parameters, "
-        f"content embedding {'x'.join(map(str, arch.content_shape))}"
-        + (f", diff embedding {'x'.join(map(str, arch.diff_shape))}" if arch.has_diff else "")
-        + f"; {settings.epochs}+{settings.prune_epochs} epochs on {device_name(dev)}")
-
-    checkpoint = checkpoint_path(output)
-    if checkpoint.is_file() and not resume:
-        log(f"note: {checkpoint} is left from an earlier encode; starting over (add --resume to continue it)")
+    for name, value in (("epochs", epochs), ("prune_epochs", prune_epochs), ("batch", batch), ("lr", lr)):
+        if value is not None:
+            setattr(settings, name, value)
+    job = _EncodeJob(input, output, bpp, model_size, model, preset, settings, compile, quant_bits, device,
+                     dict(frame_range=frame_range, size=size, pix_fmt=pix_fmt, fps=fps),
+                     segment_frames or segments.DEFAULT_SEGMENT_FRAMES, progress, log, resume, checkpoint_every)
+    group = distributed.from_environment()
+    if group is None and gpus > 1:
+        job.log = _log_to_stderr  # the worker processes get a copy of the job: no closures
+        report_file = Path(output).with_name(f".{Path(output).name}.report.json")
+        try:
+            distributed.spawn_local(gpus, partial(_run_and_save_report, job, report_file))
+            return json.loads(report_file.read_text())
+        except distributed.RankFailed as e:
+            raise CodecError(f"encoding failed: {e}") from None
+        finally:
+            report_file.unlink(missing_ok=True)
     try:
-        result = fit(torch.from_numpy(frames), arch, settings, dev, progress=progress, log=log,
-                     checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every)
-    except TrainingError as e:
-        raise CodecError(str(e)) from None
+        return job.run(group or distributed.SINGLE)
+    except distributed.RankFailed as e:
+        raise CodecError(f"encoding failed: {e}") from None
 
-    header = Header(arch, t, vinfo.fps, quant_bits)
-    framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
-    target_payload = None if bpp is None else int(bpp * w * h * t / 8) - framing
-    state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
-    packed = compress_to_target(state, result.content, result.diff, quant_bits, target_payload)
-    data = bitstream.pack(header, packed.sections)
 
-    bitstream.write_atomic(output, data)
-    checkpoint.unlink(missing_ok=True)
-    # Quality of what the file holds: decode the bytes exactly as `decode` does.
-    loaded = decoding.load(data, dev)
-    recon = np.concatenate(list(decoding.render(loaded, dev)))
-    psnr = metrics.psnr(recon, frames)
-    ms_ssim = metrics.ms_ssim(recon, frames)
-    seconds = time.perf_counter() - started
-    report = {
-        "input": str(input), "output": str(output), "model": model, "preset": preset,
-        "bpp": metrics.bpp(len(data), w, h, t), "target_bpp": bpp, "bytes": len(data),
-        "psnr": psnr, "ms_ssim": ms_ssim, "psnr_float_model": result.train_psnr,
-        "psnr_float_unpruned": next((h["psnr"] for h in reversed(result.history) if h["phase"] == "train"),
-                                    result.train_psnr),
-        "frames": t, "width": w, "height": h, "fps": float(vinfo.fps),
-        "params": plan.params, "quant_bits": quant_bits, "effective_bits": round(packed.bits, 3),
-        "epochs": settings.epochs, "prune_epochs": settings.prune_epochs, "batch": result.batch,
-        "rollbacks": result.rollbacks, "resumed": result.resumed,
-        "train_seconds": result.train_seconds, "train_frames_per_second": result.frames_per_second,
-        "train_tflops": training_flops(arch, settings.enc_dim) * result.frames_per_second / 1e12,
-        "encode_seconds": seconds, "device": device_name(dev),
-        "sections": bitstream.section_sizes(data),
-    }
-    return report
+def _log_to_stderr(message: str) -> None:
+    import sys
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_and_save_report(job, report_file: Path, group) -> None:
+    report = job.run(group)
+    if report is not None:
+        report_file.write_text(json.dumps(report))
+
+
+class _EncodeJob:
+    """One encode: read segments in order, fit and compress this rank's, gather, write, report."""
+
+    def __init__(self, input, output, bpp, model_size, model, preset, settings, compile_, quant_bits, device,
+                 read_options, segment_frames, progress, log, resume, checkpoint_every):
+        self.input, self.output, self.bpp, self.model_size, self.model = input, output, bpp, model_size, model
+        self.preset, self.settings, self.compile, self.quant_bits = preset, settings, compile_, quant_bits
+        self.device, self.read_options, self.segment_frames = device, read_options, segment_frames
+        self.progress, self.log, self.resume, self.checkpoint_every = progress, log, resume, checkpoint_every
+
+    def run(self, group) -> dict | None:
+        from . import distributed
+        from .video import VideoReader
+
+        started = time.perf_counter()
+        dev = resolve_device(group.device(self.device))
+        self.settings.compile = (dev.type == "cuda") if self.compile is None else self.compile
+        with VideoReader(self.input, **self.read_options) as reader:
+            fps = reader.info.fps
+            if group.rank == 0:
+                for note in reader.info.notes:
+                    self.log(f"note: {note}")
+
+            def work():
+                done = {}
+                for i, first, frames in segments.read_segments(reader, self.segment_frames):
+                    if group.mine(i):
+                        done[i] = (first, *self._segment(i, first, frames, fps, dev, group))
+                    if i == 0 and frames.shape[0] < 2:
+                        raise CodecError(f"{self.input}: the video has {frames.shape[0]} frame; dnv needs at least 2")
+                return done
+
+            results = distributed.gather_results(group, work)
+        if group.rank != 0:
+            return None
+        parts = [results[i] for i in sorted(results)]
+        if not parts:
+            raise CodecError(f"{self.input}: the video has no frames")
+        h, w = parts[0][2]["height"], parts[0][2]["width"]
+        if len(parts) == 1:
+            data = parts[0][1]
+        else:
+            data = segments.pack_segmented(w, h, fps, [(first, blob) for first, blob, _ in parts])
+        bitstream.write_atomic(self.output, data)
+        for i in range(len(parts)):
+            self._checkpoint(i, len(parts)).unlink(missing_ok=True)
+        stats = [st for _, _, st in parts]
+        t = sum(st["frames"] for st in stats)
+        mean = lambda key: sum(st[key] * st["frames"] for st in stats) / t  # noqa: E731 - per-frame means
+        report = {
+            "input": str(self.input), "output": str(self.output), "model": self.model, "preset": self.preset,
+            "bpp": metrics.bpp(len(data), w, h, t), "target_bpp": self.bpp, "bytes": len(data),
+            "psnr": mean("psnr"), "ms_ssim": mean("ms_ssim"),
+            "psnr_float_model": mean("psnr_float_model"), "psnr_float_unpruned": mean("psnr_float_unpruned"),
+            "frames": t, "width": w, "height": h, "fps": float(fps),
+            "params": sum(st["params"] for st in stats), "quant_bits": self.quant_bits,
+            "effective_bits": round(mean("effective_bits"), 3),
+            "epochs": self.settings.epochs, "prune_epochs": self.settings.prune_epochs,
+            "batch": min(st["batch"] for st in stats), "rollbacks": sum(st["rollbacks"] for st in stats),
+            "resumed": any(st["resumed"] for st in stats),
+            "train_seconds": sum(st["train_seconds"] for st in stats),
+            "train_frames_per_second": mean("train_frames_per_second"), "train_tflops": mean("train_tflops"),
+            "encode_seconds": time.perf_counter() - started, "device": device_name(dev), "processes": group.world,
+            "sections": bitstream.section_sizes(data) if len(parts) == 1 else {"segments": len(data)},
+            "segments": [{"first_frame": first, **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr")}}
+                         for first, _, st in parts],
+        }
+        return report
+
+    def _checkpoint(self, i: int, count: int) -> Path:
+        base = checkpoint_path(self.output)
+        return base if i == 0 and count == 1 else base.with_name(base.name.replace(".ckpt", f".seg{i}.ckpt"))
+
+    def _segment(self, i: int, first: int, frames: np.ndarray, fps, dev, group) -> tuple[bytes, dict]:
+        """Fit, compress and measure one segment: (single-segment .dnv bytes, figures)."""
+        from . import sizing
+        from .compress.ratecontrol import compress_to_target
+        from .fit import TrainingError, fit
+        from .flops import training_flops
+
+        t, h, w = frames.shape[:3]
+        if t < 2:
+            raise CodecError(f"{self.input}: the video has {t} frame; dnv needs at least 2")
+        if self.bpp is not None:
+            try:
+                plan = sizing.plan_for_bpp(self.model, w, h, t, self.bpp, self.quant_bits, self.settings.prune)
+            except sizing.InfeasibleRate as e:
+                raise CodecError(str(e)) from None
+        else:
+            plan = sizing.plan_for_params(self.model, w, h, self.model_size)
+        arch, s = plan.arch, self.settings
+        where = f"segment {i} (frames {first}-{first + t - 1}): " if i or t >= self.segment_frames else ""
+        self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.model} with {plan.params:,} "
+                 f"decoder parameters, content embedding {'x'.join(map(str, arch.content_shape))}"
+                 + (f", diff embedding {'x'.join(map(str, arch.diff_shape))}" if arch.has_diff else "")
+                 + f"; {s.epochs}+{s.prune_epochs} epochs on {device_name(dev)}"
+                 + (f" (process {group.rank})" if group.world > 1 else ""))
+        checkpoint = self._checkpoint(i, 1 if t < self.segment_frames and i == 0 else 2)  # plain name if alone
+        if checkpoint.is_file() and not self.resume:
+            self.log(f"note: {checkpoint} is left from an earlier encode; starting over "
+                     "(add --resume to continue it)")
+        try:
+            result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.progress and group.rank == 0,
+                         log=self.log, checkpoint=checkpoint, resume=self.resume,
+                         checkpoint_every=self.checkpoint_every)
+        except TrainingError as e:
+            raise CodecError(str(e)) from None
+        header = Header(arch, t, fps, self.quant_bits)
+        framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
+        target_payload = None if self.bpp is None else int(self.bpp * w * h * t / 8) - framing
+        state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
+        packed = compress_to_target(state, result.content, result.diff, self.quant_bits, target_payload)
+        data = bitstream.pack(header, packed.sections)
+        # Quality of what the file holds: decode the bytes exactly as `decode` does.
+        loaded = decoding.load(data, dev)
+        recon = np.concatenate(list(decoding.render(loaded, dev)))
+        return data, {
+            "frames": t, "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), w, h, t),
+            "psnr": metrics.psnr(recon, frames), "ms_ssim": metrics.ms_ssim(recon, frames),
+            "psnr_float_model": result.train_psnr,
+            "psnr_float_unpruned": next((x["psnr"] for x in reversed(result.history) if x["phase"] == "train"),
+                                        result.train_psnr),
+            "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
+            "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
+            "train_frames_per_second": result.frames_per_second,
+            "train_tflops": training_flops(arch, s.enc_dim) * result.frames_per_second / 1e12,
+        }
 
 
 def checkpoint_path(output) -> Path:
@@ -164,58 +263,127 @@ def _check_output_folder(output) -> None:
 
 # --- decode -------------------------------------------------------------------------------------
 
-def _load(path, dev: torch.device):
-    started = time.perf_counter()
-    path = Path(path)
-    if not path.is_file():
-        raise CodecError(f"no such file: {path}")
-    data = path.read_bytes()
-    read_seconds = time.perf_counter() - started
-    loaded = decoding.load(data, dev)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    return loaded, {"read_seconds": read_seconds, "load_seconds": time.perf_counter() - started}
+class _Parts:
+    """A .dnv file as its segments: (first frame, frames, a way to get the segment's bytes).
+
+    A plain file is one segment. For a segmented file only the index is read here; each segment's
+    bytes are read from its offset when asked for, so a frame range touches only its segments.
+    """
+
+    def __init__(self, path):
+        path = Path(path)
+        if not path.is_file():
+            raise CodecError(f"no such file: {path}")
+        self.file_bytes = path.stat().st_size
+        if segments.is_segmented(path):
+            index = segments.read_index(path)
+            self.width, self.height, self.fps, self.frames = index.width, index.height, index.fps, index.total_frames
+            self.items = [(e.first_frame, e.frames, partial(segments.read_segment, path, e)) for e in index.entries]
+        else:
+            data = path.read_bytes()
+            header, _ = bitstream.unpack(data)
+            self.width, self.height, self.fps, self.frames = header.width, header.height, header.fps, header.frames
+            self.items = [(0, header.frames, lambda: data)]
+
+    def select(self, frame_range) -> tuple[int, int]:
+        start, end = frame_range
+        end = self.frames if end is None else min(end, self.frames)
+        if start >= end:
+            raise CodecError(f"--frames {start}:{end} selects no frame (the file holds {self.frames})")
+        return start, end
+
+    def render(self, dev, batch, precision, frame_range, timings):
+        """Yield uint8 frame batches of frames [start, end), loading only the segments needed."""
+        start, end = frame_range
+        timings.setdefault("load_seconds", 0.0)
+        for first, count, get in self.items:
+            if first >= end or first + count <= start:
+                continue
+            t0 = time.perf_counter()
+            loaded = decoding.load(get(), dev)
+            if loaded.header.width != self.width or loaded.header.height != self.height:
+                raise BitstreamError("a segment's frame size differs from the index")
+            timings["load_seconds"] += time.perf_counter() - t0
+            wanted = range(max(start, first) - first, min(end, first + count) - first)
+            yield from decoding.render(loaded, dev, batch, frames=wanted, timings=timings, precision=precision)
 
 
-def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: str = "fp32") -> tuple[np.ndarray, dict]:
-    """Decode a .dnv into a (T, H, W, 3) uint8 RGB array at the video's own size."""
+class _Scorer:
+    """PSNR and MS-SSIM against a reference read alongside, batch by batch (memory stays flat)."""
+
+    def __init__(self, ref, ref_range, parts: _Parts, frame_range):
+        from .video import VideoReader
+
+        start, end = frame_range
+        ref_start = ref_range[0] + start
+        ref_end = ref_start + (end - start)
+        if ref_range[1] is not None and ref_end > ref_range[1]:
+            raise CodecError(f"--ref-frames {ref_range[0]}:{ref_range[1]} holds fewer frames than the .dnv")
+        self.reader = VideoReader(ref, frame_range=(ref_start, ref_end))
+        info = self.reader.info
+        if (info.width, info.height) != (parts.width, parts.height):
+            self.reader.close()
+            raise CodecError(f"--ref {ref} is {info.width}x{info.height}, but the .dnv holds "
+                             f"{parts.width}x{parts.height}")
+        self.frames = iter(self.reader)
+        self.psnr, self.ssim_sum, self.count, self.ref = [], 0.0, 0, ref
+
+    def add(self, batch: np.ndarray) -> None:
+        ref = [next(self.frames, None) for _ in range(len(batch))]
+        if any(r is None for r in ref):
+            raise CodecError(f"--ref {self.ref} has fewer frames than the .dnv")
+        ref = np.stack(ref)
+        self.psnr += metrics.psnr_per_frame(batch, ref)
+        self.ssim_sum += metrics.ms_ssim(batch, ref) * len(batch)
+        self.count += len(batch)
+
+    def close(self):
+        self.reader.close()
+
+    def result(self) -> tuple[float, float]:
+        return sum(self.psnr) / len(self.psnr), self.ssim_sum / self.count
+
+
+def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: str = "fp32",
+                    frame_range=(0, None)) -> tuple[np.ndarray, dict]:
+    """Decode a .dnv (or frames START:END of it) into a (T, H, W, 3) uint8 RGB array at its own size."""
     dev = resolve_device(device)
-    loaded, timings = _load(path, dev)
     started = time.perf_counter()
-    frames = np.concatenate(list(decoding.render(loaded, dev, batch, timings=timings, precision=precision)))
-    timings["decode_seconds"] = time.perf_counter() - started + timings["load_seconds"]
-    h = loaded.header
-    return frames, {"frames": h.frames, "width": h.width, "height": h.height, "device": device_name(dev),
-                    "bytes": loaded.file_bytes, "bpp": metrics.bpp(loaded.file_bytes, h.width, h.height, h.frames),
-                    **timings}
+    parts = _Parts(path)
+    selected = parts.select(frame_range)
+    timings = {}
+    frames = np.concatenate(list(parts.render(dev, batch, precision, selected, timings)))
+    timings["decode_seconds"] = time.perf_counter() - started
+    return frames, {"frames": len(frames), "width": parts.width, "height": parts.height,
+                    "device": device_name(dev), "bytes": parts.file_bytes,
+                    "bpp": metrics.bpp(parts.file_bytes, parts.width, parts.height, parts.frames), **timings}
 
 
-def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "auto", batch: int = 8,
-           precision: str = "fp32", log=_quiet) -> dict:
-    """Decode `path`, write the frames to `output` (if given), measure against `ref` (if given)."""
-    from .video import VideoWriter, read_video
+def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, None), device: str = "auto",
+           batch: int = 8, precision: str = "fp32", log=_quiet) -> dict:
+    """Decode `path` (or frames START:END of it), write them to `output`, measure against `ref`.
+
+    Frames stream from the network to the writer and the metrics: memory does not grow with length.
+    `ref_range` says which frames of `ref` were encoded; `frame_range` picks frames of the .dnv.
+    """
+    from .video import VideoWriter
 
     dev = resolve_device(device)
-    loaded, timings = _load(path, dev)
-    h = loaded.header
-    reference = None
-    if ref is not None:
-        reference, rinfo = read_video(ref, frame_range=ref_range)
-        if reference.shape[0] != h.frames or reference.shape[1:3] != (h.height, h.width):
-            raise CodecError(f"--ref {ref} is {rinfo.width}x{rinfo.height} with {reference.shape[0]} frames, "
-                             f"but the .dnv holds {h.width}x{h.height} with {h.frames} frames")
     started = time.perf_counter()
-    write_seconds = 0.0
-    recon = []
-    writer = VideoWriter(output, h.width, h.height, h.fps) if output is not None else None
+    parts = _Parts(path)
+    selected = parts.select(frame_range)
+    scorer = _Scorer(ref, ref_range, parts, selected) if ref is not None else None
+    timings, write_seconds, count = {}, 0.0, 0
+    writer = VideoWriter(output, parts.width, parts.height, parts.fps) if output is not None else None
     try:
-        for frames in decoding.render(loaded, dev, batch, timings=timings, precision=precision):
+        for frames in parts.render(dev, batch, precision, selected, timings):
+            count += len(frames)
             if writer is not None:
                 t0 = time.perf_counter()
                 writer.write(frames)
                 write_seconds += time.perf_counter() - t0
-            if reference is not None:
-                recon.append(frames)
+            if scorer is not None:
+                scorer.add(frames)
         if writer is not None:
             t0 = time.perf_counter()
             writer.close()
@@ -224,21 +392,25 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "a
         if writer is not None:
             writer.abort()
         raise
-    total = time.perf_counter() - started + timings["load_seconds"]
+    finally:
+        if scorer is not None:
+            scorer.close()
+    neural = max(timings.get("neural_seconds", 0.0), 1e-9)
     report = {
         "input": str(path), "output": None if output is None else str(output),
-        "bpp": metrics.bpp(loaded.file_bytes, h.width, h.height, h.frames), "bytes": loaded.file_bytes,
-        "frames": h.frames, "width": h.width, "height": h.height, "fps": float(h.fps),
-        "load_seconds": timings["load_seconds"], "neural_seconds": timings["neural_seconds"],
-        "write_seconds": write_seconds, "decode_seconds": total,
-        "decode_fps": h.frames / max(timings["neural_seconds"], 1e-9),
-        "decode_tflops": decoder_flops(h.arch) * h.frames / max(timings["neural_seconds"], 1e-9) / 1e12,
-        "psnr": None, "ms_ssim": None, "device": device_name(dev), "precision": precision,
+        "bpp": metrics.bpp(parts.file_bytes, parts.width, parts.height, parts.frames), "bytes": parts.file_bytes,
+        "frames": count, "first_frame": selected[0], "file_frames": parts.frames,
+        "width": parts.width, "height": parts.height, "fps": float(parts.fps),
+        "load_seconds": timings["load_seconds"], "neural_seconds": timings.get("neural_seconds", 0.0),
+        "write_seconds": write_seconds, "decode_seconds": time.perf_counter() - started,
+        "decode_fps": count / neural, "psnr": None, "ms_ssim": None, "device": device_name(dev),
+        "precision": precision,
     }
-    if reference is not None:
-        out = np.concatenate(recon)
-        report["psnr"] = metrics.psnr(out, reference)
-        report["ms_ssim"] = metrics.ms_ssim(out, reference)
+    if len(parts.items) == 1:
+        header, _ = bitstream.unpack(parts.items[0][2]())
+        report["decode_tflops"] = decoder_flops(header.arch) * count / neural / 1e12
+    if scorer is not None:
+        report["psnr"], report["ms_ssim"] = scorer.result()
     return report
 
 
@@ -248,7 +420,21 @@ def info(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CodecError(f"no such file: {path}")
-    data = path.read_bytes()
+    if segments.is_segmented(path):
+        index = segments.read_index(path)
+        first = info_of_bytes(path, segments.read_segment(path, index.entries[0]))
+        return {"file": str(path), "bytes": path.stat().st_size, "format_version": bitstream.FORMAT_VERSION,
+                "width": index.width, "height": index.height, "frames": index.total_frames,
+                "fps": f"{index.fps.numerator}/{index.fps.denominator}", "segments": len(index.entries),
+                "segment_index": [{"first_frame": e.first_frame, "frames": e.frames, "bytes": e.length,
+                                   "bpp": metrics.bpp(e.length, index.width, index.height, e.frames)}
+                                  for e in index.entries],
+                "first_segment": first,
+                "bpp": metrics.bpp(path.stat().st_size, index.width, index.height, index.total_frames)}
+    return info_of_bytes(path, path.read_bytes())
+
+
+def info_of_bytes(path, data: bytes) -> dict:
     header, _ = bitstream.unpack(data)
     a = header.arch
     return {

@@ -1,6 +1,6 @@
 """Spreading segments over processes with torch.distributed (NCCL on GPUs, gloo on CPUs).
 
-Each rank encodes the segments `i` with `i % world == rank`; the results travel to rank 0 with one
+Each rank encodes the segments `i` with `i % world == rank` (`Group.mine`); the results travel to rank 0 with one
 `gather_object`, and only rank 0 writes the file. A failure on any rank is reported to all ranks in
 that same collective, so the run ends with one clear error and no file.
 
@@ -30,8 +30,8 @@ class Group:
     world: int
     local_rank: int
 
-    def my_items(self, count: int) -> list[int]:
-        return [i for i in range(count) if i % self.world == self.rank]
+    def mine(self, item: int) -> bool:
+        return item % self.world == self.rank
 
     def device(self, requested: str) -> str:
         """Each rank takes its own GPU when CUDA is used."""
@@ -56,22 +56,20 @@ def from_environment() -> Group | None:
     return Group(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
-def gather_results(group: Group, produce: Callable[[int], object], count: int) -> list | None:
-    """Run `produce(i)` for this rank's items; rank 0 gets all `count` results in order, others None.
+def gather_results(group: Group, work: Callable[[], dict]) -> dict | None:
+    """Run `work()` (this rank's share, as {item: result}); rank 0 gets every rank's results merged.
 
     Raises RankFailed on every rank if any rank failed (after all of them have reported).
     """
-    mine: dict[int, object] = {}
-    error = None
+    mine, error = {}, None
     try:
-        for i in group.my_items(count):
-            mine[i] = produce(i)
+        mine = work()
     except Exception as e:  # noqa: BLE001 - reported to all ranks, then raised as one line
         error = f"rank {group.rank}: {type(e).__name__}: {' '.join(str(e).split())}"
     if group.world == 1:
         if error:
             raise RankFailed(error)
-        return [mine[i] for i in range(count)]
+        return mine
     # One object per rank; the results are bytes (segments), so gather_object's pickling is cheap.
     everything = [None] * group.world if group.rank == 0 else None
     dist.gather_object((mine, error), everything, dst=0)
@@ -88,7 +86,7 @@ def gather_results(group: Group, produce: Callable[[int], object], count: int) -
     merged = {}
     for part, _ in everything:
         merged.update(part)
-    return [merged[i] for i in range(count)]
+    return merged
 
 
 def _worker(local_rank: int, world: int, port: int, job: Callable[[Group], None], backend: str) -> None:

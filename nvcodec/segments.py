@@ -26,22 +26,6 @@ _ENTRY = struct.Struct("<IIQI")
 MAX_SEGMENTS = 1_000_000
 
 
-def plan_segments(total: int, segment_frames: int = DEFAULT_SEGMENT_FRAMES) -> list[tuple[int, int]]:
-    """Split `total` frames into nearly equal segments of at most `segment_frames` (none shorter than 2)."""
-    if segment_frames < 2:
-        raise ValueError("--segment-frames must be at least 2")
-    count = max(1, -(-total // segment_frames))
-    if count > 1 and total // count < 2:
-        count = max(1, total // 2)
-    base, extra = divmod(total, count)
-    bounds, start = [], 0
-    for i in range(count):
-        length = base + (1 if i < extra else 0)
-        bounds.append((start, start + length))
-        start += length
-    return bounds
-
-
 @dataclass(frozen=True)
 class SegmentEntry:
     first_frame: int
@@ -140,3 +124,22 @@ def read_segment(path, entry: SegmentEntry) -> bytes:
     if zlib.crc32(data) != crc:
         raise BitstreamError("segment is corrupted (CRC mismatch)")
     return data
+
+
+def read_segments(reader, segment_frames: int):
+    """Yield (segment number, first frame, frames array) from a frame iterator, one segment at a time.
+
+    Segments start every `segment_frames` frames; a last segment of a single frame is joined to the
+    one before it (a segment needs 2 frames). Holds at most `segment_frames + 2` frames, and gives the
+    same segments to every reader of the video (the processes of a distributed encode).
+    """
+    import numpy as np
+
+    buffer, number, first = [], 0, 0
+    for frame in reader:
+        buffer.append(frame)
+        if len(buffer) == segment_frames + 2:
+            yield number, first, np.stack(buffer[:segment_frames])
+            number, first, buffer = number + 1, first + segment_frames, buffer[segment_frames:]
+    if buffer:
+        yield number, first, np.stack(buffer)

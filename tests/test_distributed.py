@@ -14,10 +14,10 @@ def _produce(i: int, fail_on: int | None) -> bytes:
 
 
 def _job(group, out: str, count: int, fail_on: int | None):
-    results = gather_results(group, partial(_produce, fail_on=fail_on), count)
+    results = gather_results(group, lambda: {i: _produce(i, fail_on) for i in range(count) if group.mine(i)})
     if group.rank == 0:
         with open(out, "wb") as f:
-            f.write(b"\n".join(results))
+            f.write(b"\n".join(results[i] for i in range(count)))
 
 
 def test_two_processes_share_and_gather(tmp_path):

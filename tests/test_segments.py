@@ -1,26 +1,28 @@
 """Segmented files: planning, the index, random access to one segment, and damage detection."""
 from fractions import Fraction
 
+import numpy as np
+
 import pytest
 
 from nvcodec import bitstream
 from nvcodec.bitstream import BitstreamError, Header
-from nvcodec.segments import pack_segmented, plan_segments, read_index, read_segment, is_segmented
+from nvcodec.segments import is_segmented, pack_segmented, read_index, read_segment, read_segments
 from nvcodec.sizing import plan_for_params
 
 
-def test_plan_segments_covers_every_frame_once():
-    for total, size in [(1, 300), (2, 300), (299, 300), (301, 300), (3000, 300), (7, 2), (5, 2), (1000, 333)]:
-        bounds = plan_segments(total, size)
-        assert bounds[0][0] == 0 and bounds[-1][1] == total
-        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
-        assert all(e - s <= max(size, 3) for s, e in bounds)  # with size 2, an odd total needs one of 3
-        lengths = [e - s for s, e in bounds]
-        assert max(lengths) - min(lengths) <= 1
-        if total >= 2:
-            assert min(lengths) >= 2
-    with pytest.raises(ValueError):
-        plan_segments(10, 1)
+@pytest.mark.parametrize("total,size", [(1, 300), (2, 300), (301, 300), (302, 300), (30, 3), (7, 2), (9, 2)])
+def test_read_segments_covers_every_frame_once(total, size):
+    frames = [np.full((2, 2, 3), i, np.int32) for i in range(total)]
+    parts = list(read_segments(iter(frames), size))
+    assert [n for n, _, _ in parts] == list(range(len(parts)))
+    got = np.concatenate([p for _, _, p in parts])[:, 0, 0, 0]
+    assert got.tolist() == list(range(total))
+    assert all(first == n * size for n, first, _ in parts)
+    lengths = [len(p) for _, _, p in parts]
+    assert all(n == size for n in lengths[:-1]) and lengths[-1] <= size + 1
+    if total >= 2:
+        assert lengths[-1] >= 2
 
 
 def _segment(frames: int, tag: bytes) -> bytes:
