@@ -83,7 +83,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         except sizing.InfeasibleRate as e:
             raise CodecError(str(e)) from None
     else:
-        plan = sizing.plan_for_params(model, w, h, model_size)
+        plan = sizing.plan_for_params(model, w, h, model_size, frames=t)
     arch = plan.arch
     settings = TrainSettings(**PRESETS[preset], loss=loss, prune=prune, seed=seed)
     if epochs is not None:
@@ -96,17 +96,16 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         settings.lr = lr
     settings.compile = (dev.type == "cuda") if compile is None else compile
     log(f"{w}x{h}, {t} frames at {float(vinfo.fps):.3f} fps -> {model} with {plan.params:,} decoder parameters, "
-        f"content embedding {'x'.join(map(str, arch.content_shape))}"
-        + (f", diff embedding {'x'.join(map(str, arch.diff_shape))}" if arch.has_diff else "")
+        + ", ".join(f"{name.lower()} {'x'.join(map(str, shape))}" for name, shape in arch.section_shapes(t).items())
         + f"; {settings.epochs}+{settings.prune_epochs} epochs on {device_name(dev)}")
 
     result = fit(torch.from_numpy(frames), arch, settings, dev, progress=progress)
 
     header = Header(arch, t, vinfo.fps, quant_bits)
-    framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
+    framing = len(bitstream.pack(header, {})) + 9 * (1 + len(arch.sections))
     target_payload = None if bpp is None else int(bpp * w * h * t / 8) - framing
     state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
-    packed = compress_to_target(state, result.content, result.diff, quant_bits, target_payload)
+    packed = compress_to_target(state, result.tables, quant_bits, target_payload)
     data = bitstream.pack(header, packed.sections)
 
     bitstream.write_atomic(output, data)
@@ -151,39 +150,60 @@ def _load(path, dev: torch.device):
     return loaded, {"read_seconds": read_seconds, "load_seconds": time.perf_counter() - started}
 
 
-def decode_to_array(path, *, device: str = "auto", batch: int = 8) -> tuple[np.ndarray, dict]:
-    """Decode a .dnv into a (T, H, W, 3) uint8 RGB array at the video's own size."""
+def _output_times(frames: int, fps_scale: int) -> torch.Tensor:
+    try:
+        return decoding.output_times(frames, fps_scale)
+    except ValueError as e:
+        raise CodecError(str(e)) from None
+
+
+def decode_to_array(path, *, device: str = "auto", batch: int = 8, fps_scale: int = 1) -> tuple[np.ndarray, dict]:
+    """Decode a .dnv into a (N, H, W, 3) uint8 RGB array at the video's own size.
+
+    N = T frames, or K*(T-1)+1 with `fps_scale` K > 1 (frame interpolation, see `decode`).
+    """
     dev = resolve_device(device)
     loaded, timings = _load(path, dev)
-    started = time.perf_counter()
-    frames = np.concatenate(list(decoding.render(loaded, dev, batch, timings=timings)))
-    timings["decode_seconds"] = time.perf_counter() - started + timings["load_seconds"]
     h = loaded.header
-    return frames, {"frames": h.frames, "width": h.width, "height": h.height, "device": device_name(dev),
+    times = _output_times(h.frames, fps_scale)
+    started = time.perf_counter()
+    frames = np.concatenate(list(decoding.render(loaded, dev, batch, timings=timings, times=times)))
+    timings["decode_seconds"] = time.perf_counter() - started + timings["load_seconds"]
+    return frames, {"frames": len(times), "coded_frames": h.frames, "fps_scale": fps_scale,
+                    "width": h.width, "height": h.height, "device": device_name(dev),
                     "bytes": loaded.file_bytes, "bpp": metrics.bpp(loaded.file_bytes, h.width, h.height, h.frames),
                     **timings}
 
 
 def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "auto", batch: int = 8,
-           log=_quiet) -> dict:
-    """Decode `path`, write the frames to `output` (if given), measure against `ref` (if given)."""
+           fps_scale: int = 1, log=_quiet) -> dict:
+    """Decode `path`, write the frames to `output` (if given), measure against `ref` (if given).
+
+    `fps_scale` K > 1 interpolates K-1 frames between each pair of coded frames: K*(T-1)+1 frames at
+    K x the frame rate. `ref` is then the video at that rate (e.g. the full clip whose even frames were
+    encoded, with --fps-scale 2): PSNR is reported over all output frames, and separately over the coded
+    times (`psnr_coded`) and the interpolated ones (`psnr_interpolated`).
+    """
     from .video import VideoWriter, read_video
 
     dev = resolve_device(device)
     loaded, timings = _load(path, dev)
     h = loaded.header
+    times = _output_times(h.frames, fps_scale)
+    count, fps = len(times), h.fps * fps_scale
     reference = None
     if ref is not None:
         reference, rinfo = read_video(ref, frame_range=ref_range)
-        if reference.shape[0] != h.frames or reference.shape[1:3] != (h.height, h.width):
+        if reference.shape[0] != count or reference.shape[1:3] != (h.height, h.width):
+            wanted = f"{count} frames" + (f" (the coded {h.frames} at {fps_scale}x the rate)" if fps_scale > 1 else "")
             raise CodecError(f"--ref {ref} is {rinfo.width}x{rinfo.height} with {reference.shape[0]} frames, "
-                             f"but the .dnv holds {h.width}x{h.height} with {h.frames} frames")
+                             f"but the .dnv decodes to {h.width}x{h.height} with {wanted}")
     started = time.perf_counter()
     write_seconds = 0.0
     recon = []
-    writer = VideoWriter(output, h.width, h.height, h.fps) if output is not None else None
+    writer = VideoWriter(output, h.width, h.height, fps) if output is not None else None
     try:
-        for frames in decoding.render(loaded, dev, batch, timings=timings):
+        for frames in decoding.render(loaded, dev, batch, timings=timings, times=times):
             if writer is not None:
                 t0 = time.perf_counter()
                 writer.write(frames)
@@ -202,16 +222,21 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), device: str = "a
     report = {
         "input": str(path), "output": None if output is None else str(output),
         "bpp": metrics.bpp(loaded.file_bytes, h.width, h.height, h.frames), "bytes": loaded.file_bytes,
-        "frames": h.frames, "width": h.width, "height": h.height, "fps": float(h.fps),
+        "frames": count, "coded_frames": h.frames, "fps_scale": fps_scale,
+        "width": h.width, "height": h.height, "fps": float(fps),
         "load_seconds": timings["load_seconds"], "neural_seconds": timings["neural_seconds"],
         "write_seconds": write_seconds, "decode_seconds": total,
-        "decode_fps": h.frames / max(timings["neural_seconds"], 1e-9),
-        "psnr": None, "ms_ssim": None, "device": device_name(dev),
+        "decode_fps": count / max(timings["neural_seconds"], 1e-9),
+        "psnr": None, "ms_ssim": None, "psnr_coded": None, "psnr_interpolated": None, "device": device_name(dev),
     }
     if reference is not None:
         out = np.concatenate(recon)
         report["psnr"] = metrics.psnr(out, reference)
         report["ms_ssim"] = metrics.ms_ssim(out, reference)
+        if fps_scale > 1:
+            coded = np.arange(count) % fps_scale == 0
+            report["psnr_coded"] = metrics.psnr(out[coded], reference[coded])
+            report["psnr_interpolated"] = metrics.psnr(out[~coded], reference[~coded])
     return report
 
 
@@ -229,11 +254,13 @@ def info(path) -> dict:
         "model": a.model, "width": a.width, "height": a.height, "frames": header.frames,
         "fps": f"{header.fps.numerator}/{header.fps.denominator}", "quant_bits": header.quant_bits,
         "padded_size": list(a.padded_size)[::-1], "strides": list(a.strides), "widths": list(a.widths),
-        "kernels": list(a.kernels), "content_embedding": list(a.content_shape),
+        "kernels": list(a.kernels), "content_embedding": list(a.content_shape) if a.model != "dsnerv" else None,
         "diff_embedding": list(a.diff_shape) if a.has_diff else None,
-        "fuse_stage": a.fuse_stage if a.has_diff else None, "diff_up": a.diff_up if a.has_diff else None,
+        "static_codes": list(a.section_shapes(header.frames)["STATIC"]) if a.model == "dsnerv" else None,
+        "dynamic_codes": list(a.section_shapes(header.frames)["DYNAMIC"]) if a.model == "dsnerv" else None,
+        "fuse_stage": a.fuse_stage if a.two_stream else None, "diff_up": a.diff_up if a.two_stream else None,
         "decoder_params": param_count(a),
-        "embedding_values": header.frames * a.values_per_frame(),
+        "embedding_values": a.embedding_values(header.frames),
         "sections": bitstream.section_sizes(data),
         "bpp": metrics.bpp(len(data), a.width, a.height, header.frames),
     }

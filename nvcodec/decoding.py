@@ -1,8 +1,14 @@
 """From .dnv bytes to frames. Imports no training code: a decoder needs only the file.
 
 `load` validates the container, rebuilds the decoder from the header's architecture and the
-dequantized weights, and dequantizes the embeddings. `render` runs the network in batches on the
-device and yields uint8 RGB frames cropped back to the video's own size.
+dequantized weights, and dequantizes the input tables (CONTENT/DIFF embeddings, or DS-NeRV's
+STATIC/DYNAMIC codes). `render` runs the network in batches on the device and yields uint8 RGB
+frames cropped back to the video's own size.
+
+Frame interpolation: `render(..., times=output_times(T, K))` evaluates the decoder at fractional
+times t = i/K, i = 0 .. K*(T-1), i.e. K*T - (K-1) frames from the first coded frame to the last: the
+tables are linearly interpolated at t (`models.dsnerv.interpolate`), which at integer t gives each
+frame's own inputs exactly.
 """
 from __future__ import annotations
 
@@ -18,25 +24,42 @@ from . import bitstream
 from .bitstream import BitstreamError, Header
 from .compress import pack
 from .models import Decoder
+from .models.dsnerv import decoder_inputs
+
+MAX_FPS_SCALE = 64
 
 
 @dataclass
 class Loaded:
     header: Header
     decoder: Decoder
-    content: torch.Tensor
-    diff: torch.Tensor | None
+    tables: dict[str, torch.Tensor]     # by section name, in arch.sections order (CPU, float32)
     file_bytes: int
+
+    @property
+    def content(self) -> torch.Tensor | None:
+        return self.tables.get("CONTENT")
+
+    @property
+    def diff(self) -> torch.Tensor | None:
+        return self.tables.get("DIFF")
+
+
+def output_times(frames: int, fps_scale: int = 1) -> torch.Tensor:
+    """Times of the output frames at `fps_scale` x the frame rate: K*(T-1)+1 of them, from 0 to T-1."""
+    if not (isinstance(fps_scale, int) and 1 <= fps_scale <= MAX_FPS_SCALE):
+        raise ValueError(f"--fps-scale must be a whole number from 1 to {MAX_FPS_SCALE}")
+    return torch.arange(fps_scale * (frames - 1) + 1, dtype=torch.float64) / fps_scale
 
 
 def load(data: bytes, device: torch.device) -> Loaded:
     header, sections = bitstream.unpack(data)
     arch = header.arch
     # Bound the work a header can ask for before allocating anything it describes.
-    values = header.frames * arch.values_per_frame()
+    values = arch.embedding_values(header.frames)
     if values > 64 * len(data) * 8 + 1024:
         raise BitstreamError("header asks for more embedding values than the file can hold")
-    for name in ("DECODER", "CONTENT") + (("DIFF",) if arch.has_diff else ()):
+    for name in ("DECODER",) + arch.sections:
         if name not in sections:
             raise BitstreamError(f"file has no {name} section")
     with torch.device("meta"):
@@ -47,10 +70,9 @@ def load(data: bytes, device: torch.device) -> Loaded:
     decoder = Decoder(arch)
     decoder.load_state_dict(state)
     decoder.to(device).eval()
-    content = pack.unpack_embedding(sections["CONTENT"], (header.frames, *arch.content_shape), "CONTENT")
-    diff = (pack.unpack_embedding(sections["DIFF"], (header.frames, *arch.diff_shape), "DIFF")
-            if arch.has_diff else None)
-    return Loaded(header, decoder, content, diff, len(data))
+    tables = {name: pack.unpack_embedding(sections[name], shape, name)
+              for name, shape in arch.section_shapes(header.frames).items()}
+    return Loaded(header, decoder, tables, len(data))
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
@@ -60,15 +82,19 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
-           timings: dict | None = None) -> Iterator[np.ndarray]:
-    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`."""
+           timings: dict | None = None, times: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`.
+
+    `frames`: which coded frames (default all); `times`: fractional frame times instead (see `output_times`).
+    """
     arch = loaded.header.arch
-    frames = frames if frames is not None else range(loaded.header.frames)
+    if times is None:
+        times = torch.as_tensor(frames if frames is not None else range(loaded.header.frames), dtype=torch.float64)
     neural = 0.0
-    for i in range(0, len(frames), batch):
-        idx = torch.as_tensor(frames[i:i + batch], dtype=torch.long)
-        content = loaded.content[idx].to(device, non_blocking=True)
-        diff = loaded.diff[idx].to(device, non_blocking=True) if loaded.diff is not None else None
+    for i in range(0, len(times), batch):
+        first, second = decoder_inputs(arch, loaded.tables, times[i:i + batch], loaded.header.frames)
+        content = first.to(device, non_blocking=True)
+        diff = second.to(device, non_blocking=True) if second is not None else None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()

@@ -4,6 +4,9 @@ The whole video stays on the device as uint8 (T, 3, pad_h, pad_w); each step gat
 frames and their neighbours, runs encoders + decoder, and takes the loss on the original (unpadded)
 area only. After the main schedule the decoder is pruned by global magnitude and fine-tuned with
 the mask held fixed. The result is the float decoder and the embeddings of every frame.
+
+DS-NeRV (`CodeFitter`) has no encoders: its static and dynamic codes are parameters trained with
+the decoder, and each step reads them at the batch's frame times.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import torch.nn.functional as F
 
 from .compress.prune import apply_masks, magnitude_masks
 from .models import Arch, Decoder
+from .models.dsnerv import Codes
 from .models.encoders import Encoders
 
 
@@ -52,6 +56,12 @@ class FitResult:
     frames_per_second: float
     train_psnr: float                      # PSNR of the float model on the training frames (last epoch)
     history: list[dict] = field(default_factory=list)
+
+    @property
+    def tables(self) -> dict[str, torch.Tensor]:
+        """What gets stored, by section name: CONTENT (+ DIFF) embeddings, or DS-NeRV's STATIC and
+        DYNAMIC codes (which `content` and `diff` hold for that model)."""
+        return dict(zip(self.decoder.arch.sections, [t for t in (self.content, self.diff) if t is not None]))
 
 
 def pad_frames(frames_u8: torch.Tensor, arch: Arch, device) -> torch.Tensor:
@@ -99,7 +109,7 @@ class Fitter:
         self.height, self.width = frames_u8.shape[1:3]
         self.video = pad_frames(frames_u8, arch, device)
         self.frames = self.video.shape[0]
-        self.encoders = Encoders(arch, settings.enc_dim).to(device)
+        self.encoders = self._make_inputs().to(device)  # what gives the decoder its inputs
         self.decoder = Decoder(arch).to(device)
         if device.type == "cuda":
             self.encoders.to(memory_format=torch.channels_last)
@@ -110,6 +120,13 @@ class Fitter:
         if settings.compile:
             self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss))
         self.history: list[dict] = []
+
+    def _make_inputs(self) -> torch.nn.Module:
+        return Encoders(self.arch, self.s.enc_dim)
+
+    def _batch(self, idx: torch.Tensor):
+        """The arguments of `_forward_loss` for a batch of frame indices."""
+        return neighbours(self.video, idx)
 
     def _compiled_with_fallback(self, compiled):
         """Use the compiled step; if compiling fails (no compiler, unsupported op), say so and run eagerly."""
@@ -148,7 +165,7 @@ class Fitter:
                 idx = order[i:i + batch]
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total, warmup_steps, peak_lr)
-                loss, mse = self.step_fn(*neighbours(self.video, idx))
+                loss, mse = self.step_fn(*self._batch(idx))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.s.grad_clip:
@@ -211,6 +228,31 @@ class Fitter:
         return torch.cat(contents), (torch.cat(diffs) if diffs else None)
 
 
+class CodeFitter(Fitter):
+    """DS-NeRV: the decoder's inputs are learnable codes read at the frame times (no encoders)."""
+
+    def _make_inputs(self) -> torch.nn.Module:
+        return Codes(self.arch, self.frames)
+
+    def _batch(self, idx: torch.Tensor):
+        return idx, self.video[idx].float().div_(255.0)
+
+    def _forward_loss(self, idx, cur):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            static, dynamic = self.encoders(idx)
+            out = self.decoder(static, dynamic)
+        out = out[..., : self.height, : self.width].float()
+        ref = cur[..., : self.height, : self.width]
+        mse = F.mse_loss(out, ref)
+        return self.loss_fn(out, ref), mse
+
+    def embeddings(self, batch: int = 16):
+        """The static and dynamic codes (float32, CPU), in the places of content and diff."""
+        tables = self.encoders.tables()
+        return tables["STATIC"], tables["DYNAMIC"]
+
+
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
         progress: bool = True) -> FitResult:
-    return Fitter(frames_u8, arch, settings, device, progress).fit()
+    fitter = CodeFitter if arch.model == "dsnerv" else Fitter
+    return fitter(frames_u8, arch, settings, device, progress).fit()
