@@ -37,6 +37,7 @@ class TrainSettings:
     amp: bool = True              # bf16 autocast on CUDA
     compile: bool = False         # torch.compile the training step (on by default on CUDA, see codec)
     seed: int = 0
+    code_lr_scale: float = 10.0   # DS-NeRV: learning rate of the codes relative to the decoder's
 
 
 PRESETS = {
@@ -124,6 +125,9 @@ class Fitter:
     def _make_inputs(self) -> torch.nn.Module:
         return Encoders(self.arch, self.s.enc_dim)
 
+    def _param_groups(self) -> list[dict]:
+        return [{"params": list(self.encoders.parameters()) + list(self.decoder.parameters())}]
+
     def _batch(self, idx: torch.Tensor):
         """The arguments of `_forward_loss` for a batch of frame indices."""
         return neighbours(self.video, idx)
@@ -152,7 +156,7 @@ class Fitter:
     def _run(self, epochs: int, peak_lr: float, warmup: float, masks, label: str, bar=None):
         params = list(self.encoders.parameters()) + list(self.decoder.parameters())
         fused = self.device.type == "cuda"
-        opt = torch.optim.Adam(params, lr=peak_lr, betas=(0.9, 0.999), fused=fused)
+        opt = torch.optim.Adam(self._param_groups(), lr=peak_lr, betas=(0.9, 0.999), fused=fused)
         batch = min(self.s.batch, self.frames)
         steps_per_epoch = math.ceil(self.frames / batch)
         total = epochs * steps_per_epoch
@@ -164,7 +168,7 @@ class Fitter:
             for i in range(0, self.frames, batch):
                 idx = order[i:i + batch]
                 for g in opt.param_groups:
-                    g["lr"] = lr_at(step, total, warmup_steps, peak_lr)
+                    g["lr"] = lr_at(step, total, warmup_steps, peak_lr) * g.get("lr_scale", 1.0)
                 loss, mse = self.step_fn(*self._batch(idx))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -233,6 +237,10 @@ class CodeFitter(Fitter):
 
     def _make_inputs(self) -> torch.nn.Module:
         return Codes(self.arch, self.frames)
+
+    def _param_groups(self) -> list[dict]:
+        return [{"params": list(self.decoder.parameters())},
+                {"params": list(self.encoders.parameters()), "lr_scale": self.s.code_lr_scale}]
 
     def _batch(self, idx: torch.Tensor):
         return idx, self.video[idx].float().div_(255.0)
