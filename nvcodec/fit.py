@@ -37,7 +37,7 @@ class TrainSettings:
     amp: bool = True              # bf16 autocast on CUDA
     compile: bool = False         # torch.compile the training step (on by default on CUDA, see codec)
     seed: int = 0
-    code_lr_scale: float = 10.0   # DS-NeRV: learning rate of the codes relative to the decoder's
+    code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
 
 
 PRESETS = {

@@ -22,6 +22,7 @@ MAX_STEM = 512
 # Measured bits per coded value at 8-bit quantization after entropy coding (see README "Rate control").
 WEIGHT_BITS_BELOW_QUANT = 1.5
 EMBED_BITS_BELOW_QUANT = 2.0
+CODE_BITS_BELOW_QUANT = 1.0     # DS-NeRV's learned codes are spread more evenly than encoder outputs
 FIXED_OVERHEAD_BYTES = 400
 STATIC_EVERY = 8
 DYNAMIC_EVERY = (1, 2)
@@ -100,7 +101,8 @@ class Plan:
 
 
 def embedding_bytes(arch: Arch, frames: int, quant_bits: float) -> float:
-    return arch.embedding_values(frames) * (quant_bits - EMBED_BITS_BELOW_QUANT) / 8
+    below = CODE_BITS_BELOW_QUANT if arch.model == "dsnerv" else EMBED_BITS_BELOW_QUANT
+    return arch.embedding_values(frames) * (quant_bits - below) / 8
 
 
 def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:
