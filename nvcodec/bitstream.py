@@ -12,7 +12,8 @@ Layout (all integers little-endian):
       payload  length bytes
 
 The first section is always HEAD: the header (video size, frame count, frame rate, architecture),
-packed by `pack_header`. The reader checks every length against the bytes really present and every
+packed by `pack_header`; DS-NeRV files add the numbers of static and dynamic codes and the
+attention heads at its end (the model id says whether they are there). The reader checks every length against the bytes really present and every
 CRC before anything is parsed, so a damaged file ends in a `BitstreamError` with one line.
 """
 from __future__ import annotations
@@ -30,8 +31,9 @@ from .models.arch import MODEL_IDS, Arch, ArchError
 
 MAGIC = b"DNV\x1a"
 FORMAT_VERSION = 1
-# 5 and 6 are DS-NeRV's codes; INDEX and SEGMENT make a segmented file (see `segments`).
-SECTION_TAGS = {"HEAD": 1, "DECODER": 2, "CONTENT": 3, "DIFF": 4, "INDEX": 7, "SEGMENT": 8}
+# STATIC and DYNAMIC are DS-NeRV's codes; INDEX and SEGMENT make a segmented file (see `segments`).
+SECTION_TAGS = {"HEAD": 1, "DECODER": 2, "CONTENT": 3, "DIFF": 4, "STATIC": 5, "DYNAMIC": 6,
+                "INDEX": 7, "SEGMENT": 8}
 TAG_NAMES = {v: k for k, v in SECTION_TAGS.items()}
 MAX_FRAMES = 10_000_000
 
@@ -60,6 +62,7 @@ class Header:
 
 _FIXED = struct.Struct("<BHHIIIB")      # model, width, height, frames, fps_num, fps_den, quant_bits
 _DIFF = struct.Struct("<BBBBBB")        # emb_ch, diff_ch, fuse_stage, diff_up, diff_kernel, ccu_kernel
+_CODES = struct.Struct("<IIB")          # DS-NeRV only: static_codes, dynamic_codes, heads
 
 
 def pack_header(h: Header) -> bytes:
@@ -72,6 +75,8 @@ def pack_header(h: Header) -> bytes:
     out.write(bytes(a.strides) + bytes(a.kernels))
     out.write(struct.pack(f"<{n + 1}H", *a.widths))
     out.write(_DIFF.pack(a.emb_ch, a.diff_ch, a.fuse_stage, a.diff_up, a.diff_kernel, a.ccu_kernel))
+    if a.model == "dsnerv":
+        out.write(_CODES.pack(a.static_codes, a.dynamic_codes, a.heads))
     return out.getvalue()
 
 
@@ -85,6 +90,9 @@ def unpack_header(data: bytes) -> Header:
         kernels = tuple(data[pos:pos + n]); pos += n
         widths = struct.unpack_from(f"<{n + 1}H", data, pos); pos += 2 * (n + 1)
         emb_ch, diff_ch, fuse, diff_up, diff_k, ccu_k = _DIFF.unpack_from(data, pos); pos += _DIFF.size
+        codes = (0, 0, 1)
+        if model_id == MODEL_IDS["dsnerv"]:
+            codes = _CODES.unpack_from(data, pos); pos += _CODES.size
     except struct.error:
         raise BitstreamError("header is truncated") from None
     if pos != len(data):
@@ -96,9 +104,11 @@ def unpack_header(data: bytes) -> Header:
         raise BitstreamError("header has an invalid frame count, frame rate or bit depth")
     if len(strides) != n or len(kernels) != n:
         raise BitstreamError("header is truncated")
+    if names[model_id] == "dsnerv" and not (1 <= codes[0] <= frames and 1 <= codes[1] <= frames):
+        raise BitstreamError("header has more static or dynamic codes than frames")
     try:
         arch = Arch(names[model_id], width, height, strides, tuple(widths), kernels, emb_ch, diff_ch,
-                    fuse, diff_up, diff_k, ccu_k, head_kernel)
+                    fuse, diff_up, diff_k, ccu_k, head_kernel, *codes)
     except ArchError as e:
         raise BitstreamError(f"header describes an invalid network ({e})") from None
     return Header(arch, frames, Fraction(num, den), qbits)

@@ -95,7 +95,7 @@ def _frames(text):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nvcodec")
 def main():
-    """dnv: a neural video codec. A .dnv file is a DNeRV network fitted to one video."""
+    """dnv: a neural video codec. A .dnv file is a network (DNeRV, HNeRV or DS-NeRV) fitted to one video."""
 
 
 @main.command()
@@ -103,7 +103,8 @@ def main():
 @click.option("-o", "--output", required=True, type=click.Path(), help="The .dnv file to write.")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel of the whole file (default 0.05).")
 @click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
-@click.option("--model", type=click.Choice(["dnerv", "hnerv"]), default="dnerv", show_default=True)
+@click.option("--model", type=click.Choice(["dnerv", "hnerv", "dsnerv"]), default="dnerv", show_default=True,
+              help="DNeRV (content + difference), HNeRV (content only) or DS-NeRV (static + dynamic codes).")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
               help="Time for quality: more epochs is slower and better.")
 @click.option("--epochs", type=int, default=None, help="Training epochs (overrides the preset).")
@@ -178,13 +179,17 @@ def print_encode_report(r: dict) -> None:
 @click.option("--batch", type=int, default=8, show_default=True, help="Frames per decoder call.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Arithmetic of the neural decoder (bf16: faster on GPUs, within a few 0.01 dB).")
+@click.option("--fps-scale", type=int, default=1, show_default=True,
+              help="Frame interpolation: K*(T-1)+1 frames at K x the frame rate (--ref then at that rate).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
-def decode(input, output, ref, ref_frames, frame_range, device, batch, precision, json_path):
+def decode(input, output, ref, ref_frames, frame_range, device, batch, precision, fps_scale, json_path):
     """Rebuild the frames of a .dnv file."""
     def go():
         report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch,
-                              precision=precision, frame_range=_frames(frame_range))
+                              precision=precision, frame_range=_frames(frame_range), fps_scale=fps_scale)
         click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
+                   + (f" at {report['fps']:.3f} fps ({report['coded_frames']} coded, x{fps_scale})"
+                      if fps_scale > 1 else "")
                    + (f" -> {report['output']}" if report["output"] else ""))
         click.echo(f"  size     {report['bytes']:,} bytes, {report['bpp']:.5f} bpp")
         click.echo(f"  time     load {report['load_seconds']:.3f} s, neural {report['neural_seconds']:.3f} s "
@@ -193,7 +198,9 @@ def decode(input, output, ref, ref_frames, frame_range, device, batch, precision
                    f"write {report['write_seconds']:.3f} s, "
                    f"total {report['decode_seconds']:.3f} s on {report['device']}")
         if report["psnr"] is not None:
-            click.echo(f"  quality  PSNR {report['psnr']:.3f} dB, MS-SSIM {report['ms_ssim']:.5f}")
+            click.echo(f"  quality  PSNR {report['psnr']:.3f} dB, MS-SSIM {report['ms_ssim']:.5f}"
+                       + (f" (coded frames {report['psnr_coded']:.3f} dB, interpolated "
+                          f"{report['psnr_interpolated']:.3f} dB)" if report["psnr_interpolated"] is not None else ""))
         if json_path:
             _write_json(json_path, report)
     run_guarded(go)

@@ -209,12 +209,13 @@ class _EncodeJob:
             except sizing.InfeasibleRate as e:
                 raise CodecError(str(e)) from None
         else:
-            plan = sizing.plan_for_params(self.model, w, h, self.model_size)
+            plan = sizing.plan_for_params(self.model, w, h, self.model_size, frames=t)
         arch, s = plan.arch, self.settings
         where = f"segment {i} (frames {first}-{first + t - 1}): " if i or t >= self.segment_frames else ""
         self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.model} with {plan.params:,} "
-                 f"decoder parameters, content embedding {'x'.join(map(str, arch.content_shape))}"
-                 + (f", diff embedding {'x'.join(map(str, arch.diff_shape))}" if arch.has_diff else "")
+                 "decoder parameters, "
+                 + ", ".join(f"{name.lower()} {'x'.join(map(str, shape))}"
+                             for name, shape in arch.section_shapes(t).items())
                  + f"; {s.epochs}+{s.prune_epochs} epochs on {device_name(dev)}"
                  + (f" (process {group.rank})" if group.world > 1 else ""))
         checkpoint = self._checkpoint(i, 1 if t < self.segment_frames and i == 0 else 2)  # plain name if alone
@@ -228,10 +229,10 @@ class _EncodeJob:
         except TrainingError as e:
             raise CodecError(str(e)) from None
         header = Header(arch, t, fps, self.quant_bits)
-        framing = len(bitstream.pack(header, {})) + 9 * (3 if arch.has_diff else 2)
+        framing = len(bitstream.pack(header, {})) + 9 * (1 + len(arch.sections))
         target_payload = None if self.bpp is None else int(self.bpp * w * h * t / 8) - framing
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
-        packed = compress_to_target(state, result.content, result.diff, self.quant_bits, target_payload)
+        packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
         data = bitstream.pack(header, packed.sections)
         # Quality of what the file holds: decode the bytes exactly as `decode` does.
         loaded = decoding.load(data, dev)
@@ -292,10 +293,29 @@ class _Parts:
             raise CodecError(f"--frames {start}:{end} selects no frame (the file holds {self.frames})")
         return start, end
 
-    def render(self, dev, batch, precision, frame_range, timings):
-        """Yield uint8 frame batches of frames [start, end), loading only the segments needed."""
+    def output_count(self, frame_range, fps_scale: int) -> int:
+        start, end = frame_range
+        if fps_scale == 1:
+            return end - start
+        if len(self.items) != 1 or (start, end) != (0, self.frames):
+            raise CodecError("--fps-scale works on whole single-segment files (no --frames, no segments)")
+        return len(_output_times(self.frames, fps_scale))
+
+    def render(self, dev, batch, precision, frame_range, timings, fps_scale: int = 1):
+        """Yield uint8 frame batches of frames [start, end), loading only the segments needed.
+
+        With `fps_scale` K > 1 (whole single-segment files), K*(T-1)+1 frames at fractional times.
+        """
         start, end = frame_range
         timings.setdefault("load_seconds", 0.0)
+        if fps_scale > 1:
+            self.output_count(frame_range, fps_scale)
+            t0 = time.perf_counter()
+            loaded = decoding.load(self.items[0][2](), dev)
+            timings["load_seconds"] += time.perf_counter() - t0
+            yield from decoding.render(loaded, dev, batch, timings=timings, precision=precision,
+                                       times=_output_times(self.frames, fps_scale))
+            return
         for first, count, get in self.items:
             if first >= end or first + count <= start:
                 continue
@@ -311,12 +331,11 @@ class _Parts:
 class _Scorer:
     """PSNR and MS-SSIM against a reference read alongside, batch by batch (memory stays flat)."""
 
-    def __init__(self, ref, ref_range, parts: _Parts, frame_range):
+    def __init__(self, ref, ref_range, parts: _Parts, first: int, count: int):
         from .video import VideoReader
 
-        start, end = frame_range
-        ref_start = ref_range[0] + start
-        ref_end = ref_start + (end - start)
+        ref_start = ref_range[0] + first
+        ref_end = ref_start + count
         if ref_range[1] is not None and ref_end > ref_range[1]:
             raise CodecError(f"--ref-frames {ref_range[0]}:{ref_range[1]} holds fewer frames than the .dnv")
         self.reader = VideoReader(ref, frame_range=(ref_start, ref_end))
@@ -343,16 +362,32 @@ class _Scorer:
     def result(self) -> tuple[float, float]:
         return sum(self.psnr) / len(self.psnr), self.ssim_sum / self.count
 
+    def psnr_every(self, k: int) -> tuple[float, float]:
+        """Mean PSNR of the frames at multiples of k (the coded ones) and of the others (interpolated)."""
+        coded = [p for i, p in enumerate(self.psnr) if i % k == 0]
+        between = [p for i, p in enumerate(self.psnr) if i % k != 0]
+        return sum(coded) / len(coded), sum(between) / len(between)
+
+
+def _output_times(frames: int, fps_scale: int) -> torch.Tensor:
+    try:
+        return decoding.output_times(frames, fps_scale)
+    except ValueError as e:
+        raise CodecError(str(e)) from None
+
 
 def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: str = "fp32",
-                    frame_range=(0, None)) -> tuple[np.ndarray, dict]:
-    """Decode a .dnv (or frames START:END of it) into a (T, H, W, 3) uint8 RGB array at its own size."""
+                    frame_range=(0, None), fps_scale: int = 1) -> tuple[np.ndarray, dict]:
+    """Decode a .dnv (or frames START:END of it) into a (N, H, W, 3) uint8 RGB array at its own size.
+
+    N = the selected frames, or K*(T-1)+1 with `fps_scale` K > 1 (frame interpolation, see `decode`).
+    """
     dev = resolve_device(device)
     started = time.perf_counter()
     parts = _Parts(path)
     selected = parts.select(frame_range)
     timings = {}
-    frames = np.concatenate(list(parts.render(dev, batch, precision, selected, timings)))
+    frames = np.concatenate(list(parts.render(dev, batch, precision, selected, timings, fps_scale)))
     timings["decode_seconds"] = time.perf_counter() - started
     return frames, {"frames": len(frames), "width": parts.width, "height": parts.height,
                     "device": device_name(dev), "bytes": parts.file_bytes,
@@ -360,11 +395,15 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: st
 
 
 def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, None), device: str = "auto",
-           batch: int = 8, precision: str = "fp32", log=_quiet) -> dict:
+           batch: int = 8, precision: str = "fp32", fps_scale: int = 1, log=_quiet) -> dict:
     """Decode `path` (or frames START:END of it), write them to `output`, measure against `ref`.
 
     Frames stream from the network to the writer and the metrics: memory does not grow with length.
     `ref_range` says which frames of `ref` were encoded; `frame_range` picks frames of the .dnv.
+    `fps_scale` K > 1 interpolates K-1 frames between each pair of coded frames: K*(T-1)+1 frames at
+    K x the frame rate. `ref` is then the video at that rate (e.g. the full clip whose even frames were
+    encoded, with --fps-scale 2): PSNR is reported over all output frames, and separately over the coded
+    times (`psnr_coded`) and the interpolated ones (`psnr_interpolated`).
     """
     from .video import VideoWriter
 
@@ -372,11 +411,13 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     started = time.perf_counter()
     parts = _Parts(path)
     selected = parts.select(frame_range)
-    scorer = _Scorer(ref, ref_range, parts, selected) if ref is not None else None
+    expected = parts.output_count(selected, fps_scale)
+    fps = parts.fps * fps_scale
+    scorer = _Scorer(ref, ref_range, parts, selected[0], expected) if ref is not None else None
     timings, write_seconds, count = {}, 0.0, 0
-    writer = VideoWriter(output, parts.width, parts.height, parts.fps) if output is not None else None
+    writer = VideoWriter(output, parts.width, parts.height, fps) if output is not None else None
     try:
-        for frames in parts.render(dev, batch, precision, selected, timings):
+        for frames in parts.render(dev, batch, precision, selected, timings, fps_scale):
             count += len(frames)
             if writer is not None:
                 t0 = time.perf_counter()
@@ -399,18 +440,20 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     report = {
         "input": str(path), "output": None if output is None else str(output),
         "bpp": metrics.bpp(parts.file_bytes, parts.width, parts.height, parts.frames), "bytes": parts.file_bytes,
-        "frames": count, "first_frame": selected[0], "file_frames": parts.frames,
-        "width": parts.width, "height": parts.height, "fps": float(parts.fps),
+        "frames": count, "first_frame": selected[0], "file_frames": parts.frames, "coded_frames": parts.frames,
+        "fps_scale": fps_scale, "width": parts.width, "height": parts.height, "fps": float(fps),
         "load_seconds": timings["load_seconds"], "neural_seconds": timings.get("neural_seconds", 0.0),
         "write_seconds": write_seconds, "decode_seconds": time.perf_counter() - started,
-        "decode_fps": count / neural, "psnr": None, "ms_ssim": None, "device": device_name(dev),
-        "precision": precision,
+        "decode_fps": count / neural, "psnr": None, "ms_ssim": None, "psnr_coded": None,
+        "psnr_interpolated": None, "device": device_name(dev), "precision": precision,
     }
     if len(parts.items) == 1:
         header, _ = bitstream.unpack(parts.items[0][2]())
         report["decode_tflops"] = decoder_flops(header.arch) * count / neural / 1e12
     if scorer is not None:
         report["psnr"], report["ms_ssim"] = scorer.result()
+        if fps_scale > 1:
+            report["psnr_coded"], report["psnr_interpolated"] = scorer.psnr_every(fps_scale)
     return report
 
 
@@ -442,11 +485,13 @@ def info_of_bytes(path, data: bytes) -> dict:
         "model": a.model, "width": a.width, "height": a.height, "frames": header.frames,
         "fps": f"{header.fps.numerator}/{header.fps.denominator}", "quant_bits": header.quant_bits,
         "padded_size": list(a.padded_size)[::-1], "strides": list(a.strides), "widths": list(a.widths),
-        "kernels": list(a.kernels), "content_embedding": list(a.content_shape),
+        "kernels": list(a.kernels), "content_embedding": list(a.content_shape) if a.model != "dsnerv" else None,
         "diff_embedding": list(a.diff_shape) if a.has_diff else None,
-        "fuse_stage": a.fuse_stage if a.has_diff else None, "diff_up": a.diff_up if a.has_diff else None,
+        "static_codes": list(a.section_shapes(header.frames)["STATIC"]) if a.model == "dsnerv" else None,
+        "dynamic_codes": list(a.section_shapes(header.frames)["DYNAMIC"]) if a.model == "dsnerv" else None,
+        "fuse_stage": a.fuse_stage if a.two_stream else None, "diff_up": a.diff_up if a.two_stream else None,
         "decoder_params": param_count(a),
-        "embedding_values": header.frames * a.values_per_frame(),
+        "embedding_values": a.embedding_values(header.frames),
         "sections": bitstream.section_sizes(data),
         "bpp": metrics.bpp(len(data), a.width, a.height, header.frames),
     }

@@ -1,11 +1,17 @@
 """From .dnv bytes to frames. Imports no training code: a decoder needs only the file.
 
 `load` validates the container, rebuilds the decoder from the header's architecture and the
-dequantized weights, and dequantizes the embeddings. `render` runs the network in batches on the
-device and yields uint8 RGB frames cropped back to the video's own size. Both check what they are
-about to allocate against the memory available and refuse with one line what cannot fit; `render`
-lowers its batch to what fits (and halves it again if the GPU still runs out), and limits cuDNN to
-deterministic algorithms so that a file decodes to the same frames on every run.
+dequantized weights, and dequantizes the input tables (CONTENT/DIFF embeddings, or DS-NeRV's
+STATIC/DYNAMIC codes). `render` runs the network in batches on the device and yields uint8 RGB
+frames cropped back to the video's own size. Both check what they are about to allocate against
+the memory available and refuse with one line what cannot fit; `render` lowers its batch to what
+fits (and halves it again if the GPU still runs out), and limits cuDNN to deterministic algorithms
+so that a file decodes to the same frames on every run.
+
+Frame interpolation: `render(..., times=output_times(T, K))` evaluates the decoder at fractional
+times t = i/K, i = 0 .. K*(T-1), i.e. K*T - (K-1) frames from the first coded frame to the last: the
+tables are linearly interpolated at t (`models.dsnerv.interpolate`), which at integer t gives each
+frame's own inputs exactly.
 """
 from __future__ import annotations
 
@@ -22,25 +28,42 @@ from . import bitstream, memory
 from .bitstream import BitstreamError, Header
 from .compress import pack
 from .models import Decoder
+from .models.dsnerv import decoder_inputs
+
+MAX_FPS_SCALE = 64
 
 
 @dataclass
 class Loaded:
     header: Header
     decoder: Decoder
-    content: torch.Tensor
-    diff: torch.Tensor | None
+    tables: dict[str, torch.Tensor]     # by section name, in arch.sections order (CPU, float32)
     file_bytes: int
+
+    @property
+    def content(self) -> torch.Tensor | None:
+        return self.tables.get("CONTENT")
+
+    @property
+    def diff(self) -> torch.Tensor | None:
+        return self.tables.get("DIFF")
+
+
+def output_times(frames: int, fps_scale: int = 1) -> torch.Tensor:
+    """Times of the output frames at `fps_scale` x the frame rate: K*(T-1)+1 of them, from 0 to T-1."""
+    if not (isinstance(fps_scale, int) and 1 <= fps_scale <= MAX_FPS_SCALE):
+        raise ValueError(f"--fps-scale must be a whole number from 1 to {MAX_FPS_SCALE}")
+    return torch.arange(fps_scale * (frames - 1) + 1, dtype=torch.float64) / fps_scale
 
 
 def load(data: bytes, device: torch.device) -> Loaded:
     header, sections = bitstream.unpack(data)
     arch = header.arch
     # Bound the work a header can ask for before allocating anything it describes.
-    values = header.frames * arch.values_per_frame()
+    values = arch.embedding_values(header.frames)
     if values > 64 * len(data) * 8 + 1024:
         raise BitstreamError("header asks for more embedding values than the file can hold")
-    for name in ("DECODER", "CONTENT") + (("DIFF",) if arch.has_diff else ()):
+    for name in ("DECODER",) + arch.sections:
         if name not in sections:
             raise BitstreamError(f"file has no {name} section")
     with torch.device("meta"):
@@ -54,10 +77,9 @@ def load(data: bytes, device: torch.device) -> Loaded:
     decoder = Decoder(arch)
     decoder.load_state_dict(state)
     decoder.to(device).eval()
-    content = pack.unpack_embedding(sections["CONTENT"], (header.frames, *arch.content_shape), "CONTENT")
-    diff = (pack.unpack_embedding(sections["DIFF"], (header.frames, *arch.diff_shape), "DIFF")
-            if arch.has_diff else None)
-    return Loaded(header, decoder, content, diff, len(data))
+    tables = {name: pack.unpack_embedding(sections[name], shape, name)
+              for name, shape in arch.section_shapes(header.frames).items()}
+    return Loaded(header, decoder, tables, len(data))
 
 
 def _require(nbytes: float, device: torch.device, what: str) -> float:
@@ -88,23 +110,26 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 @torch.no_grad()
 def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
-           timings: dict | None = None, precision: str = "fp32") -> Iterator[np.ndarray]:
+           timings: dict | None = None, times: torch.Tensor | None = None,
+           precision: str = "fp32") -> Iterator[np.ndarray]:
     """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`.
 
-    fp32 is the default and what encode measures; bf16 runs the network under autocast (faster on
-    GPUs, within a few hundredths of a dB, see benchmarks/results/speed.md).
+    `frames`: which coded frames (default all); `times`: fractional frame times instead (see
+    `output_times`). fp32 is the default and what encode measures; bf16 runs the network under
+    autocast (faster on GPUs, within a few hundredths of a dB, see benchmarks/results).
     """
     arch = loaded.header.arch
     dtype = PRECISIONS[precision]
-    frames = frames if frames is not None else range(loaded.header.frames)
+    if times is None:
+        times = torch.as_tensor(frames if frames is not None else range(loaded.header.frames), dtype=torch.float64)
     per_frame = memory.decode_bytes_per_frame(arch)
     room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
     batch = max(1, min(batch, int(room // per_frame)))
     neural, i = 0.0, 0
-    while i < len(frames):
-        idx = torch.as_tensor(frames[i:i + batch], dtype=torch.long)
-        content = loaded.content[idx].to(device, non_blocking=True)
-        diff = loaded.diff[idx].to(device, non_blocking=True) if loaded.diff is not None else None
+    while i < len(times):
+        first, second = decoder_inputs(arch, loaded.tables, times[i:i + batch], loaded.header.frames)
+        content = first.to(device, non_blocking=True)
+        diff = second.to(device, non_blocking=True) if second is not None else None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -123,7 +148,7 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         neural += time.perf_counter() - start
-        i += len(idx)
+        i += len(content)
         yield out.cpu().numpy()
     if timings is not None:
         timings["neural_seconds"] = timings.get("neural_seconds", 0.0) + neural

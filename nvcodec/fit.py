@@ -18,6 +18,9 @@ A long encode survives trouble:
 - Divergence: an epoch whose loss is NaN/inf, or whose PSNR falls more than DIVERGENCE_DB below the
   best of its phase (a known failure of NeRV training), is undone: the last good state comes back
   with half the learning rate, and the log says so; after MAX_ROLLBACKS, a TrainingError.
+
+DS-NeRV (`CodeFitter`) has no encoders: its static and dynamic codes are parameters trained with
+the decoder, and each step reads them at the batch's frame times.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ import torch.nn.functional as F
 from .compress.prune import apply_masks, magnitude_masks
 from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder
+from .models.dsnerv import Codes
 from .models.encoders import Encoders
 
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
@@ -63,6 +67,7 @@ class TrainSettings:
     amp: bool = True              # bf16 autocast on CUDA
     compile: bool = False         # torch.compile the training step (on by default on CUDA, see codec)
     seed: int = 0
+    code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
 
 
 PRESETS = {
@@ -86,6 +91,12 @@ class FitResult:
     rollbacks: int = 0                     # times training diverged and was rolled back
     resumed: bool = False                  # continued from a checkpoint
 
+    @property
+    def tables(self) -> dict[str, torch.Tensor]:
+        """What gets stored, by section name: CONTENT (+ DIFF) embeddings, or DS-NeRV's STATIC and
+        DYNAMIC codes (which `content` and `diff` hold for that model)."""
+        return dict(zip(self.decoder.arch.sections, [t for t in (self.content, self.diff) if t is not None]))
+
 
 class TrainingError(Exception):
     """Training cannot go on (out of memory at batch 1, diverging again and again, a checkpoint that
@@ -98,6 +109,12 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, checkpoint):
         super().__init__(f"interrupted; training state saved to {checkpoint}")
         self.checkpoint = Path(checkpoint)
+
+    @property
+    def tables(self) -> dict[str, torch.Tensor]:
+        """What gets stored, by section name: CONTENT (+ DIFF) embeddings, or DS-NeRV's STATIC and
+        DYNAMIC codes (which `content` and `diff` hold for that model)."""
+        return dict(zip(self.decoder.arch.sections, [t for t in (self.content, self.diff) if t is not None]))
 
 
 def pad_frames(frames_u8: torch.Tensor, arch: Arch, device) -> torch.Tensor:
@@ -163,7 +180,7 @@ class Fitter:
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
         self.frames, self.height, self.width = frames_u8.shape[:3]
         self.video = self._place_video(frames_u8)
-        self.encoders = Encoders(arch, settings.enc_dim).to(device)
+        self.encoders = self._make_inputs().to(device)  # what gives the decoder its inputs
         self.decoder = Decoder(arch).to(device)
         if device.type == "cuda":
             self.encoders.to(memory_format=torch.channels_last)
@@ -213,8 +230,14 @@ class Fitter:
         return neighbours(self.video, idx)
 
     def _optimizer(self):
-        params = list(self.encoders.parameters()) + list(self.decoder.parameters())
-        return torch.optim.Adam(params, lr=self.s.lr, betas=(0.9, 0.999), fused=self.device.type == "cuda")
+        return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(0.9, 0.999),
+                                fused=self.device.type == "cuda")
+
+    def _make_inputs(self) -> torch.nn.Module:
+        return Encoders(self.arch, self.s.enc_dim)
+
+    def _param_groups(self) -> list[dict]:
+        return [{"params": list(self.encoders.parameters()) + list(self.decoder.parameters())}]
 
     def _compiled_with_fallback(self, compiled):
         """Use the compiled step; if compiling fails (no compiler, unsupported op), say so and run eagerly."""
@@ -249,7 +272,7 @@ class Fitter:
 
     def _step(self, idx, lr: float) -> torch.Tensor:
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         loss, mse = self.step_fn(*self._batch(idx))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -533,7 +556,37 @@ def _free_cached(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+class CodeFitter(Fitter):
+    """DS-NeRV: the decoder's inputs are learnable codes read at the frame times (no encoders)."""
+
+    def _make_inputs(self) -> torch.nn.Module:
+        return Codes(self.arch, self.frames)
+
+    def _param_groups(self) -> list[dict]:
+        return [{"params": list(self.decoder.parameters())},
+                {"params": list(self.encoders.parameters()), "lr_scale": self.s.code_lr_scale}]
+
+    def _batch(self, idx: torch.Tensor):
+        frames = self.video[idx.to(self.video.device)].to(self.device, non_blocking=True)
+        return idx, frames.float().div_(255.0)
+
+    def _forward_loss(self, idx, cur):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            static, dynamic = self.encoders(idx)
+            out = self.decoder(static, dynamic)
+        out = out[..., : self.height, : self.width].float()
+        ref = cur[..., : self.height, : self.width]
+        mse = F.mse_loss(out, ref)
+        return self.loss_fn(out, ref), mse
+
+    def embeddings(self, batch: int = 16):
+        """The static and dynamic codes (float32, CPU), in the places of content and diff."""
+        tables = self.encoders.tables()
+        return tables["STATIC"], tables["DYNAMIC"]
+
+
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
         progress: bool = True, **options) -> FitResult:
     """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every (see Fitter)."""
-    return Fitter(frames_u8, arch, settings, device, progress, **options).fit()
+    fitter = CodeFitter if arch.model == "dsnerv" else Fitter
+    return fitter(frames_u8, arch, settings, device, progress, **options).fit()

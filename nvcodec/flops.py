@@ -12,18 +12,23 @@ from .models import Arch, Decoder
 
 def decoder_flops(arch: Arch) -> int:
     """FLOPs of decoding one frame (multiply-adds count as 2)."""
+    from .memory import decoder_input_shapes_example
+
     with torch.device("meta"):
         dec = Decoder(arch)
-        content = torch.empty(1, *arch.content_shape)
-        diff = torch.empty(1, *arch.diff_shape) if arch.has_diff else None
+        inputs = decoder_input_shapes_example(arch)
         with FlopCounterMode(display=False) as counter:
-            dec(content, diff)
+            dec(*inputs)
     return counter.get_total_flops()
 
 
 def training_flops(arch: Arch, enc_dim: int = 64) -> int:
-    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder."""
+    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder (DS-NeRV has
+    no encoders: its codes are read by interpolation, whose cost is negligible)."""
     from .models.encoders import Encoders
+
+    if arch.model == "dsnerv":
+        return 3 * decoder_flops(arch)
 
     with torch.device("meta"):
         enc, dec = Encoders(arch, enc_dim), Decoder(arch)

@@ -46,6 +46,12 @@ def available_bytes(device: torch.device) -> float:
     return max(room, 0)
 
 
+def decoder_input_shapes_example(arch: Arch):
+    """Empty tensors shaped like one frame's decoder inputs (first, second or None), on the current device."""
+    shapes = [shape[1:] for shape in arch.section_shapes(1).values()]
+    return torch.empty(1, *shapes[0]), (torch.empty(1, *shapes[1]) if len(shapes) > 1 else None)
+
+
 def decode_bytes_per_frame(arch: Arch) -> int:
     """Peak float32 memory of decoding one frame: the sum of every layer's output, with a margin.
 
@@ -62,6 +68,5 @@ def decode_bytes_per_frame(arch: Arch) -> int:
         for m in decoder.modules():
             if not any(True for _ in m.children()):
                 m.register_forward_hook(count)
-        diff = torch.empty(1, *arch.diff_shape) if arch.has_diff else None
-        decoder(torch.empty(1, *arch.content_shape), diff)
+        decoder(*decoder_input_shapes_example(arch))
     return int(DECODE_PEAK_FACTOR * 4 * total)

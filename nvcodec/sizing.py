@@ -1,8 +1,11 @@
 """Rate control: (resolution, frame count, target bpp) -> an architecture whose file lands near the target.
 
-The estimate counts what the file will hold: the decoder's weights (after pruning) and the two
-embeddings, each at a calibrated number of bits per coded value, plus the fixed costs of the
-container and the quantization parameters. After training, `codec` trims the quantizer to land the
+The estimate counts what the file will hold: the decoder's weights (after pruning) and the input
+tables (content and diff embeddings, or DS-NeRV's static and dynamic codes), each at a calibrated
+number of bits per coded value, plus the fixed costs of the container and the quantization parameters.
+
+DS-NeRV: one static code every STATIC_EVERY frames at most; one dynamic code per frame, or one
+every 2 frames where that balances the rate better (a penalty keeps one per frame unless it pays). After training, `codec` trims the quantizer to land the
 real file within a few percent of the target (see `compress.ratecontrol`).
 """
 from __future__ import annotations
@@ -20,7 +23,11 @@ MAX_STEM = 512
 # (benchmarks/results/gpu_h100_issue2: 7.5 bits per kept weight, 2.7 and 4.3 bits per content / diff value).
 WEIGHT_BITS_BELOW_QUANT = 0.5
 EMBED_BITS_BELOW_QUANT = 4.0
+CODE_BITS_BELOW_QUANT = 1.0     # DS-NeRV's learned codes are spread more evenly than encoder outputs
 FIXED_OVERHEAD_BYTES = 400
+STATIC_EVERY = 8
+DYNAMIC_EVERY = (1, 2)
+EMBED_SHARE_GOAL = {"dnerv": 0.35, "hnerv": 0.2, "dsnerv": 0.3}
 
 
 class InfeasibleRate(ValueError):
@@ -57,11 +64,19 @@ def diff_options(strides: tuple[int, ...]) -> list[tuple[int, int]]:
     return out
 
 
+def codes_for(frames: int, every: int) -> int:
+    """Number of codes evenly spaced over `frames` frames, at most `every` frames apart."""
+    return 1 + -(-(frames - 1) // every)
+
+
 def make_arch(model: str, width: int, height: int, strides, stem: int, emb_ch: int = 16,
-              fuse: int = 2, diff_up: int = 4) -> Arch:
+              fuse: int = 2, diff_up: int = 4, diff_ch: int = 2, frames: int = 2, dynamic_every: int = 1) -> Arch:
     n = len(strides)
+    codes = {}
+    if model == "dsnerv":
+        codes = dict(static_codes=codes_for(frames, STATIC_EVERY), dynamic_codes=codes_for(frames, dynamic_every))
     return Arch(model, width, height, tuple(strides), tuple(reduced_widths(stem, n)), _kernels(n),
-                emb_ch=emb_ch, fuse_stage=fuse, diff_up=diff_up)
+                emb_ch=emb_ch, diff_ch=diff_ch, fuse_stage=fuse, diff_up=diff_up, **codes)
 
 
 def stem_for_params(make, params: float) -> int | None:
@@ -86,11 +101,27 @@ class Plan:
     embedding_share: float
 
 
+def embedding_bytes(arch: Arch, frames: int, quant_bits: float) -> float:
+    below = CODE_BITS_BELOW_QUANT if arch.model == "dsnerv" else EMBED_BITS_BELOW_QUANT
+    return arch.embedding_values(frames) * (quant_bits - below) / 8
+
+
 def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:
     w_bits = param_count(arch) * (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
-    e_bits = frames * arch.values_per_frame() * (quant_bits - EMBED_BITS_BELOW_QUANT)
     scales = 2 * sum(arch.widths) * 6  # float16 per-channel scales, a few tensors per stage
-    return int((w_bits + e_bits) / 8 + scales + FIXED_OVERHEAD_BYTES)
+    return int(w_bits / 8 + embedding_bytes(arch, frames, quant_bits) + scales + FIXED_OVERHEAD_BYTES)
+
+
+def _candidates(model: str, strides) -> list[tuple[dict, float]]:
+    """(make_arch keyword arguments, preference penalty) of each layout the planner may choose."""
+    if model == "dsnerv":
+        return [(dict(emb_ch=16, fuse=fuse, diff_up=r, diff_ch=ch, dynamic_every=every),
+                 0.1 * (fuse != 2) + 0.15 * (every != 1) + 0.05 * abs(math.log2(ch / 2)))
+                for ch, (fuse, r), every in itertools.product((2, 1, 4), diff_options(strides), DYNAMIC_EVERY)]
+    diff_choices = diff_options(strides) if model == "dnerv" else [(2, 4)]
+    # Prefer the paper's 16 channels and fusion stage.
+    return [(dict(emb_ch=emb_ch, fuse=fuse, diff_up=r), 0.1 * (16 - emb_ch) / 4 + 0.1 * (fuse != 2))
+            for emb_ch, (fuse, r) in itertools.product((16, 8, 4), diff_choices)]
 
 
 def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
@@ -98,19 +129,17 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
     """Choose the architecture for a target bpp. Raises InfeasibleRate with the smallest reachable bpp."""
     budget = bpp * width * height * frames / 8
     strides = choose_strides(width, height)
-    diff_choices = diff_options(strides) if model == "dnerv" else [(2, 4)]
-    embed_share_goal = 0.35 if model == "dnerv" else 0.2
+    embed_share_goal = EMBED_SHARE_GOAL[model]
     best, best_score, smallest = None, math.inf, math.inf
-    for emb_ch, (fuse, r) in itertools.product((16, 8, 4), diff_choices):
-        def make(stem, emb_ch=emb_ch, fuse=fuse, r=r):
-            return make_arch(model, width, height, strides, stem, emb_ch, fuse, r)
+    for options, penalty in _candidates(model, strides):
+        def make(stem, options=options):
+            return make_arch(model, width, height, strides, stem, frames=frames, **options)
         try:
             floor = make(MIN_STEM)
         except ArchError:
             continue
         smallest = min(smallest, predict_bytes(floor, frames, quant_bits, prune))
-        embed_bytes = predict_bytes(floor, frames, quant_bits, prune) - predict_bytes(
-            floor, 0, quant_bits, prune)
+        embed_bytes = embedding_bytes(floor, frames, quant_bits)
         weight_bits_each = (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
         weights_budget = budget - embed_bytes - FIXED_OVERHEAD_BYTES - 12 * sum(floor.widths)
         stem = stem_for_params(make, weights_budget * 8 / weight_bits_each)
@@ -119,8 +148,8 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
         arch = make(stem)
         predicted = predict_bytes(arch, frames, quant_bits, prune)
         share = embed_bytes / predicted
-        # Closest to the goal share of embedding bits; prefer the paper's 16 channels and fusion stage.
-        score = abs(math.log(share / embed_share_goal)) + 0.1 * (16 - emb_ch) / 4 + 0.1 * (fuse != 2)
+        # Closest to the goal share of embedding bits, then the preferred layouts.
+        score = abs(math.log(share / embed_share_goal)) + penalty
         if score < best_score:
             best, best_score = Plan(arch, param_count(arch), predicted, share), score
     if best is None:
@@ -128,13 +157,13 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
     return best
 
 
-def plan_for_params(model: str, width: int, height: int, params: float) -> Plan:
+def plan_for_params(model: str, width: int, height: int, params: float, frames: int = 2) -> Plan:
     """Architecture with about `params` decoder parameters (paper-style: 16-channel embedding, CCU after stage 3)."""
     strides = choose_strides(width, height)
     fuse, r = diff_options(strides)[0]
 
     def make(stem):
-        return make_arch(model, width, height, strides, stem, 16, fuse, r)
+        return make_arch(model, width, height, strides, stem, 16, fuse, r, frames=frames)
 
     stem = stem_for_params(make, params) or MIN_STEM
     arch = make(stem)

@@ -25,32 +25,29 @@ class Compressed:
         return sum(len(v) for v in self.sections.values())
 
 
-def compress(state: dict[str, torch.Tensor], content: torch.Tensor, diff: torch.Tensor | None,
-             bits: float) -> Compressed:
-    sections = {
-        "DECODER": pack.pack_weights(pack.quantize_state(state, bits)),
-        "CONTENT": pack.pack_embedding(quantize_embedding(content, bits)),
-    }
-    if diff is not None:
-        sections["DIFF"] = pack.pack_embedding(quantize_embedding(diff, bits))
+def compress(state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], bits: float) -> Compressed:
+    """DECODER from the decoder's state, then one section per input table (CONTENT, DIFF / STATIC, DYNAMIC)."""
+    sections = {"DECODER": pack.pack_weights(pack.quantize_state(state, bits))}
+    for name, table in tables.items():
+        sections[name] = pack.pack_embedding(quantize_embedding(table, bits))
     return Compressed(sections, bits)
 
 
-def compress_to_target(state, content, diff, bits: float, target_payload: int | None,
+def compress_to_target(state, tables, bits: float, target_payload: int | None,
                        tolerance: float = 0.04, min_bits: float = 3.0, max_bits: float = 10.0) -> Compressed:
     """Compress at `bits`; if a target is given and missed by more than `tolerance`, search the bit depth.
 
     Never goes above the requested depth by more than 2 bits nor below `min_bits`; the closest result
     under the target (or the smallest, if none fits) is returned.
     """
-    nominal = compress(state, content, diff, bits)
+    nominal = compress(state, tables, bits)
     if target_payload is None or abs(nominal.payload_bytes / target_payload - 1) <= tolerance:
         return nominal
     lo, hi = (min_bits, bits) if nominal.payload_bytes > target_payload else (bits, min(max_bits, bits + 2))
     best = nominal if nominal.payload_bytes <= target_payload else None
     for _ in range(10):
         mid = (lo + hi) / 2
-        trial = compress(state, content, diff, mid)
+        trial = compress(state, tables, mid)
         if trial.payload_bytes <= target_payload:
             if best is None or trial.payload_bytes > best.payload_bytes:
                 best = trial
@@ -59,4 +56,4 @@ def compress_to_target(state, content, diff, bits: float, target_payload: int | 
             hi = mid
         if best is not None and abs(best.payload_bytes / target_payload - 1) <= tolerance / 2:
             break
-    return best if best is not None else compress(state, content, diff, min_bits)
+    return best if best is not None else compress(state, tables, min_bits)

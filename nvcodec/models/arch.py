@@ -5,13 +5,23 @@ decoded at that size and cropped back. The content embedding is `emb_ch x (pad_h
 per frame; the diff embedding is `diff_ch x (pad_h/D) x (pad_w/D)` with D = diff_up * (product of
 the strides after the fusion stage), so the diff branch meets the content path right after stage
 `fuse_stage`, where the CCU fuses them (DNeRV paper Eq. 5).
+
+DS-NeRV (`dsnerv`) has the same two-stream geometry with no encoders: `static_codes` learnable
+static codes of `emb_ch x (pad_h/S) x (pad_w/S)` evenly spaced over the video, and `dynamic_codes`
+learnable dynamic codes of `diff_ch x (pad_h/D) x (pad_w/D)` (one per frame, or fewer, evenly
+spaced), fused by cross-channel attention (`heads` heads) after `fuse_stage` (see `dsnerv.py`).
+
+Whatever the model, the per-video tensors stored next to the decoder are tables of codes evenly
+spaced over the frame times [0, T-1] (`section_shapes`): CONTENT and DIFF hold one entry per frame,
+STATIC and DYNAMIC fewer; the decoder's inputs at a time t are the tables linearly interpolated at t.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
-MODEL_IDS = {"hnerv": 0, "dnerv": 1}
+MODEL_IDS = {"hnerv": 0, "dnerv": 1, "dsnerv": 2}
+MAX_CODES = 10_000_000
 
 
 class ArchError(ValueError):
@@ -28,7 +38,7 @@ def reduced_widths(stem: int, stages: int, reduce: float = 1.2, lower: int = 4) 
 
 @dataclass(frozen=True)
 class Arch:
-    model: str                      # "dnerv" or "hnerv"
+    model: str                      # "dnerv", "hnerv" or "dsnerv"
     width: int                      # the video's own size
     height: int
     strides: tuple[int, ...]        # decoder stage upsampling factors, first stage first
@@ -41,6 +51,9 @@ class Arch:
     diff_kernel: int = 3
     ccu_kernel: int = 3
     head_kernel: int = 3
+    static_codes: int = 0           # DS-NeRV only: number of static codes (emb_ch channels each)
+    dynamic_codes: int = 0          # DS-NeRV only: number of dynamic codes (diff_ch channels each)
+    heads: int = 1                  # DS-NeRV only: heads of the cross-channel attention
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -56,17 +69,28 @@ class Arch:
             raise ArchError("channel width out of range")
         if not (1 <= self.width <= 16384 and 1 <= self.height <= 16384):
             raise ArchError("frame size out of range")
-        if self.has_diff:
+        if self.two_stream:
             if not (0 <= self.fuse_stage < n) or not (1 <= self.diff_up <= 8) or not (1 <= self.diff_ch <= 64):
                 raise ArchError("bad diff-branch settings")
             if math.prod(self.strides[: self.fuse_stage + 1]) % self.diff_up:
                 raise ArchError("diff upsampling must divide the strides before the fusion")
             if self.diff_kernel not in (1, 3, 5) or self.ccu_kernel not in (1, 3, 5):
                 raise ArchError("diff or CCU kernel out of range")
+        if self.model == "dsnerv":
+            if not (1 <= self.static_codes <= MAX_CODES and 1 <= self.dynamic_codes <= MAX_CODES):
+                raise ArchError("number of static or dynamic codes out of range")
+            if not (1 <= self.heads <= 64) or self.widths[self.fuse_stage + 1] % self.heads:
+                raise ArchError("attention heads must divide the fusion width")
 
     @property
     def has_diff(self) -> bool:
+        """A diff embedding per frame (DNeRV)."""
         return self.model == "dnerv"
+
+    @property
+    def two_stream(self) -> bool:
+        """A second input branch fused after `fuse_stage` (DNeRV's diff, DS-NeRV's dynamic codes)."""
+        return self.model in ("dnerv", "dsnerv")
 
     @property
     def total_stride(self) -> int:
@@ -93,6 +117,23 @@ class Arch:
         d = self.diff_stride
         return self.diff_ch, ph // d, pw // d
 
-    def values_per_frame(self) -> int:
-        c = math.prod(self.content_shape)
-        return c + (math.prod(self.diff_shape) if self.has_diff else 0)
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """Names of the sections holding the decoder's input tables, first input first."""
+        if self.model == "dsnerv":
+            return ("STATIC", "DYNAMIC")
+        return ("CONTENT", "DIFF") if self.has_diff else ("CONTENT",)
+
+    def section_shapes(self, frames: int) -> dict[str, tuple[int, ...]]:
+        """Shape of each input table: (entries, channels, h, w), entries evenly spaced over [0, frames-1]."""
+        if self.model == "dsnerv":
+            return {"STATIC": (self.static_codes, *self.content_shape),
+                    "DYNAMIC": (self.dynamic_codes, *self.diff_shape)}
+        shapes = {"CONTENT": (frames, *self.content_shape)}
+        if self.has_diff:
+            shapes["DIFF"] = (frames, *self.diff_shape)
+        return shapes
+
+    def embedding_values(self, frames: int) -> int:
+        """Number of values in all the input tables of a `frames`-frame video."""
+        return sum(math.prod(s) for s in self.section_shapes(frames).values())

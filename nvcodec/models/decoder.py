@@ -6,10 +6,15 @@ import torch.nn as nn
 
 from .arch import Arch
 from .blocks import CCU, NeRVBlock
+from .dsnerv import CrossChannelAttention
 
 
 class Decoder(nn.Module):
-    """1x1 stem -> NeRV blocks (with the CCU fusing the diff branch after `fuse_stage`) -> 3x3 conv -> sigmoid."""
+    """1x1 stem -> NeRV blocks (with the CCU fusing the diff branch after `fuse_stage`) -> 3x3 conv -> sigmoid.
+
+    DS-NeRV: the same, with the static code as first input, the dynamic code as second, and
+    cross-channel attention instead of the CCU.
+    """
 
     def __init__(self, arch: Arch):
         super().__init__()
@@ -19,11 +24,14 @@ class Decoder(nn.Module):
         self.stages = nn.ModuleList(
             NeRVBlock(w[i], w[i + 1], k, s) for i, (k, s) in enumerate(zip(arch.kernels, arch.strides))
         )
-        if arch.has_diff:
+        if arch.two_stream:
             f = arch.fuse_stage
             self.diff_stem = nn.Conv2d(arch.diff_ch, w[f], 1)
             self.diff_up = NeRVBlock(w[f], w[f + 1], arch.diff_kernel, arch.diff_up)
-            self.ccu = CCU(w[f + 1], w[f + 1], arch.ccu_kernel)
+            if arch.model == "dsnerv":
+                self.cca = CrossChannelAttention(w[f + 1], arch.heads)
+            else:
+                self.ccu = CCU(w[f + 1], w[f + 1], arch.ccu_kernel)
         self.head = nn.Conv2d(w[-1], 3, arch.head_kernel, padding=arch.head_kernel // 2)
 
     def forward(self, content: torch.Tensor, diff: torch.Tensor | None = None) -> torch.Tensor:
@@ -31,8 +39,9 @@ class Decoder(nn.Module):
         x = self.stem(content)
         for i, stage in enumerate(self.stages):
             x = stage(x)
-            if self.arch.has_diff and i == self.arch.fuse_stage:
-                x = self.ccu(x, self.diff_up(self.diff_stem(diff)))
+            if self.arch.two_stream and i == self.arch.fuse_stage:
+                fuse = self.cca if self.arch.model == "dsnerv" else self.ccu
+                x = fuse(x, self.diff_up(self.diff_stem(diff)))
         return torch.sigmoid(self.head(x))
 
 
