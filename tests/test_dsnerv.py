@@ -153,7 +153,7 @@ def test_fps_scale_2_dsnerv(ds_encoded, carphone, source, tmp_path):
 @pytest.mark.parametrize("model", ["hnerv", "dnerv"])
 def test_fps_scale_embedding_models(model, even_clip, tmp_path):
     out = tmp_path / f"{model}.dnv"
-    codec.encode(even_clip, out, bpp=3.0, model=model, frame_range=(0, 3), epochs=1, prune_epochs=0, **CPU)
+    codec.encode(even_clip, out, bpp=1.5, model=model, frame_range=(0, 3), epochs=1, prune_epochs=0, **CPU)
     plain, _ = codec.decode_to_array(out, device="cpu")
     x3, rep = codec.decode_to_array(out, device="cpu", fps_scale=3)
     assert x3.shape[0] == rep["frames"] == 3 * 3 - 2 and rep["coded_frames"] == 3
