@@ -1,10 +1,10 @@
 """HNeRV vs DNeRV vs DS-NeRV at equal bpp: regression PSNR and frame-interpolation PSNR.
 
-    python benchmarks/models.py [CLIP...] --bpp 0.05 [--models hnerv,dnerv,dsnerv]
+    python benchmarks/models.py [CLIP...] [--bpp 0.1] [--models hnerv,dnerv,dsnerv]
         [--parts regression,interpolation] [--frames START:END] [--epochs N] [--preset medium]
         [--minutes M] [--append] [--out benchmarks/results] [--device auto]
 
-Clips default to three of ../shared/testdata: Big Buck Bunny 1280x720 (the papers' "Bunny"),
+Clips default to three of ../shared/testdata (or $NVCODEC_TESTDATA, or shared/testdata in the repo): Big Buck Bunny 1280x720 (the papers' "Bunny"),
 DAVIS blackswan 854x480 (JPEG frames) and carphone QCIF.
 
 For each clip, model and target bpp:
@@ -43,7 +43,16 @@ from benchmarks.rd import _atomic_write, _fmt, _range_text, log, machine_meta, p
 
 MODELS = ("hnerv", "dnerv", "dsnerv")
 PARTS = ("regression", "interpolation")
-TESTDATA = _ROOT.parent / "shared" / "testdata"
+
+
+def _testdata() -> Path:
+    """$NVCODEC_TESTDATA, else ../shared/testdata beside the repository, else shared/testdata inside it."""
+    import os
+    candidates = [os.environ.get("NVCODEC_TESTDATA"), _ROOT.parent / "shared" / "testdata", _ROOT / "shared" / "testdata"]
+    return next((Path(c) for c in candidates if c and Path(c).is_dir()), _ROOT.parent / "shared" / "testdata")
+
+
+TESTDATA = _testdata()
 DEFAULT_CLIPS = ("bigbuckbunny_1280x720_132f.mp4", "davis480p_blackswan_jpg", "carphone_qcif_120f_x264qp10.mp4")
 
 
@@ -183,7 +192,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="*", help=f"video files (default: {', '.join(DEFAULT_CLIPS)} in {TESTDATA})")
-    ap.add_argument("--bpp", type=float, nargs="+", default=[0.05], help="target bpp values (default 0.05)")
+    ap.add_argument("--bpp", type=float, nargs="+", default=[0.1],
+                    help="target bpp values (default 0.1: below about 0.08 carphone's 60 even frames are infeasible)")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--frames", default=None, help="START:END frame range of each clip (END exclusive)")

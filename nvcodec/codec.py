@@ -489,6 +489,7 @@ def info_of_bytes(path, data: bytes) -> dict:
         "diff_embedding": list(a.diff_shape) if a.has_diff else None,
         "static_codes": list(a.section_shapes(header.frames)["STATIC"]) if a.model == "dsnerv" else None,
         "dynamic_codes": list(a.section_shapes(header.frames)["DYNAMIC"]) if a.model == "dsnerv" else None,
+        "attention_heads": a.heads if a.model == "dsnerv" else None,
         "fuse_stage": a.fuse_stage if a.two_stream else None, "diff_up": a.diff_up if a.two_stream else None,
         "decoder_params": param_count(a),
         "embedding_values": a.embedding_values(header.frames),

@@ -1,6 +1,9 @@
 """The decoder network: the only network stored in a .dnv file (decode never needs the encoders)."""
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import torch
 import torch.nn as nn
 
@@ -46,5 +49,12 @@ class Decoder(nn.Module):
 
 
 def param_count(arch: Arch) -> int:
+    if arch.model == "dsnerv":  # the numbers of codes do not change the network
+        arch = dataclasses.replace(arch, static_codes=1, dynamic_codes=1)
+    return _param_count(arch)
+
+
+@functools.lru_cache(maxsize=4096)
+def _param_count(arch: Arch) -> int:
     with torch.device("meta"):
         return sum(p.numel() for p in Decoder(arch).parameters())
