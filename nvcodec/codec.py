@@ -389,7 +389,8 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: st
     timings = {}
     frames = np.concatenate(list(parts.render(dev, batch, precision, selected, timings, fps_scale)))
     timings["decode_seconds"] = time.perf_counter() - started
-    return frames, {"frames": len(frames), "width": parts.width, "height": parts.height,
+    return frames, {"frames": len(frames), "coded_frames": parts.frames, "fps_scale": fps_scale,
+                    "width": parts.width, "height": parts.height,
                     "device": device_name(dev), "bytes": parts.file_bytes,
                     "bpp": metrics.bpp(parts.file_bytes, parts.width, parts.height, parts.frames), **timings}
 
