@@ -386,7 +386,9 @@ def _worker(conn, seed_paths, master_seed, mem_limit):
         resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
     import torch
     torch.set_num_threads(1)
+    import nvcodec.decoding  # noqa: F401 - imported before the first case, whose time limit excludes it
     seeds = [Path(p).read_bytes() for p in seed_paths]
+    conn.send(("ready",))
     while True:
         case = conn.recv()
         if case is None:
@@ -424,6 +426,8 @@ class Pool:
         proc = self.ctx.Process(target=_worker, args=(child, *self.args), daemon=True)
         proc.start()
         child.close()
+        if not parent.poll(600) or parent.recv() != ("ready",):    # a loaded machine may take a while
+            raise RuntimeError("a fuzz worker did not start")
         return {"proc": proc, "conn": parent, "case": None, "deadline": 0.0, "declared_mb": 0.0}
 
     def restart(self, i):
