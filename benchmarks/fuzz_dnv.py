@@ -9,7 +9,9 @@ duplicated / reordered sections. Most cases get their section framing rebuilt wi
 and forged CRCs, so that the mutation reaches the parsers behind the CRC check; the rest are raw
 (the framing itself mutated, CRCs forged where the framing still parses, or not at all).
 
-Every case runs in a worker process with an address-space limit (RLIMIT_AS) and a time limit, and
+Every case runs in a worker process with an address-space limit (RLIMIT_AS) and a time limit (CPU
+time: --time-limit seconds plus the decoding arithmetic the header declares at FLOPS_PER_SECOND, and
+WALL_FACTOR times that in wall-clock time, so that a busy machine does not make false hangs), and
 ends as one of:
     decoded    the file loaded and the frames rendered (uint8, the header's size)
     rejected   BitstreamError / CodecError with a one-line message (the reason is tallied)
@@ -17,7 +19,7 @@ ends as one of:
     memory     MemoryError or an allocator failure, or the case raised the worker's peak memory by more
                than --mem-case MB beyond what decoding a frame of the header's network takes (which
                the reader checks against the memory available)
-    timeout    the case ran past --time-limit
+    timeout    the case ran past its time limit
     crash      the worker died (signal, abort)
 Anything but decoded / rejected is a bug; those files are saved under --findings.
 
@@ -49,6 +51,7 @@ CLIP = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "carphone_q
 SEED_SPECS = [("dnerv", 4, 1.0, None), ("hnerv", 4, 1.0, None), ("dnerv", 12, 0.5, None),
               ("dnerv", 3, 2.0, (175, 143))]
 FLOPS_PER_SECOND = 1e9     # a slow CPU core: the time allowed for the arithmetic a header declares
+WALL_FACTOR = 10           # a case may take this many times its CPU limit in wall-clock time (busy machine)
 INTERESTING_U8 = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 63, 64, 127, 128, 200, 254, 255]
 INTERESTING_U16 = [0, 1, 2, 16, 255, 256, 4095, 4096, 4097, 16383, 16384, 16385, 32767, 32768, 65535]
 INTERESTING_U32 = [0, 1, 2, 4, 255, 65535, 65536, 1 << 20, (1 << 24) - 1, 1 << 28, (1 << 28) + 1,
@@ -386,7 +389,9 @@ def _worker(conn, seed_paths, master_seed, mem_limit):
         resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
     import torch
     torch.set_num_threads(1)
+    import nvcodec.decoding  # noqa: F401 - imported before the first case, whose time limit excludes it
     seeds = [Path(p).read_bytes() for p in seed_paths]
+    conn.send(("ready",))
     while True:
         case = conn.recv()
         if case is None:
@@ -411,6 +416,16 @@ def _worker(conn, seed_paths, master_seed, mem_limit):
         conn.send(("result", case, outcome, detail, kinds, grown_mb))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (Linux; elsewhere the wall clock, so limits are then wall-clock)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
 class Pool:
     """Workers fed one case at a time; a worker that times out or dies is replaced."""
 
@@ -424,7 +439,9 @@ class Pool:
         proc = self.ctx.Process(target=_worker, args=(child, *self.args), daemon=True)
         proc.start()
         child.close()
-        return {"proc": proc, "conn": parent, "case": None, "deadline": 0.0, "declared_mb": 0.0}
+        if not parent.poll(600) or parent.recv() != ("ready",):    # a loaded machine may take a while
+            raise RuntimeError("a fuzz worker did not start")
+        return {"proc": proc, "conn": parent, "case": None}
 
     def restart(self, i):
         self.slots[i]["proc"].kill()
@@ -475,7 +492,8 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
     def feed(i):
         case = next(pending, None)
         slot = pool.slots[i]
-        slot["case"], slot["deadline"], slot["declared_mb"] = case, time.time() + time_limit, 0.0
+        slot["case"], slot["declared_mb"] = case, 0.0
+        slot["limit"], slot["cpu0"], slot["wall0"] = time_limit, cpu_seconds(slot["proc"].pid), time.time()
         if case is not None:
             slot["conn"].send(case)
 
@@ -494,7 +512,7 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
                     feed(i)
                     continue
                 if message[0] == "work":   # the header declares this much arithmetic and memory: allow for it
-                    slot["deadline"] += message[1]
+                    slot["limit"] += message[1]
                     slot["declared_mb"] = message[2]
                     continue
                 _, case, outcome, detail, kinds, grown = message
@@ -506,8 +524,10 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
                 record(slot["case"], "crash", f"worker died (exit code {slot['proc'].exitcode})", [])
                 pool.restart(i)
                 feed(i)
-            elif time.time() > slot["deadline"]:
-                record(slot["case"], "timeout", f"over {time_limit:g} s + the declared work", [])
+            elif (cpu_seconds(slot["proc"].pid) - slot["cpu0"] > slot["limit"]
+                  or time.time() - slot["wall0"] > WALL_FACTOR * slot["limit"]):
+                record(slot["case"], "timeout", f"over {slot['limit']:.0f} s (CPU) or {WALL_FACTOR} times that "
+                       "(wall clock)", [])
                 pool.restart(i)
                 feed(i)
     pool.close()
@@ -554,7 +574,12 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
         "", f"**{total:,} cases in {report['seconds']:.0f} s; {report['bugs']} bugs.** Each case: one of "
         f"{len(seed_names)} valid seed files ({', '.join(seed_names)}), one to three mutations, then "
         "`decoding.load` and `decoding.render` of the first, second and last frame, in a worker limited to "
-        f"{args.mem_limit} MB of address space and {args.time_limit:g} s.", "",
+        f"{args.mem_limit} MB of address space and {args.time_limit:g} s of CPU time (plus the decoding "
+        f"arithmetic the header declares, at {FLOPS_PER_SECOND:.0e} flop/s; {WALL_FACTOR}x that in wall-clock "
+        "time). A case that adds more than "
+        f"{args.mem_case:g} MB to the worker's peak memory beyond what decoding one frame of its header's "
+        "network takes (the amount the reader checks against the memory available) counts as a memory bug.",
+        "",
         "| outcome | cases | share |", "|---|---:|---:|",
     ]
     for k in ("decoded", "rejected", "bug", "memory", "timeout", "crash"):
@@ -579,7 +604,7 @@ def main(argv=None):
     p.add_argument("--start", type=int, default=0, help="first case number")
     p.add_argument("--seed", type=int, default=0, help="master seed of the mutations")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--time-limit", type=float, default=20.0, help="seconds per case")
+    p.add_argument("--time-limit", type=float, default=20.0, help="CPU seconds per case (plus the declared work)")
     p.add_argument("--mem-limit", type=int, default=4096, help="address space of a worker, MB")
     p.add_argument("--mem-case", type=float, default=512, help="most MB a case may add to the peak")
     p.add_argument("--seeds", type=Path, default=Path(tempfile.gettempdir()) / "dnv_fuzz_seeds")

@@ -426,6 +426,8 @@ class Fitter:
                     torch.cuda.synchronize()
                 if self.checkpoint is not None:
                     self.save()     # an interrupt from here on resumes without training again
+            if self._stop:          # Ctrl-C after the last step
+                raise Interrupted(self.checkpoint)
         finally:
             if self.bar is not None:
                 self.bar.close()

@@ -3,14 +3,18 @@ bugs it found. Every mutated file must decode or be refused with one line, never
 from __future__ import annotations
 
 import struct
+import sys
+from pathlib import Path
 from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from benchmarks.fuzz_dnv import join_sections, mutate, make_seeds, run_case, split_sections
-from nvcodec import memory
-from nvcodec.models import Arch, ArchError
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.fuzz_dnv import join_sections, mutate, make_seeds, run_case, split_sections  # noqa: E402
+from nvcodec import memory  # noqa: E402
+from nvcodec.models import Arch, ArchError  # noqa: E402
 
 # Little memory, so that a header declaring a big frame is refused quickly instead of decoded slowly.
 SMALL_MEMORY = 256 * 2**20
