@@ -605,7 +605,7 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
         lines.append(f"| {k} | {v.get('decoded', 0):,} | {v.get('rejected', 0):,} | {other:,} |")
     if result["reruns"]:
         lines += ["", f"{len(result['reruns'])} cases crashed or ran out of time once and were run again in a "
-                  "fresh worker (the machine was shared; workers were killed from outside, exit code -15):", ""]
+                  "fresh worker (first outcome; outcome of the second run):", ""]
         lines += [f"- case {r['case']}: {r['first']}; then {r['then']}" for r in result["reruns"][:30]]
     if result["bugs"]:
         lines += ["", "Bug cases (rerun one with `--replay CASE`):", ""]
