@@ -21,7 +21,9 @@ ends as one of:
                the reader checks against the memory available)
     timeout    the case ran past its time limit
     crash      the worker died (signal, abort)
-Anything but decoded / rejected is a bug; those files are saved under --findings.
+Anything but decoded / rejected is a bug; those files are saved under --findings. A case that
+crashes or times out is first run once more in a fresh worker (on a shared machine a worker can be
+killed from outside, or starved); only a second failure counts, and the report lists the reruns.
 
     python -m benchmarks.fuzz_dnv --cases 20000 --out benchmarks/results/fuzz
     python -m benchmarks.fuzz_dnv --replay 1234          # rerun one case in this process, with the traceback
@@ -468,11 +470,14 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
     seeds = [Path(p).read_bytes() for p in seed_paths]
     pool = Pool(jobs, seed_paths, master_seed, mem_limit)
     pending = iter(range(start, start + cases))
+    retry, first_failure, reruns = collections.deque(), {}, []
     done, started = 0, time.time()
 
     def record(case, outcome, detail, kinds, grown_mb=0.0):
         nonlocal done
         kinds = kinds or mutate(seeds, case, master_seed)[1]
+        if case in first_failure:
+            reruns.append({"case": case, "first": first_failure[case], "then": outcome})
         if outcome in ("decoded", "rejected") and grown_mb > mem_case_mb:
             outcome, detail = "memory", f"peak memory grew by {grown_mb:.0f} MB ({outcome}: {detail})"
         counts[outcome] += 1
@@ -489,8 +494,21 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
         if done % 1000 == 0:
             log(f"{done}/{cases} cases, {time.time() - started:.0f} s: {dict(counts)}")
 
+    def fail(i, outcome, detail):
+        """A crash or timeout: once, the case runs again in a fresh worker (an outside kill or a stalled
+        machine is not the decoder's doing); the second time it counts."""
+        case = pool.slots[i]["case"]
+        if case in first_failure:
+            record(case, outcome, detail, [])
+        else:
+            first_failure[case] = f"{outcome}: {detail}"
+            retry.append(case)
+            log(f"  case {case}: {outcome} ({detail}); running it again in a fresh worker")
+        pool.restart(i)
+        feed(i)
+
     def feed(i):
-        case = next(pending, None)
+        case = retry.popleft() if retry else next(pending, None)
         slot = pool.slots[i]
         slot["case"], slot["declared_mb"] = case, 0.0
         slot["limit"], slot["cpu0"], slot["wall0"] = time_limit, cpu_seconds(slot["proc"].pid), time.time()
@@ -507,9 +525,7 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
                 try:
                     message = slot["conn"].recv()
                 except (EOFError, OSError):
-                    record(slot["case"], "crash", f"worker died (exit code {slot['proc'].exitcode})", [])
-                    pool.restart(i)
-                    feed(i)
+                    fail(i, "crash", f"worker died (exit code {slot['proc'].exitcode})")
                     continue
                 if message[0] == "work":   # the header declares this much arithmetic and memory: allow for it
                     slot["limit"] += message[1]
@@ -521,17 +537,12 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
                     pool.restart(i)   # start the next case from a fresh high-water mark
                 feed(i)
             elif not slot["proc"].is_alive():
-                record(slot["case"], "crash", f"worker died (exit code {slot['proc'].exitcode})", [])
-                pool.restart(i)
-                feed(i)
+                fail(i, "crash", f"worker died (exit code {slot['proc'].exitcode})")
             elif (cpu_seconds(slot["proc"].pid) - slot["cpu0"] > slot["limit"]
                   or time.time() - slot["wall0"] > WALL_FACTOR * slot["limit"]):
-                record(slot["case"], "timeout", f"over {slot['limit']:.0f} s (CPU) or {WALL_FACTOR} times that "
-                       "(wall clock)", [])
-                pool.restart(i)
-                feed(i)
+                fail(i, "timeout", f"over {slot['limit']:.0f} s of CPU or {WALL_FACTOR}x that of wall clock")
     pool.close()
-    return {"counts": counts, "reasons": reasons, "by_kind": by_kind, "bugs": bugs,
+    return {"counts": counts, "reasons": reasons, "by_kind": by_kind, "bugs": bugs, "reruns": reruns,
             "seconds": time.time() - started}
 
 
@@ -556,7 +567,7 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
     total = sum(counts.values())
     report = {
         "cases": total, "outcomes": dict(counts.most_common()),
-        "bugs": len(result["bugs"]), "bug_cases": result["bugs"][:50],
+        "bugs": len(result["bugs"]), "bug_cases": result["bugs"][:50], "reruns": result["reruns"],
         "rejection_reasons": dict(result["reasons"].most_common(40)),
         "by_mutation": {k: dict(v) for k, v in sorted(result["by_kind"].items())},
         "command": command, "master_seed": args.seed, "first_case": args.start,
@@ -592,6 +603,10 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
     for k, v in sorted(result["by_kind"].items()):
         other = sum(n for o, n in v.items() if o not in ("decoded", "rejected"))
         lines.append(f"| {k} | {v.get('decoded', 0):,} | {v.get('rejected', 0):,} | {other:,} |")
+    if result["reruns"]:
+        lines += ["", f"{len(result['reruns'])} cases crashed or ran out of time once and were run again in a "
+                  "fresh worker (first outcome; outcome of the second run):", ""]
+        lines += [f"- case {r['case']}: {r['first']}; then {r['then']}" for r in result["reruns"][:30]]
     if result["bugs"]:
         lines += ["", "Bug cases (rerun one with `--replay CASE`):", ""]
         lines += [f"- case {b['case']}: {b['outcome']}: {b['detail']}" for b in result["bugs"][:30]]
