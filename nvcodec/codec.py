@@ -139,17 +139,26 @@ class _EncodeJob:
         self.settings.compile = (dev.type == "cuda") if self.compile is None else self.compile
         with VideoReader(self.input, **self.read_options) as reader:
             fps = reader.info.fps
-            if group.rank == 0:
-                for note in reader.info.notes:
-                    self.log(f"note: {note}")
+            logged = 0
+
+            def log_new_notes():  # reading frames can add notes (alpha dropped, corrupt tail, ...)
+                nonlocal logged
+                if group.rank == 0:
+                    for note in reader.info.notes[logged:]:
+                        self.log(f"note: {note}")
+                logged = len(reader.info.notes)
+
+            log_new_notes()
 
             def work():
                 done = {}
                 for i, first, frames in segments.read_segments(reader, self.segment_frames):
+                    log_new_notes()
                     if group.mine(i):
                         done[i] = (first, *self._segment(i, first, frames, fps, dev, group))
                     if i == 0 and frames.shape[0] < 2:
                         raise CodecError(f"{self.input}: the video has {frames.shape[0]} frame; dnv needs at least 2")
+                log_new_notes()
                 return done
 
             results = distributed.gather_results(group, work)
@@ -337,7 +346,9 @@ class _Scorer:
         ref_start = ref_range[0] + first
         ref_end = ref_start + count
         if ref_range[1] is not None and ref_end > ref_range[1]:
-            raise CodecError(f"--ref-frames {ref_range[0]}:{ref_range[1]} holds fewer frames than the .dnv")
+            held = max(0, ref_range[1] - ref_start)
+            raise CodecError(f"--ref-frames {ref_range[0]}:{ref_range[1]} holds {held} frames from frame {first} on, "
+                             f"but {count} frames are decoded")
         self.reader = VideoReader(ref, frame_range=(ref_start, ref_end))
         info = self.reader.info
         if (info.width, info.height) != (parts.width, parts.height):
@@ -345,12 +356,13 @@ class _Scorer:
             raise CodecError(f"--ref {ref} is {info.width}x{info.height}, but the .dnv holds "
                              f"{parts.width}x{parts.height}")
         self.frames = iter(self.reader)
-        self.psnr, self.ssim_sum, self.count, self.ref = [], 0.0, 0, ref
+        self.psnr, self.ssim_sum, self.count, self.ref, self.expected = [], 0.0, 0, ref, count
 
     def add(self, batch: np.ndarray) -> None:
         ref = [next(self.frames, None) for _ in range(len(batch))]
         if any(r is None for r in ref):
-            raise CodecError(f"--ref {self.ref} has fewer frames than the .dnv")
+            raise CodecError(f"--ref {self.ref} ends after {self.count + sum(r is not None for r in ref)} of the "
+                             f"{self.expected} frames decoded")
         ref = np.stack(ref)
         self.psnr += metrics.psnr_per_frame(batch, ref)
         self.ssim_sum += metrics.ms_ssim(batch, ref) * len(batch)
