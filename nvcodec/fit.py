@@ -110,12 +110,6 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"interrupted; training state saved to {checkpoint}")
         self.checkpoint = Path(checkpoint)
 
-    @property
-    def tables(self) -> dict[str, torch.Tensor]:
-        """What gets stored, by section name: CONTENT (+ DIFF) embeddings, or DS-NeRV's STATIC and
-        DYNAMIC codes (which `content` and `diff` hold for that model)."""
-        return dict(zip(self.decoder.arch.sections, [t for t in (self.content, self.diff) if t is not None]))
-
 
 def pad_frames(frames_u8: torch.Tensor, arch: Arch, device) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (T, 3, pad_h, pad_w) uint8 on `device`, edges replicated."""
