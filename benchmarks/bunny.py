@@ -1,6 +1,7 @@
 """Reproduction of the DNeRV paper's Table 1a on Bunny: 0.35M / 0.75M / 1.5M / 3M decoders.
 
-    python benchmarks/bunny.py CLIP [--sizes 0.35M 3M] [--epochs 300] [--batch 2] [--lr 1e-3] [--append]
+    python benchmarks/bunny.py CLIP [--sizes 0.35M 3M] [--epochs 300] [--batch 2] [--lr 1e-3] [--minutes M]
+        [--append]
 
 The 132-frame 1280x720 Bunny clip is center-cropped to 640x1280 as the papers do (only here: the
 codec itself never crops), written losslessly (FFV1) and encoded with `dnv`'s own pipeline at each
@@ -8,7 +9,8 @@ model size. Recorded per size: the float model's PSNR over the last training epo
 (`psnr_float`), the PSNR of what the .dnv holds after pruning + quantization + entropy coding
 (`psnr_coded`), the file's bpp, and the training wall time. Paper (300 epochs): 30.80 / 33.30 /
 35.22 / 38.09 dB. Each size is one call, so each fits a 10-minute GPU command with --epochs set
-accordingly; --append merges with an existing bunny.json.
+accordingly; --minutes M starts no new size after M minutes, and --append merges with an existing
+bunny.json, so the next command goes on with the sizes left.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,13 +49,18 @@ def main():
     ap.add_argument("--model", default="dnerv")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--append", action="store_true")
+    ap.add_argument("--minutes", type=float, default=None, help="start no new size after this many minutes")
     a = ap.parse_args()
+    started = time.monotonic()
     meta = machine()
     path = a.out / "bunny.json"
     records = json.loads(path.read_text()) if a.append and path.exists() else []
     with tempfile.TemporaryDirectory() as tmp:
         cropped = center_crop_640x1280(a.clip, Path(tmp))
         for size in a.sizes:
+            if a.minutes is not None and time.monotonic() - started > 60 * a.minutes:
+                print(f"{a.minutes:g} minutes spent: not starting {size} (rerun with --append)", flush=True)
+                break
             r = codec.encode(cropped, Path(tmp) / f"{size}.dnv", model_size=SIZES[size], model=a.model,
                              epochs=a.epochs, prune_epochs=a.prune_epochs or max(1, a.epochs // 10),
                              batch=a.batch, lr=a.lr, progress=False, log=print)
