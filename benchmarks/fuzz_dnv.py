@@ -1,19 +1,26 @@
 """Fuzz the .dnv reader: mutate valid files and check that every case ends well.
 
 A seeded mutation loop. Each case takes one of a few small valid .dnv files (tiny CPU encodes of
-carphone, made once and cached), applies one to three mutations, and runs it through what `dnv
-decode` and `dnv info` run: `decoding.load`, then `decoding.render` of the first, second and last
-frame. Mutations: truncation, bit flips, byte sets, deletions and insertions, splices of sections
-or byte ranges from another valid file, inflated length fields, edited header fields, dropped /
-duplicated / reordered sections. Most cases get their section framing rebuilt with correct lengths
-and forged CRCs, so that the mutation reaches the parsers behind the CRC check; the rest are raw
-(the framing itself mutated, CRCs forged where the framing still parses, or not at all).
+carphone, made once and cached: DNeRV, HNeRV, DS-NeRV, and a segmented file), applies one to three
+mutations, and runs it through what `dnv decode` and `dnv info` run: for a single-segment file
+`decoding.load`, then `decoding.render` of the first, second and last frame; for a segmented file
+`codec.info` (the INDEX and the first segment), then `codec.decode_to_array` of the whole file and of
+its last frame alone (the INDEX, then each segment read from its offset, loaded and rendered).
+Mutations: truncation, bit flips, byte sets, deletions and insertions, splices of sections or byte
+ranges from another valid file, inflated length fields, edited header fields, dropped / duplicated /
+reordered sections. In a segmented file these hit the sections inside one segment, the list of
+segments (dropped, duplicated, reordered, retagged, spliced from another file; the INDEX rewritten to
+match, mostly), or the INDEX itself (its video fields, count, and entries' first frames, frame counts,
+offsets and lengths). Most cases get their section framing rebuilt with correct lengths and forged
+CRCs, so that the mutation reaches the parsers behind the CRC check; the rest are raw (the framing
+itself mutated, CRCs forged where the framing still parses, or not at all).
 
 Every case runs in a worker process with an address-space limit (RLIMIT_AS) and a time limit (CPU
 time: --time-limit seconds plus the decoding arithmetic the header declares at FLOPS_PER_SECOND, and
 WALL_FACTOR times that in wall-clock time, so that a busy machine does not make false hangs), and
 ends as one of:
-    decoded    the file loaded and the frames rendered (uint8, the header's size)
+    decoded    the file loaded and the frames rendered (uint8, the header's size; a segmented file: as
+               many frames as its segments' headers hold, and the last the same when decoded alone)
     rejected   BitstreamError / CodecError with a one-line message (the reason is tallied)
     bug        any other exception, or an error message that is not one line
     memory     MemoryError or an allocator failure, or the case raised the worker's peak memory by more
@@ -48,10 +55,14 @@ from pathlib import Path
 
 MAGIC = b"DNV\x1a"
 SECTION = struct.Struct("<BII")
+INDEX, SEGMENT = 7, 8                   # section tags of a segmented file (layout in nvcodec.segments)
+INDEX_HEAD = struct.Struct("<HHIIII")   # width, height, fps_num, fps_den, total_frames, count
+INDEX_ENTRY = struct.Struct("<IIQI")    # first_frame, frames, offset, length
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "carphone_qcif_120f_x264qp10.mp4"
-# (model, frames, bpp, frame size crop): small, varied seeds: DNeRV and HNeRV, odd size, more frames.
+# (model, frames, bpp, frame size crop[, frames a segment]): small, varied seeds: DNeRV, HNeRV and
+# DS-NeRV, odd size, more frames, and a segmented file (8 frames in segments of 3, 3 and 2).
 SEED_SPECS = [("dnerv", 4, 1.0, None), ("hnerv", 4, 1.0, None), ("dnerv", 12, 0.5, None),
-              ("dnerv", 3, 2.0, (175, 143))]
+              ("dnerv", 3, 2.0, (175, 143)), ("dsnerv", 6, 1.0, None), ("dnerv", 8, 2.0, None, 3)]
 FLOPS_PER_SECOND = 1e9     # a slow CPU core: the time allowed for the arithmetic a header declares
 WALL_FACTOR = 10           # a case may take this many times its CPU limit in wall-clock time (busy machine)
 INTERESTING_U8 = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 63, 64, 127, 128, 200, 254, 255]
@@ -66,8 +77,10 @@ def make_seeds(folder: Path, clip: Path = CLIP, specs=SEED_SPECS, epochs: int = 
     """Encode the seed files (a few seconds each, on the CPU) unless `folder` has them already."""
     folder.mkdir(parents=True, exist_ok=True)
     seeds = []
-    for model, frames, bpp, crop in specs:
-        name = f"{model}_{frames}f_{bpp:g}bpp" + (f"_{crop[0]}x{crop[1]}" if crop else "") + ".dnv"
+    for model, frames, bpp, crop, *segment in specs:
+        segment_frames = segment[0] if segment else None
+        name = (f"{model}_{frames}f_{bpp:g}bpp" + (f"_{crop[0]}x{crop[1]}" if crop else "")
+                + (f"_seg{segment_frames}" if segment_frames else "") + ".dnv")
         path = folder / name
         if not path.is_file():
             from nvcodec import codec
@@ -79,7 +92,7 @@ def make_seeds(folder: Path, clip: Path = CLIP, specs=SEED_SPECS, epochs: int = 
                     video, info = read_video(clip, frame_range=(0, frames))
                     write_video(source, video[:, : crop[1], : crop[0]].copy(), info.fps)
             codec.encode(source, path, bpp=bpp, model=model, frame_range=(0, frames), device="cpu",
-                         epochs=epochs, prune_epochs=1, progress=False)
+                         epochs=epochs, prune_epochs=1, progress=False, segment_frames=segment_frames)
         seeds.append(path)
     return seeds
 
@@ -105,22 +118,72 @@ def join_sections(prefix: bytes, sections: list[list]) -> bytes:
     return bytes(out)
 
 
+def is_segmented(data: bytes) -> bool:
+    """What `segments.is_segmented` says of a file with these bytes (the first section is an INDEX)."""
+    return len(data) > 6 and data[:4] == MAGIC and data[6] == INDEX
+
+
+def section_starts(data: bytes) -> list[int]:
+    """Offsets of the sections whose framing fits in the file, in order: as many as the count byte
+    says, or in a segmented file (count 0) every one up to the end."""
+    starts, pos = [], 6
+    count = data[5] if len(data) > 6 and not (data[5] == 0 and data[6] == INDEX) else len(data)
+    while len(starts) < count and pos + SECTION.size <= len(data):
+        length = SECTION.unpack_from(data, pos)[1]
+        if pos + SECTION.size + length > len(data):
+            break
+        starts.append(pos)
+        pos += SECTION.size + length
+    return starts
+
+
 def forge_crcs(data: bytes) -> bytes:
     """Rewrite the CRC of every section whose declared length still fits in the file."""
     out = bytearray(data)
-    if len(out) < 6:
-        return data
-    pos = 6
-    for _ in range(out[5]):
-        if pos + SECTION.size > len(out):
-            break
+    for pos in section_starts(data):
         _, length, _ = SECTION.unpack_from(out, pos)
-        if pos + SECTION.size + length > len(out):
-            break
         payload = out[pos + SECTION.size: pos + SECTION.size + length]
         struct.pack_into("<I", out, pos + 5, zlib.crc32(payload))
-        pos += SECTION.size + length
     return bytes(out)
+
+
+def split_segmented(data: bytes) -> tuple[bytes, bytearray, list[list]]:
+    """(prefix, INDEX payload, [[tag, bytearray payload], ...] of the SEGMENTs) of a well-formed segmented file."""
+    sections = []
+    for pos in section_starts(data):
+        tag, length, _ = SECTION.unpack_from(data, pos)
+        sections.append([tag, bytearray(data[pos + SECTION.size: pos + SECTION.size + length])])
+    return data[:6], sections[0][1], sections[1:]
+
+
+def singles(data: bytes) -> list[bytes]:
+    """A file's single-segment .dnv files: itself, or the segments of a segmented file."""
+    return [bytes(s[1]) for s in split_segmented(data)[2]] if is_segmented(data) else [data]
+
+
+def segment_frames(segment: bytes) -> int:
+    """The frame count in a segment's HEAD (1 where there is none to read)."""
+    return struct.unpack_from("<I", segment, 20)[0] if len(segment) >= 24 and segment[6] == 1 else 1
+
+
+def index_for(index: bytes, segments: list[list]) -> bytearray:
+    """The INDEX that matches these segments (as `segments.pack_segmented` writes it): count, entries
+    (first frame, the frames in the segment's header, offset, length) and total frames; the video
+    fields (width, height, frame rate) kept from `index`."""
+    pos = 6 + SECTION.size + INDEX_HEAD.size + INDEX_ENTRY.size * len(segments)
+    entries, first = bytearray(), 0
+    for _, payload in segments:
+        frames = segment_frames(payload)
+        entries += INDEX_ENTRY.pack(first & 0xFFFFFFFF, frames, pos + SECTION.size, len(payload))
+        first, pos = first + frames, pos + SECTION.size + len(payload)
+    return bytearray(index[:12]) + struct.pack("<II", first & 0xFFFFFFFF, len(segments)) + entries
+
+
+def join_segmented(prefix: bytes, index: bytes, segments: list[list]) -> bytes:
+    """A segmented file: the framing rebuilt (every length and CRC right), the INDEX as given."""
+    data = bytearray(join_sections(prefix, [[INDEX, index]] + segments))
+    data[5] = 0         # a segmented file's count byte: the INDEX says what follows
+    return bytes(data)
 
 
 # --- mutations ----------------------------------------------------------------------------------
@@ -196,6 +259,8 @@ def head_fields(head: bytes) -> list[tuple[str, int, int]]:
     pos = 20 + 2 * n + 2 * (n + 1)
     fields += [(k, pos + i, 1) for i, k in enumerate(("emb_ch", "diff_ch", "fuse_stage", "diff_up",
                                                        "diff_kernel", "ccu_kernel"))]
+    if head and head[0] == 2:       # DS-NeRV: the numbers of static and dynamic codes, attention heads
+        fields += [("static_codes", pos + 6, 4), ("dynamic_codes", pos + 10, 4), ("heads", pos + 14, 1)]
     return [f for f in fields if f[1] + f[2] <= len(head)]
 
 
@@ -267,9 +332,39 @@ def m_sections(rng, sections, other):
     elif op == 2:
         rng.shuffle(sections)
     elif op == 3:
-        sections[i][0] = rng.choice([0, 1, 2, 3, 4, 5, 255])
+        sections[i][0] = rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 255])
     else:
-        sections.append([rng.choice([2, 3, 4, 9]), bytearray(rng.randbytes(rng.choice([0, 8, 100])))])
+        sections.append([rng.choice([2, 3, 4, 5, 6, 8, 9]), bytearray(rng.randbytes(rng.choice([0, 8, 100])))])
+
+
+def m_index(rng, sections, other):
+    """Edit a field of a segmented file's INDEX: width, height, frame rate, total frames, count, or an
+    entry's first frame, frames, offset or length. A changed frame count is half the time carried
+    into the later entries' first frames and the total, so that the INDEX still adds up."""
+    index = sections[0][1]
+    entries = max(0, (len(index) - INDEX_HEAD.size) // INDEX_ENTRY.size)
+    if entries and rng.random() < 0.7:
+        i = rng.randrange(entries)
+        base = INDEX_HEAD.size + INDEX_ENTRY.size * i
+        off, size = rng.choice([(base, 4), (base + 4, 4), (base + 8, 8), (base + 16, 4)])
+        if off == base + 4 and rng.random() < 0.5:
+            cur = struct.unpack_from("<I", index, off)[0]
+            new = _interesting(rng, 4, cur)
+            struct.pack_into("<I", index, off, new)
+            for pos in [12] + [INDEX_HEAD.size + INDEX_ENTRY.size * j for j in range(i + 1, entries)]:
+                struct.pack_into("<I", index, pos, (struct.unpack_from("<I", index, pos)[0] + new - cur) & 0xFFFFFFFF)
+            return
+    else:
+        off, size = rng.choice([(0, 2), (2, 2), (4, 4), (8, 4), (12, 4), (16, 4)])
+    if off + size > len(index):
+        return
+    cur = int.from_bytes(index[off:off + size], "little")
+    if size == 8:
+        new = rng.choice([cur - 9, cur - 1, cur + 1, cur + 9, 0, 1 << 32, 1 << 63, (1 << 64) - 1,
+                          _interesting(rng, 4, cur)])
+    else:
+        new = _interesting(rng, size, cur)
+    index[off:off + size] = (new % (1 << (8 * size))).to_bytes(size, "little")
 
 
 STRUCTURAL = [m_bitflip, m_byteset, m_truncate, m_delete, m_insert, m_field, m_header, m_header, m_inflate,
@@ -286,20 +381,59 @@ def raw_mutation(rng: random.Random, data: bytes) -> tuple[str, bytes]:
         for _ in range(rng.choice([1, 2, 4])):
             i = rng.randrange(len(b) * 8)
             b[i // 8] ^= 1 << (i % 8)
-    elif kind == "raw_length":     # a section's length field
-        starts, pos = [], 6
-        for _ in range(b[5]):
-            starts.append(pos)
-            pos += SECTION.size + SECTION.unpack_from(b, pos)[1]
-        i = rng.choice(starts) + 1
+    elif kind == "raw_length" and section_starts(b):    # a section's length field
+        i = rng.choice(section_starts(b)) + 1
         cur = struct.unpack_from("<I", b, i)[0]
         struct.pack_into("<I", b, i, rng.choice([cur + 1, cur - 1, 0, 0xFFFFFFFF, len(b), _interesting(rng, 4)])
                          & 0xFFFFFFFF)
     elif kind == "raw_count":
         b[5] = _interesting(rng, 1)
-    else:                           # magic and version
+    elif kind == "raw_head":        # magic and version
         b[rng.randrange(6)] = _interesting(rng, 1)
     return kind, bytes(b)
+
+
+def mutate_segmented(rng: random.Random, data: bytes, other: bytes) -> tuple[bytes, list[str]]:
+    """Mutations of a segmented file: inside one segment (the mutations of a single-segment file), of
+    the list of segments, or of the INDEX. After changes to the segments the INDEX is mostly
+    rewritten to match them (so that they reach the segments' decoding); INDEX edits come last."""
+    prefix, index, segs = split_segmented(data)
+    others = [[SEGMENT, bytearray(s)] for s in singles(other)]
+    kinds, index_edits, touched = ["segmented"], [], False
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        roll = rng.random()
+        if roll < 0.45:             # inside one segment
+            s = _pick(rng, segs)
+            fn = rng.choice(STRUCTURAL)
+            try:
+                inner_prefix, inner = split_sections(bytes(s[1]))
+            except (TypeError, IndexError, struct.error):       # no segment, or one no longer a .dnv
+                continue
+            fn(rng, inner, split_sections(bytes(_pick(rng, others)[1]))[1])
+            s[1] = bytearray(join_sections(inner_prefix, inner))
+            kinds.append(fn.__name__[2:])
+        elif roll < 0.6:            # the list of segments
+            fn = rng.choice([m_sections, m_sections, m_splice_section])
+            fn(rng, segs, others)
+            kinds.append("segment_" + fn.__name__[2:])
+        else:                       # the INDEX
+            index_edits.append(rng.choice([m_index, m_index, m_index, m_bitflip, m_truncate, m_insert, m_inflate]))
+            name = index_edits[-1].__name__[2:]
+            kinds.append("index" if name == "index" else "index_" + name)
+        touched = touched or roll < 0.6
+    if touched:
+        if rng.random() < 0.8:
+            index = index_for(index, segs)
+        else:
+            kinds.append("stale_index")
+    for fn in index_edits:
+        fn(rng, [[INDEX, index]], [])
+    return join_segmented(prefix, index, segs), kinds
+
+
+def seed_of(case: int, seeds: int, master_seed: int = 0) -> int:
+    """The number of the seed file that case `case` mutates (the first draw of `mutate`)."""
+    return random.Random(f"{master_seed}:{case}").randrange(seeds)
 
 
 def mutate(seeds: list[bytes], case: int, master_seed: int = 0) -> tuple[bytes, list[str]]:
@@ -307,8 +441,21 @@ def mutate(seeds: list[bytes], case: int, master_seed: int = 0) -> tuple[bytes, 
     rng = random.Random(f"{master_seed}:{case}")
     a = rng.randrange(len(seeds))
     b = rng.randrange(len(seeds))
+    if is_segmented(seeds[a]):
+        if rng.random() < 0.8:
+            data, kinds = mutate_segmented(rng, seeds[a], seeds[b])
+            if rng.random() < 0.1:
+                kind, data = raw_mutation(rng, data)
+                kinds.append(kind)
+        else:
+            kind, data = raw_mutation(rng, seeds[a])
+            kinds = ["segmented", kind]
+            if rng.random() < 0.5:
+                data = forge_crcs(data)
+                kinds.append("forged")
+        return data, kinds
     prefix, sections = split_sections(seeds[a])
-    _, other = split_sections(seeds[b])
+    _, other = split_sections(singles(seeds[b])[0])
     kinds = []
     if rng.random() < 0.8:
         for _ in range(rng.choice([1, 1, 1, 2, 3])):
@@ -346,7 +493,7 @@ def decode_flops(arch) -> int:
         for m in decoder.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.register_forward_hook(count)
-        decoder(torch.empty(1, *arch.content_shape), torch.empty(1, *arch.diff_shape) if arch.has_diff else None)
+        decoder(torch.empty(1, *arch.content_shape), torch.empty(1, *arch.diff_shape) if arch.two_stream else None)
     return total
 
 
@@ -363,6 +510,8 @@ def run_case(data: bytes, on_loaded=None) -> tuple[str, str]:
     from nvcodec.codec import CodecError
 
     try:
+        if is_segmented(data):
+            return run_segmented(data, on_loaded)
         bitstream.section_sizes(data)
         loaded = decoding.load(data, torch.device("cpu"))
         if on_loaded is not None:
@@ -377,6 +526,40 @@ def run_case(data: bytes, on_loaded=None) -> tuple[str, str]:
         if not message.strip() or "\n" in message.strip():
             return "bug", f"{type(e).__name__} without a one-line message: {message!r}"
         return "rejected", message
+
+
+def run_segmented(data: bytes, on_loaded=None) -> tuple[str, str]:
+    """`run_case` of a segmented file, from a file as `dnv info` and `dnv decode` read it: `codec.info`
+    (the INDEX and the first segment), `codec.decode_to_array` of every frame (each segment read from
+    the offset the INDEX gives, loaded and rendered) and of the last frame alone (random access).
+    Decoded means every frame is there once: as many as the segments' headers hold."""
+    from unittest import mock
+
+    import numpy as np
+
+    from nvcodec import codec, decoding
+
+    load, held = decoding.load, []
+
+    def load_and_declare(*args, **kwargs):
+        loaded = load(*args, **kwargs)
+        held.append(loaded.header.frames)
+        if on_loaded is not None:
+            on_loaded(loaded)
+        return loaded
+
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(decoding, "load", load_and_declare):
+        path = Path(folder) / "case.dnv"
+        path.write_bytes(data)
+        codec.info(path)
+        held.clear()
+        frames, meta = codec.decode_to_array(path, device="cpu", batch=1)
+        n = meta["coded_frames"]
+        assert frames.shape == (n, meta["height"], meta["width"], 3) and frames.dtype == np.uint8
+        assert sum(held) == n, f"{n} frames decoded from segments that hold {held} frames"
+        last, _ = codec.decode_to_array(path, device="cpu", batch=1, frame_range=(n - 1, n))
+        assert np.array_equal(last, frames[-1:]), "the last frame decodes differently alone"
+    return "decoded", ""
 
 
 def reason_key(message: str) -> str:
@@ -466,6 +649,7 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
     counts = collections.Counter()
     reasons = collections.Counter()
     by_kind = collections.defaultdict(collections.Counter)
+    by_seed = collections.defaultdict(collections.Counter)
     bugs = []
     seeds = [Path(p).read_bytes() for p in seed_paths]
     pool = Pool(jobs, seed_paths, master_seed, mem_limit)
@@ -483,6 +667,7 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
         counts[outcome] += 1
         for k in set(kinds):
             by_kind[k][outcome] += 1
+        by_seed[Path(seed_paths[seed_of(case, len(seeds), master_seed)]).name][outcome] += 1
         if outcome == "rejected":
             reasons[reason_key(detail)] += 1
         elif outcome != "decoded":
@@ -542,8 +727,8 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
                   or time.time() - slot["wall0"] > WALL_FACTOR * slot["limit"]):
                 fail(i, "timeout", f"over {slot['limit']:.0f} s of CPU or {WALL_FACTOR}x that of wall clock")
     pool.close()
-    return {"counts": counts, "reasons": reasons, "by_kind": by_kind, "bugs": bugs, "reruns": reruns,
-            "seconds": time.time() - started}
+    return {"counts": counts, "reasons": reasons, "by_kind": by_kind, "by_seed": by_seed, "bugs": bugs,
+            "reruns": reruns, "seconds": time.time() - started}
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -570,6 +755,7 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
         "bugs": len(result["bugs"]), "bug_cases": result["bugs"][:50], "reruns": result["reruns"],
         "rejection_reasons": dict(result["reasons"].most_common(40)),
         "by_mutation": {k: dict(v) for k, v in sorted(result["by_kind"].items())},
+        "by_seed": {k: dict(result["by_seed"].get(k, {})) for k in seed_names},
         "command": command, "master_seed": args.seed, "first_case": args.start,
         "time_limit_s": args.time_limit, "address_space_limit_mb": args.mem_limit,
         "per_case_memory_growth_limit_mb": args.mem_case, "jobs": args.jobs,
@@ -584,7 +770,9 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
         f"`{command}` on {report['machine']}, {report['date']} (Python {report['python']}, torch {report['torch']}).",
         "", f"**{total:,} cases in {report['seconds']:.0f} s; {report['bugs']} bugs.** Each case: one of "
         f"{len(seed_names)} valid seed files ({', '.join(seed_names)}), one to three mutations, then "
-        "`decoding.load` and `decoding.render` of the first, second and last frame, in a worker limited to "
+        "`decoding.load` and `decoding.render` of the first, second and last frame (a segmented file: "
+        "`codec.info`, then `codec.decode_to_array` of every frame and of the last one alone, as `dnv info` "
+        "and `dnv decode` read it: the INDEX, then each segment from its offset), in a worker limited to "
         f"{args.mem_limit} MB of address space and {args.time_limit:g} s of CPU time (plus the decoding "
         f"arithmetic the header declares, at {FLOPS_PER_SECOND:.0e} flop/s; {WALL_FACTOR}x that in wall-clock "
         "time). A case that adds more than "
@@ -598,7 +786,13 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
     lines += ["", "What stopped the rejected files (numbers replaced by N; the 15 most frequent):", "",
               "| reason | cases |", "|---|---:|"]
     lines += [f"| {r} | {n:,} |" for r, n in result["reasons"].most_common(15)]
-    lines += ["", "Outcomes by mutation (a case may stack several):", "",
+    lines += ["", "Outcomes by seed file:", "", "| seed | decoded | rejected | other |", "|---|---:|---:|---:|"]
+    for k in seed_names:
+        v = result["by_seed"].get(k, {})
+        other = sum(n for o, n in v.items() if o not in ("decoded", "rejected"))
+        lines.append(f"| {k} | {v.get('decoded', 0):,} | {v.get('rejected', 0):,} | {other:,} |")
+    lines += ["", "Outcomes by mutation (a case may stack several; `segmented`: every case of the segmented "
+              "seed, `index*`: edits of its INDEX, `segment_*`: of its list of segments):", "",
               "| mutation | decoded | rejected | other |", "|---|---:|---:|---:|"]
     for k, v in sorted(result["by_kind"].items()):
         other = sum(n for o, n in v.items() if o not in ("decoded", "rejected"))

@@ -99,9 +99,11 @@ def read_index(path) -> Index:
     if not (1 <= total <= MAX_FRAMES) or num == 0 or den == 0 or width == 0 or height == 0:
         raise BitstreamError("segment index has invalid video fields")
     entries, expected_first = [], 0
+    first_offset = len(head) + length + _SECTION.size     # segments lie after the INDEX
     for i in range(count):
         e = SegmentEntry(*_ENTRY.unpack_from(payload, _INDEX_HEAD.size + i * _ENTRY.size))
-        if e.first_frame != expected_first or e.frames < 1 or e.offset + e.length > size:
+        if (e.first_frame != expected_first or e.frames < 1 or e.offset < first_offset
+                or e.offset + e.length > size):
             raise BitstreamError(f"segment index entry {i} is inconsistent with the file")
         expected_first += e.frames
         entries.append(e)
@@ -123,6 +125,10 @@ def read_segment(path, entry: SegmentEntry) -> bytes:
         raise BitstreamError("segment index points at something that is not a segment")
     if zlib.crc32(data) != crc:
         raise BitstreamError("segment is corrupted (CRC mismatch)")
+    frames = _frames_of(data)
+    if frames != entry.frames:      # else the index would say how many frames are rendered (and repeated)
+        raise BitstreamError(f"segment at frame {entry.first_frame} holds {frames} frames, the index says "
+                             f"{entry.frames}")
     return data
 
 

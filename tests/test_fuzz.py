@@ -12,9 +12,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.fuzz_dnv import join_sections, mutate, make_seeds, run_case, split_sections  # noqa: E402
-from nvcodec import memory  # noqa: E402
+from benchmarks.fuzz_dnv import (join_sections, join_segmented, make_seeds, mutate, run_case,  # noqa: E402
+                                  split_sections, split_segmented)
+from nvcodec import bitstream, memory  # noqa: E402
 from nvcodec.models import Arch, ArchError  # noqa: E402
+from nvcodec.segments import pack_segmented  # noqa: E402
 
 # Little memory, so that a header declaring a big frame is refused quickly instead of decoded slowly.
 SMALL_MEMORY = 256 * 2**20
@@ -24,10 +26,13 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture(scope="module")
 def seeds(testdata, tmp_path_factory):
-    """Two tiny encodes of a 64x48 crop: DNeRV on 3 frames, HNeRV on 2, each trained for one epoch."""
+    """Tiny encodes of a 64x48 crop: DNeRV on 3 frames, HNeRV on 2, DS-NeRV on 3, each trained for one
+    epoch; and a segmented file of the first two (frames 0-2 and 3-4)."""
     folder = tmp_path_factory.mktemp("seeds")
-    specs = [("dnerv", 3, 8.0, (64, 48)), ("hnerv", 2, 10.0, (64, 48))]
-    return [p.read_bytes() for p in make_seeds(folder, testdata / "carphone_qcif_120f_x264qp10.mp4", specs, 1)]
+    specs = [("dnerv", 3, 8.0, (64, 48)), ("hnerv", 2, 10.0, (64, 48)), ("dsnerv", 3, 12.0, (64, 48))]
+    files = [p.read_bytes() for p in make_seeds(folder, testdata / "carphone_qcif_120f_x264qp10.mp4", specs, 1)]
+    fps = bitstream.unpack(files[0])[0].fps
+    return files + [pack_segmented(64, 48, fps, [(0, files[0]), (3, files[1])])]
 
 
 def check(data: bytes):
@@ -74,3 +79,27 @@ def test_non_finite_quantization_scales_are_refused(seeds):
     struct.pack_into("<H", decoder[1], 1, 0x7C00)       # the first tensor's float16 scale: +inf
     outcome, detail = check(join_sections(prefix, sections))
     assert outcome == "rejected" and "non-finite" in detail
+
+
+def edit_index(data: bytes, offset: int, fmt: str, *values) -> bytes:
+    prefix, index, segments = split_segmented(data)
+    struct.pack_into(fmt, index, offset, *values)
+    return join_segmented(prefix, index, segments)      # forged CRCs
+
+
+def test_index_frame_counts_must_match_the_segments(seeds):
+    """Found by the fuzzer: an INDEX whose frame counts were edited so that they still add up made
+    `dnv decode` render as many frames as the INDEX said, repeating a segment's last frame (gigabytes
+    from a 50 kB file when decoded to an array) or leaving frames out."""
+    for frames in (1, 1000):
+        data = edit_index(seeds[-1], 12, "<I", 3 + frames)       # the total ...
+        data = edit_index(data, 20 + 20 + 4, "<I", frames)       # ... and the frames of entry 1 (2 in its header)
+        assert check(data) == ("rejected", f"segment at frame 3 holds 2 frames, the index says {frames}")
+
+
+def test_index_offsets_must_point_past_the_index(seeds):
+    """Found by the fuzzer: an entry's offset under 9 made `read_segment` seek before the start of the
+    file (OSError: Invalid argument)."""
+    for offset in (0, 8, 9, 20):
+        assert check(edit_index(seeds[-1], 20 + 8, "<Q", offset)) == (
+            "rejected", "segment index entry 0 is inconsistent with the file")
