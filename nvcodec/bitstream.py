@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .models.arch import MODEL_IDS, Arch, ArchError
+from .models.arch import MAX_FRAMES_PER_DYNAMIC_CODE, MODEL_IDS, Arch, ArchError
 
 MAGIC = b"DNV\x1a"
 FORMAT_VERSION = 1
@@ -106,6 +106,11 @@ def unpack_header(data: bytes) -> Header:
         raise BitstreamError("header is truncated")
     if names[model_id] == "dsnerv" and not (1 <= codes[0] <= frames and 1 <= codes[1] <= frames):
         raise BitstreamError("header has more static or dynamic codes than frames")
+    if names[model_id] == "dsnerv" and frames > 1 + (codes[1] - 1) * MAX_FRAMES_PER_DYNAMIC_CODE:
+        # Each frame's input comes from its two nearest dynamic codes: a few codes cannot stand for
+        # millions of frames (a small file that would decode forever).
+        raise BitstreamError(f"header declares {frames} frames for {codes[1]} dynamic codes (at most "
+                             f"{MAX_FRAMES_PER_DYNAMIC_CODE} frames per code)")
     try:
         arch = Arch(names[model_id], width, height, strides, tuple(widths), kernels, emb_ch, diff_ch,
                     fuse, diff_up, diff_k, ccu_k, head_kernel, *codes)

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from .models import Arch, ArchError, param_count, reduced_widths
+from .models.arch import MAX_FRAMES_PER_DYNAMIC_CODE
 
 STAGES = 5
 MIN_STEM = 8
@@ -26,7 +27,7 @@ EMBED_BITS_BELOW_QUANT = 4.0
 CODE_BITS_BELOW_QUANT = 1.0     # DS-NeRV's learned codes are spread more evenly than encoder outputs
 FIXED_OVERHEAD_BYTES = 400
 STATIC_EVERY = 8
-DYNAMIC_EVERY = (1, 2)
+DYNAMIC_EVERY = (1, MAX_FRAMES_PER_DYNAMIC_CODE)
 EMBED_SHARE_GOAL = {"dnerv": 0.35, "hnerv": 0.2, "dsnerv": 0.3}
 
 

@@ -192,6 +192,11 @@ def test_errors_are_one_line(ds_encoded, carphone, tmp_path):
     forged[6 + 5:6 + 9] = struct.pack("<I", zlib.crc32(bytes(head)))
     (tmp_path / "forged.dnv").write_bytes(bytes(forged))
     assert_one_line_error(run_cli("info", tmp_path / "forged.dnv"), "static or dynamic codes")
+    # A header declaring far more frames than its dynamic codes cover (a small file that would
+    # decode for ever) is refused too.
+    bomb = bitstream.Header(header.arch, 1_000_000, header.fps, header.quant_bits)
+    with pytest.raises(BitstreamError, match="dynamic codes"):
+        bitstream.unpack_header(bitstream.pack_header(bomb))
     with pytest.raises(BitstreamError, match="truncated"):
         bitstream.unpack_header(bitstream.pack_header(header)[:-1])
     assert not (tmp_path / "o.dnv").exists()

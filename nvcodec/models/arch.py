@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 MODEL_IDS = {"hnerv": 0, "dnerv": 1, "dsnerv": 2}
 MAX_CODES = 10_000_000
+MAX_FRAMES_PER_DYNAMIC_CODE = 2   # DS-NeRV: dynamic codes are at most this many frames apart
 
 
 class ArchError(ValueError):
