@@ -289,11 +289,13 @@ class _Parts:
             index = segments.read_index(path)
             self.width, self.height, self.fps, self.frames = index.width, index.height, index.fps, index.total_frames
             self.items = [(e.first_frame, e.frames, partial(segments.read_segment, path, e)) for e in index.entries]
+            self.header = None
         else:
             data = path.read_bytes()
             header, _ = bitstream.unpack(data)
             self.width, self.height, self.fps, self.frames = header.width, header.height, header.fps, header.frames
             self.items = [(0, header.frames, lambda: data)]
+            self.header = header    # (a plain file's; None for a segmented one)
 
     def select(self, frame_range) -> tuple[int, int]:
         start, end = frame_range
@@ -460,9 +462,8 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
         "decode_fps": count / neural, "psnr": None, "ms_ssim": None, "psnr_coded": None,
         "psnr_interpolated": None, "device": device_name(dev), "precision": precision,
     }
-    if len(parts.items) == 1:
-        header, _ = bitstream.unpack(parts.items[0][2]())
-        report["decode_tflops"] = decoder_flops(header.arch) * count / neural / 1e12
+    if parts.header is not None:
+        report["decode_tflops"] = decoder_flops(parts.header.arch) * count / neural / 1e12
     if scorer is not None:
         report["psnr"], report["ms_ssim"] = scorer.result()
         if fps_scale > 1:
