@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One device session's GPU measurements on an nvidia-h200-x2 machine, run in the background so that
+# they outlast the device tool's 10-minute calls (a process in its own session runs on until the
+# machine goes back). What each benchmark writes lands in /tmp/res; every call copies it back.
+#
+#   bash benchmarks/gpu_queue.sh start          # first call: install wheels, start the queue
+#   bash benchmarks/gpu_queue.sh wait SECONDS   # every call: wait (at most SECONDS), then copy results to $OUT
+#   bash benchmarks/gpu_queue.sh stop           # last call: end what still runs, copy results to $OUT
+#
+# Order: (1) issue 5's 1-vs-2-GPU encode, alone on the machine, so that its timing is clean; then
+# (2) two queues, one per GPU, one process per GPU, so that every timing is of a GPU used by one job:
+#     GPU 0: Bunny 3M at 300 epochs (issue 3), then the model comparison (issue 7);
+#     GPU 1: dnv RD points on blackswan, street and coffee (issue 4).
+set -u
+RES=/tmp/res
+T=.testdata
+
+queue() {
+    export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+    mkdir -p $RES
+    nvidia-smi > $RES/nvidia-smi.txt 2>&1
+    echo "$(date -u +%FT%TZ) stage 1: multi_gpu" >> $RES/queue.log
+    python3 benchmarks/multi_gpu.py $T/sam2_04_coffee_1280x720.mp4 --length 1200 --epochs 12 \
+        --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
+    echo "$(date -u +%FT%TZ) stage 2: per-GPU queues" >> $RES/queue.log
+    (
+        export CUDA_VISIBLE_DEVICES=0
+        python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 300 --append \
+            --out $RES/bunny
+        python3 benchmarks/models.py $T/davis480p_blackswan_jpg --bpp 0.1 --epochs 60 --minutes 5 --append \
+            --out $RES/models
+        python3 benchmarks/models.py $T/bigbuckbunny_1280x720_132f.mp4 --frames 0:65 --bpp 0.1 --epochs 60 \
+            --minutes 7 --append --out $RES/models
+    ) > $RES/gpu0.log 2>&1 &
+    (
+        export CUDA_VISIBLE_DEVICES=1
+        python3 benchmarks/rd.py $T/davis480p_blackswan_jpg $T/openh264_VID_1920x1080_25fps_54f.264 \
+            --bpp 0.025 0.05 0.1 --codecs dnv --dnv-preset fast --append --out $RES/rd --budget 660
+        python3 benchmarks/rd.py $T/sam2_04_coffee_1280x720.mp4 --bpp 0.025 0.05 0.1 --codecs dnv \
+            --dnv-preset fast --epochs 40 --append --out $RES/rd --budget 420
+    ) > $RES/gpu1.log 2>&1 &
+    wait
+    echo "$(date -u +%FT%TZ) done" >> $RES/queue.log
+}
+
+snapshot() {
+    tar -czf "$OUT/res.tar.gz" -C /tmp res 2>/dev/null
+    tail -n 3 $RES/*.log 2>/dev/null
+    nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv 2>/dev/null
+}
+
+case "${1:-}" in
+start)
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+    mkdir -p $RES/rd $RES/models
+    cp -r benchmarks/results/rd/. $RES/rd/             # the anchors are there already
+    cp -r benchmarks/results/models/. $RES/models/     # carphone, measured on the CPU
+    export -f queue; export RES T
+    setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
+    echo $! > /tmp/queue.pid
+    sleep "${2:-5}"
+    snapshot
+    ;;
+wait)
+    end=$((SECONDS + ${2:-560}))
+    while [ $SECONDS -lt $end ] && ! grep -q done $RES/queue.log 2>/dev/null; do sleep 10; done
+    snapshot
+    ;;
+stop)
+    kill -- -"$(cat /tmp/queue.pid)" 2>/dev/null; sleep 3
+    snapshot
+    ;;
+*)
+    echo "usage: $0 start [SECONDS] | wait SECONDS | stop" >&2; exit 2
+    ;;
+esac
