@@ -244,11 +244,16 @@ class _EncodeJob:
         packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
         data = bitstream.pack(header, packed.sections)
         # Quality of what the file holds: decode the bytes exactly as `decode` does.
+        # Batch by batch on the device: the whole segment in float on the host would take gigabytes
+        # (and minutes of CPU time that several ranks would fight over).
         loaded = decoding.load(data, dev)
-        recon = np.concatenate(list(decoding.render(loaded, dev)))
+        quality = metrics.Tally(dev)
+        for batch in decoding.render(loaded, dev):
+            quality.add(batch, frames[quality.frames:quality.frames + len(batch)])
+        psnr, ms_ssim = quality.result()
         return data, {
             "frames": t, "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), w, h, t),
-            "psnr": metrics.psnr(recon, frames), "ms_ssim": metrics.ms_ssim(recon, frames),
+            "psnr": psnr, "ms_ssim": ms_ssim,
             "psnr_float_model": result.train_psnr,
             "psnr_float_unpruned": next((x["psnr"] for x in reversed(result.history) if x["phase"] == "train"),
                                         result.train_psnr),
@@ -342,7 +347,7 @@ class _Parts:
 class _Scorer:
     """PSNR and MS-SSIM against a reference read alongside, batch by batch (memory stays flat)."""
 
-    def __init__(self, ref, ref_range, parts: _Parts, first: int, count: int):
+    def __init__(self, ref, ref_range, parts: _Parts, first: int, count: int, device=None):
         from .video import VideoReader
 
         ref_start = ref_range[0] + first
@@ -358,28 +363,25 @@ class _Scorer:
             raise CodecError(f"--ref {ref} is {info.width}x{info.height}, but the .dnv holds "
                              f"{parts.width}x{parts.height}")
         self.frames = iter(self.reader)
-        self.psnr, self.ssim_sum, self.count, self.ref, self.expected = [], 0.0, 0, ref, count
+        self.tally, self.ref, self.expected = metrics.Tally(device), ref, count
 
     def add(self, batch: np.ndarray) -> None:
         ref = [next(self.frames, None) for _ in range(len(batch))]
         if any(r is None for r in ref):
-            raise CodecError(f"--ref {self.ref} ends after {self.count + sum(r is not None for r in ref)} of the "
-                             f"{self.expected} frames decoded")
-        ref = np.stack(ref)
-        self.psnr += metrics.psnr_per_frame(batch, ref)
-        self.ssim_sum += metrics.ms_ssim(batch, ref) * len(batch)
-        self.count += len(batch)
+            raise CodecError(f"--ref {self.ref} ends after {self.tally.frames + sum(r is not None for r in ref)} "
+                             f"of the {self.expected} frames decoded")
+        self.tally.add(batch, np.stack(ref))
 
     def close(self):
         self.reader.close()
 
     def result(self) -> tuple[float, float]:
-        return sum(self.psnr) / len(self.psnr), self.ssim_sum / self.count
+        return self.tally.result()
 
     def psnr_every(self, k: int) -> tuple[float, float]:
         """Mean PSNR of the frames at multiples of k (the coded ones) and of the others (interpolated)."""
-        coded = [p for i, p in enumerate(self.psnr) if i % k == 0]
-        between = [p for i, p in enumerate(self.psnr) if i % k != 0]
+        coded = [p for i, p in enumerate(self.tally.psnr) if i % k == 0]
+        between = [p for i, p in enumerate(self.tally.psnr) if i % k != 0]
         return sum(coded) / len(coded), sum(between) / len(between)
 
 
@@ -428,7 +430,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     selected = parts.select(frame_range)
     expected = parts.output_count(selected, fps_scale)
     fps = parts.fps * fps_scale
-    scorer = _Scorer(ref, ref_range, parts, selected[0], expected) if ref is not None else None
+    scorer = _Scorer(ref, ref_range, parts, selected[0], expected, dev) if ref is not None else None
     timings, write_seconds, count = {}, 0.0, 0
     writer = VideoWriter(output, parts.width, parts.height, fps) if output is not None else None
     try:

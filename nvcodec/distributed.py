@@ -51,15 +51,17 @@ def from_environment() -> Group | None:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
-    else:
-        _share_cpu(int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])))
+    _share_cpu(int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])))
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=datetime.timedelta(hours=6))
     return Group(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def _share_cpu(processes: int) -> None:
-    """CPU workers split the cores: each taking all of them makes OpenMP threads spin against each other."""
+    """The processes of one machine split its cores, GPU workers too (their host-side work, reading
+    frames, entropy coding, runs on the CPU): each taking all of them makes OpenMP threads spin against
+    each other. Before GPU workers shared too, 2 GPUs of an h200-x2 encoded no faster than 1
+    (benchmarks/results/multi_gpu), with both ranks' host-side work slowed."""
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
 
 
@@ -101,8 +103,7 @@ def _worker(local_rank: int, world: int, port: int, job: Callable[[Group], None]
                       WORLD_SIZE=str(world), LOCAL_RANK=str(local_rank))
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
-    else:
-        _share_cpu(world)
+    _share_cpu(world)
     dist.init_process_group(backend, rank=local_rank, world_size=world, timeout=datetime.timedelta(hours=6))
     try:
         job(Group(local_rank, world, local_rank))

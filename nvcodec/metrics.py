@@ -17,66 +17,113 @@ def bpp(num_bytes: int, width: int, height: int, frames: int) -> float:
     return num_bytes * 8.0 / (width * height * frames)
 
 
-def _as_float_frames(frames) -> torch.Tensor:
-    """(T,H,W,3) uint8 numpy or tensor, or (T,3,H,W) float tensor in [0,1] -> (T,3,H,W) float32 in [0,1]."""
+BATCH = 16      # frames per step: memory stays flat whatever the clip's length
+
+
+def _as_tensor(frames) -> torch.Tensor:
     if isinstance(frames, np.ndarray):
-        frames = torch.from_numpy(frames if frames.flags.writeable else frames.copy())
+        return torch.from_numpy(frames if frames.flags.writeable else frames.copy())
+    return frames
+
+
+def _as_float_frames(frames, device=None) -> torch.Tensor:
+    """(T,H,W,3) uint8 numpy or tensor, or (T,3,H,W) float tensor in [0,1] -> (T,3,H,W) float32 in [0,1]."""
+    frames = _as_tensor(frames).to(device)
     if frames.dtype == torch.uint8:
         return frames.permute(0, 3, 1, 2).float() / 255.0
     return frames.float()
 
 
-def frame_mse(a, b) -> torch.Tensor:
-    """Per-frame MSE on the [0,1] scale between two clips of the same shape."""
-    x, y = _as_float_frames(a), _as_float_frames(b)
-    if x.shape != y.shape:
-        raise ValueError(f"shape mismatch: {tuple(x.shape)} vs {tuple(y.shape)}")
-    return ((x.double() - y.double()) ** 2).flatten(1).mean(1)
+def _batches(a, b, batch: int, device):
+    """Aligned slices of two clips of the same shape, moved to `device` (uint8 stays uint8 on the way)."""
+    x_all, y_all = _as_tensor(a), _as_tensor(b)
+    if x_all.shape != y_all.shape:
+        raise ValueError(f"shape mismatch: {tuple(x_all.shape)} vs {tuple(y_all.shape)}")
+    for i in range(0, x_all.shape[0], batch):
+        yield x_all[i:i + batch].to(device), y_all[i:i + batch].to(device)
+
+
+def frame_mse(a, b, device=None, batch: int = 4) -> torch.Tensor:
+    """Per-frame MSE on the [0,1] scale between two clips of the same shape (float64, on the CPU).
+
+    uint8 frames are compared exactly (integer sums), so the figure does not depend on the device.
+    """
+    out = []
+    for x, y in _batches(a, b, batch, device):
+        if x.dtype == torch.uint8 and y.dtype == torch.uint8:
+            d = x.int().sub_(y).square_()      # exact; a few frames at a time keeps the int copies small
+            sums = d.flatten(1).sum(1, dtype=torch.int64)
+            out.append(sums.cpu().double() / (d[0].numel() * 255.0 ** 2))
+        else:
+            x, y = _as_float_frames(x), _as_float_frames(y)
+            out.append(((x.double() - y.double()) ** 2).flatten(1).mean(1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse.clamp_min(1e-12))
 
 
-def psnr_per_frame(a, b) -> list[float]:
+def psnr_per_frame(a, b, device=None) -> list[float]:
     """RGB PSNR in dB of each frame (peak 1.0 on the [0,1] scale; 100 dB caps identical frames)."""
-    return [min(100.0, float(p)) for p in psnr_from_mse(frame_mse(a, b))]
+    return [min(100.0, float(p)) for p in psnr_from_mse(frame_mse(a, b, device))]
 
 
-def psnr(a, b) -> float:
+def psnr(a, b, device=None) -> float:
     """Mean over frames of the per-frame RGB PSNR."""
-    values = psnr_per_frame(a, b)
+    values = psnr_per_frame(a, b, device)
     return float(sum(values) / len(values))
 
 
-def ms_ssim(a, b, batch: int = 16) -> float:
-    """Mean MS-SSIM over frames (pytorch-msssim, 5 scales, 11-tap window).
+def ms_ssim(a, b, device=None, batch: int = BATCH) -> float:
+    """Mean MS-SSIM over frames (pytorch-msssim, 5 scales, 11-tap window), computed on `device`.
 
     pytorch-msssim needs min(H, W) > (win - 1) * 16; smaller frames get a narrower window, and frames
     under 48 pixels fall back to single-scale SSIM (stated here because the number is then not
-    comparable with published MS-SSIM figures).
+    comparable with published MS-SSIM figures). On a GPU, TF32 is turned off for its convolutions,
+    so the figure agrees with the CPU's.
     """
     from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
 
-    x_all, y_all = _as_float_frames(a), _as_float_frames(b)
-    if min(x_all.shape[-2:]) == 1:
-        # pytorch-msssim squeezes 1-pixel dimensions away; with the 1-tap window such frames get,
-        # doubling them leaves the mean SSIM unchanged.
-        reps = (1, 1, 2 if x_all.shape[-2] == 1 else 1, 2 if x_all.shape[-1] == 1 else 1)
-        x_all, y_all = x_all.repeat(reps), y_all.repeat(reps)
-    side = min(x_all.shape[-2:])
-    win = 11
-    while win > 3 and side <= (win - 1) * 16:
-        win -= 2
-    total = 0.0
-    for i in range(0, x_all.shape[0], batch):
-        x, y = x_all[i:i + batch], y_all[i:i + batch]
-        if side > (win - 1) * 16:
-            v = _ms_ssim(x, y, data_range=1.0, size_average=False, win_size=win)
-        else:
-            v = _ssim(x, y, data_range=1.0, size_average=False, win_size=min(win, (side // 2) * 2 - 1))
-        total += float(v.double().sum())
-    return total / x_all.shape[0]
+    total, count = 0.0, 0
+    with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+        for x, y in _batches(a, b, batch, device):
+            x, y = _as_float_frames(x), _as_float_frames(y)
+            if min(x.shape[-2:]) == 1:
+                # pytorch-msssim squeezes 1-pixel dimensions away; with the 1-tap window such frames
+                # get, doubling them leaves the mean SSIM unchanged.
+                reps = (1, 1, 2 if x.shape[-2] == 1 else 1, 2 if x.shape[-1] == 1 else 1)
+                x, y = x.repeat(reps), y.repeat(reps)
+            side = min(x.shape[-2:])
+            win = 11
+            while win > 3 and side <= (win - 1) * 16:
+                win -= 2
+            if side > (win - 1) * 16:
+                v = _ms_ssim(x, y, data_range=1.0, size_average=False, win_size=win)
+            else:
+                v = _ssim(x, y, data_range=1.0, size_average=False, win_size=min(win, (side // 2) * 2 - 1))
+            total += float(v.double().sum())
+            count += x.shape[0]
+    return total / count
+
+
+class Tally:
+    """Per-frame PSNR and mean MS-SSIM of a clip compared batch by batch, as it is decoded."""
+
+    def __init__(self, device=None):
+        self.device, self.psnr, self.ssim_sum = device, [], 0.0
+
+    def add(self, out, ref) -> None:
+        self.psnr += psnr_per_frame(out, ref, self.device)
+        self.ssim_sum += ms_ssim(out, ref, self.device) * len(out)
+
+    @property
+    def frames(self) -> int:
+        return len(self.psnr)
+
+    def result(self) -> tuple[float, float]:
+        """(mean PSNR, mean MS-SSIM)."""
+        return sum(self.psnr) / len(self.psnr), self.ssim_sum / len(self.psnr)
 
 
 _YUV_MATRICES = {
