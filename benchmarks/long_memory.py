@@ -48,7 +48,8 @@ def run_measured(args: list[str]) -> tuple[float, float]:
     p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if p.returncode != 0:
-        raise SystemExit(f"dnv {' '.join(args)} failed: {p.stderr.strip().splitlines()[-1]}")
+        said = [line for line in p.stderr.strip().splitlines() if not line.startswith("PEAK_RSS_KIB")]
+        raise SystemExit(f"dnv {' '.join(args)} failed: {said[-1] if said else 'exit ' + str(p.returncode)}")
     kib = int([line for line in p.stderr.splitlines() if line.startswith("PEAK_RSS_KIB")][-1].split()[1])
     return seconds, kib / 1024
 

@@ -71,7 +71,11 @@ def main(argv=None):
             enc, dec = json.loads(enc_json.read_text()), json.loads(dec_json.read_text())
             records.append({"gpus": n, "processes": enc["processes"], "device": enc["device"],
                             "segments": len(enc["segments"]), "encode_wall_seconds": round(seconds, 1),
-                            "train_seconds_sum": round(enc["train_seconds"], 1), "bytes": enc["bytes"],
+                            "train_seconds_sum": round(enc["train_seconds"], 1),
+                            # summed over segments (so over ranks too): where the wall time went
+                            **{f"{part}_seconds_sum": round(sum(sg["seconds"][part] for sg in enc["segments"]), 1)
+                               for part in ("fit", "compress", "check")},
+                            "bytes": enc["bytes"],
                             "bpp": enc["bpp"], "psnr_decoded": dec["psnr"], "psnr_at_encode": enc["psnr"],
                             "sha_prefix": hashlib.sha256(dnv.read_bytes()).hexdigest()[:16]})
             print(records[-1], flush=True)
@@ -90,6 +94,7 @@ def main(argv=None):
         "Wall time of `dnv encode` in a fresh process (start-up, compile and the per-segment quality check "
         "included).\n\n"
         + markdown_table(records, ["gpus", "processes", "device", "segments", "encode_wall_seconds", "speedup",
+                                   "fit_seconds_sum", "compress_seconds_sum", "check_seconds_sum",
                                    "bytes", "bpp", "psnr_decoded", "psnr_difference_db", "same_bytes"]) + "\n")
 
 

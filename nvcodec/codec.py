@@ -193,7 +193,8 @@ class _EncodeJob:
             "train_frames_per_second": mean("train_frames_per_second"), "train_tflops": mean("train_tflops"),
             "encode_seconds": time.perf_counter() - started, "device": device_name(dev), "processes": group.world,
             "sections": bitstream.section_sizes(data) if len(parts) == 1 else {"segments": len(data)},
-            "segments": [{"first_frame": first, **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr")}}
+            "segments": [{"first_frame": first,
+                          **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds")}}
                          for first, _, st in parts],
         }
         return report
@@ -231,6 +232,7 @@ class _EncodeJob:
         if checkpoint.is_file() and not self.resume:
             self.log(f"note: {checkpoint} is left from an earlier encode; starting over "
                      "(add --resume to continue it)")
+        clock = {"start": time.perf_counter()}
         try:
             result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.progress and group.rank == 0,
                          log=self.log, checkpoint=checkpoint, resume=self.resume,
@@ -241,8 +243,10 @@ class _EncodeJob:
         framing = len(bitstream.pack(header, {})) + 9 * (1 + len(arch.sections))
         target_payload = None if self.bpp is None else int(self.bpp * w * h * t / 8) - framing
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
+        clock["fit"] = time.perf_counter()
         packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
         data = bitstream.pack(header, packed.sections)
+        clock["compress"] = time.perf_counter()
         # Quality of what the file holds: decode the bytes exactly as `decode` does.
         # Batch by batch on the device: the whole segment in float on the host would take gigabytes
         # (and minutes of CPU time that several ranks would fight over).
@@ -251,6 +255,7 @@ class _EncodeJob:
         for batch in decoding.render(loaded, dev):
             quality.add(batch, frames[quality.frames:quality.frames + len(batch)])
         psnr, ms_ssim = quality.result()
+        clock["check"] = time.perf_counter()
         return data, {
             "frames": t, "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), w, h, t),
             "psnr": psnr, "ms_ssim": ms_ssim,
@@ -261,6 +266,10 @@ class _EncodeJob:
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
             "train_tflops": training_flops(arch, s.enc_dim) * result.frames_per_second / 1e12,
+            # Where the segment's wall time went: fitting (with compile and embeddings), rate control +
+            # entropy coding, and decoding the bytes again to measure them.
+            "seconds": {"fit": clock["fit"] - clock["start"], "compress": clock["compress"] - clock["fit"],
+                        "check": clock["check"] - clock["compress"]},
         }
 
 
