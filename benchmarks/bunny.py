@@ -5,8 +5,9 @@
 
 The 132-frame 1280x720 Bunny clip is center-cropped to 640x1280 as the papers do (only here: the
 codec itself never crops), written losslessly (FFV1) and encoded with `dnv`'s own pipeline at each
-model size. Recorded per size: the float model's PSNR over the last training epoch before pruning
-(`psnr_float`), the PSNR of what the .dnv holds after pruning + quantization + entropy coding
+model size. Recorded per size: the float model's PSNR before pruning (`psnr_float`: measured over
+all frames in fp32 after training; results from before 2026-11-22 hold the last epoch's running
+figure instead, see NOTES.md), the PSNR of what the .dnv holds after pruning + quantization + entropy coding
 (`psnr_coded`), the file's bpp, and the training wall time. Paper (300 epochs): 30.80 / 33.30 /
 35.22 / 38.09 dB. Each size is one call, so each fits a 10-minute GPU command with --epochs set
 accordingly; --minutes M starts no new size after M minutes, and --append merges with an existing

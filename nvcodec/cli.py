@@ -160,8 +160,8 @@ def print_encode_report(r: dict) -> None:
                        f"{seg['bytes']:,} bytes, {seg['bpp']:.5f} bpp, PSNR {seg['psnr']:.3f} dB")
     click.echo(f"  size     {r['bytes']:,} bytes, {r['bpp']:.5f} bpp"
                + (f" (target {r['target_bpp']:g})" if r.get("target_bpp") else ""))
-    click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; float model "
-               f"{r['psnr_float_model']:.2f} dB while training)")
+    click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; the float model "
+               f"before quantization {r['psnr_float_model']:.2f} dB)")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {r['effective_bits']:g}-bit")
     click.echo(f"  time     {r['encode_seconds']:.1f} s total, training {r['train_seconds']:.1f} s "
                f"({r['train_frames_per_second']:.1f} frames/s, {r['train_tflops']:.2f} TFLOP/s) on {r['device']}")

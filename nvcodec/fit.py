@@ -85,11 +85,16 @@ class FitResult:
     diff: torch.Tensor | None              # (T, diff_ch, hd, wd) float32, CPU
     train_seconds: float                   # of this run (after a resume: since the resume)
     frames_per_second: float
-    train_psnr: float                      # PSNR of the float model on the training frames (last epoch)
+    train_psnr: float                      # running PSNR of the last epoch (while the weights moved)
     history: list[dict] = field(default_factory=list)
     batch: int = 0                         # the batch at the end (lower than asked after running out of memory)
     rollbacks: int = 0                     # times training diverged and was rolled back
     resumed: bool = False                  # continued from a checkpoint
+
+    def evaluated_psnr(self, after: str) -> float | None:
+        """The float model's exact PSNR over all frames (fp32) after "train" (before pruning) or at the
+        end ("final"); None where it was not measured (a checkpoint from before this existed)."""
+        return next((h["psnr"] for h in reversed(self.history) if h.get("after") == after), None)
 
     @property
     def tables(self) -> dict[str, torch.Tensor]:
@@ -246,14 +251,17 @@ class Fitter:
                 return self._forward_loss(*args)
         return step
 
-    def _forward_loss(self, prev, cur, nxt):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            content, diff = self.encoders(prev, cur, nxt)
-            out = self.decoder(content, diff)
-        out = out[..., : self.height, : self.width].float()
-        ref = cur[..., : self.height, : self.width]
+    def _forward_loss(self, *batch):
+        out, ref = self._predict(*batch)
         mse = F.mse_loss(out, ref)
         return self.loss_fn(out, ref), mse
+
+    def _predict(self, prev, cur, nxt, amp=None):
+        """(output, reference) frames of a batch, cropped to the video's own size, float32."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
+            content, diff = self.encoders(prev, cur, nxt)
+            out = self.decoder(content, diff)
+        return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
 
     def _say(self, message: str) -> None:
         if self.bar is not None:
@@ -412,10 +420,13 @@ class Fitter:
             with self._signals():
                 if self.phase == "train":
                     self._phase(s.epochs, s.lr, s.warmup)
+                    self._evaluate("train")
                     self._start_pruning()
                 if self.phase == "prune":
                     self._phase(s.prune_epochs, s.lr * 0.2, 0.0)
                     self.phase = "done"
+                if self.evaluated_psnr("final") is None:
+                    self._evaluate("final")
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 if self.checkpoint is not None:
@@ -429,10 +440,30 @@ class Fitter:
         seconds = time.perf_counter() - self._since
         content, diff = self.embeddings()
         self.decoder.eval()
-        psnr = self.history[-1]["psnr"] if self.history else float("nan")
+        running = [h["psnr"] for h in self.history if h["phase"] in ("train", "prune")]
+        psnr = running[-1] if running else float("nan")
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), content, diff, seconds,
                          (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed)
+
+    @torch.no_grad()
+    def _evaluate(self, after: str) -> None:
+        """The float model's PSNR over every frame (fp32, in eval mode, per frame then averaged), put in
+        the history. The epochs' own PSNRs are running figures taken while the weights move."""
+        self.encoders.eval()
+        self.decoder.eval()
+        psnrs = []
+        for i in range(0, self.frames, self.batch):
+            idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
+            out, ref = self._predict(*self._batch(idx), amp=False)
+            mse = (out.clamp(0, 1) - ref).square().flatten(1).mean(1).double()
+            psnrs.append(-10 * torch.log10(mse.clamp_min(1e-12)))
+        self.encoders.train()
+        self.decoder.train()
+        self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean())})
+
+    def evaluated_psnr(self, after: str) -> float | None:
+        return FitResult.evaluated_psnr(self, after)
 
     # --- state: checkpoints and rollback snapshots ------------------------------------------------
 
@@ -566,14 +597,11 @@ class CodeFitter(Fitter):
         frames = self.video[idx.to(self.video.device)].to(self.device, non_blocking=True)
         return idx, frames.float().div_(255.0)
 
-    def _forward_loss(self, idx, cur):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+    def _predict(self, idx, cur, amp=None):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
             static, dynamic = self.encoders(idx)
             out = self.decoder(static, dynamic)
-        out = out[..., : self.height, : self.width].float()
-        ref = cur[..., : self.height, : self.width]
-        mse = F.mse_loss(out, ref)
-        return self.loss_fn(out, ref), mse
+        return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
 
     def embeddings(self, batch: int = 16):
         """The static and dynamic codes (float32, CPU), in the places of content and diff."""
