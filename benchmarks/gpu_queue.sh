@@ -7,10 +7,11 @@
 #   bash benchmarks/gpu_queue.sh wait SECONDS   # every call: wait (at most SECONDS), then copy results to $OUT
 #   bash benchmarks/gpu_queue.sh stop           # last call: end what still runs, copy results to $OUT
 #
-# Order: (1) issue 5's 1-vs-2-GPU encode, alone on the machine, so that its timing is clean; then
-# (2) two queues, one per GPU, one process per GPU, so that every timing is of a GPU used by one job:
-#     GPU 0: Bunny 3M at 300 epochs (issue 3), then the model comparison (issue 7);
-#     GPU 1: dnv RD points on blackswan, street and coffee (issue 4).
+# Order (session 3 ran an earlier version of this queue: see git history and
+# benchmarks/results/gpu_h200x2_session3/): (1) issue 5's 1-vs-2-GPU encode, alone on the machine, so
+# that its timing is clean; then (2) one queue per GPU, one process per GPU:
+#     GPU 0: the remaining Bunny sizes at 300 epochs (issue 3);
+#     GPU 1: the remaining dnv RD points (issue 4), then the model comparison (issue 7).
 set -u
 RES=/tmp/res
 T=.testdata
@@ -25,19 +26,18 @@ queue() {
     echo "$(date -u +%FT%TZ) stage 2: per-GPU queues" >> $RES/queue.log
     (
         export CUDA_VISIBLE_DEVICES=0
-        python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 300 --append \
-            --out $RES/bunny
-        python3 benchmarks/models.py $T/davis480p_blackswan_jpg --bpp 0.1 --epochs 60 --minutes 5 --append \
-            --out $RES/models
-        python3 benchmarks/models.py $T/bigbuckbunny_1280x720_132f.mp4 --frames 0:65 --bpp 0.1 --epochs 60 \
-            --minutes 7 --append --out $RES/models
+        python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 0.35M 0.75M 1.5M --epochs 300 \
+            --minutes 14 --append --out $RES/bunny
     ) > $RES/gpu0.log 2>&1 &
     (
         export CUDA_VISIBLE_DEVICES=1
-        python3 benchmarks/rd.py $T/davis480p_blackswan_jpg $T/openh264_VID_1920x1080_25fps_54f.264 \
-            --bpp 0.025 0.05 0.1 --codecs dnv --dnv-preset fast --append --out $RES/rd --budget 660
+        python3 benchmarks/rd.py $T/openh264_VID_1920x1080_25fps_54f.264 --bpp 0.025 0.05 0.1 --codecs dnv \
+            --dnv-preset fast --append --out $RES/rd
         python3 benchmarks/rd.py $T/sam2_04_coffee_1280x720.mp4 --bpp 0.025 0.05 0.1 --codecs dnv \
-            --dnv-preset fast --epochs 40 --append --out $RES/rd --budget 420
+            --dnv-preset fast --epochs 40 --append --out $RES/rd
+        python3 benchmarks/models.py $T/davis480p_blackswan_jpg --bpp 0.1 --epochs 60 --append --out $RES/models
+        python3 benchmarks/models.py $T/bigbuckbunny_1280x720_132f.mp4 --frames 0:65 --bpp 0.1 --epochs 60 \
+            --append --out $RES/models
     ) > $RES/gpu1.log 2>&1 &
     wait
     echo "$(date -u +%FT%TZ) done" >> $RES/queue.log
@@ -52,9 +52,10 @@ snapshot() {
 case "${1:-}" in
 start)
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-    mkdir -p $RES/rd $RES/models
-    cp -r benchmarks/results/rd/. $RES/rd/             # the anchors are there already
+    mkdir -p $RES/rd $RES/models $RES/bunny
+    cp -r benchmarks/results/rd/. $RES/rd/             # the anchors and earlier dnv points
     cp -r benchmarks/results/models/. $RES/models/     # carphone, measured on the CPU
+    cp benchmarks/results/bunny/bunny*.json $RES/bunny/  # 3M at 300 epochs
     export -f queue; export RES T
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
