@@ -92,15 +92,19 @@ class FitResult:
     resumed: bool = False                  # continued from a checkpoint
 
     def evaluated_psnr(self, after: str) -> float | None:
-        """The float model's exact PSNR over all frames (fp32) after "train" (before pruning) or at the
-        end ("final"); None where it was not measured (a checkpoint from before this existed)."""
-        return next((h["psnr"] for h in reversed(self.history) if h.get("after") == after), None)
+        return evaluated_psnr(self.history, after)
 
     @property
     def tables(self) -> dict[str, torch.Tensor]:
         """What gets stored, by section name: CONTENT (+ DIFF) embeddings, or DS-NeRV's STATIC and
         DYNAMIC codes (which `content` and `diff` hold for that model)."""
         return dict(zip(self.decoder.arch.sections, [t for t in (self.content, self.diff) if t is not None]))
+
+
+def evaluated_psnr(history: list[dict], after: str) -> float | None:
+    """The float model's exact PSNR over all frames (fp32) after "train" (before pruning) or at the end
+    ("final"), from a training history; None where it was not measured (a checkpoint from before)."""
+    return next((h["psnr"] for h in reversed(history) if h.get("after") == after), None)
 
 
 class TrainingError(Exception):
@@ -463,7 +467,7 @@ class Fitter:
         self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean())})
 
     def evaluated_psnr(self, after: str) -> float | None:
-        return FitResult.evaluated_psnr(self, after)
+        return evaluated_psnr(self.history, after)
 
     # --- state: checkpoints and rollback snapshots ------------------------------------------------
 
