@@ -259,12 +259,7 @@ class _EncodeJob:
         return data, {
             "frames": t, "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), w, h, t),
             "psnr": psnr, "ms_ssim": ms_ssim,
-            # The float model's PSNR over all frames at the end, and before pruning (running epoch
-            # figures only where a resumed checkpoint predates these measurements).
-            "psnr_float_model": _first_known(result.evaluated_psnr("final"), result.train_psnr),
-            "psnr_float_unpruned": _first_known(
-                result.evaluated_psnr("train"),
-                next((x["psnr"] for x in reversed(result.history) if x["phase"] == "train"), result.train_psnr)),
+            "psnr_float_model": result.float_psnr("final"), "psnr_float_unpruned": result.float_psnr("train"),
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
@@ -274,10 +269,6 @@ class _EncodeJob:
             "seconds": {"fit": clock["fit"] - clock["start"], "compress": clock["compress"] - clock["fit"],
                         "check": clock["check"] - clock["compress"]},
         }
-
-
-def _first_known(*values):
-    return next((v for v in values if v is not None), None)
 
 
 def checkpoint_path(output) -> Path:

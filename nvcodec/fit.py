@@ -94,6 +94,9 @@ class FitResult:
     def evaluated_psnr(self, after: str) -> float | None:
         return evaluated_psnr(self.history, after)
 
+    def float_psnr(self, after: str) -> float:
+        return float_psnr(self.history, after)
+
     @property
     def tables(self) -> dict[str, torch.Tensor]:
         """What gets stored, by section name: CONTENT (+ DIFF) embeddings, or DS-NeRV's STATIC and
@@ -105,6 +108,16 @@ def evaluated_psnr(history: list[dict], after: str) -> float | None:
     """The float model's exact PSNR over all frames (fp32) after "train" (before pruning) or at the end
     ("final"), from a training history; None where it was not measured (a checkpoint from before)."""
     return next((h["psnr"] for h in reversed(history) if h.get("after") == after), None)
+
+
+def float_psnr(history: list[dict], after: str) -> float:
+    """`evaluated_psnr`, or where a resumed checkpoint predates it, the running PSNR of the last epoch
+    of that point ("train": of the main phase; "final": of any phase); NaN if none."""
+    exact = evaluated_psnr(history, after)
+    if exact is not None:
+        return exact
+    phases = ("train",) if after == "train" else ("train", "prune")
+    return next((h["psnr"] for h in reversed(history) if h["phase"] in phases), float("nan"))
 
 
 class TrainingError(Exception):
@@ -429,7 +442,7 @@ class Fitter:
                 if self.phase == "prune":
                     self._phase(s.prune_epochs, s.lr * 0.2, 0.0)
                     self.phase = "done"
-                if self.evaluated_psnr("final") is None:
+                if evaluated_psnr(self.history, "final") is None:
                     self._evaluate("final")
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
@@ -465,9 +478,6 @@ class Fitter:
         self.encoders.train()
         self.decoder.train()
         self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean())})
-
-    def evaluated_psnr(self, after: str) -> float | None:
-        return evaluated_psnr(self.history, after)
 
     # --- state: checkpoints and rollback snapshots ------------------------------------------------
 

@@ -26,9 +26,9 @@ def _as_tensor(frames) -> torch.Tensor:
     return frames
 
 
-def _as_float_frames(frames, device=None) -> torch.Tensor:
+def _as_float_frames(frames) -> torch.Tensor:
     """(T,H,W,3) uint8 numpy or tensor, or (T,3,H,W) float tensor in [0,1] -> (T,3,H,W) float32 in [0,1]."""
-    frames = _as_tensor(frames).to(device)
+    frames = _as_tensor(frames)
     if frames.dtype == torch.uint8:
         return frames.permute(0, 3, 1, 2).float() / 255.0
     return frames.float()
@@ -114,6 +114,7 @@ class Tally:
         self.device, self.psnr, self.ssim_sum = device, [], 0.0
 
     def add(self, out, ref) -> None:
+        out, ref = _as_tensor(out).to(self.device), _as_tensor(ref).to(self.device)    # one copy for both
         self.psnr += psnr_per_frame(out, ref, self.device)
         self.ssim_sum += ms_ssim(out, ref, self.device) * len(out)
 
