@@ -1,81 +1,116 @@
 #!/usr/bin/env bash
-# One device session's GPU measurements on an nvidia-h200-x2 machine, run in the background so that
-# they outlast the device tool's 10-minute calls (a process in its own session runs on until the
-# machine goes back). What each benchmark writes lands in /tmp/res; every call copies it back.
+# One device session's GPU measurements, run in the background so that they outlast the device tool's
+# 10-minute calls (a process in its own session runs on until the machine goes back). What each
+# benchmark writes lands in /tmp/res; every call copies it back to $OUT as res.tar.gz.
 #
-#   bash benchmarks/gpu_queue.sh start          # first call: install wheels, start the queue
-#   bash benchmarks/gpu_queue.sh wait SECONDS   # every call: wait (at most SECONDS), then copy results to $OUT
-#   bash benchmarks/gpu_queue.sh stop           # last call: end what still runs, copy results to $OUT
+#   bash benchmarks/gpu_queue.sh start PLAN MINUTES [SECONDS]  # first call: install wheels, start PLAN
+#   bash benchmarks/gpu_queue.sh wait SECONDS                  # each later call: wait, copy results back
+#   bash benchmarks/gpu_queue.sh stop                          # last call: end what still runs, copy back
 #
-# Order (session 3 ran an earlier version of this queue: see git history and
-# benchmarks/results/gpu_h200x2_session3/): (1) issue 5's 1-vs-2-GPU encode, alone on the machine, so
-# that its timing is clean; then (2) one queue per GPU, one process per GPU:
-#     GPU 0: the remaining dnv RD points (issue 4), then Bunny 0.75M at 300 epochs (issue 3);
-#     GPU 1: the model comparison (issue 7), then Bunny 0.35M at 300 epochs (issue 3, written to
-#            bunny-gpu1/ so that two processes never write one bunny.json; merge them afterwards).
+# PLAN is `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean)
+# or `lanes` (the other benchmarks, one lane of jobs per GPU; written for an nvidia-h200-x4, the lanes
+# fold onto fewer GPUs where there are fewer). A job starts only if its estimated minutes still fit in
+# MINUTES from the start of the queue, so that nothing is cut off half-way when the device time ends.
+# Jobs that write the same result file run in one lane, or each lane writes its own folder
+# (rd-laneN/, models-laneN/, bunny-laneN/): merge them afterwards (rd.py --merge; bunny/models by hand).
 set -u
 RES=/tmp/res
 T=.testdata
 
-before() {   # before MINUTES CMD...: run CMD only if the queue started less than MINUTES ago
-    local minutes=$1; shift
-    if [ $(( $(date +%s) - QUEUE_START )) -lt $(( minutes * 60 )) ]; then "$@"
-    else echo "$(date -u +%FT%TZ) skipped (past minute $minutes): $*" >> $RES/queue.log; fi
+job() {   # job MINUTES CMD...: run CMD if it can end before the queue's MINUTES are up
+    local est=$1; shift
+    local age=$(( $(date +%s) - QUEUE_START ))
+    if [ $(( age + est * 60 )) -le $(( QUEUE_MINUTES * 60 )) ]; then
+        echo "$(date -u +%FT%TZ) lane ${LANE:-0} start (${est} min est.): $*" >> $RES/queue.log
+        "$@"
+        echo "$(date -u +%FT%TZ) lane ${LANE:-0} end rc=$?: $1 $2" >> $RES/queue.log
+    else
+        echo "$(date -u +%FT%TZ) lane ${LANE:-0} skipped (needs ${est} min, $(( QUEUE_MINUTES - age / 60 )) left): $*" >> $RES/queue.log
+    fi
+}
+
+plan_multi() {
+    python3 benchmarks/multi_gpu.py $T/sam2_04_coffee_1280x720.mp4 --length 1200 --epochs 12 \
+        --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
+}
+
+# The lanes: each a list of jobs for one GPU, in priority order.
+lane0() {   # issue 4: the street clip's missing rates, then the 0.01 points of two clips (one rd.json)
+    job 9 python3 benchmarks/rd.py $T/openh264_VID_1920x1080_25fps_54f.264 --bpp 0.01 0.025 0.05 0.1 \
+        --codecs dnv --dnv-preset fast --append --out $RES/rd-lane0
+    job 5 python3 benchmarks/rd.py $T/bigbuckbunny_1280x720_132f.mp4 $T/davis480p_blackswan_jpg --bpp 0.01 \
+        --codecs dnv --dnv-preset fast --append --out $RES/rd-lane0
+    job 2 python3 -m benchmarks.decode_agreement benchmarks/results/gpu_h100_issue2/bunny005.dnv \
+        --ref $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/decode_agreement_gpu
+}
+lane1() {   # issue 4: coffee at 4 rates (40 epochs: 300 frames of 720p), then issue 7 on Bunny
+    job 10 python3 benchmarks/rd.py $T/sam2_04_coffee_1280x720.mp4 --bpp 0.01 0.025 0.05 0.1 --codecs dnv \
+        --dnv-preset fast --epochs 40 --append --out $RES/rd-lane1
+    job 7 python3 benchmarks/models.py $T/bigbuckbunny_1280x720_132f.mp4 --frames 0:65 --bpp 0.1 \
+        --epochs 60 --append --out $RES/models-lane1
+}
+lane2() {   # issue 7 on blackswan, then issue 3: Bunny 0.75M, then the training-speed probe
+    job 5 python3 benchmarks/models.py $T/davis480p_blackswan_jpg --bpp 0.1 --epochs 60 --append \
+        --out $RES/models-lane2
+    job 7 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 0.75M --epochs 300 \
+        --append --out $RES/bunny-lane2
+    job 4 python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --bpp 0.2 \
+        --modes eager default reduce-overhead > $RES/train_probe.log 2>&1
+}
+lane3() {   # issue 3: Bunny 0.35M and 1.5M at 300 epochs
+    job 6 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 0.35M --epochs 300 \
+        --append --out $RES/bunny-lane3
+    job 8 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 1.5M --epochs 300 \
+        --append --out $RES/bunny-lane3
+}
+
+plan_lanes() {
+    local gpus; gpus=$(nvidia-smi -L | wc -l)
+    [ "$gpus" -ge 1 ] || { echo "no GPU" >> $RES/queue.log; return; }
+    # Host threads split between the lanes, so that their CPU work does not oversubscribe the cores.
+    export OMP_NUM_THREADS=$(( $(nproc) / (gpus < 4 ? gpus : 4) ))
+    for g in $(seq 0 $(( gpus - 1 ))); do
+        (
+            export CUDA_VISIBLE_DEVICES=$g
+            for lane in 0 1 2 3; do
+                if [ $(( lane % gpus )) -eq "$g" ]; then LANE=$lane; lane$lane; fi
+            done
+        ) > $RES/gpu$g.log 2>&1 &
+    done
+    wait
 }
 
 queue() {
     export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 QUEUE_START=$(date +%s)
-    mkdir -p $RES
-    nvidia-smi > $RES/nvidia-smi.txt 2>&1
-    echo "$(date -u +%FT%TZ) stage 1: multi_gpu" >> $RES/queue.log
-    python3 benchmarks/multi_gpu.py $T/sam2_04_coffee_1280x720.mp4 --length 1200 --epochs 12 \
-        --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
-    echo "$(date -u +%FT%TZ) stage 2: per-GPU queues" >> $RES/queue.log
-    # Each job starts only if the queue has run less than its minutes (the device time is 30 minutes
-    # a session, the machine's start and the copies included).
-    (
-        export CUDA_VISIBLE_DEVICES=0
-        before 24 python3 benchmarks/rd.py $T/openh264_VID_1920x1080_25fps_54f.264 --bpp 0.025 0.05 0.1 \
-            --codecs dnv --dnv-preset fast --append --out $RES/rd
-        before 20 python3 benchmarks/rd.py $T/sam2_04_coffee_1280x720.mp4 --bpp 0.025 0.05 0.1 --codecs dnv \
-            --dnv-preset fast --epochs 40 --append --out $RES/rd
-        before 19 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 0.75M --epochs 300 \
-            --append --out $RES/bunny
-    ) > $RES/gpu0.log 2>&1 &
-    (
-        export CUDA_VISIBLE_DEVICES=1
-        before 24 python3 benchmarks/models.py $T/davis480p_blackswan_jpg --bpp 0.1 --epochs 60 --append \
-            --out $RES/models
-        before 22 python3 benchmarks/models.py $T/bigbuckbunny_1280x720_132f.mp4 --frames 0:65 --bpp 0.1 \
-            --epochs 60 --append --out $RES/models
-        before 19 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 0.35M --epochs 300 \
-            --append --out $RES/bunny-gpu1
-    ) > $RES/gpu1.log 2>&1 &
-    wait
+    nvidia-smi > $RES/nvidia-smi-$PLAN.txt 2>&1
+    echo "$(date -u +%FT%TZ) plan $PLAN, $QUEUE_MINUTES minutes" >> $RES/queue.log
+    plan_$PLAN
     echo "$(date -u +%FT%TZ) done" >> $RES/queue.log
 }
 
 snapshot() {
     tar -czf "$OUT/res.tar.gz" -C /tmp res 2>/dev/null
-    tail -n 3 $RES/*.log 2>/dev/null
+    tail -n 4 $RES/queue.log $RES/*.log 2>/dev/null | tail -n 40
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv 2>/dev/null
 }
 
 case "${1:-}" in
 start)
+    PLAN=${2:?plan: multi or lanes}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-    mkdir -p $RES/rd $RES/models $RES/bunny
-    cp -r benchmarks/results/rd/. $RES/rd/             # the anchors and earlier dnv points
-    cp -r benchmarks/results/models/. $RES/models/     # carphone, measured on the CPU
-    cp benchmarks/results/bunny/bunny*.json $RES/bunny/  # 3M at 300 epochs
-    export -f queue before; export RES T
+    mkdir -p $RES
+    # Earlier results, so that --append keeps them and measures only what is missing.
+    for d in rd-lane0 rd-lane1; do mkdir -p $RES/$d; cp -r benchmarks/results/rd/. $RES/$d/; done
+    for d in models-lane1 models-lane2; do mkdir -p $RES/$d; cp -r benchmarks/results/models/. $RES/$d/; done
+    export -f queue job plan_multi plan_lanes lane0 lane1 lane2 lane3
+    export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
-    sleep "${2:-5}"
+    sleep "${4:-5}"
     snapshot
     ;;
 wait)
-    end=$((SECONDS + ${2:-560}))
+    end=$((SECONDS + ${2:-550}))
     while [ $SECONDS -lt $end ] && ! grep -q done $RES/queue.log 2>/dev/null; do sleep 10; done
     snapshot
     ;;
@@ -84,6 +119,6 @@ stop)
     snapshot
     ;;
 *)
-    echo "usage: $0 start [SECONDS] | wait SECONDS | stop" >&2; exit 2
+    echo "usage: $0 start PLAN MINUTES [SECONDS] | wait SECONDS | stop" >&2; exit 2
     ;;
 esac

@@ -14,7 +14,9 @@ encode the source's own 4:2:0 frames when the ground truth is exactly their RGB 
 machine and date) and <clip>.png (RGB PSNR against bpp).
 
 ``--report-only`` rewrites rd.md, the BD figures and the plots from an existing rd.json (e.g.
-where matplotlib is installed, after a run on a machine without it).
+where matplotlib is installed, after a run on a machine without it). ``--merge OTHER/rd.json...``
+first adds the points of other runs (e.g. one per GPU, each with its own --out) that --out's rd.json
+lacks, and their run records.
 
 Resumable: with --append, points already in rd.json are kept and not measured again (an anchor
 sweep is skipped when that clip/frames/codec/preset already has points; a dnv point when that
@@ -261,8 +263,10 @@ def machine_meta(args) -> dict:
 
 def run(args) -> dict:
     out = Path(args.out)
-    if args.report_only:
+    if args.report_only or args.merge:
         data = json.loads((out / "rd.json").read_text())
+        for other in args.merge or []:
+            merge_into(data, json.loads(Path(other).read_text()))
         save(out, data)
         return data
     if not args.clips or not args.bpp:
@@ -329,6 +333,22 @@ def run(args) -> dict:
     return data
 
 
+def _point_key(p: dict) -> tuple:
+    return (p["clip"], tuple(p.get("frame_range") or (0, None)), p["codec"], p.get("preset"),
+            p.get("epochs"), p.get("target_bpp"), p.get("crf"), p.get("bpp"))
+
+
+def merge_into(data: dict, other: dict) -> int:
+    """Add the points of `other` (another run's rd.json) that `data` lacks; returns how many."""
+    have = {_point_key(p) for p in data["points"]}
+    new = [p for p in other["points"] if _point_key(p) not in have]
+    data["points"] += new
+    runs = data.setdefault("meta", {}).setdefault("runs", [])
+    runs += [r for r in other.get("meta", {}).get("runs", []) if r not in runs]
+    log(f"merged {len(new)} new points")
+    return len(new)
+
+
 def _present(have, codec, preset, target, epochs) -> bool:
     if codec != "dnv":
         return any(p["codec"] == codec and p["preset"] == preset for p in have)
@@ -336,7 +356,7 @@ def _present(have, codec, preset, target, epochs) -> bool:
                and math.isclose(p["target_bpp"], target) for p in have)
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="*", help="video files (anything nvcodec.video.read_video reads)")
@@ -356,9 +376,15 @@ def main(argv=None) -> None:
                          "truth exactly (default), or always the RGB ground truth converted to 4:2:0")
     ap.add_argument("--append", action="store_true", help="merge with an existing rd.json, skip points it has")
     ap.add_argument("--budget", type=float, default=None, help="start no new work after this many seconds")
+    ap.add_argument("--merge", nargs="+", metavar="RD_JSON", default=None,
+                    help="add the points of these rd.json files to --out's rd.json, then rewrite the report")
     ap.add_argument("--report-only", action="store_true",
                     help="only rewrite rd.md, the BD table and the plots from --out's rd.json")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
     data = run(args)
     summary = [r for r in data["bd"] if r["clip"] == "average"]
     for r in summary:

@@ -62,7 +62,15 @@ def _share_cpu(processes: int) -> None:
     frames, entropy coding, runs on the CPU): each taking all of them makes OpenMP threads spin against
     each other. Before GPU workers shared too, 2 GPUs of an h200-x2 encoded no faster than 1
     (benchmarks/results/multi_gpu), with both ranks' host-side work slowed."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
+    torch.set_num_threads(max(1, usable_cores() // processes))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a container's
+    cpuset), or fewer where OMP_NUM_THREADS asks for fewer."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cores, int(wanted))) if wanted.isdigit() and int(wanted) > 0 else cores
 
 
 def gather_results(group: Group, work: Callable[[], dict]) -> dict | None:

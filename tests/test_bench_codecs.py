@@ -1,4 +1,5 @@
 """Benchmark codec wrappers on 6 frames of a real clip (carphone QCIF): fast, CPU only."""
+import json
 import sys
 import types
 from pathlib import Path
@@ -117,3 +118,32 @@ def test_dnv_wrapper_with_a_stand_in_codec(carphone, monkeypatch, tmp_path):
     assert r["psnr_rgb"] == 100.0 and r["decode_seconds"] == 0.25
     skipped = Dnv().run(tmp_path / "clip.mp4", frames, 0.001)
     assert "infeasible" in skipped["skipped"] and "bpp" not in skipped
+
+
+def test_rd_merge_adds_only_missing_points(tmp_path):
+    """Two runs on two GPUs, each with its own --out, become one rd.json without duplicates."""
+    from benchmarks import rd
+
+    def point(codec, target, bpp, psnr):
+        return {"clip": "c.mp4", "frame_range": [0, None], "codec": codec, "preset": "fast" if codec == "dnv"
+                else "medium", "epochs": None, "target_bpp": target, "crf": None if codec == "dnv" else 30,
+                "bpp": bpp, "bpp_container": bpp, "psnr_rgb": psnr, "psnr_yuv": psnr, "ms_ssim": 0.9,
+                "encode_seconds": 1.0, "decode_seconds": 0.1, "device": "cpu"}
+
+    anchors = [point("x264", None, b, 30 + 40 * b) for b in (0.01, 0.03, 0.06, 0.12)]
+    out = tmp_path / "main"
+    args = rd.parser().parse_args(["--out", str(out), "--merge", str(tmp_path / "other.json")])
+    run_a, run_b = rd.machine_meta(args), {**rd.machine_meta(args), "date": "later"}
+    main = {"points": anchors + [point("dnv", 0.025, 0.024, 28.0)], "bd": [], "meta": {**run_a, "runs": [run_a]}}
+    other = {"points": anchors + [point("dnv", 0.05, 0.049, 29.0), point("dnv", 0.1, 0.098, 31.0)],
+             "bd": [], "meta": {**run_b, "runs": [run_a, run_b]}}
+    out.mkdir()
+    (out / "rd.json").write_text(json.dumps(main))
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    data = rd.run(args)
+    dnv = sorted(p["target_bpp"] for p in data["points"] if p["codec"] == "dnv")
+    assert dnv == [0.025, 0.05, 0.1]
+    assert len(data["points"]) == len(anchors) + 3
+    assert data["meta"]["runs"] == [run_a, run_b]
+    assert any(r["clip"] == "c.mp4" and r["anchor"] == "x264-medium" for r in data["bd"])
+
