@@ -11,7 +11,9 @@ figure instead, see NOTES.md), the PSNR of what the .dnv holds after pruning + q
 (`psnr_coded`), the file's bpp, and the training wall time. Paper (300 epochs): 30.80 / 33.30 /
 35.22 / 38.09 dB. Each size is one call, so each fits a 10-minute GPU command with --epochs set
 accordingly; --minutes M starts no new size after M minutes, and --append merges with an existing
-bunny.json, so the next command goes on with the sizes left.
+bunny.json, so the next command goes on with the sizes left. `--merge OTHER/bunny.json...` adds the
+records of runs made elsewhere (e.g. one size per GPU, each with its own --out) and rewrites bunny.md.
+Each record names the command, date and GPU that produced it.
 """
 from __future__ import annotations
 
@@ -39,9 +41,29 @@ def center_crop_640x1280(clip: Path, folder: Path) -> Path:
     return out
 
 
+SIZE_ORDER = list(PAPER)
+
+
+def write_report(out: Path, records: list[dict], meta: dict) -> None:
+    """bunny.json (records sorted by size) and bunny.md (the table, and each record's command)."""
+    records = sorted(records, key=lambda r: (SIZE_ORDER.index(r["size"]), r.get("model", "dnerv")))
+    write_json(out / "bunny.json", records, meta)
+    cols = ["size", "params", "epochs", "batch", "psnr_float", "psnr_coded", "paper_psnr", "bpp", "train_seconds",
+            "train_fps", "train_tflops", "rollbacks", "psnr_float_method"]
+    runs = sorted({(r.get("date", "?"), r.get("gpu", "?"), r.get("torch", "?"), r.get("command", "?"))
+                   for r in records})
+    lines = ["# Bunny 640x1280 (DNeRV paper Table 1a)", "", markdown_table(records, cols), "",
+             "psnr_float: the float model before pruning, all frames in fp32 (`psnr_float_method`: 'evaluated'); "
+             "'running' marks a record from before that measurement, holding the last epoch's running PSNR. "
+             "rollbacks: times training diverged and went back to its last good state at half the learning rate.",
+             "", "Runs:", ""]
+    lines += [f"- {date}, {gpu}, torch {torch}: `python benchmarks/{command}`" for date, gpu, torch, command in runs]
+    (out / "bunny.md").write_text("\n".join(lines) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clip", type=Path)
+    ap.add_argument("clip", type=Path, nargs="?", help="the Bunny clip (not needed with --merge)")
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--prune-epochs", type=int, default=None, help="default: 10%% of --epochs")
@@ -51,11 +73,23 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--append", action="store_true")
     ap.add_argument("--minutes", type=float, default=None, help="start no new size after this many minutes")
+    ap.add_argument("--merge", nargs="+", type=Path, default=None, metavar="BUNNY_JSON",
+                    help="add these bunny.json files' records to --out's (theirs replace the same size), "
+                         "rewrite bunny.md, train nothing")
     a = ap.parse_args()
     started = time.monotonic()
     meta = machine()
     path = a.out / "bunny.json"
-    records = json.loads(path.read_text()) if a.append and path.exists() else []
+    records = json.loads(path.read_text()) if (a.append or a.merge) and path.exists() else []
+    if a.merge:
+        for other in a.merge:
+            theirs = json.loads(other.read_text())
+            replaced = {(r["size"], r.get("model", "dnerv")) for r in theirs}
+            records = [r for r in records if (r["size"], r.get("model", "dnerv")) not in replaced] + theirs
+        write_report(a.out, records, meta)
+        return
+    if a.clip is None:
+        ap.error("give the clip (or --merge)")
     with tempfile.TemporaryDirectory() as tmp:
         cropped = center_crop_640x1280(a.clip, Path(tmp))
         for size in a.sizes:
@@ -70,15 +104,12 @@ def main():
                    "psnr_coded": round(r["psnr"], 3), "paper_psnr": PAPER[size], "bpp": round(r["bpp"], 5),
                    "bytes": r["bytes"], "train_seconds": round(r["train_seconds"], 1),
                    "train_fps": round(r["train_frames_per_second"], 1), "train_tflops": round(r["train_tflops"], 2),
-                   "gpu": meta["gpu"], "torch": meta["torch"], "model": a.model}
+                   "gpu": meta["gpu"], "torch": meta["torch"], "model": a.model,
+                   "psnr_float_method": "evaluated", "rollbacks": r["rollbacks"],
+                   "date": meta["date"], "command": meta["command"]}
             print(rec, flush=True)
             records = [x for x in records if not (x["size"] == size and x.get("model", "dnerv") == a.model)] + [rec]
-            write_json(path, records, meta)
-    cols = ["size", "params", "epochs", "batch", "psnr_float", "psnr_coded", "paper_psnr", "bpp", "train_seconds",
-            "train_fps", "train_tflops"]
-    (a.out / "bunny.md").write_text(
-        f"# Bunny 640x1280 (DNeRV paper Table 1a)\n\nGPU: {meta['gpu']}, torch {meta['torch']}, {meta['date']}.  \n"
-        f"Command: `python benchmarks/{meta['command']}`\n\n" + markdown_table(records, cols) + "\n")
+            write_report(a.out, records, meta)
 
 
 if __name__ == "__main__":

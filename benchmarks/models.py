@@ -61,6 +61,20 @@ def _key(p: dict) -> tuple:
             p.get("epochs"), p.get("preset"))
 
 
+def merge_into(data: dict, other: dict) -> int:
+    """Add the points of `other` (another run's models.json, e.g. on another GPU) that `data` lacks."""
+    have = {_key(p) for p in data["points"]}
+    new = [p for p in other["points"] if _key(p) not in have]
+    data["points"] += new
+    runs = data.setdefault("meta", {}).setdefault("runs", [])
+    runs += [r for r in other.get("meta", {}).get("runs", []) if r not in runs]
+    latest = max(runs, key=lambda r: str(r.get("date", "")), default=None)
+    if latest:
+        data["meta"] = {**latest, "runs": runs}
+    log(f"merged {len(new)} new points")
+    return len(new)
+
+
 def encode_options(args) -> dict:
     return dict(preset=args.preset, epochs=args.epochs, device=args.device, progress=False, seed=args.seed)
 
@@ -115,8 +129,9 @@ def render_md(data: dict) -> str:
     for clip in sorted({p["clip"] for p in points}):
         mine = [p for p in points if p["clip"] == clip]
         first = mine[0]
+        epochs = sorted({str(p.get("epochs") or f"the {p.get('preset')} preset's") for p in mine})
         lines += [f"## {clip}", "", f"{first.get('width')}x{first.get('height')}, "
-                  f"{_range_text(first.get('frame_range'))}", "",
+                  f"{_range_text(first.get('frame_range'))}; training epochs: {', '.join(epochs)}", "",
                   "| target bpp | model | regression bpp | regression PSNR | interpolation bpp | "
                   "interpolated PSNR (odd) | coded PSNR (even) | params | enc s (reg / interp) | device |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -150,6 +165,12 @@ def run(args) -> dict:
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if set(models) - set(MODELS) or set(parts) - set(PARTS):
         raise SystemExit(f"--models from {','.join(MODELS)}; --parts from {','.join(PARTS)}")
+    if args.merge:
+        data = json.loads((out / "models.json").read_text())
+        for other in args.merge:
+            merge_into(data, json.loads(Path(other).read_text()))
+        save(out, data)
+        return data
     data = {"points": [], "meta": {}}
     if args.append and (out / "models.json").exists():
         data = json.loads((out / "models.json").read_text())
@@ -201,6 +222,8 @@ def main(argv=None) -> None:
     ap.add_argument("--preset", default="fast", help="dnv preset (default fast)")
     ap.add_argument("--minutes", type=float, default=None, help="start no new encode after this many minutes")
     ap.add_argument("--append", action="store_true", help="merge with an existing models.json, skip its points")
+    ap.add_argument("--merge", nargs="+", metavar="MODELS_JSON", default=None,
+                    help="add the points of these models.json files to --out's models.json, rewrite models.md")
     ap.add_argument("--out", default="benchmarks/results", help="output folder")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)

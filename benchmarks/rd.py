@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -83,6 +84,28 @@ def series(p: dict) -> str:
     return label
 
 
+def _epoch_budgets(points: list[dict]) -> str:
+    """Each dnv series' training budget, e.g. 'dnv-fast: the preset's, 100 + 10 pruning epochs'."""
+    from nvcodec.fit import PRESETS
+
+    parts = []
+    for name in sorted({series(p) for p in points if p["codec"] == "dnv"}):
+        p = next(p for p in points if p["codec"] == "dnv" and series(p) == name)
+        preset = PRESETS.get(p["preset"], {})
+        if p.get("epochs"):
+            parts.append(f"{name}: {p['epochs']} + the {p['preset']} preset's {preset.get('prune_epochs')} "
+                         "pruning epochs")
+        else:
+            parts.append(f"{name}: the {p['preset']} preset's, {preset.get('epochs')} + "
+                         f"{preset.get('prune_epochs')} pruning epochs")
+    return "; ".join(parts) or "no dnv points"
+
+
+def _family(test: str) -> str:
+    """'dnv-fast-e40' -> 'dnv-fast': the series without its epoch budget."""
+    return re.sub(r"-e\d+$", "", test)
+
+
 def _same_clip(p: dict, clip: str, frames) -> bool:
     return p["clip"] == clip and tuple(p.get("frame_range") or (0, None)) == tuple(frames)
 
@@ -107,9 +130,16 @@ def compute_bd(points: list[dict]) -> list[dict]:
                     row[f"bd_rate{suffix}_percent"] = bd.bd_rate(*args)
                     row[f"bd_psnr{suffix}_db"] = bd.bd_psnr(*args)
                 rows.append({**row, "points_test": len(b), "points_anchor": len(a)})
-    pairs = sorted({(r["test"], r["anchor"]) for r in rows})
-    for test, anchor in pairs:
-        mine = [r for r in rows if (r["test"], r["anchor"]) == (test, anchor)]
+    # Means over clips: per dnv series, and per preset over its epoch budgets ('dnv-fast*') where
+    # clips were run at different budgets (e.g. a long clip at fewer epochs), so that every clip counts.
+    groups = {(r["test"], r["anchor"]): [r] for r in rows}
+    groups = {key: [r for r in rows if (r["test"], r["anchor"]) == key] for key in groups}
+    for family in sorted({_family(r["test"]) for r in rows}):
+        members = {r["test"] for r in rows if _family(r["test"]) == family}
+        if len(members) > 1:
+            for anchor in sorted({r["anchor"] for r in rows}):
+                groups[(family + "*", anchor)] = [r for r in rows if r["test"] in members and r["anchor"] == anchor]
+    for (test, anchor), mine in sorted(groups.items()):
         avg = {"clip": "average", "test": test, "anchor": anchor}
         for key in ("bd_rate_percent", "bd_psnr_db", "bd_rate_yuv_percent", "bd_psnr_yuv_db"):
             values = [r[key] for r in mine if r[key] is not None]
@@ -139,7 +169,7 @@ def render_md(data: dict) -> str:
              f"- command: `{meta['command']}`", f"- date: {meta['date']}",
              f"- machine: {meta['machine']}; GPU: {meta['gpu']}",
              f"- torch {meta['torch']}, PyAV {meta['av']} (FFmpeg {meta['ffmpeg']})",
-             f"- dnv epochs budget: {meta['epochs']}",
+             f"- dnv epoch budgets: {_epoch_budgets(data['points'])}",
              "- bpp: elementary stream without the encoders' version SEI (anchors), the whole .dnv "
              "file (dnv); 'bpp mp4' is the container file. PSNR RGB: per frame, averaged; PSNR YUV: "
              "4:2:0, 6:1:1.", ""]
@@ -345,6 +375,9 @@ def merge_into(data: dict, other: dict) -> int:
     data["points"] += new
     runs = data.setdefault("meta", {}).setdefault("runs", [])
     runs += [r for r in other.get("meta", {}).get("runs", []) if r not in runs]
+    latest = max(runs, key=lambda r: str(r.get("date", "")), default=None)
+    if latest:  # the header names the latest run; the list names them all
+        data["meta"] = {**latest, "runs": runs}
     log(f"merged {len(new)} new points")
     return len(new)
 

@@ -147,3 +147,24 @@ def test_rd_merge_adds_only_missing_points(tmp_path):
     assert data["meta"]["runs"] == [run_a, run_b]
     assert any(r["clip"] == "c.mp4" and r["anchor"] == "x264-medium" for r in data["bd"])
 
+
+
+def test_rd_average_counts_clips_run_at_other_epoch_budgets():
+    """A clip run at fewer epochs ('dnv-fast-e40') still counts in the preset's mean ('dnv-fast*')."""
+    from benchmarks import rd
+
+    def point(clip, codec, bpp, psnr, epochs=None):
+        return {"clip": clip, "codec": codec, "preset": "fast" if codec == "dnv" else "medium",
+                "epochs": epochs, "bpp": bpp, "psnr_rgb": psnr, "psnr_yuv": psnr}
+
+    points = []
+    for clip, shift, epochs in (("a.mp4", 0.0, None), ("b.mp4", 1.0, 40)):
+        points += [point(clip, "x264", b, 30 + 40 * b + shift) for b in (0.01, 0.03, 0.06, 0.12)]
+        points += [point(clip, "dnv", b, 30 + 40 * (b / 2) + shift, epochs) for b in (0.02, 0.05, 0.1)]
+    rows = {(r["clip"], r["test"]): r for r in rd.compute_bd(points) if r["anchor"] == "x264-medium"}
+    per_clip = [rows[("a.mp4", "dnv-fast")]["bd_rate_percent"], rows[("b.mp4", "dnv-fast-e40")]["bd_rate_percent"]]
+    assert all(v is not None and v > 0 for v in per_clip)
+    both = rows[("average", "dnv-fast*")]
+    assert both["clips_bd_rate_percent"] == 2
+    assert both["bd_rate_percent"] == pytest.approx(sum(per_clip) / 2)
+    assert rows[("average", "dnv-fast")]["clips_bd_rate_percent"] == 1
