@@ -186,6 +186,21 @@ def _differences(saved: dict, current: dict) -> str:
     return ", ".join(f"{k} {saved.get(k)} there, {current.get(k)} here" for k in keys[:3])
 
 
+# torch.compile caches graphs per code object, so every Fitter of a process shares `_forward_loss`'s
+# cache: each new model shape or last-batch size adds one entry. At dynamo's default limit (8), a process
+# that encodes several videos or models (benchmarks/models.py hit it on a GPU) silently trains eagerly
+# from then on. Graphs of one shape are still reused across segments.
+RECOMPILE_LIMIT = 64
+
+
+def _allow_recompiles() -> None:
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+
+
 class Fitter:
     after_step = None    # hook for tests: called with the Fitter after every completed step
 
@@ -205,6 +220,7 @@ class Fitter:
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
         if settings.compile:
+            _allow_recompiles()
             self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss))
         self.history: list[dict] = []
         # Where training stands: what a checkpoint and a rollback snapshot hold.

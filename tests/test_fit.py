@@ -31,3 +31,22 @@ def test_evaluated_psnr_is_the_float_models_psnr_over_all_frames(model):
     assert final == pytest.approx(expected, abs=1e-3)
     # The running figure of the last epoch is another number (taken while the weights moved).
     assert math.isfinite(result.train_psnr)
+
+
+def test_compiling_allows_a_process_many_model_shapes():
+    """One process that encodes many videos must not fall back to eager training after 8 shapes."""
+    import torch._dynamo
+
+    from nvcodec.fit import RECOMPILE_LIMIT, Fitter
+
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    before = getattr(config, name)
+    try:
+        setattr(config, name, 8)
+        frames = torch.zeros(4, 32, 48, 3, dtype=torch.uint8)
+        arch = sizing.plan_for_params("dnerv", 48, 32, 0.01, frames=4).arch
+        Fitter(frames, arch, TrainSettings(epochs=1, batch=2, compile=True), torch.device("cpu"))
+        assert getattr(config, name) >= RECOMPILE_LIMIT
+    finally:
+        setattr(config, name, before)
