@@ -9,7 +9,7 @@ around many calls after a warm-up; frames/s = batch x calls / time. The output c
 is included. Part 2 (with --dnv) runs `codec.decode` on a real file in fp32 and bf16 and records
 the split into load (read + entropy decoding + model build), neural decoding and file writing, and
 the PSNR of both precisions against --ref.
-Writes speed.json (+ .meta.json) and speed.md into --out.
+Writes speed.json (+ .meta.json) and speed.md into --out (benchmarks/results/speed.json holds the merged runs).
 """
 from __future__ import annotations
 
