@@ -13,6 +13,20 @@ import torch
 SIZES = {"0.35M": 0.35e6, "0.75M": 0.75e6, "1.5M": 1.5e6, "3M": 3.0e6}
 
 
+def merge_points(data: dict, other: dict, key) -> int:
+    """Add the points of `other` (another run's {"points", "meta"} results, e.g. from another GPU) that
+    `data` lacks by `key(point)`, and its run records; the header meta becomes the latest run's."""
+    have = {key(p) for p in data["points"]}
+    new = [p for p in other["points"] if key(p) not in have]
+    data["points"] += new
+    runs = data.setdefault("meta", {}).setdefault("runs", [])
+    runs += [r for r in other.get("meta", {}).get("runs", []) if r not in runs]
+    latest = max(runs, key=lambda r: str(r.get("date", "")), default=None)
+    if latest:
+        data["meta"] = {**latest, "runs": runs}
+    return len(new)
+
+
 def machine() -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),

@@ -39,6 +39,7 @@ if sys.path and Path(sys.path[0]).resolve() == _ROOT / "benchmarks":
 elif str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from benchmarks.common import merge_points  # noqa: E402
 from benchmarks.rd import _atomic_write, _fmt, _range_text, log, machine_meta, parse_frames  # noqa: E402
 
 MODELS = ("hnerv", "dnerv", "dsnerv")
@@ -59,20 +60,6 @@ DEFAULT_CLIPS = ("bigbuckbunny_1280x720_132f.mp4", "davis480p_blackswan_jpg", "c
 def _key(p: dict) -> tuple:
     return (p["clip"], tuple(p.get("frame_range") or (0, None)), p["part"], p["model"], round(p["target_bpp"], 9),
             p.get("epochs"), p.get("preset"))
-
-
-def merge_into(data: dict, other: dict) -> int:
-    """Add the points of `other` (another run's models.json, e.g. on another GPU) that `data` lacks."""
-    have = {_key(p) for p in data["points"]}
-    new = [p for p in other["points"] if _key(p) not in have]
-    data["points"] += new
-    runs = data.setdefault("meta", {}).setdefault("runs", [])
-    runs += [r for r in other.get("meta", {}).get("runs", []) if r not in runs]
-    latest = max(runs, key=lambda r: str(r.get("date", "")), default=None)
-    if latest:
-        data["meta"] = {**latest, "runs": runs}
-    log(f"merged {len(new)} new points")
-    return len(new)
 
 
 def encode_options(args) -> dict:
@@ -168,7 +155,7 @@ def run(args) -> dict:
     if args.merge:
         data = json.loads((out / "models.json").read_text())
         for other in args.merge:
-            merge_into(data, json.loads(Path(other).read_text()))
+            log(f"{other}: {merge_points(data, json.loads(Path(other).read_text()), _key)} new points")
         save(out, data)
         return data
     data = {"points": [], "meta": {}}

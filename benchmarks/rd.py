@@ -49,6 +49,7 @@ elif str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from benchmarks import bd  # noqa: E402
+from benchmarks.common import merge_points  # noqa: E402
 from benchmarks.codecs import CODECS, Dnv, crf_sweep, load_source_yuv  # noqa: E402
 
 ANCHORS = ("x264", "x265", "svt-av1")
@@ -296,7 +297,7 @@ def run(args) -> dict:
     if args.report_only or args.merge:
         data = json.loads((out / "rd.json").read_text())
         for other in args.merge or []:
-            merge_into(data, json.loads(Path(other).read_text()))
+            log(f"{other}: {merge_points(data, json.loads(Path(other).read_text()), _point_key)} new points")
         save(out, data)
         return data
     if not args.clips or not args.bpp:
@@ -366,20 +367,6 @@ def run(args) -> dict:
 def _point_key(p: dict) -> tuple:
     return (p["clip"], tuple(p.get("frame_range") or (0, None)), p["codec"], p.get("preset"),
             p.get("epochs"), p.get("target_bpp"), p.get("crf"), p.get("bpp"))
-
-
-def merge_into(data: dict, other: dict) -> int:
-    """Add the points of `other` (another run's rd.json) that `data` lacks; returns how many."""
-    have = {_point_key(p) for p in data["points"]}
-    new = [p for p in other["points"] if _point_key(p) not in have]
-    data["points"] += new
-    runs = data.setdefault("meta", {}).setdefault("runs", [])
-    runs += [r for r in other.get("meta", {}).get("runs", []) if r not in runs]
-    latest = max(runs, key=lambda r: str(r.get("date", "")), default=None)
-    if latest:  # the header names the latest run; the list names them all
-        data["meta"] = {**latest, "runs": runs}
-    log(f"merged {len(new)} new points")
-    return len(new)
 
 
 def _present(have, codec, preset, target, epochs) -> bool:
