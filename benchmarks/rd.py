@@ -133,8 +133,9 @@ def compute_bd(points: list[dict]) -> list[dict]:
                 rows.append({**row, "points_test": len(b), "points_anchor": len(a)})
     # Means over clips: per dnv series, and per preset over its epoch budgets ('dnv-fast*') where
     # clips were run at different budgets (e.g. a long clip at fewer epochs), so that every clip counts.
-    groups = {(r["test"], r["anchor"]): [r] for r in rows}
-    groups = {key: [r for r in rows if (r["test"], r["anchor"]) == key] for key in groups}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["test"], r["anchor"]), []).append(r)
     for family in sorted({_family(r["test"]) for r in rows}):
         members = {r["test"] for r in rows if _family(r["test"]) == family}
         if len(members) > 1:
