@@ -1,7 +1,7 @@
 """Reproduction of the DNeRV paper's Table 1a on Bunny: 0.35M / 0.75M / 1.5M / 3M decoders.
 
     python benchmarks/bunny.py CLIP [--sizes 0.35M 3M] [--epochs 300] [--batch 2] [--lr 1e-3] [--minutes M]
-        [--append]
+        [--train NAME=VALUE ...] [--append]
 
 The 132-frame 1280x720 Bunny clip is center-cropped to 640x1280 as the papers do (only here: the
 codec itself never crops), written losslessly (FFV1) and encoded with `dnv`'s own pipeline at each
@@ -13,7 +13,9 @@ figure instead, see NOTES.md), the PSNR of what the .dnv holds after pruning + q
 accordingly; --minutes M starts no new size after M minutes, and --append merges with an existing
 bunny.json, so the next command goes on with the sizes left. `--merge OTHER/bunny.json...` adds the
 records of runs made elsewhere (e.g. one size per GPU, each with its own --out) and rewrites bunny.md.
-Each record names the command, date and GPU that produced it.
+Each record names the command, date and GPU that produced it, and its `recipe`: the training settings
+given here that differ from the preset (`--batch`, `--lr`, `--train NAME=VALUE` as in `dnv encode --train`).
+Each run's learning curve (running PSNR per epoch) goes to bunny-curves.json beside bunny.json.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import SIZES, machine, markdown_table, write_json  # noqa: E402
 from nvcodec import codec  # noqa: E402
+from nvcodec.fit import parse_train_option  # noqa: E402
 from nvcodec.video import read_video, write_video  # noqa: E402
 
 PAPER = {"0.35M": 30.80, "0.75M": 33.30, "1.5M": 35.22, "3M": 38.09}
@@ -44,12 +47,33 @@ def center_crop_640x1280(clip: Path, folder: Path) -> Path:
 SIZE_ORDER = list(PAPER)
 
 
+def train_option(text: str) -> tuple[str, object]:
+    try:
+        return parse_train_option(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def recipe(batch, lr, options: dict) -> str:
+    """The settings a run changed from the preset, e.g. "batch=1 lr=0.0005 beta1=0.5" ("preset" if none)."""
+    given = {"batch": batch, "lr": lr, **options}
+    return " ".join(f"{k}={v}" for k, v in given.items() if v is not None) or "preset"
+
+
+def add_curves(out: Path, curves: dict) -> None:
+    """Add learning curves ("SIZE RECIPE": running PSNR per epoch) to OUT/bunny-curves.json."""
+    path = out / "bunny-curves.json"
+    out.mkdir(parents=True, exist_ok=True)
+    merged = {**(json.loads(path.read_text()) if path.exists() else {}), **curves}
+    path.write_text(json.dumps(merged) + "\n")
+
+
 def write_report(out: Path, records: list[dict], meta: dict) -> None:
     """bunny.json (records sorted by size) and bunny.md (the table, and each record's command)."""
     records = sorted(records, key=lambda r: (SIZE_ORDER.index(r["size"]), r.get("model", "dnerv")))
     write_json(out / "bunny.json", records, meta)
-    cols = ["size", "params", "epochs", "batch", "psnr_float", "psnr_coded", "paper_psnr", "bpp", "train_seconds",
-            "train_fps", "train_tflops", "rollbacks", "psnr_float_method"]
+    cols = ["size", "params", "epochs", "batch", "recipe", "psnr_float", "psnr_coded", "paper_psnr", "bpp",
+            "train_seconds", "train_fps", "train_tflops", "rollbacks", "psnr_float_method"]
     runs = sorted({(r.get("date", "?"), r.get("gpu", "?"), r.get("torch", "?"), r.get("command", "?"))
                    for r in records})
     lines = ["# Bunny 640x1280 (DNeRV paper Table 1a)", "", markdown_table(records, cols), "",
@@ -70,6 +94,8 @@ def main():
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--model", default="dnerv")
+    ap.add_argument("--train", nargs="+", default=[], metavar="NAME=VALUE", type=train_option,
+                    help="training settings to override, as `dnv encode --train`")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--append", action="store_true")
     ap.add_argument("--minutes", type=float, default=None, help="start no new size after this many minutes")
@@ -86,6 +112,9 @@ def main():
             theirs = json.loads(other.read_text())
             replaced = {(r["size"], r.get("model", "dnerv")) for r in theirs}
             records = [r for r in records if (r["size"], r.get("model", "dnerv")) not in replaced] + theirs
+            their_curves = other.with_name("bunny-curves.json")
+            if their_curves.exists():
+                add_curves(a.out, json.loads(their_curves.read_text()))
         write_report(a.out, records, meta)
         return
     if a.clip is None:
@@ -98,7 +127,7 @@ def main():
                 break
             r = codec.encode(cropped, Path(tmp) / f"{size}.dnv", model_size=SIZES[size], model=a.model,
                              epochs=a.epochs, prune_epochs=a.prune_epochs or max(1, a.epochs // 10),
-                             batch=a.batch, lr=a.lr, progress=False, log=print)
+                             batch=a.batch, lr=a.lr, train_options=dict(a.train), progress=False, log=print)
             rec = {"size": size, "params": r["params"], "epochs": a.epochs, "prune_epochs": r["prune_epochs"],
                    "batch": r["batch"], "psnr_float": round(r["psnr_float_unpruned"], 3),
                    "psnr_coded": round(r["psnr"], 3), "paper_psnr": PAPER[size], "bpp": round(r["bpp"], 5),
@@ -106,8 +135,10 @@ def main():
                    "train_fps": round(r["train_frames_per_second"], 1), "train_tflops": round(r["train_tflops"], 2),
                    "gpu": meta["gpu"], "torch": meta["torch"], "model": a.model,
                    "psnr_float_method": "evaluated", "rollbacks": r["rollbacks"],
+                   "recipe": recipe(a.batch, a.lr, dict(a.train)),
                    "date": meta["date"], "command": meta["command"]}
             print(rec, flush=True)
+            add_curves(a.out, {f"{size} {rec['recipe']}": r["train_curves"][0]})
             records = [x for x in records if not (x["size"] == size and x.get("model", "dnerv") == a.model)] + [rec]
             write_report(a.out, records, meta)
 

@@ -7,9 +7,10 @@
 #   bash benchmarks/gpu_queue.sh wait SECONDS                  # each later call: wait, copy results back
 #   bash benchmarks/gpu_queue.sh stop                          # last call: end what still runs, copy back
 #
-# PLAN is `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean)
-# or `lanes` (the other benchmarks, one lane of jobs per GPU; written for an nvidia-h200-x4, the lanes
-# fold onto fewer GPUs where there are fewer). A job starts only if its estimated minutes still fit in
+# PLAN is `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean),
+# `lanes` (the other benchmarks, one lane of jobs per GPU; written for an nvidia-h200-x4, the lanes
+# fold onto fewer GPUs where there are fewer, one after another) or `together` (all four lanes at once,
+# sharing GPUs where there are fewer: quality experiments only, their timings are not clean). A job starts only if its estimated minutes still fit in
 # MINUTES from the start of the queue, so that nothing is cut off half-way when the device time ends.
 # Jobs that write the same result file run in one lane, or each lane writes its own folder
 # (rd-laneN/, models-laneN/, bunny-laneN/): merge them afterwards (rd.py, models.py and bunny.py --merge).
@@ -36,17 +37,14 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order.
-lane0() {   # issue 3: the 3M record's psnr_float is a running figure; rerun for the evaluated one
-    job 8 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 300 \
-        --append --out $RES/bunny-lane0
-}
-lane1() {   # issue 3: batch 8 at 300 epochs, the only probed setting fast enough for 3 minutes
-    job 6 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 300 --batch 8 \
-        --lr 2e-3 --out $RES/bunny-lane1
-}
-lane2() { :; }
-lane3() { :; }
+# The lanes: each a list of jobs for one GPU, in priority order. Session 5: issue 3's recipe experiments,
+# 3M Bunny at 300 epochs, each lane writing its own folder (all are 3M records).
+B3M() { local lane=$1; shift
+    python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 300 --out $RES/bunny-lane$lane "$@"; }
+lane0() { job 25 B3M 0; }                                                  # the medium preset as it is (control)
+lane1() { job 25 B3M 1 --train beta1=0.5; }                                # the authors' Adam betas
+lane2() { job 25 B3M 2 --batch 1 --lr 5e-4 --train beta1=0.5 compile_mode=reduce-overhead; }  # the paper's recipe
+lane3() { job 25 B3M 3 --batch 8 --lr 2e-3 --train beta1=0.5; }            # the speed path
 
 plan_lanes() {
     local gpus; gpus=$(nvidia-smi -L | wc -l)
@@ -60,6 +58,16 @@ plan_lanes() {
                 if [ $(( lane % gpus )) -eq "$g" ]; then LANE=$lane; lane$lane; fi
             done
         ) > $RES/gpu$g.log 2>&1 &
+    done
+    wait
+}
+
+plan_together() {   # every lane at once, lane N on GPU N mod GPUs: for quality, not timing, where lanes share a GPU
+    local gpus; gpus=$(nvidia-smi -L | wc -l)
+    [ "$gpus" -ge 1 ] || { echo "no GPU" >> $RES/queue.log; return; }
+    export OMP_NUM_THREADS=$(( $(nproc) / 4 ))
+    for lane in 0 1 2 3; do
+        ( export CUDA_VISIBLE_DEVICES=$(( lane % gpus )) LANE=$lane; lane$lane ) > $RES/lane$lane.log 2>&1 &
     done
     wait
 }
@@ -80,13 +88,10 @@ snapshot() {
 
 case "${1:-}" in
 start)
-    PLAN=${2:?plan: multi or lanes}; QUEUE_MINUTES=${3:?minutes}
+    PLAN=${2:?plan: multi, lanes or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
-    # Earlier results, so that --append keeps them and measures only what is missing.
-    for d in rd-lane0 rd-lane1; do mkdir -p $RES/$d; cp -r benchmarks/results/rd/. $RES/$d/; done
-    for d in models-lane1 models-lane2; do mkdir -p $RES/$d; cp -r benchmarks/results/models/. $RES/$d/; done
-    export -f queue job plan_multi plan_lanes lane0 lane1 lane2 lane3
+    export -f queue job B3M plan_multi plan_lanes plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import codec
+from . import codec, fit
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -87,6 +87,17 @@ def _parse_fps(text):
     return value
 
 
+def _train_options(_ctx, _param, values) -> dict:
+    options = {}
+    for text in values:
+        try:
+            name, value = fit.parse_train_option(text)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        options[name] = value
+    return options
+
+
 def _frames(text):
     from .video import parse_frame_range
     return parse_frame_range(text)
@@ -131,9 +142,12 @@ def main():
               help="Frames per segment, each with its own network (default 300).")
 @click.option("--gpus", type=int, default=1, show_default=True,
               help="Spread segments over this many GPUs (or CPU processes); see also torchrun.")
+@click.option("--train", "train_options", multiple=True, metavar="NAME=VALUE", callback=_train_options,
+              help="Override a training setting (repeatable), e.g. --train beta1=0.5 --train "
+                   "compile_mode=reduce-overhead. Names: " + ", ".join(fit.TRAIN_OPTIONS) + ".")
 def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
            device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume, checkpoint_every,
-           segment_frames, gpus):
+           segment_frames, gpus, train_options):
     """Fit a network to INPUT and write it as a .dnv file."""
     def go():
         report = codec.encode(
@@ -141,7 +155,8 @@ def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, 
             prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
             device=device, frame_range=_frames(frame_range), size=_parse_size(size), pix_fmt=pix_fmt,
             fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True),
-            resume=resume, checkpoint_every=checkpoint_every, segment_frames=segment_frames, gpus=gpus)
+            resume=resume, checkpoint_every=checkpoint_every, segment_frames=segment_frames, gpus=gpus,
+            train_options=train_options)
         if report is None:  # a torchrun rank other than 0: rank 0 reports
             return
         print_encode_report(report)

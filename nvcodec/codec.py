@@ -52,7 +52,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
            quant_bits: int = 8, device: str = "auto", frame_range=(0, None), size=None, pix_fmt: str = "yuv420p",
            fps=None, seed: int = 0, compile: bool | None = None, progress: bool = True, log=_quiet,
            resume: bool = False, checkpoint_every: float = 60.0, segment_frames: int | None = None,
-           gpus: int = 1) -> dict | None:
+           gpus: int = 1, train_options: dict | None = None) -> dict | None:
     """Fit networks to the video `input` and write the .dnv file `output`. Returns the report.
 
     The video is read as a stream, `segment_frames` frames at a time (default
@@ -61,12 +61,15 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     a segmented one (see `segments`). With `gpus` > 1, or under torchrun, segments are spread over
     processes; rank 0 writes the file and returns the report, other torchrun ranks return None.
 
+    `train_options` overrides training settings by name (`fit.TRAIN_OPTIONS`), after the preset and the
+    keywords above.
+
     Training state is checkpointed to `checkpoint_path(output)` (one per segment) every
     `checkpoint_every` seconds, at the end of training and on Ctrl-C during training (which raises
     fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
     """
     from . import distributed
-    from .fit import PRESETS, TrainSettings
+    from .fit import PRESETS, TRAIN_OPTIONS, TrainSettings, check_train_option
 
     if model not in MODELS:
         raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
@@ -89,6 +92,14 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     for name, value in (("epochs", epochs), ("prune_epochs", prune_epochs), ("batch", batch), ("lr", lr)):
         if value is not None:
             setattr(settings, name, value)
+    for name, value in (train_options or {}).items():
+        if name not in TRAIN_OPTIONS:
+            raise CodecError(f"unknown training option {name!r} (choose {', '.join(TRAIN_OPTIONS)})")
+        try:
+            check_train_option(name, value)
+        except ValueError as e:
+            raise CodecError(str(e)) from None
+        setattr(settings, name, value)
     job = _EncodeJob(input, output, bpp, model_size, model, preset, settings, compile, quant_bits, device,
                      dict(frame_range=frame_range, size=size, pix_fmt=pix_fmt, fps=fps),
                      segment_frames or segments.DEFAULT_SEGMENT_FRAMES, progress, log, resume, checkpoint_every)
@@ -132,6 +143,7 @@ class _EncodeJob:
 
     def run(self, group) -> dict | None:
         from . import distributed
+        from .fit import TRAIN_OPTIONS
         from .video import VideoReader
 
         started = time.perf_counter()
@@ -193,6 +205,9 @@ class _EncodeJob:
             "train_frames_per_second": mean("train_frames_per_second"), "train_tflops": mean("train_tflops"),
             "encode_seconds": time.perf_counter() - started, "device": device_name(dev), "processes": group.world,
             "sections": bitstream.section_sizes(data) if len(parts) == 1 else {"segments": len(data)},
+            "train_options": {k: getattr(self.settings, k) for k in TRAIN_OPTIONS},
+            # Running PSNR of each main-phase epoch, per segment (for learning curves).
+            "train_curves": [st["train_curve"] for st in stats],
             "segments": [{"first_frame": first,
                           **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds")}}
                          for first, _, st in parts],
@@ -264,6 +279,7 @@ class _EncodeJob:
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
             "train_tflops": training_flops(arch, s.enc_dim) * result.frames_per_second / 1e12,
+            "train_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "train"],
             # Where the segment's wall time went: fitting (with compile and embeddings), rate control +
             # entropy coding, and decoding the bytes again to measure them.
             "seconds": {"fit": clock["fit"] - clock["start"], "compress": clock["compress"] - clock["fit"],

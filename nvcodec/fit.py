@@ -64,8 +64,10 @@ class TrainSettings:
     prune_epochs: int = 30        # fine-tuning epochs with the pruning mask held fixed
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
+    beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5)
     amp: bool = True              # bf16 autocast on CUDA
     compile: bool = False         # torch.compile the training step (on by default on CUDA, see codec)
+    compile_mode: str = "default"  # torch.compile mode; "reduce-overhead" adds CUDA graphs
     seed: int = 0
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
 
@@ -76,6 +78,49 @@ PRESETS = {
     "medium": dict(epochs=300, prune_epochs=30),
     "slow": dict(epochs=600, prune_epochs=60),
 }
+
+
+# Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
+TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
+                 "amp", "compile_mode", "code_lr_scale")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def parse_train_option(text: str) -> tuple[str, object]:
+    """"NAME=VALUE" -> (name, value typed like the setting); ValueError with a one-line reason."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in TRAIN_OPTIONS:
+        raise ValueError(f"{text!r}: expected NAME=VALUE with NAME one of {', '.join(TRAIN_OPTIONS)}")
+    kind = type(getattr(TrainSettings, name))
+    raw = raw.strip()
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "on", "off"):
+                raise ValueError
+            value = raw.lower() in ("true", "1", "on")
+        else:
+            value = kind(raw)
+    except ValueError:
+        wanted = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, "text")
+        raise ValueError(f"{text!r}: {name} takes {wanted}") from None
+    check_train_option(name, value)
+    return name, value
+
+
+def check_train_option(name: str, value) -> None:
+    if name == "compile_mode" and value not in COMPILE_MODES:
+        raise ValueError(f"compile_mode {value!r}: choose {', '.join(COMPILE_MODES)}")
+    if name == "loss" and value not in ("l2", "l1ssim"):
+        raise ValueError(f"loss {value!r}: choose l2 or l1ssim")
+    if name in ("epochs", "batch", "enc_dim") and value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    if name in ("lr", "code_lr_scale") and not value > 0:
+        raise ValueError(f"{name} must be positive")
+    if name in ("warmup", "beta1") and not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1)")
+    if name in ("prune_epochs", "grad_clip") and value < 0:
+        raise ValueError(f"{name} must not be negative")
 
 
 @dataclass
@@ -221,7 +266,8 @@ class Fitter:
         self.step_fn = self._forward_loss
         if settings.compile:
             _allow_recompiles()
-            self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss))
+            mode = None if settings.compile_mode == "default" else settings.compile_mode
+            self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss, mode=mode))
         self.history: list[dict] = []
         # Where training stands: what a checkpoint and a rollback snapshot hold.
         self.phase, self.epoch, self.pos, self.order = "train", 0, 0, None
@@ -234,7 +280,7 @@ class Fitter:
         self.checkpoint_every = checkpoint_every
         self.identity = {
             "format": CHECKPOINT_FORMAT,
-            "settings": {k: v for k, v in asdict(settings).items() if k != "compile"},
+            "settings": {k: v for k, v in asdict(settings).items() if k not in ("compile", "compile_mode")},
             "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(arch).items() if k != "extra"},
             "video": video_fingerprint(frames_u8) if self.checkpoint is not None else None,
         }
@@ -262,7 +308,7 @@ class Fitter:
         return neighbours(self.video, idx)
 
     def _optimizer(self):
-        return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(0.9, 0.999),
+        return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
                                 fused=self.device.type == "cuda")
 
     def _make_inputs(self) -> torch.nn.Module:

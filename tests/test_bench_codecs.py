@@ -168,3 +168,31 @@ def test_rd_average_counts_clips_run_at_other_epoch_budgets():
     assert both["clips_bd_rate_percent"] == 2
     assert both["bd_rate_percent"] == pytest.approx(sum(per_clip) / 2)
     assert rows[("average", "dnv-fast")]["clips_bd_rate_percent"] == 1
+
+
+def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
+    """bunny.py's bookkeeping with a stand-in encode: recipe, curves, and --merge of both."""
+    from benchmarks import bunny
+
+    calls = []
+
+    def encode(src, dst, **kw):
+        calls.append(kw)
+        return {"params": 10, "prune_epochs": 1, "batch": kw["batch"] or 2, "psnr_float_unpruned": 30.0,
+                "psnr": 30.1, "bpp": 0.1, "bytes": 99, "train_seconds": 5.0, "train_frames_per_second": 26.4,
+                "train_tflops": 1.0, "rollbacks": 0, "train_curves": [[20.0, 25.0, 30.0]]}
+
+    monkeypatch.setattr(bunny.codec, "encode", encode)
+    monkeypatch.setattr(bunny, "center_crop_640x1280", lambda clip, folder: folder / "crop.mkv")
+    run = lambda *args: monkeypatch.setattr(sys, "argv", ["bunny.py", *args]) or bunny.main()  # noqa: E731
+    run("clip.mp4", "--sizes", "3M", "--epochs", "3", "--batch", "1", "--train", "beta1=0.5", "amp=false",
+        "--out", str(tmp_path / "a"))
+    assert calls[0]["train_options"] == {"beta1": 0.5, "amp": False} and calls[0]["batch"] == 1
+    (rec,) = json.loads((tmp_path / "a" / "bunny.json").read_text())
+    assert rec["recipe"] == "batch=1 beta1=0.5 amp=False"
+    assert "batch=1 beta1=0.5 amp=False" in (tmp_path / "a" / "bunny.md").read_text()
+    run("clip.mp4", "--sizes", "0.35M", "--epochs", "3", "--out", str(tmp_path / "b"))
+    run("--merge", str(tmp_path / "a" / "bunny.json"), "--out", str(tmp_path / "b"))
+    curves = json.loads((tmp_path / "b" / "bunny-curves.json").read_text())
+    assert curves == {"0.35M preset": [20.0, 25.0, 30.0], "3M batch=1 beta1=0.5 amp=False": [20.0, 25.0, 30.0]}
+    assert [r["size"] for r in json.loads((tmp_path / "b" / "bunny.json").read_text())] == ["0.35M", "3M"]

@@ -44,6 +44,10 @@ def test_encode_report_is_true_to_the_file(encoded):
     for key in ("bpp", "bytes", "psnr", "ms_ssim", "frames", "width", "height", "params", "encode_seconds", "device"):
         assert key in report
     assert sum(report["sections"].values()) == size  # every byte is accounted for by a section or framing
+    # The learning curve: one running PSNR per main-phase epoch, and training gets better.
+    (curve,) = report["train_curves"]
+    assert len(curve) == 30 and curve[-1] > curve[0] + 3
+    assert report["train_options"]["lr"] == 3e-3 and report["train_options"]["epochs"] == 30
 
 
 def test_bpp_lands_within_ten_percent(encoded):

@@ -1,5 +1,6 @@
 """The float model's PSNR that training reports is an exact measurement, not the epochs' running figure."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -50,3 +51,39 @@ def test_compiling_allows_a_process_many_model_shapes():
         assert getattr(config, name) >= RECOMPILE_LIMIT
     finally:
         setattr(config, name, before)
+
+
+def test_training_options_are_parsed_typed_and_checked():
+    from nvcodec.fit import parse_train_option
+
+    assert parse_train_option("beta1=0.5") == ("beta1", 0.5)
+    assert parse_train_option("compile-mode=reduce-overhead") == ("compile_mode", "reduce-overhead")
+    assert parse_train_option("amp=off") == ("amp", False)
+    assert parse_train_option("batch=8") == ("batch", 8)
+    for bad, says in [("foo=1", "NAME one of"), ("batch=1.5", "integer"), ("amp=maybe", "true or false"),
+                      ("compile_mode=fastest", "choose"), ("beta1=1", "[0, 1)"), ("lr=0", "positive"), ("lr", "NAME=")]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            parse_train_option(bad)
+
+
+def test_beta1_reaches_the_optimizer():
+    from nvcodec.fit import Fitter
+
+    frames = torch.zeros(4, 32, 48, 3, dtype=torch.uint8)
+    arch = sizing.plan_for_params("dnerv", 48, 32, 0.01, frames=4).arch
+    fitter = Fitter(frames, arch, TrainSettings(epochs=1, batch=2, beta1=0.5), torch.device("cpu"), progress=False)
+    assert all(g["betas"] == (0.5, 0.999) for g in fitter.opt.param_groups)
+
+
+def test_encode_refuses_a_bad_training_option(tmp_path, testdata):
+    from click.testing import CliRunner
+
+    from nvcodec import codec
+    from nvcodec.cli import main
+
+    clip = testdata / "carphone_qcif_120f_x264qp10.mp4"
+    with pytest.raises(codec.CodecError, match="unknown training option"):
+        codec.encode(clip, tmp_path / "a.dnv", train_options={"momentum": 0.5}, device="cpu", progress=False)
+    r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "beta1=2"])
+    assert r.exit_code == 2 and "beta1 must be in [0, 1)" in r.output
+    assert not (tmp_path / "a.dnv").exists() and not (tmp_path / "b.dnv").exists()
