@@ -37,17 +37,25 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order. Session 5, round 2 (plan `lanes` on one
-# H100, so one after another and each timed alone): issue 3's recipes for 3M Bunny at 300 epochs, each
-# lane writing its own folder (all are 3M records). Round 1 (plan `together`) found that Adam's
-# beta1=0.5 diverges at batch 1, 2 and 8, and the probe that CUDA graphs double batch-1 throughput.
+# The lanes: each a list of jobs for one GPU, in priority order. Session 5, round 3 (plan `lanes` on one
+# H100): the new defaults (batch 1, CUDA graphs) through `dnv encode` itself: several segments in one
+# process, then the Bunny sizes with no recipe options. Rounds 1 and 2: benchmarks/results/bunny/NOTES.md.
 B3M() { local lane=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 300 --out $RES/bunny-lane$lane "$@"; }
-lane0() { job 7 B3M 0 --batch 1 --lr 5e-4 --train compile_mode=reduce-overhead; }   # the paper's batch and lr
-lane1() { job 5 B3M 1 --batch 8 --lr 2e-3; }                                      # the speed path
-lane2() { job 7 B3M 2 --batch 1 --lr 1e-3 --train compile_mode=reduce-overhead; }   # batch 1 at our lr
-lane3() { job 6 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 0.35M --epochs 300 \
-    --out $RES/bunny-lane3 --batch 1 --lr 5e-4 --train compile_mode=reduce-overhead; }
+SEGMENTS() {   # 3 segments of 60 frames in one process: CUDA graphs re-recorded per segment
+    python3 -m nvcodec encode $T/sam2_04_coffee_1280x720.mp4 -o $RES/seg.dnv --frames 0:180 --segment-frames 60 \
+        --bpp 0.05 --epochs 20 --prune-epochs 2 -q --json $RES/segments.json
+    python3 -m nvcodec decode $RES/seg.dnv -o $RES/seg.mkv --ref $T/sam2_04_coffee_1280x720.mp4 --ref-frames 0:180 \
+        --json $RES/segments_decode.json; rm -f $RES/seg.mkv
+}
+lane0() {
+    job 2 SEGMENTS
+    job 7 B3M 0
+    job 6 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 1.5M --epochs 300 --out $RES/bunny-lane0
+}
+lane1() { :; }
+lane2() { :; }
+lane3() { :; }
 
 plan_lanes() {
     local gpus; gpus=$(nvidia-smi -L | wc -l)
@@ -94,7 +102,7 @@ start)
     PLAN=${2:?plan: multi, lanes or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
-    export -f queue job B3M plan_multi plan_lanes plan_together lane0 lane1 lane2 lane3
+    export -f queue job B3M SEGMENTS plan_multi plan_lanes plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid

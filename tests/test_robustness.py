@@ -17,8 +17,10 @@ from nvcodec.cli import main
 from nvcodec.codec import checkpoint_path
 from nvcodec.fit import Fitter, Interrupted
 
-FAST = dict(model_size=3e3, epochs=4, prune_epochs=2, lr=5e-3, device="cpu", progress=False)
-CLI_FAST = ["--model-size", "3000", "--epochs", "4", "--prune-epochs", "2", "--lr", "5e-3", "--device", "cpu", "-q"]
+# Batch 2 (not the default 1): the step counts below (where an interrupt lands) are written for it.
+FAST = dict(model_size=3e3, epochs=4, prune_epochs=2, lr=5e-3, batch=2, device="cpu", progress=False)
+CLI_FAST = ["--model-size", "3000", "--epochs", "4", "--prune-epochs", "2", "--lr", "5e-3", "--batch", "2",
+            "--device", "cpu", "-q"]
 # 4 frames at batch 2: 2 steps an epoch; steps 1-8 train, 9-12 fine-tune after pruning.
 
 pytestmark = pytest.mark.usefixtures("single_thread")
