@@ -14,7 +14,7 @@ accordingly; --minutes M starts no new size after M minutes, and --append merges
 bunny.json, so the next command goes on with the sizes left. `--merge OTHER/bunny.json...` adds the
 records of runs made elsewhere (e.g. one size per GPU, each with its own --out) and rewrites bunny.md.
 Each record names the command, date and GPU that produced it, and its `recipe`: the training settings
-given here that differ from the preset (`--batch`, `--lr`, `--train NAME=VALUE` as in `dnv encode --train`).
+that tell recipes apart (the preset's, changed by `--batch`, `--lr`, `--train NAME=VALUE` as in `dnv encode --train`).
 Each run's learning curve (running PSNR per epoch) goes to bunny-curves.json beside bunny.json.
 """
 from __future__ import annotations
@@ -54,10 +54,12 @@ def train_option(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def recipe(batch, lr, options: dict) -> str:
-    """The settings a run changed from the preset, e.g. "batch=1 lr=0.0005 beta1=0.5" ("preset" if none)."""
-    given = {"batch": batch, "lr": lr, **options}
-    return " ".join(f"{k}={v}" for k, v in given.items() if v is not None) or "preset"
+def recipe(options: dict) -> str:
+    """The training settings that tell recipes apart, from an encode report's `train_options`,
+    e.g. "batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16"."""
+    o = options
+    return (f"batch {o['batch']}, lr {o['lr']:g}, beta1 {o['beta1']:g}, {o['compile_mode']}, "
+            f"{'bf16' if o['amp'] else 'fp32'}" + ("" if o["loss"] == "l2" else f", {o['loss']}"))
 
 
 def add_curves(out: Path, curves: dict) -> None:
@@ -73,7 +75,7 @@ def write_report(out: Path, records: list[dict], meta: dict) -> None:
     records = sorted(records, key=lambda r: (SIZE_ORDER.index(r["size"]), r.get("model", "dnerv")))
     write_json(out / "bunny.json", records, meta)
     cols = ["size", "params", "epochs", "batch", "recipe", "psnr_float", "psnr_coded", "paper_psnr", "bpp",
-            "train_seconds", "train_fps", "train_tflops", "rollbacks", "psnr_float_method"]
+            "train_seconds", "train_fps", "train_tflops", "rollbacks", "psnr_float_method", "gpu"]
     runs = sorted({(r.get("date", "?"), r.get("gpu", "?"), r.get("torch", "?"), r.get("command", "?"))
                    for r in records})
     lines = ["# Bunny 640x1280 (DNeRV paper Table 1a)", "", markdown_table(records, cols), "",
@@ -135,7 +137,7 @@ def main():
                    "train_fps": round(r["train_frames_per_second"], 1), "train_tflops": round(r["train_tflops"], 2),
                    "gpu": meta["gpu"], "torch": meta["torch"], "model": a.model,
                    "psnr_float_method": "evaluated", "rollbacks": r["rollbacks"],
-                   "recipe": recipe(a.batch, a.lr, dict(a.train)),
+                   "recipe": recipe(r["train_options"]),
                    "date": meta["date"], "command": meta["command"]}
             print(rec, flush=True)
             add_curves(a.out, {f"{size} {rec['recipe']}": r["train_curves"][0]})

@@ -37,21 +37,15 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order. Session 5, round 3 (plan `lanes` on one
-# H100): the new defaults (batch 1, CUDA graphs) through `dnv encode` itself: several segments in one
-# process, then the Bunny sizes with no recipe options. Rounds 1 and 2: benchmarks/results/bunny/NOTES.md.
-B3M() { local lane=$1; shift
-    python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 300 --out $RES/bunny-lane$lane "$@"; }
-SEGMENTS() {   # 3 segments of 60 frames in one process: CUDA graphs re-recorded per segment
-    python3 -m nvcodec encode $T/sam2_04_coffee_1280x720.mp4 -o $RES/seg.dnv --frames 0:180 --segment-frames 60 \
-        --bpp 0.05 --epochs 20 --prune-epochs 2 -q --json $RES/segments.json
-    python3 -m nvcodec decode $RES/seg.dnv -o $RES/seg.mkv --ref $T/sam2_04_coffee_1280x720.mp4 --ref-frames 0:180 \
-        --json $RES/segments_decode.json; rm -f $RES/seg.mkv
-}
+# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Session 5 ran three
+# rounds (benchmarks/results/gpu_session5/); these are what is left for issue 3, for one H100 (plan `lanes`).
+BUNNY() { local out=$1; shift
+    python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --epochs 300 --out $RES/$out "$@"; }
 lane0() {
-    job 2 SEGMENTS
-    job 7 B3M 0
-    job 6 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 1.5M --epochs 300 --out $RES/bunny-lane0
+    job 15 BUNNY bunny-lane0 --sizes 0.75M 1.5M 0.35M          # the other sizes at the new default recipe
+    job 6 BUNNY bunny-lr7e-4 --sizes 3M --lr 7e-4               # between 1e-3 (diverges once) and 5e-4
+    job 12 python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --sizes 3M --epochs 600 \
+        --out $RES/bunny-600epochs                             # does a longer schedule reach 38.09 dB?
 }
 lane1() { :; }
 lane2() { :; }
@@ -102,7 +96,7 @@ start)
     PLAN=${2:?plan: multi, lanes or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
-    export -f queue job B3M SEGMENTS plan_multi plan_lanes plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY plan_multi plan_lanes plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid

@@ -57,7 +57,7 @@ CHECKPOINT_FORMAT = 1
 class TrainSettings:
     epochs: int = 300
     # Batch 1 (the paper's), with CUDA graphs on a GPU: on an H100, 3M Bunny at 300 epochs reached 37.76 dB
-    # in 329 s, against 36.96 dB at batch 2 in about the same time (benchmarks/results/bunny/NOTES.md).
+    # in 329 s, against 36.96 dB at batch 2 in about the same time (benchmarks/results/bunny/recipes.md).
     batch: int = 1
     lr: float = 1e-3
     warmup: float = 0.2           # fraction of the main schedule spent warming up
@@ -70,7 +70,7 @@ class TrainSettings:
     amp: bool = True              # bf16 autocast on CUDA
     compile: bool = False         # torch.compile the training step (on by default on CUDA, see codec)
     # torch.compile mode. CUDA graphs ("reduce-overhead") cut the launch overhead that bounds a small-batch
-    # step: 70 -> 148 frames/s at batch 1 on an H100 (benchmarks/results/bunny/train_probe_h100.md).
+    # step: 70 -> 148 frames/s at batch 1 on an H100 (benchmarks/results/bunny/recipes.md).
     compile_mode: str = "reduce-overhead"
     seed: int = 0
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's

@@ -180,7 +180,10 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
         calls.append(kw)
         return {"params": 10, "prune_epochs": 1, "batch": kw["batch"] or 2, "psnr_float_unpruned": 30.0,
                 "psnr": 30.1, "bpp": 0.1, "bytes": 99, "train_seconds": 5.0, "train_frames_per_second": 26.4,
-                "train_tflops": 1.0, "rollbacks": 0, "train_curves": [[20.0, 25.0, 30.0]]}
+                "train_tflops": 1.0, "rollbacks": 0, "train_curves": [[20.0, 25.0, 30.0]],
+                "train_options": {"batch": kw["batch"] or 1, "lr": 1e-3, "beta1": kw["train_options"].get("beta1", 0.9),
+                                  "compile_mode": "reduce-overhead", "amp": kw["train_options"].get("amp", True),
+                                  "loss": "l2"}}
 
     monkeypatch.setattr(bunny.codec, "encode", encode)
     monkeypatch.setattr(bunny, "center_crop_640x1280", lambda clip, folder: folder / "crop.mkv")
@@ -189,10 +192,11 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
         "--out", str(tmp_path / "a"))
     assert calls[0]["train_options"] == {"beta1": 0.5, "amp": False} and calls[0]["batch"] == 1
     (rec,) = json.loads((tmp_path / "a" / "bunny.json").read_text())
-    assert rec["recipe"] == "batch=1 beta1=0.5 amp=False"
-    assert "batch=1 beta1=0.5 amp=False" in (tmp_path / "a" / "bunny.md").read_text()
+    assert rec["recipe"] == "batch 1, lr 0.001, beta1 0.5, reduce-overhead, fp32"
+    assert rec["recipe"] in (tmp_path / "a" / "bunny.md").read_text()
     run("clip.mp4", "--sizes", "0.35M", "--epochs", "3", "--out", str(tmp_path / "b"))
     run("--merge", str(tmp_path / "a" / "bunny.json"), "--out", str(tmp_path / "b"))
     curves = json.loads((tmp_path / "b" / "bunny-curves.json").read_text())
-    assert curves == {"0.35M preset": [20.0, 25.0, 30.0], "3M batch=1 beta1=0.5 amp=False": [20.0, 25.0, 30.0]}
+    assert curves == {"0.35M batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16": [20.0, 25.0, 30.0],
+                      "3M batch 1, lr 0.001, beta1 0.5, reduce-overhead, fp32": [20.0, 25.0, 30.0]}
     assert [r["size"] for r in json.loads((tmp_path / "b" / "bunny.json").read_text())] == ["0.35M", "3M"]
