@@ -3,8 +3,8 @@
     python benchmarks/train_probe.py CLIP --bpp 0.05 [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
-or a torch.compile mode ("default" is what `dnv encode` uses on a GPU; "reduce-overhead" adds CUDA
-graphs). Speed only: a setting that wins here must still be checked for quality at full length.
+or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
+"default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
 """
 from __future__ import annotations
 
