@@ -19,9 +19,8 @@ from nvcodec.video import read_video
 
 
 def probe(frames, arch, batch, mode, steps, device):
-    f = Fitter(torch.from_numpy(frames), arch, TrainSettings(batch=batch), device, progress=False)
-    if mode != "eager":
-        f.step_fn = torch.compile(f._forward_loss, mode=mode)
+    settings = TrainSettings(batch=batch, compile=mode != "eager", compile_mode="default" if mode == "eager" else mode)
+    f = Fitter(torch.from_numpy(frames), arch, settings, device, progress=False)
     params = list(f.encoders.parameters()) + list(f.decoder.parameters())
     opt = torch.optim.Adam(params, lr=1e-4, fused=device.type == "cuda")
 

@@ -122,7 +122,7 @@ def main():
 @click.option("--prune-epochs", type=int, default=None, help="Fine-tuning epochs after pruning.")
 @click.option("--batch", type=int, default=None, help="Frames per training step.")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
-@click.option("--loss", type=click.Choice(["l2", "l1ssim"]), default="l2", show_default=True)
+@click.option("--loss", type=click.Choice(fit.LOSSES), default="l2", show_default=True)
 @click.option("--prune", type=float, default=0.1, show_default=True, help="Fraction of decoder weights pruned.")
 @click.option("--quant-bits", type=int, default=8, show_default=True, help="Quantization bit depth.")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")

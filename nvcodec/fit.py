@@ -88,6 +88,7 @@ PRESETS = {
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
                  "amp", "compile_mode", "code_lr_scale")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+LOSSES = ("l2", "l1ssim")
 
 
 def parse_train_option(text: str) -> tuple[str, object]:
@@ -113,10 +114,13 @@ def parse_train_option(text: str) -> tuple[str, object]:
 
 
 def check_train_option(name: str, value) -> None:
+    """ValueError (one line) unless `name` is a setting users may override and `value` fits it."""
+    if name not in TRAIN_OPTIONS:
+        raise ValueError(f"unknown training option {name!r} (choose {', '.join(TRAIN_OPTIONS)})")
     if name == "compile_mode" and value not in COMPILE_MODES:
         raise ValueError(f"compile_mode {value!r}: choose {', '.join(COMPILE_MODES)}")
-    if name == "loss" and value not in ("l2", "l1ssim"):
-        raise ValueError(f"loss {value!r}: choose l2 or l1ssim")
+    if name == "loss" and value not in LOSSES:
+        raise ValueError(f"loss {value!r}: choose {' or '.join(LOSSES)}")
     if name in ("epochs", "batch", "enc_dim") and value < 1:
         raise ValueError(f"{name} must be at least 1")
     if name in ("lr", "code_lr_scale") and not value > 0:
@@ -216,7 +220,7 @@ def make_loss(kind: str):
             win = min(11, (min(out.shape[-2:]) // 2) * 2 - 1)
             return 0.7 * F.l1_loss(out, ref) + 0.3 * (1 - ssim(out, ref, data_range=1.0, win_size=max(win, 3)))
         return l1ssim
-    raise ValueError(f"unknown loss {kind!r} (choose l2 or l1ssim)")
+    raise ValueError(f"unknown loss {kind!r} (choose {' or '.join(LOSSES)})")
 
 
 def video_fingerprint(frames_u8: torch.Tensor) -> str:
