@@ -16,8 +16,10 @@ A long encode survives trouble:
 - Out of memory: a step that runs out of GPU memory is retried at half the batch, and the log says
   so; at batch 1 a TrainingError names the memory needed.
 - Divergence: an epoch whose loss is NaN/inf, or whose PSNR falls more than DIVERGENCE_DB below the
-  best of its phase (a known failure of NeRV training), is undone: the last good state comes back
-  with half the learning rate, and the log says so; after MAX_ROLLBACKS, a TrainingError.
+  best of its phase (a known failure of NeRV training), is undone: the last good state comes back,
+  the learning rate is capped at half the highest rate of the failed epoch, and the log says so;
+  after MAX_ROLLBACKS, a TrainingError. A cap, not a scale: once the schedule decays below it,
+  training follows the schedule again, instead of running the whole rest of it at half rate.
 
 DS-NeRV (`CodeFitter`) has no encoders: its static and dynamic codes are parameters trained with
 the decoder, and each step reads them at the batch's frame times.
@@ -50,7 +52,7 @@ from .models.encoders import Encoders
 
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2     # 2: the rollback's learning-rate cap replaced a scale
 
 
 @dataclass
@@ -281,7 +283,7 @@ class Fitter:
         self.phase, self.epoch, self.pos, self.order = "train", 0, 0, None
         self.mse_sum = torch.zeros((), device=device)
         self.batch = max(1, min(settings.batch, self.frames))
-        self.lr_scale, self.rollbacks, self.masks = 1.0, 0, {}
+        self.lr_cap, self.rollbacks, self.masks = math.inf, 0, {}
         self.opt = self._optimizer()
         self._since = time.perf_counter()
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -385,7 +387,7 @@ class Fitter:
                 per_epoch = math.ceil(self.frames / self.batch)
                 total = epochs * per_epoch
                 step = self.epoch * per_epoch + math.ceil(self.pos / self.batch)
-                lr = lr_at(step, total, int(warmup * total), peak_lr * self.lr_scale)
+                lr = min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
                 oom = None
                 try:
                     mse = self._step(idx, lr)
@@ -401,7 +403,11 @@ class Fitter:
                 self._after_step()
             psnr = -10 * math.log10(max(float(self.mse_sum) / self.frames, 1e-12))
             if not math.isfinite(psnr) or psnr < best - DIVERGENCE_DB:
-                self._roll_back(psnr, best, peak_lr)
+                per_epoch = math.ceil(self.frames / self.batch)
+                total = epochs * per_epoch
+                highest = max(min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
+                              for step in range(self.epoch * per_epoch, (self.epoch + 1) * per_epoch))
+                self._roll_back(psnr, best, highest)
                 continue
             self.epoch, self.order = self.epoch + 1, None
             self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr})
@@ -410,17 +416,19 @@ class Fitter:
             if self.bar is not None:
                 self.bar.set_postfix_str(f"{self.phase} epoch {self.epoch}/{epochs} PSNR {psnr:.2f} dB")
 
-    def _roll_back(self, psnr: float, best: float, peak_lr: float) -> None:
+    def _roll_back(self, psnr: float, best: float, failed_lr: float) -> None:
+        """Back to the last good epoch, with the learning rate capped at half of `failed_lr` (the highest
+        rate of the failed epoch) from then on."""
         failed = self.epoch + 1
-        rollbacks, scale = self.rollbacks + 1, self.lr_scale * 0.5
+        rollbacks, cap = self.rollbacks + 1, failed_lr * 0.5
         if rollbacks > MAX_ROLLBACKS:
             raise TrainingError(f"training diverged {rollbacks} times (last at {self.phase} epoch {failed}, "
                                 f"PSNR {psnr:.2f} dB); try a lower --lr or another --seed")
         batch = self.batch          # (a batch lowered for memory stays lowered)
         self._load_state(*self._good, rng=False)
-        self.rollbacks, self.lr_scale, self.batch = rollbacks, scale, batch
+        self.rollbacks, self.lr_cap, self.batch = rollbacks, cap, batch
         self._say(f"training diverged at {self.phase} epoch {failed} (PSNR {best:.2f} -> {psnr:.2f} dB); "
-                  f"rolled back to epoch {self.epoch}, learning rate now {peak_lr * scale:.3g}")
+                  f"rolled back to epoch {self.epoch}, learning rate now at most {cap:.3g}")
 
     def _lower_batch(self, message: str) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -567,13 +575,14 @@ class Fitter:
         if copy:
             t = {k: v.detach().clone() for k, v in t.items()}
         meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
-                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history]}
+                "lr_cap": None if math.isinf(self.lr_cap) else self.lr_cap, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history]}
         return t, meta
 
     def _load_state(self, tensors: dict, meta: dict, rng: bool = True) -> None:
         t = {k: v.detach().clone() for k, v in tensors.items()}     # never alias a snapshot
         self.phase, self.epoch, self.pos, self.batch = meta["phase"], meta["epoch"], meta["pos"], meta["batch"]
-        self.lr_scale, self.rollbacks = meta["lr_scale"], meta["rollbacks"]
+        self.lr_cap = math.inf if meta["lr_cap"] is None else meta["lr_cap"]
+        self.rollbacks = meta["rollbacks"]
         self.history = [dict(h) for h in meta["history"]]
         self.encoders.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("enc.")})
         self.decoder.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("dec.")})

@@ -15,7 +15,7 @@ from nvcodec import codec, decoding, memory
 from nvcodec.bitstream import BitstreamError
 from nvcodec.cli import main
 from nvcodec.codec import checkpoint_path
-from nvcodec.fit import Fitter, Interrupted
+from nvcodec.fit import Fitter, Interrupted, lr_at
 
 # Batch 2 (not the default 1): the step counts below (where an interrupt lands) are written for it.
 FAST = dict(model_size=3e3, epochs=4, prune_epochs=2, lr=5e-3, batch=2, device="cpu", progress=False)
@@ -159,12 +159,26 @@ def test_nan_divergence_rolls_back_with_a_lower_learning_rate(carphone, tmp_path
             for p in fitter.decoder.parameters():
                 p.fill_(float("nan"))
     monkeypatch.setattr(Fitter, "after_step", stop_at(5, action=poison))    # in epoch 3
+    rates, step = [], Fitter._step
+
+    def recording_step(self, idx, lr):
+        rates.append(lr)
+        return step(self, idx, lr)
+    monkeypatch.setattr(Fitter, "_step", recording_step)
     logs = []
     report = codec.encode(carphone, tmp_path / "o.dnv", log=logs.append, **FAST)
     line = next(m for m in logs if "diverged" in m)
     assert "training diverged at train epoch 3 (PSNR" in line and "-> nan dB); rolled back to epoch 2" in line
-    assert line.endswith(f"learning rate now {5e-3 / 2:.3g}")
     assert report["rollbacks"] == 1 and math.isfinite(report["psnr"])
+    # The schedule of the 8 training steps (warm-up 1 step, then cosine); epoch 3 is steps 4 and 5.
+    schedule = [lr_at(s, 8, 1, 5e-3) for s in range(8)]
+    cap = max(schedule[4:6]) / 2
+    assert line.endswith(f"learning rate now at most {cap:.3g}")
+    # Steps 1-6 ran (epoch 3 failed), then epoch 3 again under the cap, then epoch 4, where the schedule has
+    # fallen below the cap and is followed again.
+    assert rates[:6] == pytest.approx(schedule[:6])
+    assert rates[6:8] == pytest.approx([cap, cap])
+    assert schedule[6] < cap and rates[8:10] == pytest.approx(schedule[6:8])
 
 
 def test_psnr_collapse_rolls_back(carphone, tmp_path, monkeypatch):
