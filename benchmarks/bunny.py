@@ -81,7 +81,9 @@ def write_report(out: Path, records: list[dict], meta: dict) -> None:
     lines = ["# Bunny 640x1280 (DNeRV paper Table 1a)", "", markdown_table(records, cols), "",
              "psnr_float: the float model before pruning, all frames in fp32 (`psnr_float_method`: 'evaluated'); "
              "'running' marks a record from before that measurement, holding the last epoch's running PSNR. "
-             "rollbacks: times training diverged and went back to its last good state at half the learning rate.",
+             "rollbacks: times training diverged and went back to its last good state, with a lower learning rate "
+             "(records from before session 6: half the rate for the rest of the schedule; since: capped at half "
+             "the failed epoch's highest rate).",
              "", "Runs:", ""]
     lines += [f"- {date}, {gpu}, torch {torch}: `python benchmarks/{command}`" for date, gpu, torch, command in runs]
     (out / "bunny.md").write_text("\n".join(lines) + "\n")

@@ -37,16 +37,14 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 5 and 6 ran
-# theirs (benchmarks/results/gpu_session5/, gpu_session6/); these are what session 6 planned, for one H100.
+# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-6 ran
+# theirs (benchmarks/results/gpu_session4/ to gpu_session6/); these are what is left for issue 3, for one H100.
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    job 7 BUNNY bunny-3m --sizes 3M --epochs 300                 # the default, with the capped rollback
-    job 15 BUNNY bunny-lane0 --sizes 0.75M 1.5M 0.35M --epochs 300   # the other sizes at the default recipe
-    job 4 BUNNY bunny-150epochs --sizes 3M --epochs 150          # what about 180 s of training buys
-    job 12 BUNNY bunny-600epochs --sizes 3M --epochs 600         # does a longer schedule reach 38.09 dB?
     job 7 BUNNY bunny-lr7e-4 --sizes 3M --epochs 300 --lr 7e-4   # between 1e-3 (diverges once) and 5e-4
+    job 9 BUNNY bunny-400epochs --sizes 3M --epochs 400          # where between 300 and 600 epochs is 38.09 dB?
+    job 11 BUNNY bunny-500epochs --sizes 3M --epochs 500
 }
 lane1() { :; }
 lane2() { :; }

@@ -58,8 +58,8 @@ CHECKPOINT_FORMAT = 2     # 2: the rollback's learning-rate cap replaced a scale
 @dataclass
 class TrainSettings:
     epochs: int = 300
-    # Batch 1 (the paper's), with CUDA graphs on a GPU: on an H100, 3M Bunny at 300 epochs reached 37.58 and
-    # 37.76 dB (two runs, 329-353 s), against 36.96 dB at batch 2 (benchmarks/results/bunny/recipes.md).
+    # Batch 1 (the paper's), with CUDA graphs on a GPU: on an H100, 3M Bunny at 300 epochs reached 37.58-37.90 dB
+    # (three runs, 329-364 s), against 36.96 dB at batch 2 (benchmarks/results/bunny/recipes.md).
     batch: int = 1
     lr: float = 1e-3
     warmup: float = 0.2           # fraction of the main schedule spent warming up
