@@ -1,10 +1,18 @@
 """Training-step throughput of one architecture under several settings (eager/compiled, batch sizes).
 
     python benchmarks/train_probe.py CLIP --bpp 0.05 [--steps 40] [--batches 2 4 8]
-        [--modes eager default reduce-overhead]
+        [--modes eager default reduce-overhead] [--profile STEPS]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
+Each step is the encoder's own (`Fitter._step`: forward, backward, gradient clipping, fused Adam).
+
+--profile STEPS first looks inside each mode at the first batch size, to see where an encode's time goes (so the
+first mode's first step compiles from cold, as in an encode): the seconds of the first step (compiling and
+CUDA-graph capture), of the next four, and of one fp32 evaluation over all frames
+(as training does twice); then torch.profiler over STEPS steps: the operations that take the most device
+time (CPU time on a CPU), and how busy the device was over the wall time of those steps (kernels replayed
+from a CUDA graph may be seen by the profiler only as a whole, or not at all: compare with mode "default").
 """
 from __future__ import annotations
 
@@ -14,33 +22,66 @@ import time
 import torch
 
 from nvcodec import sizing
-from nvcodec.fit import Fitter, TrainSettings, neighbours
+from nvcodec.fit import Fitter, TrainSettings
 from nvcodec.video import read_video
 
 
 def probe(frames, arch, batch, mode, steps, device):
-    settings = TrainSettings(batch=batch, compile=mode != "eager", compile_mode="default" if mode == "eager" else mode)
-    f = Fitter(torch.from_numpy(frames), arch, settings, device, progress=False)
-    params = list(f.encoders.parameters()) + list(f.decoder.parameters())
-    opt = torch.optim.Adam(params, lr=1e-4, fused=device.type == "cuda")
-
-    def step():
-        idx = torch.randint(0, f.frames, (batch,), device=device)
-        loss, _ = f.step_fn(*neighbours(f.video, idx))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    f, step = fitter_and_step(frames, arch, batch, mode, device)
     t0 = time.perf_counter()
     for _ in range(5):
         step()
-    torch.cuda.synchronize() if device.type == "cuda" else None
+    sync(device)
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize() if device.type == "cuda" else None
+    sync(device)
     return steps * batch / (time.perf_counter() - t0), warm
+
+
+def fitter_and_step(frames, arch, batch, mode, device):
+    """A Fitter for this setting, and one training step of it on random frames."""
+    settings = TrainSettings(batch=batch, compile=mode != "eager", compile_mode="default" if mode == "eager" else mode)
+    f = Fitter(torch.from_numpy(frames), arch, settings, device, progress=False)
+
+    def step():
+        f._step(torch.randint(0, f.frames, (batch,), device=device), 1e-4)
+    return f, step
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device, fn) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def profile(frames, arch, batch, mode, steps, device, rows=25):
+    """Where the time of an encode goes (see the module's doc); prints a report."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    f, step = fitter_and_step(frames, arch, batch, mode, device)
+    first = timed(device, step)
+    next_four = timed(device, lambda: [step() for _ in range(4)])
+    evaluation = timed(device, lambda: f._evaluate("train"))
+    print(f"{mode} batch={batch}: first step {first:.2f} s (compiling, capture), next 4 steps {next_four:.3f} s, "
+          f"one fp32 evaluation of {f.frames} frames {evaluation:.2f} s", flush=True)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=activities) as prof:
+        wall = timed(device, lambda: [step() for _ in range(steps)])
+    events = prof.key_averages()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    busy = sum(getattr(e, key) for e in events) / 1e6     # microseconds -> s
+    print(f"profiled {steps} steps: {wall:.3f} s wall ({steps * batch / wall:.1f} frames/s under the profiler), "
+          f"{'device busy' if cuda else 'CPU time, all threads'} {busy:.3f} s ({100 * busy / wall:.0f} %)")
+    print(events.table(sort_by=key, row_limit=rows), flush=True)
 
 
 def main():
@@ -51,12 +92,16 @@ def main():
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--modes", nargs="+", default=["eager", "default"],
                     help="eager, or torch.compile modes: default, reduce-overhead, max-autotune-no-cudagraphs")
+    ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                    help="first profile STEPS steps of each mode at the first batch size (see above)")
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frames, _ = read_video(a.clip)
     t, h, w = frames.shape[:3]
     plan = sizing.plan_for_bpp("dnerv", w, h, t, a.bpp)
     print(f"{w}x{h} {t} frames, {plan.params:,} params, device {device}")
+    for mode in a.modes if a.profile else []:
+        profile(frames, plan.arch, a.batches[0], mode, a.profile, device)
     for mode in a.modes:
         for batch in a.batches:
             fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device)

@@ -200,3 +200,17 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
     assert curves == {"0.35M batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16": [20.0, 25.0, 30.0],
                       "3M batch 1, lr 0.001, beta1 0.5, reduce-overhead, fp32": [20.0, 25.0, 30.0]}
     assert [r["size"] for r in json.loads((tmp_path / "b" / "bunny.json").read_text())] == ["0.35M", "3M"]
+
+
+def test_train_probe_profile_reports_where_the_time_goes(monkeypatch, capsys):
+    """train_probe.py --profile on the CPU: the encoder's own step, timed and profiled (a smoke test of the
+    GPU-session tool, so that it does not first fail on the device)."""
+    from benchmarks import train_probe
+    demo = Path(__file__).resolve().parents[1] / "nvcodec" / "data" / "bunny_demo.mp4"
+    monkeypatch.setattr(sys, "argv", ["train_probe.py", str(demo), "--bpp", "0.1", "--steps", "2",
+                                      "--batches", "1", "--modes", "eager", "--profile", "2"])
+    train_probe.main()
+    out = capsys.readouterr().out
+    assert "eager batch=1:" in out and "frames/s (warm-up" in out
+    assert "first step" in out and "one fp32 evaluation of 24 frames" in out
+    assert "profiled 2 steps" in out and "aten::convolution_backward" in out
