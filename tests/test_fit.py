@@ -1,4 +1,5 @@
 """The float model's PSNR that training reports is an exact measurement, not the epochs' running figure."""
+import json
 import math
 import re
 
@@ -87,3 +88,20 @@ def test_encode_refuses_a_bad_training_option(tmp_path, testdata):
     r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "beta1=2"])
     assert r.exit_code == 2 and "beta1 must be in [0, 1)" in r.output
     assert not (tmp_path / "a.dnv").exists() and not (tmp_path / "b.dnv").exists()
+
+
+def test_the_learning_rate_cap_survives_a_checkpoint_and_a_rollback_snapshot():
+    """A rollback's cap is part of the training state: a resumed encode keeps it (and "no cap" stays no cap)."""
+    from nvcodec.fit import Fitter
+
+    frames = torch.zeros(4, 32, 48, 3, dtype=torch.uint8)
+    arch = sizing.plan_for_params("dnerv", 48, 32, 0.01, frames=4).arch
+    make = lambda: Fitter(frames, arch, TrainSettings(epochs=1, batch=2), torch.device("cpu"), progress=False)  # noqa: E731
+    a, b = make(), make()
+    assert a.lr_cap == math.inf
+    b._load_state(*a._state())
+    assert b.lr_cap == math.inf
+    a.lr_cap = 2.5e-4
+    tensors, meta = a._state()
+    b._load_state(tensors, json.loads(json.dumps(meta)))      # as a checkpoint stores it
+    assert b.lr_cap == 2.5e-4
