@@ -378,6 +378,10 @@ class Fitter:
         """Run the current phase's epochs from where training stands."""
         best = max((h["psnr"] for h in self.history if h["phase"] == self.phase), default=-math.inf)
         self._good = self._state(copy=True)
+
+        def rate(step: int, per_epoch: int) -> float:     # the schedule at `step`, under a rollback's cap
+            total = epochs * per_epoch
+            return min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
         while self.epoch < epochs:
             if self.order is None:
                 self.order = torch.randperm(self.frames, device=self.device)
@@ -385,9 +389,7 @@ class Fitter:
             while self.pos < self.frames:
                 idx = self.order[self.pos:self.pos + self.batch]
                 per_epoch = math.ceil(self.frames / self.batch)
-                total = epochs * per_epoch
-                step = self.epoch * per_epoch + math.ceil(self.pos / self.batch)
-                lr = min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
+                lr = rate(self.epoch * per_epoch + math.ceil(self.pos / self.batch), per_epoch)
                 oom = None
                 try:
                     mse = self._step(idx, lr)
@@ -404,10 +406,8 @@ class Fitter:
             psnr = -10 * math.log10(max(float(self.mse_sum) / self.frames, 1e-12))
             if not math.isfinite(psnr) or psnr < best - DIVERGENCE_DB:
                 per_epoch = math.ceil(self.frames / self.batch)
-                total = epochs * per_epoch
-                highest = max(min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
-                              for step in range(self.epoch * per_epoch, (self.epoch + 1) * per_epoch))
-                self._roll_back(psnr, best, highest)
+                first = self.epoch * per_epoch
+                self._roll_back(psnr, best, max(rate(step, per_epoch) for step in range(first, first + per_epoch)))
                 continue
             self.epoch, self.order = self.epoch + 1, None
             self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr})
@@ -575,7 +575,8 @@ class Fitter:
         if copy:
             t = {k: v.detach().clone() for k, v in t.items()}
         meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
-                "lr_cap": None if math.isinf(self.lr_cap) else self.lr_cap, "rollbacks": self.rollbacks, "history": [dict(h) for h in self.history]}
+                "lr_cap": None if math.isinf(self.lr_cap) else self.lr_cap, "rollbacks": self.rollbacks,
+                "history": [dict(h) for h in self.history]}
         return t, meta
 
     def _load_state(self, tensors: dict, meta: dict, rng: bool = True) -> None:
