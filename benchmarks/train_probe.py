@@ -28,16 +28,8 @@ from nvcodec.video import read_video
 
 def probe(frames, arch, batch, mode, steps, device):
     f, step = fitter_and_step(frames, arch, batch, mode, device)
-    t0 = time.perf_counter()
-    for _ in range(5):
-        step()
-    sync(device)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return steps * batch / (time.perf_counter() - t0), warm
+    warm = timed(device, lambda: [step() for _ in range(5)])
+    return steps * batch / timed(device, lambda: [step() for _ in range(steps)]), warm
 
 
 def fitter_and_step(frames, arch, batch, mode, device):
