@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import SIZES, machine, markdown_table, write_json  # noqa: E402
-from nvcodec import codec  # noqa: E402
+from nvcodec import codec, sizing  # noqa: E402
 from nvcodec.fit import parse_train_option  # noqa: E402
 from nvcodec.video import read_video, write_video  # noqa: E402
 
@@ -98,6 +98,8 @@ def main():
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--model", default="dnerv")
+    ap.add_argument("--align", type=int, default=None,
+                    help="round channel widths to multiples of this (sizing.WIDTH_ALIGN; default: the codec's)")
     ap.add_argument("--train", nargs="+", default=[], metavar="NAME=VALUE", type=train_option,
                     help="training settings to override, as `dnv encode --train`")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -107,6 +109,8 @@ def main():
                     help="add these bunny.json files' records to --out's (theirs replace the same size), "
                          "rewrite bunny.md, train nothing")
     a = ap.parse_args()
+    if a.align is not None:
+        sizing.WIDTH_ALIGN = a.align
     started = time.monotonic()
     meta = machine()
     path = a.out / "bunny.json"
@@ -132,7 +136,8 @@ def main():
             r = codec.encode(cropped, Path(tmp) / f"{size}.dnv", model_size=SIZES[size], model=a.model,
                              epochs=a.epochs, prune_epochs=a.prune_epochs or max(1, a.epochs // 10),
                              batch=a.batch, lr=a.lr, train_options=dict(a.train), progress=False, log=print)
-            rec = {"size": size, "params": r["params"], "epochs": a.epochs, "prune_epochs": r["prune_epochs"],
+            widths = sizing.plan_for_params(a.model, 1280, 640, SIZES[size]).arch.widths
+            rec = {"size": size, "params": r["params"], "widths": list(widths), "epochs": a.epochs, "prune_epochs": r["prune_epochs"],
                    "batch": r["batch"], "psnr_float": round(r["psnr_float_unpruned"], 3),
                    "psnr_coded": round(r["psnr"], 3), "paper_psnr": PAPER[size], "bpp": round(r["bpp"], 5),
                    "bytes": r["bytes"], "train_seconds": round(r["train_seconds"], 1),

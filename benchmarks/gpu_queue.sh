@@ -42,12 +42,14 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # where a 3M-like training step's time goes (2.81M params at 1280x720), with and without CUDA graphs
-    job 5 python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --bpp 0.22 --steps 100 \
-        --batches 1 --modes reduce-overhead default --profile 100 > $RES/train_profile.log 2>&1
-    job 7 BUNNY bunny-lr7e-4 --sizes 3M --epochs 300 --lr 7e-4   # between 1e-3 (diverges once) and 5e-4
-    job 9 BUNNY bunny-400epochs --sizes 3M --epochs 400          # where between 300 and 600 epochs is 38.09 dB?
-    job 11 BUNNY bunny-500epochs --sizes 3M --epochs 500
+    # Session 7, one H200. Speed: channel widths rounded to multiples of 8, and cuDNN's algorithm search, on the
+    # 3M network at Bunny's 640x1280; CUDA graphs as encode runs them, then profiles without graphs.
+    local P="python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --params 3e6 --rows 640 --batches 1"
+    job 4 $P --align 1 8 --cudnn-benchmark off on --modes reduce-overhead --steps 200 > $RES/train_probe.log 2>&1
+    job 5 $P --align 1 8 --cudnn-benchmark off on --modes default --steps 50 --profile 50 > $RES/train_profile.log 2>&1
+    # Quality of the aligned 3M network at the default recipe (cuDNN search now on in every encode).
+    job 6 BUNNY bunny-align8 --sizes 3M --epochs 300 --align 8
+    job 5 BUNNY bunny-align8-200epochs --sizes 3M --epochs 200 --align 8
 }
 lane1() { :; }
 lane2() { :; }

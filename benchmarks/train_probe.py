@@ -1,11 +1,14 @@
 """Training-step throughput of one architecture under several settings (eager/compiled, batch sizes).
 
-    python benchmarks/train_probe.py CLIP --bpp 0.05 [--steps 40] [--batches 2 4 8]
-        [--modes eager default reduce-overhead] [--profile STEPS]
+    python benchmarks/train_probe.py CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
+        [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
+        [--profile STEPS]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
 Each step is the encoder's own (`Fitter._step`: forward, backward, gradient clipping, fused Adam).
+--align rounds the network's channel widths to multiples of N (`sizing.WIDTH_ALIGN`, then the largest network
+within the same --bpp or --params); --cudnn-benchmark turns cuDNN's algorithm search off or on (`fit.CUDNN_BENCHMARK`).
 
 --profile STEPS first looks inside each mode at the first batch size, to see where an encode's time goes (so the
 first mode's first step compiles from cold, as in an encode): the seconds of the first step (compiling and
@@ -17,6 +20,7 @@ from a CUDA graph may be seen by the profiler only as a whole, or not at all: co
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import torch
@@ -79,7 +83,12 @@ def profile(frames, arch, batch, mode, steps, device, rows=25):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("clip")
-    ap.add_argument("--bpp", type=float, default=0.05)
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--bpp", type=float, default=0.05)
+    size.add_argument("--params", type=float, help="a network of about this many parameters (as bunny.py's sizes)")
+    ap.add_argument("--rows", type=int, help="use the top ROWS rows of the frames (e.g. 640, the Bunny benchmark's crop)")
+    ap.add_argument("--align", type=int, nargs="+", default=[sizing.WIDTH_ALIGN], help="channel width multiples")
+    ap.add_argument("--cudnn-benchmark", nargs="+", choices=["off", "on"], default=["on"])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--modes", nargs="+", default=["eager", "default"],
@@ -89,15 +98,22 @@ def main():
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frames, _ = read_video(a.clip)
+    frames = frames[:, : a.rows] if a.rows else frames
     t, h, w = frames.shape[:3]
-    plan = sizing.plan_for_bpp("dnerv", w, h, t, a.bpp)
-    print(f"{w}x{h} {t} frames, {plan.params:,} params, device {device}")
-    for mode in a.modes if a.profile else []:
-        profile(frames, plan.arch, a.batches[0], mode, a.profile, device)
-    for mode in a.modes:
-        for batch in a.batches:
-            fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device)
-            print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
+    print(f"{w}x{h} {t} frames, device {device}, torch {torch.__version__}")
+    for align, bench in itertools.product(a.align, a.cudnn_benchmark):
+        sizing.WIDTH_ALIGN = align
+        torch.backends.cudnn.benchmark = bench == "on"
+        plan = sizing.plan_for_params("dnerv", w, h, a.params) if a.params else \
+            sizing.plan_for_bpp("dnerv", w, h, t, a.bpp)
+        print(f"== widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}",
+              flush=True)
+        for mode in a.modes if a.profile else []:
+            profile(frames, plan.arch, a.batches[0], mode, a.profile, device)
+        for mode in a.modes:
+            for batch in a.batches:
+                fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device)
+                print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ from .models.encoders import Encoders
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
 CHECKPOINT_FORMAT = 2     # 2: the rollback's learning-rate cap replaced a scale
+# Let cuDNN time its algorithms for each convolution shape on the first steps and keep the fastest: every
+# training step has the same shapes, so the search pays back at once (measured: benchmarks/train_probe.py).
+CUDNN_BENCHMARK = True
 
 
 @dataclass
@@ -512,7 +515,7 @@ class Fitter:
                             leave=True, mininterval=interval, maxinterval=max(10.0, interval))
         self._since = time.perf_counter()
         try:
-            with self._signals():
+            with self._signals(), cudnn_benchmark(self.device.type == "cuda" and CUDNN_BENCHMARK):
                 if self.phase == "train":
                     self._phase(s.epochs, s.lr, s.warmup)
                     self._evaluate("train")
@@ -670,6 +673,18 @@ class Fitter:
             if d is not None:
                 diffs.append(d.float().cpu())
         return torch.cat(contents), (torch.cat(diffs) if diffs else None)
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(on: bool):
+    """cuDNN's algorithm search on (or as it was) inside the block, as it was after it."""
+    cudnn = torch.backends.cudnn
+    before = cudnn.benchmark
+    cudnn.benchmark = on or before
+    try:
+        yield
+    finally:
+        cudnn.benchmark = before
 
 
 def _free_cached(device: torch.device) -> None:

@@ -26,6 +26,8 @@ WEIGHT_BITS_BELOW_QUANT = 0.5
 EMBED_BITS_BELOW_QUANT = 4.0
 CODE_BITS_BELOW_QUANT = 1.0     # DS-NeRV's learned codes are spread more evenly than encoder outputs
 FIXED_OVERHEAD_BYTES = 400
+# Channel widths are rounded to multiples of this (see `reduced_widths`); 1 keeps the authors' widths.
+WIDTH_ALIGN = 1
 STATIC_EVERY = 8
 DYNAMIC_EVERY = (1, MAX_FRAMES_PER_DYNAMIC_CODE)
 EMBED_SHARE_GOAL = {"dnerv": 0.35, "hnerv": 0.2, "dsnerv": 0.3}
@@ -76,7 +78,7 @@ def make_arch(model: str, width: int, height: int, strides, stem: int, emb_ch: i
     codes = {}
     if model == "dsnerv":
         codes = dict(static_codes=codes_for(frames, STATIC_EVERY), dynamic_codes=codes_for(frames, dynamic_every))
-    return Arch(model, width, height, tuple(strides), tuple(reduced_widths(stem, n)), _kernels(n),
+    return Arch(model, width, height, tuple(strides), tuple(reduced_widths(stem, n, align=WIDTH_ALIGN)), _kernels(n),
                 emb_ch=emb_ch, diff_ch=diff_ch, fuse_stage=fuse, diff_up=diff_up, **codes)
 
 
