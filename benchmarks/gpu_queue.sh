@@ -42,14 +42,19 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # Session 7, one H200. Speed: channel widths rounded to multiples of 8, and cuDNN's algorithm search, on the
-    # 3M network at Bunny's 640x1280; CUDA graphs as encode runs them, then profiles without graphs.
-    local P="python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --params 3e6 --rows 640 --batches 1"
-    job 4 $P --align 1 8 --cudnn-benchmark off on --modes reduce-overhead --steps 200 > $RES/train_probe.log 2>&1
-    job 5 $P --align 1 8 --cudnn-benchmark off on --modes default --steps 50 --profile 50 > $RES/train_profile.log 2>&1
-    # Quality of the aligned 3M network at the default recipe (cuDNN search now on in every encode).
-    job 6 BUNNY bunny-align8 --sizes 3M --epochs 300 --align 8
-    job 5 BUNNY bunny-align8-200epochs --sizes 3M --epochs 200 --align 8
+    # Session 7, second H200: the whole step as one CUDA graph (no torch.compile) against torch.compile's
+    # CUDA graphs, on the 3M network at Bunny's 640x1280 with channel widths in multiples of 8 (now the default).
+    job 3 python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --params 3e6 --rows 640 \
+        --modes step-graph reduce-overhead --batches 1 2 --steps 200 > $RES/train_probe_graph.log 2>&1
+    # The runs use the step graph unless the probe found it slower at batch 1 (or failing).
+    local mode
+    mode=$(awk '/batch=1:/ {fps[$1] = $3} END {print (fps["step-graph"] + 0 >= fps["reduce-overhead"] + 0) ? \
+        "step-graph" : "reduce-overhead"}' $RES/train_probe_graph.log)
+    echo "$(date -u +%FT%TZ) lane 0 training mode: $mode" >> $RES/queue.log
+    job 4 BUNNY bunny-250epochs --sizes 3M --epochs 250 --train compile_mode=$mode
+    job 5 BUNNY bunny-300epochs --sizes 3M --epochs 300 --train compile_mode=$mode
+    job 4 BUNNY bunny-250epochs-warmup0.05 --sizes 3M --epochs 250 --train compile_mode=$mode warmup=0.05
+    job 4 BUNNY bunny-200epochs --sizes 3M --epochs 200 --train compile_mode=$mode
 }
 lane1() { :; }
 lane2() { :; }

@@ -49,6 +49,7 @@ from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder
 from .models.dsnerv import Codes
 from .models.encoders import Encoders
+from .step_graph import StepGraph
 
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
@@ -92,7 +93,8 @@ PRESETS = {
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
                  "amp", "compile_mode", "code_lr_scale")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# "step-graph" is not torch.compile: the whole eager step captured as one CUDA graph (step_graph.py).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "step-graph")
 LOSSES = ("l2", "l1ssim")
 
 
@@ -277,7 +279,11 @@ class Fitter:
         self.loss_fn = make_loss(settings.loss)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
-        if settings.compile:
+        self.step_graph = None
+        if settings.compile and settings.compile_mode == "step-graph":
+            if device.type == "cuda":
+                self.step_graph = StepGraph(self._eager_step, self._step_graph_failed)
+        elif settings.compile:
             _allow_recompiles()
             mode = None if settings.compile_mode == "default" else settings.compile_mode
             self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss, mode=mode))
@@ -321,8 +327,26 @@ class Fitter:
         return neighbours(self.video, idx)
 
     def _optimizer(self):
-        return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
-                                fused=self.device.type == "cuda")
+        graphed = self.step_graph is not None
+        opt = torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
+                               fused=self.device.type == "cuda", capturable=graphed)
+        if graphed:     # a graph replays the step with whatever learning rate these tensors hold
+            for g in opt.param_groups:
+                g["lr"] = torch.tensor(float(g["lr"]), device=self.device)
+        return opt
+
+    def _set_lr(self, lr: float) -> None:
+        for g in self.opt.param_groups:
+            value = lr * g.get("lr_scale", 1.0)
+            if torch.is_tensor(g["lr"]):
+                g["lr"].fill_(value)
+            else:
+                g["lr"] = value
+
+    def _step_graph_failed(self, error: Exception) -> None:
+        self._say(f"note: capturing the training step as a CUDA graph failed ({type(error).__name__}); "
+                  "training without it")
+        self.step_graph = None
 
     def _make_inputs(self) -> torch.nn.Module:
         return Encoders(self.arch, self.s.enc_dim)
@@ -365,8 +389,15 @@ class Fitter:
     # --- the loop ---------------------------------------------------------------------------------
 
     def _step(self, idx, lr: float) -> torch.Tensor:
-        for g in self.opt.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)
+        """One training step at learning rate `lr`; the batch's MSE (a device tensor)."""
+        self._set_lr(lr)
+        if self.step_graph is not None and idx.device.type == "cuda" and self.video.device == idx.device:
+            mse = self.step_graph(idx, self.opt)
+            if mse is not None:
+                return mse
+        return self._eager_step(idx)
+
+    def _eager_step(self, idx) -> torch.Tensor:
         loss, mse = self.step_fn(*self._batch(idx))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
