@@ -74,7 +74,7 @@ def write_report(out: Path, records: list[dict], meta: dict) -> None:
     """bunny.json (records sorted by size) and bunny.md (the table, and each record's command)."""
     records = sorted(records, key=lambda r: (SIZE_ORDER.index(r["size"]), r.get("model", "dnerv")))
     write_json(out / "bunny.json", records, meta)
-    cols = ["size", "params", "epochs", "batch", "recipe", "psnr_float", "psnr_coded", "paper_psnr", "bpp",
+    cols = ["size", "params", "widths", "epochs", "batch", "recipe", "psnr_float", "psnr_coded", "paper_psnr", "bpp",
             "train_seconds", "train_fps", "train_tflops", "rollbacks", "psnr_float_method", "gpu"]
     runs = sorted({(r.get("date", "?"), r.get("gpu", "?"), r.get("torch", "?"), r.get("command", "?"))
                    for r in records})
@@ -83,7 +83,8 @@ def write_report(out: Path, records: list[dict], meta: dict) -> None:
              "'running' marks a record from before that measurement, holding the last epoch's running PSNR. "
              "rollbacks: times training diverged and went back to its last good state, with a lower learning rate "
              "(records from before session 6: half the rate for the rest of the schedule; since: capped at half "
-             "the failed epoch's highest rate).",
+             "the failed epoch's highest rate). widths: the decoder's channel widths, stem first (before session 7 "
+             "the authors' rule; since, rounded to multiples of 8, the codec's default).",
              "", "Runs:", ""]
     lines += [f"- {date}, {gpu}, torch {torch}: `python benchmarks/{command}`" for date, gpu, torch, command in runs]
     (out / "bunny.md").write_text("\n".join(lines) + "\n")
@@ -137,10 +138,15 @@ def main():
                              epochs=a.epochs, prune_epochs=a.prune_epochs or max(1, a.epochs // 10),
                              batch=a.batch, lr=a.lr, train_options=dict(a.train), progress=False, log=print)
             widths = sizing.plan_for_params(a.model, 1280, 640, SIZES[size]).arch.widths
-            rec = {"size": size, "params": r["params"], "widths": list(widths), "epochs": a.epochs, "prune_epochs": r["prune_epochs"],
-                   "batch": r["batch"], "psnr_float": round(r["psnr_float_unpruned"], 3),
+            rec = {"size": size, "params": r["params"], "widths": list(widths), "epochs": a.epochs,
+                   "prune_epochs": r["prune_epochs"], "batch": r["batch"],
+                   "psnr_float": round(r["psnr_float_unpruned"], 3),
                    "psnr_coded": round(r["psnr"], 3), "paper_psnr": PAPER[size], "bpp": round(r["bpp"], 5),
                    "bytes": r["bytes"], "train_seconds": round(r["train_seconds"], 1),
+                   # the float model (psnr_float) was ready after train_seconds_unpruned; the first epoch's
+                   # seconds hold compiling and CUDA-graph capture
+                   "train_seconds_unpruned": round(r["train_seconds_unpruned"], 1),
+                   "first_epoch_seconds": round(r["train_curves_seconds"][0][0], 1),
                    "train_fps": round(r["train_frames_per_second"], 1), "train_tflops": round(r["train_tflops"], 2),
                    "gpu": meta["gpu"], "torch": meta["torch"], "model": a.model,
                    "psnr_float_method": "evaluated", "rollbacks": r["rollbacks"],

@@ -7,6 +7,7 @@ file's own size over the video's original width x height x frames.
 from __future__ import annotations
 
 import json
+import math
 import time
 from functools import partial
 from pathlib import Path
@@ -206,6 +207,8 @@ class _EncodeJob:
             "train_options": {k: getattr(self.settings, k) for k in TRAIN_OPTIONS},
             # Running PSNR of each main-phase epoch, per segment (for learning curves).
             "train_curves": [st["train_curve"] for st in stats],
+            "train_curves_seconds": [st["train_curve_seconds"] for st in stats],
+            "train_seconds_unpruned": sum(st["train_seconds_unpruned"] for st in stats),
             "segments": [{"first_frame": first,
                           **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds")}}
                          for first, _, st in parts],
@@ -278,6 +281,11 @@ class _EncodeJob:
             "train_frames_per_second": result.frames_per_second,
             "train_tflops": training_flops(arch, s.enc_dim) * result.frames_per_second / 1e12,
             "train_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "train"],
+            # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
+            # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).
+            "train_curve_seconds": [h.get("seconds") for h in result.history if h["phase"] == "train"],
+            "train_seconds_unpruned": math.nan if result.resumed else next(
+                (h.get("seconds", math.nan) for h in result.history if h.get("after") == "train"), math.nan),
             # Where the segment's wall time went: fitting (with compile and embeddings), rate control +
             # entropy coding, and decoding the bytes again to measure them.
             "seconds": {"fit": clock["fit"] - clock["start"], "compress": clock["compress"] - clock["fit"],

@@ -49,7 +49,6 @@ from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder
 from .models.dsnerv import Codes
 from .models.encoders import Encoders
-from .step_graph import StepGraph
 
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
@@ -93,8 +92,7 @@ PRESETS = {
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
                  "amp", "compile_mode", "code_lr_scale")
-# "step-graph" is not torch.compile: the whole eager step captured as one CUDA graph (step_graph.py).
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "step-graph")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 
 
@@ -279,11 +277,7 @@ class Fitter:
         self.loss_fn = make_loss(settings.loss)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
-        self.step_graph = None
-        if settings.compile and settings.compile_mode == "step-graph":
-            if device.type == "cuda":
-                self.step_graph = StepGraph(self._eager_step, self._step_graph_failed)
-        elif settings.compile:
+        if settings.compile:
             _allow_recompiles()
             mode = None if settings.compile_mode == "default" else settings.compile_mode
             self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss, mode=mode))
@@ -327,26 +321,8 @@ class Fitter:
         return neighbours(self.video, idx)
 
     def _optimizer(self):
-        graphed = self.step_graph is not None
-        opt = torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
-                               fused=self.device.type == "cuda", capturable=graphed)
-        if graphed:     # a graph replays the step with whatever learning rate these tensors hold
-            for g in opt.param_groups:
-                g["lr"] = torch.tensor(float(g["lr"]), device=self.device)
-        return opt
-
-    def _set_lr(self, lr: float) -> None:
-        for g in self.opt.param_groups:
-            value = lr * g.get("lr_scale", 1.0)
-            if torch.is_tensor(g["lr"]):
-                g["lr"].fill_(value)
-            else:
-                g["lr"] = value
-
-    def _step_graph_failed(self, error: Exception) -> None:
-        self._say(f"note: capturing the training step as a CUDA graph failed ({type(error).__name__}); "
-                  "training without it")
-        self.step_graph = None
+        return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
+                                fused=self.device.type == "cuda")
 
     def _make_inputs(self) -> torch.nn.Module:
         return Encoders(self.arch, self.s.enc_dim)
@@ -389,15 +365,8 @@ class Fitter:
     # --- the loop ---------------------------------------------------------------------------------
 
     def _step(self, idx, lr: float) -> torch.Tensor:
-        """One training step at learning rate `lr`; the batch's MSE (a device tensor)."""
-        self._set_lr(lr)
-        if self.step_graph is not None and idx.device.type == "cuda" and self.video.device == idx.device:
-            mse = self.step_graph(idx, self.opt)
-            if mse is not None:
-                return mse
-        return self._eager_step(idx)
-
-    def _eager_step(self, idx) -> torch.Tensor:
+        for g in self.opt.param_groups:
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         loss, mse = self.step_fn(*self._batch(idx))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -444,7 +413,7 @@ class Fitter:
                 self._roll_back(psnr, best, max(rate(step, per_epoch) for step in range(first, first + per_epoch)))
                 continue
             self.epoch, self.order = self.epoch + 1, None
-            self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr})
+            self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr, "seconds": self._clock()})
             best = max(best, psnr)
             self._good = self._state(copy=True)
             if self.bar is not None:
@@ -589,7 +558,13 @@ class Fitter:
             psnrs.append(-10 * torch.log10(mse.clamp_min(1e-12)))
         self.encoders.train()
         self.decoder.train()
-        self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean())})
+        self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean()),
+                             "seconds": self._clock()})
+
+    def _clock(self) -> float:
+        """Seconds since this run's `fit` started (taken where the device has just been waited for: an epoch's
+        PSNR or an evaluation was read back), so a history tells the first epoch's compiling from the rest."""
+        return round(time.perf_counter() - self._since, 3)
 
     # --- state: checkpoints and rollback snapshots ------------------------------------------------
 

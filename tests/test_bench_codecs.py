@@ -181,6 +181,7 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
         return {"params": 10, "prune_epochs": 1, "batch": kw["batch"] or 2, "psnr_float_unpruned": 30.0,
                 "psnr": 30.1, "bpp": 0.1, "bytes": 99, "train_seconds": 5.0, "train_frames_per_second": 26.4,
                 "train_tflops": 1.0, "rollbacks": 0, "train_curves": [[20.0, 25.0, 30.0]],
+                "train_curves_seconds": [[2.5, 3.0, 3.5]], "train_seconds_unpruned": 3.7,
                 "train_options": {"batch": kw["batch"] or 1, "lr": 1e-3, "beta1": kw["train_options"].get("beta1", 0.9),
                                   "compile_mode": "reduce-overhead", "amp": kw["train_options"].get("amp", True),
                                   "loss": "l2"}}
@@ -193,6 +194,7 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
     assert calls[0]["train_options"] == {"beta1": 0.5, "amp": False} and calls[0]["batch"] == 1
     (rec,) = json.loads((tmp_path / "a" / "bunny.json").read_text())
     assert rec["recipe"] == "batch 1, lr 0.001, beta1 0.5, reduce-overhead, fp32"
+    assert (rec["first_epoch_seconds"], rec["train_seconds_unpruned"], rec["train_seconds"]) == (2.5, 3.7, 5.0)
     assert rec["recipe"] in (tmp_path / "a" / "bunny.md").read_text()
     run("clip.mp4", "--sizes", "0.35M", "--epochs", "3", "--out", str(tmp_path / "b"))
     run("--merge", str(tmp_path / "a" / "bunny.json"), "--out", str(tmp_path / "b"))

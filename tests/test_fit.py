@@ -33,6 +33,10 @@ def test_evaluated_psnr_is_the_float_models_psnr_over_all_frames(model):
     assert final == pytest.approx(expected, abs=1e-3)
     # The running figure of the last epoch is another number (taken while the weights moved).
     assert math.isfinite(result.train_psnr)
+    # Every epoch and evaluation says when it ended, on one clock that starts with the fit and ends within it.
+    seconds = [h["seconds"] for h in result.history]
+    assert [h["phase"] for h in result.history] == ["train"] * 3 + ["eval"] + ["prune"] * 2 + ["eval"]
+    assert seconds == sorted(seconds) and 0 < seconds[0] and seconds[-1] <= result.train_seconds + 1e-3  # (ms)
 
 
 def test_compiling_allows_a_process_many_model_shapes():
@@ -105,3 +109,32 @@ def test_the_learning_rate_cap_survives_a_checkpoint_and_a_rollback_snapshot():
     tensors, meta = a._state()
     b._load_state(tensors, json.loads(json.dumps(meta)))      # as a checkpoint stores it
     assert b.lr_cap == 2.5e-4
+
+
+def test_channel_widths_are_multiples_of_eight_where_they_can_be():
+    """GPU convolutions are far faster on channel counts in multiples of 8 (+27 % training throughput at 3M):
+    the planner rounds every width of at least 8, and still finds the largest network within the budget."""
+    from nvcodec.models import reduced_widths
+    assert reduced_widths(107, 5) == [107, 89, 74, 61, 50, 41]          # the authors' rule
+    assert reduced_widths(107, 5, align=8) == [104, 88, 72, 64, 48, 40]
+    assert reduced_widths(11, 3, align=8) == [8, 8, 7, 5]               # below 8: as they were
+    plan = sizing.plan_for_params("dnerv", 1280, 640, 3e6)
+    assert sizing.WIDTH_ALIGN == 8 and all(w % 8 == 0 for w in plan.arch.widths)
+    assert 0.95 * 3e6 < plan.params <= 3e6
+
+
+def test_cudnn_algorithm_search_is_on_only_inside_the_block():
+    from nvcodec.fit import cudnn_benchmark
+    cudnn = torch.backends.cudnn
+    before = cudnn.benchmark
+    try:
+        cudnn.benchmark = False
+        with cudnn_benchmark(True):
+            assert cudnn.benchmark
+        assert not cudnn.benchmark
+        cudnn.benchmark = True      # a caller's own choice is kept
+        with cudnn_benchmark(False):
+            assert cudnn.benchmark
+        assert cudnn.benchmark
+    finally:
+        cudnn.benchmark = before
