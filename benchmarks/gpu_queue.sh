@@ -37,25 +37,17 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-6 ran
-# theirs (benchmarks/results/gpu_session4/ to gpu_session6/); these are what is left for issue 3, for one H100.
+# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-7 ran
+# theirs (benchmarks/results/gpu_session4/ to gpu_session7/); these are what is left for issue 3, for one GPU.
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # Session 7, second H200: the whole step as one CUDA graph (no torch.compile) against torch.compile's
-    # CUDA graphs, on the 3M network at Bunny's 640x1280 with channel widths in multiples of 8 (now the default).
-    job 3 python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --params 3e6 --rows 640 \
-        --modes step-graph reduce-overhead --batches 1 2 --steps 200 > $RES/train_probe_graph.log 2>&1
-    # The runs use the step graph unless the probe found it more than 15 % slower at batch 1 (or failing): it saves
-    # the 25-75 s that compiling costs each run.
-    local mode
-    mode=$(awk '/batch=1:/ {fps[$1] = $3} END {print (fps["step-graph"] + 0 >= 0.85 * fps["reduce-overhead"]) ? \
-        "step-graph" : "reduce-overhead"}' $RES/train_probe_graph.log)
-    echo "$(date -u +%FT%TZ) lane 0 training mode: $mode" >> $RES/queue.log
-    job 4 BUNNY bunny-250epochs --sizes 3M --epochs 250 --train compile_mode=$mode
-    job 5 BUNNY bunny-300epochs --sizes 3M --epochs 300 --train compile_mode=$mode
-    job 4 BUNNY bunny-250epochs-warmup0.05 --sizes 3M --epochs 250 --train compile_mode=$mode warmup=0.05
-    job 4 BUNNY bunny-200epochs --sizes 3M --epochs 200 --train compile_mode=$mode
+    # What session 7 left (benchmarks/GPU_RUNS.md), for one H200, most wanted first.
+    job 6 BUNNY bunny-lr7e-4 --sizes 3M --epochs 300 --lr 7e-4             # lr 1e-3 diverged in 3 of 5 runs
+    job 5 BUNNY bunny-250epochs-warmup0.05 --sizes 3M --epochs 250 --train warmup=0.05
+    job 7 BUNNY bunny-400epochs --sizes 3M --epochs 400                      # where is 38.09 dB reached?
+    job 13 BUNNY bunny-small --sizes 0.35M 0.75M 1.5M --epochs 300            # the smaller rows at widths x8
+    job 5 python3 benchmarks/speed.py --sizes 0.35M 3M --out $RES/speed > $RES/speed.log 2>&1
 }
 lane1() { :; }
 lane2() { :; }
