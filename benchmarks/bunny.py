@@ -84,7 +84,7 @@ def write_report(out: Path, records: list[dict], meta: dict) -> None:
              "rollbacks: times training diverged and went back to its last good state, with a lower learning rate "
              "(records from before session 6: half the rate for the rest of the schedule; since: capped at half "
              "the failed epoch's highest rate). widths: the decoder's channel widths, stem first (before session 7 "
-             "the authors' rule; since, rounded to multiples of 8, the codec's default).",
+             "the authors' rule; since, rounded to multiples of 8 where that keeps 95 % of the parameters).",
              "", "Runs:", ""]
     lines += [f"- {date}, {gpu}, torch {torch}: `python benchmarks/{command}`" for date, gpu, torch, command in runs]
     (out / "bunny.md").write_text("\n".join(lines) + "\n")

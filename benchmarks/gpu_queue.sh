@@ -46,7 +46,6 @@ lane0() {
     job 6 BUNNY bunny-lr7e-4 --sizes 3M --epochs 300 --lr 7e-4             # lr 1e-3 diverged in 3 of 5 runs
     job 5 BUNNY bunny-250epochs-warmup0.05 --sizes 3M --epochs 250 --train warmup=0.05
     job 7 BUNNY bunny-400epochs --sizes 3M --epochs 400                      # where is 38.09 dB reached?
-    job 13 BUNNY bunny-small --sizes 0.35M 0.75M 1.5M --epochs 300            # the smaller rows at widths x8
     job 5 python3 benchmarks/speed.py --sizes 0.35M 3M --out $RES/speed > $RES/speed.log 2>&1
 }
 lane1() { :; }

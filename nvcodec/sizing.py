@@ -27,8 +27,11 @@ EMBED_BITS_BELOW_QUANT = 4.0
 CODE_BITS_BELOW_QUANT = 1.0     # DS-NeRV's learned codes are spread more evenly than encoder outputs
 FIXED_OVERHEAD_BYTES = 400
 # Channel widths are rounded to multiples of this (see `reduced_widths`): 3M Bunny trained at 187 frames/s
-# instead of 148 on an H200, with the same parameters (benchmarks/results/bunny/NOTES.md). 1: the authors' widths.
+# instead of 148 on an H200, with the same parameters (benchmarks/results/bunny/recipes.md). 1: the authors' widths.
 WIDTH_ALIGN = 8
+# ... unless the rounding would give up more than this share of the parameters the budget allows: small networks
+# (widths of 5-20) can only move in coarse steps once rounded, and would undershoot the target rate.
+ALIGN_SLACK = 0.05
 STATIC_EVERY = 8
 DYNAMIC_EVERY = (1, MAX_FRAMES_PER_DYNAMIC_CODE)
 EMBED_SHARE_GOAL = {"dnerv": 0.35, "hnerv": 0.2, "dsnerv": 0.3}
@@ -74,13 +77,29 @@ def codes_for(frames: int, every: int) -> int:
 
 
 def make_arch(model: str, width: int, height: int, strides, stem: int, emb_ch: int = 16,
-              fuse: int = 2, diff_up: int = 4, diff_ch: int = 2, frames: int = 2, dynamic_every: int = 1) -> Arch:
+              fuse: int = 2, diff_up: int = 4, diff_ch: int = 2, frames: int = 2, dynamic_every: int = 1,
+              align: int = 1) -> Arch:
     n = len(strides)
     codes = {}
     if model == "dsnerv":
         codes = dict(static_codes=codes_for(frames, STATIC_EVERY), dynamic_codes=codes_for(frames, dynamic_every))
-    return Arch(model, width, height, tuple(strides), tuple(reduced_widths(stem, n, align=WIDTH_ALIGN)), _kernels(n),
+    return Arch(model, width, height, tuple(strides), tuple(reduced_widths(stem, n, align=align)), _kernels(n),
                 emb_ch=emb_ch, diff_ch=diff_ch, fuse_stage=fuse, diff_up=diff_up, **codes)
+
+
+def largest_arch(make, params: float) -> Arch | None:
+    """The largest decoder `make(stem, align)` with at most `params` parameters (None if even the smallest is
+    over): widths in multiples of WIDTH_ALIGN, unless that gives up more than ALIGN_SLACK of the parameters."""
+    stem = stem_for_params(lambda s: make(s, 1), params)
+    if stem is None:
+        return None
+    plain = make(stem, 1)
+    if WIDTH_ALIGN > 1:
+        stem = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params)
+        aligned = make(stem, WIDTH_ALIGN) if stem is not None else None
+        if aligned is not None and param_count(aligned) >= (1 - ALIGN_SLACK) * param_count(plain):
+            return aligned
+    return plain
 
 
 def stem_for_params(make, params: float) -> int | None:
@@ -136,8 +155,8 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
     embed_share_goal = EMBED_SHARE_GOAL[model]
     best, best_score, smallest = None, math.inf, math.inf
     for options, penalty in _candidates(model, strides):
-        def make(stem, options=options):
-            return make_arch(model, width, height, strides, stem, frames=frames, **options)
+        def make(stem, align=1, options=options):
+            return make_arch(model, width, height, strides, stem, frames=frames, align=align, **options)
         try:
             floor = make(MIN_STEM)
         except ArchError:
@@ -146,10 +165,9 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
         embed_bytes = embedding_bytes(floor, frames, quant_bits)
         weight_bits_each = (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
         weights_budget = budget - embed_bytes - FIXED_OVERHEAD_BYTES - 12 * sum(floor.widths)
-        stem = stem_for_params(make, weights_budget * 8 / weight_bits_each)
-        if stem is None:
+        arch = largest_arch(make, weights_budget * 8 / weight_bits_each)
+        if arch is None:
             continue
-        arch = make(stem)
         predicted = predict_bytes(arch, frames, quant_bits, prune)
         share = embed_bytes / predicted
         # Closest to the goal share of embedding bits, then the preferred layouts.
@@ -166,9 +184,8 @@ def plan_for_params(model: str, width: int, height: int, params: float, frames: 
     strides = choose_strides(width, height)
     fuse, r = diff_options(strides)[0]
 
-    def make(stem):
-        return make_arch(model, width, height, strides, stem, 16, fuse, r, frames=frames)
+    def make(stem, align=1):
+        return make_arch(model, width, height, strides, stem, 16, fuse, r, frames=frames, align=align)
 
-    stem = stem_for_params(make, params) or MIN_STEM
-    arch = make(stem)
+    arch = largest_arch(make, params) or make(MIN_STEM)
     return Plan(arch, param_count(arch), 0, 0.0)

@@ -123,6 +123,24 @@ def test_channel_widths_are_multiples_of_eight_where_they_can_be():
     assert 0.95 * 3e6 < plan.params <= 3e6
 
 
+def test_rounding_widths_never_costs_more_than_the_slack_in_parameters(monkeypatch):
+    """Small networks move in coarse steps once rounded: where the rounded network would be more than
+    ALIGN_SLACK smaller than the authors' widths allow, the planner keeps the authors' widths."""
+    def planned(align, params=None, bpp=None, size=(1280, 640, 132)):
+        monkeypatch.setattr(sizing, "WIDTH_ALIGN", align)
+        w, h, t = size
+        return sizing.plan_for_params("dnerv", w, h, params) if params else sizing.plan_for_bpp("dnerv", w, h, t, bpp)
+
+    for params in (0.35e6, 3e6):
+        plain, chosen = planned(1, params=params), planned(8, params=params)
+        assert chosen.params >= (1 - sizing.ALIGN_SLACK) * plain.params
+    small_plain, small = planned(1, params=0.35e6), planned(8, params=0.35e6)
+    assert small.arch.widths == small_plain.arch.widths == (38, 31, 25, 20, 16, 13)   # 8s would lose > 5 %
+    for bpp, size in ((0.05, (854, 480, 50)), (0.025, (1280, 720, 132)), (0.1, (176, 144, 120))):
+        plain, chosen = planned(1, bpp=bpp, size=size), planned(8, bpp=bpp, size=size)
+        assert chosen.predicted_bytes >= 0.95 * plain.predicted_bytes     # the rate is not undershot
+
+
 def test_cudnn_algorithm_search_is_on_only_inside_the_block():
     from nvcodec.fit import cudnn_benchmark
     cudnn = torch.backends.cudnn
