@@ -151,6 +151,11 @@ def test_cli_encode_info_decode(tmp_path, testdata):
     assert r.exit_code == 0, r.output
     enc = json.loads((tmp_path / "enc.json").read_text())
     assert enc["frames"] == 4 and enc["width"] == 320 and enc["height"] == 192
+    # When each of the 4 epochs ended, and when the float model was ready: within the training time.
+    (curve,) = enc["train_curves_seconds"]
+    assert len(curve) == 4 and curve == sorted(curve) and curve[-1] <= enc["train_seconds_unpruned"]
+    assert enc["train_seconds_unpruned"] <= enc["train_seconds"] + 1e-3
+    assert f"first epoch {curve[0]:.1f} s, compiling included" in r.output
     r = run_cli("info", out, "--json")
     assert r.exit_code == 0
     info = json.loads(r.stdout)
