@@ -147,7 +147,8 @@ def main():
                    # seconds hold compiling and CUDA-graph capture
                    "train_seconds_unpruned": round(r["train_seconds_unpruned"], 1),
                    "first_epoch_seconds": round(r["train_curves_seconds"][0][0], 1),
-                   "train_fps": round(r["train_frames_per_second"], 1), "train_tflops": round(r["train_tflops"], 2),
+                   "train_fps": round(r["train_frames_per_second"], 1),
+                   "train_fps_steady": round(r["train_steady_frames_per_second"], 1), "train_tflops": round(r["train_tflops"], 2),
                    "gpu": meta["gpu"], "torch": meta["torch"], "model": a.model,
                    "psnr_float_method": "evaluated", "rollbacks": r["rollbacks"],
                    "recipe": recipe(r["train_options"]),

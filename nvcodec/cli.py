@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from fractions import Fraction
@@ -178,12 +179,14 @@ def print_encode_report(r: dict) -> None:
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; the float model "
                f"before quantization {r['psnr_float_model']:.2f} dB)")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {r['effective_bits']:g}-bit")
-    # The first epoch of each segment holds compiling (and CUDA-graph capture): a fixed cost, said apart.
+    # The first epoch of each segment holds compiling (and CUDA-graph capture): a fixed cost, said apart,
+    # with the rate after it, which is what the GPU sustains.
     first = [curve[0] for curve in r.get("train_curves_seconds", []) if curve and curve[0] is not None]
     click.echo(f"  time     {r['encode_seconds']:.1f} s total, training {r['train_seconds']:.1f} s "
-               f"({r['train_frames_per_second']:.1f} frames/s, {r['train_tflops']:.2f} TFLOP/s) on {r['device']}"
-               + (f"; first epoch{'s' if len(first) > 1 else ''} {sum(first):.1f} s, compiling included" if first
-                  else ""))
+               f"({r['train_frames_per_second']:.1f} frames/s, {r['train_tflops']:.2f} TFLOP/s) on {r['device']}")
+    if first and math.isfinite(r.get("train_steady_frames_per_second", math.nan)):
+        click.echo(f"           first epoch{'s' if len(first) > 1 else ''} {sum(first):.1f} s (compiling included), "
+                   f"then {r['train_steady_frames_per_second']:.1f} frames/s, {r['train_steady_tflops']:.2f} TFLOP/s")
 
 
 @main.command()

@@ -202,6 +202,8 @@ class _EncodeJob:
             "resumed": any(st["resumed"] for st in stats),
             "train_seconds": sum(st["train_seconds"] for st in stats),
             "train_frames_per_second": mean("train_frames_per_second"), "train_tflops": mean("train_tflops"),
+            "train_steady_frames_per_second": mean("train_steady_frames_per_second"),
+            "train_steady_tflops": mean("train_steady_tflops"),
             "encode_seconds": time.perf_counter() - started, "device": device_name(dev), "processes": group.world,
             "sections": bitstream.section_sizes(data) if len(parts) == 1 else {"segments": len(data)},
             "train_options": {k: getattr(self.settings, k) for k in TRAIN_OPTIONS},
@@ -280,6 +282,8 @@ class _EncodeJob:
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
             "train_tflops": training_flops(arch, s.enc_dim) * result.frames_per_second / 1e12,
+            "train_steady_frames_per_second": result.steady_frames_per_second,
+            "train_steady_tflops": training_flops(arch, s.enc_dim) * result.steady_frames_per_second / 1e12,
             "train_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "train"],
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
             # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).

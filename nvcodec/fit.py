@@ -148,6 +148,7 @@ class FitResult:
     batch: int = 0                         # the batch at the end (lower than asked after running out of memory)
     rollbacks: int = 0                     # times training diverged and was rolled back
     resumed: bool = False                  # continued from a checkpoint
+    steady_frames_per_second: float = math.nan     # after the first epoch (see `steady_rate`)
 
     def evaluated_psnr(self, after: str) -> float | None:
         return evaluated_psnr(self.history, after)
@@ -166,6 +167,16 @@ def evaluated_psnr(history: list[dict], after: str) -> float | None:
     """The float model's exact PSNR over all frames (fp32) after "train" (before pruning) or at the end
     ("final"), from a training history; None where it was not measured (a checkpoint from before)."""
     return next((h["psnr"] for h in reversed(history) if h.get("after") == after), None)
+
+
+def steady_rate(history: list[dict], frames: int) -> float:
+    """Training frames/s after the first epoch of the main phase (which holds compiling and CUDA-graph
+    capture): the later epochs' frames over the time from the first's end to the last's; NaN with fewer
+    than two timed epochs. An epoch undone by a rollback counts its time but not its frames."""
+    times = [h.get("seconds") for h in history if h["phase"] == "train"]
+    if len(times) < 2 or None in times or times[-1] <= times[0]:
+        return math.nan
+    return (len(times) - 1) * frames / (times[-1] - times[0])
 
 
 def float_psnr(history: list[dict], after: str) -> float:
@@ -542,7 +553,8 @@ class Fitter:
         psnr = running[-1] if running else float("nan")
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), content, diff, seconds,
                          (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
-                         self.batch, self.rollbacks, self.resumed)
+                         self.batch, self.rollbacks, self.resumed,
+                         math.nan if self.resumed else steady_rate(self.history, self.frames))
 
     @torch.no_grad()
     def _evaluate(self, after: str) -> None:

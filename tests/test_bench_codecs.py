@@ -182,6 +182,7 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
                 "psnr": 30.1, "bpp": 0.1, "bytes": 99, "train_seconds": 5.0, "train_frames_per_second": 26.4,
                 "train_tflops": 1.0, "rollbacks": 0, "train_curves": [[20.0, 25.0, 30.0]],
                 "train_curves_seconds": [[2.5, 3.0, 3.5]], "train_seconds_unpruned": 3.7,
+                "train_steady_frames_per_second": 132.0,
                 "train_options": {"batch": kw["batch"] or 1, "lr": 1e-3, "beta1": kw["train_options"].get("beta1", 0.9),
                                   "compile_mode": "reduce-overhead", "amp": kw["train_options"].get("amp", True),
                                   "loss": "l2"}}

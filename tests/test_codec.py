@@ -155,7 +155,9 @@ def test_cli_encode_info_decode(tmp_path, testdata):
     (curve,) = enc["train_curves_seconds"]
     assert len(curve) == 4 and curve == sorted(curve) and curve[-1] <= enc["train_seconds_unpruned"]
     assert enc["train_seconds_unpruned"] <= enc["train_seconds"] + 1e-3
-    assert f"first epoch {curve[0]:.1f} s, compiling included" in r.output
+    steady = 3 * 4 / (curve[-1] - curve[0])       # 3 epochs of 4 frames after the first
+    assert enc["train_steady_frames_per_second"] == pytest.approx(steady, rel=1e-3)
+    assert f"first epoch {curve[0]:.1f} s (compiling included), then {steady:.1f} frames/s" in r.output
     r = run_cli("info", out, "--json")
     assert r.exit_code == 0
     info = json.loads(r.stdout)

@@ -156,3 +156,14 @@ def test_cudnn_algorithm_search_is_on_only_inside_the_block():
         assert cudnn.benchmark
     finally:
         cudnn.benchmark = before
+
+
+def test_the_steady_rate_leaves_out_the_first_epoch():
+    """The first epoch holds compiling; the rate after it is what the device sustains."""
+    from nvcodec.fit import steady_rate
+    history = [{"phase": "train", "epoch": 1, "seconds": 40.0}, {"phase": "train", "epoch": 2, "seconds": 41.0},
+               {"phase": "train", "epoch": 3, "seconds": 42.0}, {"phase": "eval", "after": "train", "seconds": 43.0},
+               {"phase": "prune", "epoch": 1, "seconds": 44.0}]
+    assert steady_rate(history, 132) == 132.0          # 2 epochs of 132 frames in 2 s
+    assert math.isnan(steady_rate(history[:1], 132))   # one epoch: nothing after the first
+    assert math.isnan(steady_rate([{"phase": "train", "epoch": 1, "psnr": 20.0}] * 3, 132))  # untimed (old)
