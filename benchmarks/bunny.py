@@ -137,8 +137,8 @@ def main():
             r = codec.encode(cropped, Path(tmp) / f"{size}.dnv", model_size=SIZES[size], model=a.model,
                              epochs=a.epochs, prune_epochs=a.prune_epochs or max(1, a.epochs // 10),
                              batch=a.batch, lr=a.lr, train_options=dict(a.train), progress=False, log=print)
-            widths = sizing.plan_for_params(a.model, 1280, 640, SIZES[size]).arch.widths
-            rec = {"size": size, "params": r["params"], "widths": list(widths), "epochs": a.epochs,
+            widths = codec.info(Path(tmp) / f"{size}.dnv")["widths"]     # as the file holds them
+            rec = {"size": size, "params": r["params"], "widths": widths, "epochs": a.epochs,
                    "prune_epochs": r["prune_epochs"], "batch": r["batch"],
                    "psnr_float": round(r["psnr_float_unpruned"], 3),
                    "psnr_coded": round(r["psnr"], 3), "paper_psnr": PAPER[size], "bpp": round(r["bpp"], 5),
@@ -148,7 +148,8 @@ def main():
                    "train_seconds_unpruned": round(r["train_seconds_unpruned"], 1),
                    "first_epoch_seconds": round(r["train_curves_seconds"][0][0], 1),
                    "train_fps": round(r["train_frames_per_second"], 1),
-                   "train_fps_steady": round(r["train_steady_frames_per_second"], 1), "train_tflops": round(r["train_tflops"], 2),
+                   "train_fps_steady": round(r["train_steady_frames_per_second"], 1),
+                   "train_tflops": round(r["train_tflops"], 2),
                    "gpu": meta["gpu"], "torch": meta["torch"], "model": a.model,
                    "psnr_float_method": "evaluated", "rollbacks": r["rollbacks"],
                    "recipe": recipe(r["train_options"]),

@@ -86,7 +86,7 @@ def main():
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--bpp", type=float, default=0.05)
     size.add_argument("--params", type=float, help="a network of about this many parameters (as bunny.py's sizes)")
-    ap.add_argument("--rows", type=int, help="use the top ROWS rows of the frames (e.g. 640, the Bunny benchmark's crop)")
+    ap.add_argument("--rows", type=int, help="use the top ROWS rows of the frames (640: the Bunny benchmark's crop)")
     ap.add_argument("--align", type=int, nargs="+", default=[sizing.WIDTH_ALIGN], help="channel width multiples")
     ap.add_argument("--cudnn-benchmark", nargs="+", choices=["off", "on"], default=["on"])
     ap.add_argument("--steps", type=int, default=40)

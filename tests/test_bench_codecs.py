@@ -188,6 +188,7 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
                                   "loss": "l2"}}
 
     monkeypatch.setattr(bunny.codec, "encode", encode)
+    monkeypatch.setattr(bunny.codec, "info", lambda path: {"widths": [16, 8]})
     monkeypatch.setattr(bunny, "center_crop_640x1280", lambda clip, folder: folder / "crop.mkv")
     run = lambda *args: monkeypatch.setattr(sys, "argv", ["bunny.py", *args]) or bunny.main()  # noqa: E731
     run("clip.mp4", "--sizes", "3M", "--epochs", "3", "--batch", "1", "--train", "beta1=0.5", "amp=false",
@@ -196,6 +197,7 @@ def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
     (rec,) = json.loads((tmp_path / "a" / "bunny.json").read_text())
     assert rec["recipe"] == "batch 1, lr 0.001, beta1 0.5, reduce-overhead, fp32"
     assert (rec["first_epoch_seconds"], rec["train_seconds_unpruned"], rec["train_seconds"]) == (2.5, 3.7, 5.0)
+    assert rec["widths"] == [16, 8] and rec["train_fps_steady"] == 132.0
     assert rec["recipe"] in (tmp_path / "a" / "bunny.md").read_text()
     run("clip.mp4", "--sizes", "0.35M", "--epochs", "3", "--out", str(tmp_path / "b"))
     run("--merge", str(tmp_path / "a" / "bunny.json"), "--out", str(tmp_path / "b"))

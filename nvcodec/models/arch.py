@@ -33,7 +33,7 @@ def reduced_widths(stem: int, stages: int, reduce: float = 1.2, lower: int = 4, 
     """Stem width, then each stage's output width divided by `reduce` (authors' `round(ngf // 1.2)`).
 
     align > 1 rounds every width of at least `align` to the nearest multiple of it: GPU convolution
-    kernels run far faster on channel counts that are multiples of 8 (bf16 tensor cores)."""
+    kernels run faster on channel counts that are multiples of 8 (bf16 tensor cores)."""
     widths = [stem]
     for _ in range(stages):
         widths.append(max(lower, int(round(widths[-1] // reduce))))
