@@ -185,8 +185,9 @@ def print_encode_report(r: dict) -> None:
     click.echo(f"  time     {r['encode_seconds']:.1f} s total, training {r['train_seconds']:.1f} s "
                f"({r['train_frames_per_second']:.1f} frames/s, {r['train_tflops']:.2f} TFLOP/s) on {r['device']}")
     if first and math.isfinite(r.get("train_steady_frames_per_second", math.nan)):
-        click.echo(f"           first epoch{'s' if len(first) > 1 else ''} {sum(first):.1f} s (compiling included), "
-                   f"then {r['train_steady_frames_per_second']:.1f} frames/s, {r['train_steady_tflops']:.2f} TFLOP/s")
+        click.echo(f"           first epoch{'s' if len(first) > 1 else ''} {sum(first):.1f} s (with any start-up: "
+                   f"compiling, CUDA graphs), then {r['train_steady_frames_per_second']:.1f} frames/s, "
+                   f"{r['train_steady_tflops']:.2f} TFLOP/s")
 
 
 @main.command()
