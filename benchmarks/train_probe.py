@@ -2,7 +2,7 @@
 
     python benchmarks/train_probe.py CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
-        [--profile STEPS]
+        [--enc-dim 32] [--profile STEPS]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
@@ -30,15 +30,16 @@ from nvcodec.fit import Fitter, TrainSettings
 from nvcodec.video import read_video
 
 
-def probe(frames, arch, batch, mode, steps, device):
-    f, step = fitter_and_step(frames, arch, batch, mode, device)
+def probe(frames, arch, batch, mode, steps, device, enc_dim=64):
+    f, step = fitter_and_step(frames, arch, batch, mode, device, enc_dim)
     warm = timed(device, lambda: [step() for _ in range(5)])
     return steps * batch / timed(device, lambda: [step() for _ in range(steps)]), warm
 
 
-def fitter_and_step(frames, arch, batch, mode, device):
+def fitter_and_step(frames, arch, batch, mode, device, enc_dim=64):
     """A Fitter for this setting, and one training step of it on random frames."""
-    settings = TrainSettings(batch=batch, compile=mode != "eager", compile_mode="default" if mode == "eager" else mode)
+    settings = TrainSettings(batch=batch, compile=mode != "eager", compile_mode="default" if mode == "eager" else mode,
+                             enc_dim=enc_dim)
     f = Fitter(torch.from_numpy(frames), arch, settings, device, progress=False)
 
     def step():
@@ -59,10 +60,10 @@ def timed(device, fn) -> float:
     return time.perf_counter() - t0
 
 
-def profile(frames, arch, batch, mode, steps, device, rows=25):
+def profile(frames, arch, batch, mode, steps, device, enc_dim=64, rows=25):
     """Where the time of an encode goes (see the module's doc); prints a report."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
-    f, step = fitter_and_step(frames, arch, batch, mode, device)
+    f, step = fitter_and_step(frames, arch, batch, mode, device, enc_dim)
     first = timed(device, step)
     next_four = timed(device, lambda: [step() for _ in range(4)])
     evaluation = timed(device, lambda: f._evaluate("train"))
@@ -89,6 +90,7 @@ def main():
     ap.add_argument("--rows", type=int, help="use the top ROWS rows of the frames (640: the Bunny benchmark's crop)")
     ap.add_argument("--align", type=int, nargs="+", default=[sizing.WIDTH_ALIGN], help="channel width multiples")
     ap.add_argument("--cudnn-benchmark", nargs="+", choices=["off", "on"], default=["on"])
+    ap.add_argument("--enc-dim", type=int, default=TrainSettings.enc_dim, help="encoder width (training only)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--modes", nargs="+", default=["eager", "default"],
@@ -106,13 +108,13 @@ def main():
         torch.backends.cudnn.benchmark = bench == "on"
         plan = sizing.plan_for_params("dnerv", w, h, a.params) if a.params else \
             sizing.plan_for_bpp("dnerv", w, h, t, a.bpp)
-        print(f"== widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}",
-              flush=True)
+        print(f"== widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}, "
+              f"encoder width {a.enc_dim}", flush=True)
         for mode in a.modes if a.profile else []:
-            profile(frames, plan.arch, a.batches[0], mode, a.profile, device)
+            profile(frames, plan.arch, a.batches[0], mode, a.profile, device, a.enc_dim)
         for mode in a.modes:
             for batch in a.batches:
-                fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device)
+                fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device, a.enc_dim)
                 print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
 
 
