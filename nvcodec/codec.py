@@ -274,6 +274,7 @@ class _EncodeJob:
             quality.add(batch, frames[quality.frames:quality.frames + len(batch)])
         psnr, ms_ssim = quality.result()
         clock["check"] = time.perf_counter()
+        tflop_per_frame = training_flops(arch, s.enc_dim) / 1e12
         return data, {
             "frames": t, "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), w, h, t),
             "psnr": psnr, "ms_ssim": ms_ssim,
@@ -281,9 +282,9 @@ class _EncodeJob:
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
-            "train_tflops": training_flops(arch, s.enc_dim) * result.frames_per_second / 1e12,
+            "train_tflops": tflop_per_frame * result.frames_per_second,
             "train_steady_frames_per_second": result.steady_frames_per_second,
-            "train_steady_tflops": training_flops(arch, s.enc_dim) * result.steady_frames_per_second / 1e12,
+            "train_steady_tflops": tflop_per_frame * result.steady_frames_per_second,
             "train_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "train"],
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
             # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).
