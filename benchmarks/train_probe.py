@@ -2,7 +2,7 @@
 
     python benchmarks/train_probe.py CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
-        [--enc-dim 32] [--profile STEPS]
+        [--enc-dim 64 32] [--profile STEPS]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
@@ -90,7 +90,8 @@ def main():
     ap.add_argument("--rows", type=int, help="use the top ROWS rows of the frames (640: the Bunny benchmark's crop)")
     ap.add_argument("--align", type=int, nargs="+", default=[sizing.WIDTH_ALIGN], help="channel width multiples")
     ap.add_argument("--cudnn-benchmark", nargs="+", choices=["off", "on"], default=["on"])
-    ap.add_argument("--enc-dim", type=int, default=TrainSettings.enc_dim, help="encoder width (training only)")
+    ap.add_argument("--enc-dim", type=int, nargs="+", default=[TrainSettings.enc_dim],
+                    help="encoder widths (training only)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--modes", nargs="+", default=["eager", "default"],
@@ -103,18 +104,18 @@ def main():
     frames = frames[:, : a.rows] if a.rows else frames
     t, h, w = frames.shape[:3]
     print(f"{w}x{h} {t} frames, device {device}, torch {torch.__version__}")
-    for align, bench in itertools.product(a.align, a.cudnn_benchmark):
+    for align, bench, enc_dim in itertools.product(a.align, a.cudnn_benchmark, a.enc_dim):
         sizing.WIDTH_ALIGN = align
         torch.backends.cudnn.benchmark = bench == "on"
         plan = sizing.plan_for_params("dnerv", w, h, a.params) if a.params else \
             sizing.plan_for_bpp("dnerv", w, h, t, a.bpp)
         print(f"== widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}, "
-              f"encoder width {a.enc_dim}", flush=True)
+              f"encoder width {enc_dim}", flush=True)
         for mode in a.modes if a.profile else []:
-            profile(frames, plan.arch, a.batches[0], mode, a.profile, device, a.enc_dim)
+            profile(frames, plan.arch, a.batches[0], mode, a.profile, device, enc_dim)
         for mode in a.modes:
             for batch in a.batches:
-                fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device, a.enc_dim)
+                fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device, enc_dim)
                 print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
 
 
