@@ -76,17 +76,16 @@ def usable_cores() -> int:
 def gather_results(group: Group, work: Callable[[], dict]) -> dict | None:
     """Run `work()` (this rank's share, as {item: result}); rank 0 gets every rank's results merged.
 
-    Raises RankFailed on every rank if any rank failed (after all of them have reported).
+    With several processes, raises RankFailed on every rank if any rank failed (after all have reported);
+    with one, work()'s own exception.
     """
+    if group.world == 1:   # one process: its errors reach the caller as they are (their type says what went wrong)
+        return work()
     mine, error = {}, None
     try:
         mine = work()
     except Exception as e:  # noqa: BLE001 - reported to all ranks, then raised as one line
         error = f"rank {group.rank}: {type(e).__name__}: {' '.join(str(e).split())}"
-    if group.world == 1:
-        if error:
-            raise RankFailed(error)
-        return mine
     # One object per rank; the results are bytes (segments), so gather_object's pickling is cheap.
     everything = [None] * group.world if group.rank == 0 else None
     dist.gather_object((mine, error), everything, dst=0)

@@ -40,7 +40,7 @@ EMBED_SHARE_GOAL = {"dnerv": 0.35, "hnerv": 0.2, "dsnerv": 0.3}
 class InfeasibleRate(ValueError):
     def __init__(self, target: float, minimum: float):
         super().__init__(f"--bpp {target:g} is below what the smallest model can reach for this video "
-                         f"(about {minimum:.4g} bpp); use --bpp {minimum * 1.1:.3g} or more, or fewer frames")
+                         f"(about {minimum:.4g} bpp); use --bpp {minimum * 1.1:.3g} or more")
         self.minimum = minimum
 
 

@@ -34,3 +34,11 @@ def test_a_failing_rank_ends_the_run_without_output(tmp_path):
     with pytest.raises(RankFailed, match="rank 1: ValueError: segment 3 is broken"):
         spawn_local(2, partial(_job, out=str(out), count=5, fail_on=3))
     assert not out.exists()
+
+
+def test_one_process_raises_its_own_error():
+    """Alone, a failure keeps its type (the CLI words a bad --bpp or an out-of-memory by it), with no rank."""
+    from nvcodec.distributed import SINGLE
+    with pytest.raises(ValueError, match="^segment 1 is broken$"):
+        gather_results(SINGLE, lambda: {i: _produce(i, fail_on=1) for i in range(3)})
+    assert gather_results(SINGLE, lambda: {0: b"x"}) == {0: b"x"}
