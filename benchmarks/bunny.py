@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import SIZES, machine, markdown_table, write_json  # noqa: E402
 from nvcodec import codec, sizing  # noqa: E402
-from nvcodec.fit import parse_train_option  # noqa: E402
+from nvcodec.fit import TrainSettings, parse_train_option  # noqa: E402
 from nvcodec.video import read_video, write_video  # noqa: E402
 
 PAPER = {"0.35M": 30.80, "0.75M": 33.30, "1.5M": 35.22, "3M": 38.09}
@@ -58,8 +58,11 @@ def recipe(options: dict) -> str:
     """The training settings that tell recipes apart, from an encode report's `train_options`,
     e.g. "batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16"."""
     o = options
+    # Other settings only where they differ from the codec's default, e.g. ", warmup 0.05, enc_dim 32".
+    others = "".join(f", {name} {o[name]:g}" for name in ("warmup", "enc_dim", "grad_clip", "code_lr_scale")
+                     if name in o and o[name] != getattr(TrainSettings, name))
     return (f"batch {o['batch']}, lr {o['lr']:g}, beta1 {o['beta1']:g}, {o['compile_mode']}, "
-            f"{'bf16' if o['amp'] else 'fp32'}" + ("" if o["loss"] == "l2" else f", {o['loss']}"))
+            f"{'bf16' if o['amp'] else 'fp32'}" + ("" if o["loss"] == "l2" else f", {o['loss']}") + others)
 
 
 def add_curves(out: Path, curves: dict) -> None:

@@ -38,19 +38,16 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
 }
 
 # The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-7 ran
-# theirs (benchmarks/results/gpu_session4/ to gpu_session7/); these are what is left for issue 3, for one GPU.
+# theirs (benchmarks/results/gpu_session4/ to gpu_session8/); these are what is left for issue 3, for one GPU.
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # What session 7 left (benchmarks/GPU_RUNS.md), for one H200, most wanted first (session 8's order).
-    job 6 BUNNY bunny-lr7e-4 --sizes 3M --epochs 300 --lr 7e-4             # lr 1e-3 diverged in 3 of 5 runs
-    # A cheaper encoder (not stored, so fair): the encoders' depthwise convolutions are ~13 % of a 3M step.
+    # What session 8 left (benchmarks/GPU_RUNS.md), for one H200, most wanted first.
+    # Bare steps vs the encoder's own epoch loop, encoder widths 64 and 32 (session 8: probe +19 %, encode +0 %).
     job 3 python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --params 3e6 --rows 640 --batches 1 \
-        --modes reduce-overhead --steps 200 --enc-dim 64 32 > $RES/train_probe_enc32.log 2>&1
-    job 7 BUNNY bunny-400epochs --sizes 3M --epochs 400                      # where is 38.09 dB reached?
-    job 6 BUNNY bunny-enc32 --sizes 3M --epochs 300 --train enc_dim=32
-    job 3 python3 benchmarks/speed.py --sizes 3M --out $RES/speed > $RES/speed.log 2>&1
+        --modes reduce-overhead --steps 300 --enc-dim 64 32 --loop-epochs 10 > $RES/train_probe_loop.log 2>&1
     job 5 BUNNY bunny-250epochs-warmup0.05 --sizes 3M --epochs 250 --train warmup=0.05
+    job 2 python3 benchmarks/speed.py --sizes 3M --resolutions 1920x1080 --batches 32 --out $RES/speed > $RES/speed.log 2>&1
 }
 lane1() { :; }
 lane2() { :; }

@@ -2,13 +2,15 @@
 
     python benchmarks/train_probe.py CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
-        [--enc-dim 64 32] [--profile STEPS]
+        [--enc-dim 64 32] [--loop-epochs N] [--profile STEPS]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
 Each step is the encoder's own (`Fitter._step`: forward, backward, gradient clipping, fused Adam).
 --align rounds the network's channel widths to multiples of N (`sizing.WIDTH_ALIGN`, then the largest network
 within the same --bpp or --params); --cudnn-benchmark turns cuDNN's algorithm search off or on (`fit.CUDNN_BENCHMARK`).
+--loop-epochs N also times N epochs of the encoder's epoch loop around the same step (`Fitter._phase`), to see
+what the loop adds to the bare steps.
 
 --profile STEPS first looks inside each mode at the first batch size, to see where an encode's time goes (so the
 first mode's first step compiles from cold, as in an encode): the seconds of the first step (compiling and
@@ -30,10 +32,17 @@ from nvcodec.fit import Fitter, TrainSettings
 from nvcodec.video import read_video
 
 
-def probe(frames, arch, batch, mode, steps, device, enc_dim=64):
-    f, step = fitter_and_step(frames, arch, batch, mode, device, enc_dim)
+def probe(step, batch, steps, device):
     warm = timed(device, lambda: [step() for _ in range(5)])
     return steps * batch / timed(device, lambda: [step() for _ in range(steps)]), warm
+
+
+def loop_rate(f, epochs: int, device) -> float:
+    """Frames/s of the Fitter's own epoch loop (`_phase`: schedule, PSNR read-back, rollback snapshots), which
+    the bare steps above leave out; one epoch first, so that the step is warm."""
+    f._phase(1, 1e-4, 0.0)
+    f.epoch = 0
+    return epochs * f.frames / timed(device, lambda: f._phase(epochs, 1e-4, 0.0))
 
 
 def fitter_and_step(frames, arch, batch, mode, device, enc_dim=64):
@@ -93,6 +102,8 @@ def main():
     ap.add_argument("--enc-dim", type=int, nargs="+", default=[TrainSettings.enc_dim],
                     help="encoder widths (training only)")
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--loop-epochs", type=int, default=0, metavar="N",
+                    help="then time N epochs of the Fitter's own loop with the same step")
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--modes", nargs="+", default=["eager", "default"],
                     help="eager, or torch.compile modes: default, reduce-overhead, max-autotune-no-cudagraphs")
@@ -115,8 +126,12 @@ def main():
             profile(frames, plan.arch, a.batches[0], mode, a.profile, device, enc_dim)
         for mode in a.modes:
             for batch in a.batches:
-                fps, warm = probe(frames, plan.arch, batch, mode, a.steps, device, enc_dim)
+                f, step = fitter_and_step(frames, plan.arch, batch, mode, device, enc_dim)
+                fps, warm = probe(step, batch, a.steps, device)
                 print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
+                if a.loop_epochs:
+                    print(f"{'':>26} the same in the epoch loop: {loop_rate(f, a.loop_epochs, device):7.1f} frames/s "
+                          f"({a.loop_epochs} epochs)", flush=True)
 
 
 if __name__ == "__main__":
