@@ -37,7 +37,7 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-7 ran
+# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-8 ran
 # theirs (benchmarks/results/gpu_session4/ to gpu_session8/); these are what is left for issue 3, for one GPU.
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
