@@ -59,7 +59,8 @@ def recipe(options: dict) -> str:
     e.g. "batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16"."""
     o = options
     # Other settings only where they differ from the codec's default, e.g. ", warmup 0.05, enc_dim 32".
-    others = "".join(f", {name} {o[name]:g}" for name in ("warmup", "enc_dim", "grad_clip", "code_lr_scale")
+    others = "".join(f", {name} {o[name]:g}" if isinstance(o[name], (int, float)) else f", {o[name]}"
+                     for name in ("optimizer", "warmup", "enc_dim", "grad_clip", "code_lr_scale")
                      if name in o and o[name] != getattr(TrainSettings, name))
     return (f"batch {o['batch']}, lr {o['lr']:g}, beta1 {o['beta1']:g}, {o['compile_mode']}, "
             f"{'bf16' if o['amp'] else 'fp32'}" + ("" if o["loss"] == "l2" else f", {o['loss']}") + others)

@@ -2,7 +2,7 @@
 
     python benchmarks/train_probe.py CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
-        [--enc-dim 64 32] [--loop-epochs N] [--profile STEPS]
+        [--enc-dim 64 32] [--optimizer adam adan] [--loop-epochs N] [--profile STEPS]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
@@ -28,7 +28,7 @@ import time
 import torch
 
 from nvcodec import sizing
-from nvcodec.fit import Fitter, TrainSettings
+from nvcodec.fit import OPTIMIZERS, Fitter, TrainSettings
 from nvcodec.video import read_video
 
 
@@ -45,10 +45,10 @@ def loop_rate(f, epochs: int, device) -> float:
     return epochs * f.frames / timed(device, lambda: f._phase(epochs, 1e-4, 0.0))
 
 
-def fitter_and_step(frames, arch, batch, mode, device, enc_dim=64):
+def fitter_and_step(frames, arch, batch, mode, device, enc_dim=64, optimizer="adam"):
     """A Fitter for this setting, and one training step of it on random frames."""
     settings = TrainSettings(batch=batch, compile=mode != "eager", compile_mode="default" if mode == "eager" else mode,
-                             enc_dim=enc_dim)
+                             enc_dim=enc_dim, optimizer=optimizer)
     f = Fitter(torch.from_numpy(frames), arch, settings, device, progress=False)
 
     def step():
@@ -69,10 +69,10 @@ def timed(device, fn) -> float:
     return time.perf_counter() - t0
 
 
-def profile(frames, arch, batch, mode, steps, device, enc_dim=64, rows=25):
+def profile(frames, arch, batch, mode, steps, device, enc_dim=64, rows=25, optimizer="adam"):
     """Where the time of an encode goes (see the module's doc); prints a report."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
-    f, step = fitter_and_step(frames, arch, batch, mode, device, enc_dim)
+    f, step = fitter_and_step(frames, arch, batch, mode, device, enc_dim, optimizer)
     first = timed(device, step)
     next_four = timed(device, lambda: [step() for _ in range(4)])
     evaluation = timed(device, lambda: f._evaluate("train"))
@@ -101,6 +101,7 @@ def main():
     ap.add_argument("--cudnn-benchmark", nargs="+", choices=["off", "on"], default=["on"])
     ap.add_argument("--enc-dim", type=int, nargs="+", default=[TrainSettings.enc_dim],
                     help="encoder widths (training only)")
+    ap.add_argument("--optimizer", nargs="+", choices=list(OPTIMIZERS), default=[TrainSettings.optimizer])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--loop-epochs", type=int, default=0, metavar="N",
                     help="then time N epochs of the Fitter's own loop with the same step")
@@ -115,18 +116,18 @@ def main():
     frames = frames[:, : a.rows] if a.rows else frames
     t, h, w = frames.shape[:3]
     print(f"{w}x{h} {t} frames, device {device}, torch {torch.__version__}")
-    for align, bench, enc_dim in itertools.product(a.align, a.cudnn_benchmark, a.enc_dim):
+    for align, bench, enc_dim, opt in itertools.product(a.align, a.cudnn_benchmark, a.enc_dim, a.optimizer):
         sizing.WIDTH_ALIGN = align
         torch.backends.cudnn.benchmark = bench == "on"
         plan = sizing.plan_for_params("dnerv", w, h, a.params) if a.params else \
             sizing.plan_for_bpp("dnerv", w, h, t, a.bpp)
         print(f"== widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}, "
-              f"encoder width {enc_dim}", flush=True)
+              f"encoder width {enc_dim}, {opt}", flush=True)
         for mode in a.modes if a.profile else []:
-            profile(frames, plan.arch, a.batches[0], mode, a.profile, device, enc_dim)
+            profile(frames, plan.arch, a.batches[0], mode, a.profile, device, enc_dim, optimizer=opt)
         for mode in a.modes:
             for batch in a.batches:
-                f, step = fitter_and_step(frames, plan.arch, batch, mode, device, enc_dim)
+                f, step = fitter_and_step(frames, plan.arch, batch, mode, device, enc_dim, opt)
                 fps, warm = probe(step, batch, a.steps, device)
                 print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
                 if a.loop_epochs:

@@ -53,6 +53,9 @@ from .models.encoders import Encoders
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
 CHECKPOINT_FORMAT = 2     # 2: the rollback's learning-rate cap replaced a scale
+# Flags of an optimizer's parameter groups that a checkpoint keeps (optimi's: whether the group's state, its step
+# count included, has been set up, and the kernels it chose).
+OPTIMIZER_GROUP_FLAGS = ("setup", "triton", "foreach", "kahan_sum")
 # Let cuDNN time its algorithms for each convolution shape on the first steps and keep the fastest: every
 # training step has the same shapes, so the search pays back at once (measured: benchmarks/train_probe.py).
 CUDNN_BENCHMARK = True
@@ -72,6 +75,9 @@ class TrainSettings:
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
+    # "adam" (torch's fused Adam) or "adan" (Adan, torch-optimi's foreach version, betas 0.98/0.92/0.99, no weight
+    # decay): DNeRV's appendix (Table 10, 0.35M Bunny) finds Adan stable at lr 3e-3, where Adam fails, and better.
+    optimizer: str = "adam"
     amp: bool = True              # bf16 autocast on CUDA
     compile: bool = False         # torch.compile the training step (on by default on CUDA, see codec)
     # torch.compile mode. CUDA graphs ("reduce-overhead") cut the launch overhead that bounds a small-batch
@@ -91,9 +97,10 @@ PRESETS = {
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
-                 "amp", "compile_mode", "code_lr_scale")
+                 "optimizer", "amp", "compile_mode", "code_lr_scale")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
+OPTIMIZERS = ("adam", "adan")
 
 
 def parse_train_option(text: str) -> tuple[str, object]:
@@ -126,6 +133,8 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"compile_mode {value!r}: choose {', '.join(COMPILE_MODES)}")
     if name == "loss" and value not in LOSSES:
         raise ValueError(f"loss {value!r}: choose {' or '.join(LOSSES)}")
+    if name == "optimizer" and value not in OPTIMIZERS:
+        raise ValueError(f"optimizer {value!r}: choose {' or '.join(OPTIMIZERS)}")
     if name in ("epochs", "batch", "enc_dim") and value < 1:
         raise ValueError(f"{name} must be at least 1")
     if name in ("lr", "code_lr_scale") and not value > 0:
@@ -332,6 +341,12 @@ class Fitter:
         return neighbours(self.video, idx)
 
     def _optimizer(self):
+        if self.s.optimizer == "adan":
+            from optimi import Adan
+            # foreach on a GPU: a few multi-tensor kernels per step. (optimi would pick its Triton kernels, one
+            # launch per parameter tensor: host time that a CUDA-graph step cannot hide.)
+            return Adan(self._param_groups(), lr=self.s.lr, weight_decay=0.0, eps=1e-8,
+                        foreach=self.device.type == "cuda")
         return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
                                 fused=self.device.type == "cuda")
 
@@ -584,8 +599,17 @@ class Fitter:
         """(tensors, metadata) of everything training needs to go on from here."""
         t = {f"enc.{k}": v for k, v in self.encoders.state_dict().items()}
         t.update({f"dec.{k}": v for k, v in self.decoder.state_dict().items()})
-        for i, st in self.opt.state_dict()["state"].items():
-            t.update({f"opt.{i}.{k}": v if torch.is_tensor(v) else torch.tensor(v) for k, v in st.items()})
+        opt_state = self.opt.state_dict()
+        for i, st in opt_state["state"].items():
+            t.update({f"opt.{i}.{k}": v if torch.is_tensor(v) else torch.tensor(v)
+                      for k, v in st.items() if v is not None})
+        # What an optimizer keeps beside its per-parameter tensors: None entries (optimi's unused Kahan
+        # buffers) and per-group tensors and flags (optimi's step count). Adam has neither.
+        opt_none = [[i, k] for i, st in opt_state["state"].items() for k, v in st.items() if v is None]
+        opt_groups = []
+        for i, g in enumerate(opt_state["param_groups"]):
+            t.update({f"optgroup.{i}.{k}": v for k, v in g.items() if torch.is_tensor(v)})
+            opt_groups.append({k: v for k, v in g.items() if k in OPTIMIZER_GROUP_FLAGS})
         t.update({f"mask.{k}": v for k, v in self.masks.items()})
         if self.order is not None:
             t["order"] = self.order
@@ -597,7 +621,7 @@ class Fitter:
             t = {k: v.detach().clone() for k, v in t.items()}
         meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
                 "lr_cap": None if math.isinf(self.lr_cap) else self.lr_cap, "rollbacks": self.rollbacks,
-                "history": [dict(h) for h in self.history]}
+                "history": [dict(h) for h in self.history], "opt_none": opt_none, "opt_groups": opt_groups}
         return t, meta
 
     def _load_state(self, tensors: dict, meta: dict, rng: bool = True) -> None:
@@ -615,8 +639,13 @@ class Fitter:
             if k.startswith("opt."):
                 _, i, name = k.split(".", 2)
                 state[int(i)][name] = v
+        for i, name in meta.get("opt_none", []):
+            state[int(i)][name] = None
         opt_state = self.opt.state_dict()
         opt_state["state"] = dict(state)
+        for i, (group, flags) in enumerate(zip(opt_state["param_groups"], meta.get("opt_groups", []))):
+            group.update(flags)
+            group.update({k[len(f"optgroup.{i}."):]: v for k, v in t.items() if k.startswith(f"optgroup.{i}.")})
         self.opt.load_state_dict(opt_state)
         self.order = t["order"].to(self.device) if "order" in t else None
         self.mse_sum = t["mse_sum"].to(self.device)

@@ -65,7 +65,8 @@ def test_training_options_are_parsed_typed_and_checked():
     assert parse_train_option("compile-mode=reduce-overhead") == ("compile_mode", "reduce-overhead")
     assert parse_train_option("amp=off") == ("amp", False)
     assert parse_train_option("batch=8") == ("batch", 8)
-    for bad, says in [("foo=1", "NAME one of"), ("batch=1.5", "integer"), ("amp=maybe", "true or false"),
+    assert parse_train_option("optimizer=adan") == ("optimizer", "adan")
+    for bad, says in [("foo=1", "NAME one of"), ("optimizer=sgd", "choose adam or adan"), ("batch=1.5", "integer"), ("amp=maybe", "true or false"),
                       ("compile_mode=fastest", "choose"), ("beta1=1", "[0, 1)"), ("lr=0", "positive"), ("lr", "NAME=")]:
         with pytest.raises(ValueError, match=re.escape(says)):
             parse_train_option(bad)
@@ -78,6 +79,32 @@ def test_beta1_reaches_the_optimizer():
     arch = sizing.plan_for_params("dnerv", 48, 32, 0.01, frames=4).arch
     fitter = Fitter(frames, arch, TrainSettings(epochs=1, batch=2, beta1=0.5), torch.device("cpu"), progress=False)
     assert all(g["betas"] == (0.5, 0.999) for g in fitter.opt.param_groups)
+
+
+def test_adan_fits_and_its_whole_state_survives_a_checkpoint():
+    """Adan (torch-optimi) keeps its step count in the parameter group and leaves unused buffers as None: a
+    checkpoint or rollback snapshot must carry both, so that the next step is the one an uninterrupted run takes."""
+    from optimi import Adan
+
+    from nvcodec.fit import Fitter
+
+    rng = np.random.default_rng(2)
+    frames = torch.from_numpy(rng.integers(0, 256, (4, 32, 48, 3), dtype=np.uint8))
+    arch = sizing.plan_for_params("dnerv", 48, 32, 0.01, frames=4).arch
+    make = lambda: Fitter(frames, arch, TrainSettings(epochs=1, batch=2, optimizer="adan"),  # noqa: E731
+                          torch.device("cpu"), progress=False)
+    a, b = make(), make()
+    assert isinstance(a.opt, Adan) and all(g["weight_decay"] == 0 for g in a.opt.param_groups)
+    idx = torch.tensor([0, 1])
+    losses = [float(a._step(idx, 1e-3)) for _ in range(6)]
+    assert losses[-1] < losses[0]                       # it learns
+    tensors, meta = a._state()
+    b._load_state(tensors, json.loads(json.dumps(meta)))     # as a checkpoint stores it
+    assert int(b.opt.param_groups[0]["step"]) == 6
+    a._step(idx, 1e-3)
+    b._step(idx, 1e-3)
+    for p, q in zip(a.decoder.parameters(), b.decoder.parameters()):
+        assert torch.equal(p, q)
 
 
 def test_encode_refuses_a_bad_training_option(tmp_path, testdata):
