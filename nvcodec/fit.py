@@ -599,14 +599,15 @@ class Fitter:
         """(tensors, metadata) of everything training needs to go on from here."""
         t = {f"enc.{k}": v for k, v in self.encoders.state_dict().items()}
         t.update({f"dec.{k}": v for k, v in self.decoder.state_dict().items()})
-        opt_state = self.opt.state_dict()
+        # Beside an optimizer's per-parameter tensors: None entries (optimi's unused Kahan buffers) and per-group
+        # tensors and flags (optimi's step count). Adam has neither.
+        opt_state, opt_none, opt_groups = self.opt.state_dict(), [], []
         for i, st in opt_state["state"].items():
-            t.update({f"opt.{i}.{k}": v if torch.is_tensor(v) else torch.tensor(v)
-                      for k, v in st.items() if v is not None})
-        # What an optimizer keeps beside its per-parameter tensors: None entries (optimi's unused Kahan
-        # buffers) and per-group tensors and flags (optimi's step count). Adam has neither.
-        opt_none = [[i, k] for i, st in opt_state["state"].items() for k, v in st.items() if v is None]
-        opt_groups = []
+            for k, v in st.items():
+                if v is None:
+                    opt_none.append([i, k])
+                else:
+                    t[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
         for i, g in enumerate(opt_state["param_groups"]):
             t.update({f"optgroup.{i}.{k}": v for k, v in g.items() if torch.is_tensor(v)})
             opt_groups.append({k: v for k, v in g.items() if k in OPTIMIZER_GROUP_FLAGS})
@@ -644,8 +645,9 @@ class Fitter:
         opt_state = self.opt.state_dict()
         opt_state["state"] = dict(state)
         for i, (group, flags) in enumerate(zip(opt_state["param_groups"], meta.get("opt_groups", []))):
+            prefix = f"optgroup.{i}."
             group.update(flags)
-            group.update({k[len(f"optgroup.{i}."):]: v for k, v in t.items() if k.startswith(f"optgroup.{i}.")})
+            group.update({k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)})
         self.opt.load_state_dict(opt_state)
         self.order = t["order"].to(self.device) if "order" in t else None
         self.mse_sum = t["mse_sum"].to(self.device)
