@@ -58,7 +58,8 @@ def recipe(options: dict) -> str:
     """The training settings that tell recipes apart, from an encode report's `train_options`,
     e.g. "batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16"."""
     o = options
-    # Other settings only where they differ from the codec's default, e.g. ", warmup 0.05, enc_dim 32".
+    # Other settings only where they differ from TrainSettings' defaults (Adam, the recipe of sessions 1-8, so
+    # that names stay comparable across sessions), e.g. ", warmup 0.05, enc_dim 32" or ", adan".
     others = "".join(f", {name} {o[name]:g}" if isinstance(o[name], (int, float)) else f", {o[name]}"
                      for name in ("optimizer", "warmup", "enc_dim", "grad_clip", "code_lr_scale")
                      if name in o and o[name] != getattr(TrainSettings, name))

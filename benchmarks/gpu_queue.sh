@@ -37,22 +37,20 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-8 ran
-# theirs (benchmarks/results/gpu_session4/ to gpu_session8/); these are what is left for issue 3, for one GPU.
+# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-9 ran
+# theirs (benchmarks/results/gpu_session4/ to gpu_session9/); these are what is left for issue 3, for one GPU.
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # What session 8 left (benchmarks/GPU_RUNS.md), for one H200, most wanted first.
-    # Step cost of Adan against fused Adam; bare steps against the encoder's own epoch loop (session 8: an encoder
-    # of width 32 stepped 19 % faster in the probe, 0 % in the encode).
-    job 4 python3 benchmarks/train_probe.py $T/bigbuckbunny_1280x720_132f.mp4 --params 3e6 --rows 640 --batches 1 \
-        --modes reduce-overhead --steps 300 --optimizer adam adan --enc-dim 64 32 --loop-epochs 10 \
-        > $RES/train_probe_loop.log 2>&1
-    # Adan at the paper appendix's lr (stable at 3e-3 where Adam fails; +1.1 dB at 0.35M).
-    job 6 BUNNY bunny-adan3e-3 --sizes 3M --epochs 300 --lr 3e-3 --train optimizer=adan
-    job 4 BUNNY bunny-adan3e-3-200epochs --sizes 3M --epochs 200 --lr 3e-3 --train optimizer=adan
-    job 5 BUNNY bunny-250epochs-warmup0.05 --sizes 3M --epochs 250 --train warmup=0.05
-    job 2 python3 benchmarks/speed.py --sizes 3M --resolutions 1920x1080 --batches 32 --out $RES/speed > $RES/speed.log 2>&1
+    # What session 9 left (benchmarks/GPU_RUNS.md), for one H200, most wanted first.
+    # The default as a user meets it: the codec at native 720p on a fresh machine (cold compile cache), 3M.
+    job 4 python3 -m nvcodec encode $T/bigbuckbunny_1280x720_132f.mp4 -o $RES/default-3m.dnv --model-size 3e6 \
+        --json $RES/default-3m.json > $RES/default-3m.log 2>&1
+    job 4 BUNNY bunny-default --sizes 3M --epochs 210   # --preset medium's length (bunny.py defaults to 300)
+    # The smaller sizes with the new default (Adan, lr 4e-3) at the paper's 300 epochs.
+    job 15 BUNNY bunny-small-adan --sizes 0.35M 0.75M 1.5M --epochs 300
+    # With Adan, an encoder of width 32 ran the epoch loop 6 % faster (session 9's probe).
+    job 4 BUNNY bunny-default-enc32 --sizes 3M --epochs 210 --train enc_dim=32
 }
 lane1() { :; }
 lane2() { :; }

@@ -87,12 +87,15 @@ def series(p: dict) -> str:
 
 def _epoch_budgets(points: list[dict]) -> str:
     """Each dnv series' training budget, e.g. 'dnv-fast: the preset's, 100 + 10 pruning epochs'."""
-    from nvcodec.fit import PRESETS
+    from nvcodec.fit import preset_settings
 
     parts = []
     for name in sorted({series(p) for p in points if p["codec"] == "dnv"}):
         p = next(p for p in points if p["codec"] == "dnv" and series(p) == name)
-        preset = PRESETS.get(p["preset"], {})
+        try:
+            preset = preset_settings(p["preset"], p.get("model", "dnerv"))
+        except KeyError:
+            preset = {}
         if p.get("epochs"):
             parts.append(f"{name}: {p['epochs']} + the {p['preset']} preset's {preset.get('prune_epochs')} "
                          "pruning epochs")

@@ -70,7 +70,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
     """
     from . import distributed
-    from .fit import PRESETS, TrainSettings, check_train_option
+    from .fit import PRESETS, TrainSettings, check_train_option, preset_settings
 
     if model not in MODELS:
         raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
@@ -89,7 +89,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     if bpp is None and model_size is None:
         bpp = 0.05
     _check_output_folder(output)
-    settings = TrainSettings(**PRESETS[preset], loss=loss, prune=prune, seed=seed)
+    settings = TrainSettings(**preset_settings(preset, model), loss=loss, prune=prune, seed=seed)
     for name, value in (("epochs", epochs), ("prune_epochs", prune_epochs), ("batch", batch), ("lr", lr)):
         if value is not None:
             setattr(settings, name, value)

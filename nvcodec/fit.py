@@ -63,6 +63,7 @@ CUDNN_BENCHMARK = True
 
 @dataclass
 class TrainSettings:
+    # The defaults below are HNeRV's and DS-NeRV's; MODEL_RECIPES and MODEL_PRESETS change DNeRV's.
     epochs: int = 300
     # Batch 1 (the paper's), with CUDA graphs on a GPU: on an H100, 3M Bunny at 300 epochs reached 37.58-37.90 dB
     # (three runs, 329-364 s), against 36.96 dB at batch 2 (benchmarks/results/bunny/recipes.md).
@@ -93,6 +94,19 @@ PRESETS = {
     "medium": dict(epochs=300, prune_epochs=30),
     "slow": dict(epochs=600, prune_epochs=60),
 }
+# Where a model trains differently from TrainSettings' defaults, in every preset. DNeRV: Adan at lr 4e-3. On 3M
+# Bunny (H200, benchmarks/results/bunny/recipes.md, session 9) it reached 38.28-38.29 dB in 210 epochs, where Adam
+# at 1e-3 reached 37.74-37.97 dB in 300 and diverged in most runs; at lr 5e-3 it diverged once. HNeRV and DS-NeRV
+# keep Adam at 1e-3: not measured with Adan.
+MODEL_RECIPES = {"dnerv": dict(optimizer="adan", lr=4e-3)}
+# Where a model's preset has other epochs. DNeRV's medium is the recipe that reaches the paper's 3M Bunny figure
+# (38.09 dB) in under 3 minutes of training on an H200 (175-178 s with fine-tuning); 300 epochs gave 38.42 dB.
+MODEL_PRESETS = {("dnerv", "medium"): dict(epochs=210, prune_epochs=21)}
+
+
+def preset_settings(preset: str, model: str) -> dict:
+    """The training settings that `preset` sets for `model` (KeyError for an unknown preset)."""
+    return {**PRESETS[preset], **MODEL_RECIPES.get(model, {}), **MODEL_PRESETS.get((model, preset), {})}
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).

@@ -194,3 +194,27 @@ def test_the_steady_rate_leaves_out_the_first_epoch():
     assert steady_rate(history, 132) == 132.0          # 2 epochs of 132 frames in 2 s
     assert math.isnan(steady_rate(history[:1], 132))   # one epoch: nothing after the first
     assert math.isnan(steady_rate([{"phase": "train", "epoch": 1, "psnr": 20.0}] * 3, 132))  # untimed (old)
+
+
+def test_presets_give_dnerv_its_measured_recipe_and_leave_other_models_alone():
+    from nvcodec.fit import PRESETS, preset_settings
+
+    assert preset_settings("medium", "dnerv") == dict(epochs=210, prune_epochs=21, optimizer="adan", lr=4e-3)
+    assert preset_settings("slow", "dnerv") == dict(PRESETS["slow"], optimizer="adan", lr=4e-3)
+    for model in ("hnerv", "dsnerv"):  # not measured with Adan: TrainSettings' Adam at 1e-3, the presets' epochs
+        assert preset_settings("medium", model) == PRESETS["medium"]
+    with pytest.raises(KeyError):
+        preset_settings("veryslow", "dnerv")
+
+
+def test_explicit_settings_win_over_the_models_recipe(tmp_path, testdata):
+    from nvcodec import codec
+
+    clip = testdata / "carphone_qcif_120f_x264qp10.mp4"
+    report = codec.encode(clip, tmp_path / "a.dnv", bpp=1.0, frame_range=(0, 4), epochs=2, prune_epochs=1, lr=2e-3,
+                          train_options={"optimizer": "adam"}, device="cpu", progress=False)
+    options = report["train_options"]
+    assert (options["optimizer"], options["lr"], options["epochs"], options["prune_epochs"]) == ("adam", 2e-3, 2, 1)
+    report = codec.encode(clip, tmp_path / "b.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1,
+                          train_options={"epochs": 2}, device="cpu", progress=False)
+    assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adan", 4e-3)
