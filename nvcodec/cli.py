@@ -144,8 +144,8 @@ def main():
 @click.option("--gpus", type=int, default=1, show_default=True,
               help="Spread segments over this many GPUs (or CPU processes); see also torchrun.")
 @click.option("--train", "train_options", multiple=True, metavar="NAME=VALUE", callback=_train_options,
-              help="Override a training setting (repeatable), e.g. --train beta1=0.5 --train "
-                   "compile_mode=reduce-overhead. Names: " + ", ".join(fit.TRAIN_OPTIONS) + ".")
+              help="Override a training setting (repeatable), e.g. --train optimizer=adam --train "
+                   "beta1=0.5. Names: " + ", ".join(fit.TRAIN_OPTIONS) + ".")
 def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
            device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume, checkpoint_every,
            segment_frames, gpus, train_options):

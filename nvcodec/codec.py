@@ -70,7 +70,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
     """
     from . import distributed
-    from .fit import PRESETS, TrainSettings, check_train_option, preset_settings
+    from .fit import OPTIMIZER_LR, PRESETS, TrainSettings, check_train_option, preset_settings
 
     if model not in MODELS:
         raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
@@ -99,6 +99,11 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         except ValueError as e:
             raise CodecError(str(e)) from None
         setattr(settings, name, value)
+    if lr is None and "lr" not in (train_options or {}):
+        settings.lr = OPTIMIZER_LR[settings.optimizer]  # the rate of the optimizer in use, chosen or not
+    if "beta1" in (train_options or {}) and settings.optimizer != "adam":
+        raise CodecError(f"--train beta1 sets Adam's first beta, but this encode trains with {settings.optimizer} "
+                         f"({model}'s default): add --train optimizer=adam")
     job = _EncodeJob(input, output, bpp, model_size, model, preset, settings, compile, quant_bits, device,
                      dict(frame_range=frame_range, size=size, pix_fmt=pix_fmt, fps=fps),
                      segment_frames or segments.DEFAULT_SEGMENT_FRAMES, progress, log, resume, checkpoint_every)

@@ -98,15 +98,20 @@ PRESETS = {
 # Bunny (H200, benchmarks/results/bunny/recipes.md, session 9) it reached 38.28-38.29 dB in 210 epochs, where Adam
 # at 1e-3 reached 37.74-37.97 dB in 300 and diverged in most runs; at lr 5e-3 it diverged once. HNeRV and DS-NeRV
 # keep Adam at 1e-3: not measured with Adan.
-MODEL_RECIPES = {"dnerv": dict(optimizer="adan", lr=4e-3)}
+MODEL_RECIPES = {"dnerv": dict(optimizer="adan")}
+# The peak learning rate that goes with each optimizer where none is given (`--lr`, `--train lr=`), so that
+# `--train optimizer=adam` alone gets Adam's rate: at 4e-3 Adam diverges.
+OPTIMIZER_LR = {"adam": 1e-3, "adan": 4e-3}
 # Where a model's preset has other epochs. DNeRV's medium is the recipe that reaches the paper's 3M Bunny figure
 # (38.09 dB) in under 3 minutes of training on an H200 (175-178 s with fine-tuning); 300 epochs gave 38.42 dB.
 MODEL_PRESETS = {("dnerv", "medium"): dict(epochs=210, prune_epochs=21)}
 
 
 def preset_settings(preset: str, model: str) -> dict:
-    """The training settings that `preset` sets for `model` (KeyError for an unknown preset)."""
-    return {**PRESETS[preset], **MODEL_RECIPES.get(model, {}), **MODEL_PRESETS.get((model, preset), {})}
+    """The training settings that `preset` sets for `model`, its optimizer's learning rate included (KeyError for
+    an unknown preset)."""
+    settings = {**PRESETS[preset], **MODEL_RECIPES.get(model, {}), **MODEL_PRESETS.get((model, preset), {})}
+    return {**settings, "lr": OPTIMIZER_LR[settings.get("optimizer", TrainSettings.optimizer)]}
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).

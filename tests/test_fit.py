@@ -118,6 +118,9 @@ def test_encode_refuses_a_bad_training_option(tmp_path, testdata):
         codec.encode(clip, tmp_path / "a.dnv", train_options={"momentum": 0.5}, device="cpu", progress=False)
     r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "beta1=2"])
     assert r.exit_code == 2 and "beta1 must be in [0, 1)" in r.output
+    # Adam's beta1 with DNeRV's default Adan would be silently ignored: refused instead, with the way out.
+    r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "beta1=0.5"])
+    assert r.exit_code == 1 and "add --train optimizer=adam" in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "a.dnv").exists() and not (tmp_path / "b.dnv").exists()
 
 
@@ -202,7 +205,8 @@ def test_presets_give_dnerv_its_measured_recipe_and_leave_other_models_alone():
     assert preset_settings("medium", "dnerv") == dict(epochs=210, prune_epochs=21, optimizer="adan", lr=4e-3)
     assert preset_settings("slow", "dnerv") == dict(PRESETS["slow"], optimizer="adan", lr=4e-3)
     for model in ("hnerv", "dsnerv"):  # not measured with Adan: TrainSettings' Adam at 1e-3, the presets' epochs
-        assert preset_settings("medium", model) == PRESETS["medium"]
+        assert preset_settings("medium", model) == dict(PRESETS["medium"], lr=1e-3)
+        assert TrainSettings(**preset_settings("medium", model)).optimizer == "adam"
     with pytest.raises(KeyError):
         preset_settings("veryslow", "dnerv")
 
@@ -218,3 +222,10 @@ def test_explicit_settings_win_over_the_models_recipe(tmp_path, testdata):
     report = codec.encode(clip, tmp_path / "b.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1,
                           train_options={"epochs": 2}, device="cpu", progress=False)
     assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adan", 4e-3)
+    # Choosing the optimizer alone brings its own learning rate (Adam diverges at Adan's 4e-3).
+    report = codec.encode(clip, tmp_path / "c.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1,
+                          train_options={"epochs": 2, "optimizer": "adam"}, device="cpu", progress=False)
+    assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adam", 1e-3)
+    report = codec.encode(clip, tmp_path / "d.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1, model="hnerv",
+                          train_options={"epochs": 2, "optimizer": "adan", "lr": 3e-3}, device="cpu", progress=False)
+    assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adan", 3e-3)
