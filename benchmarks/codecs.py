@@ -489,6 +489,8 @@ class Dnv:
             "decode_seconds": dec_report.get("decode_seconds", dec_wall),
             "device": report.get("device") or dec_report.get("device"),
             "epochs_used": report.get("epochs"),
+            "prune_epochs_used": report.get("prune_epochs"),
+            "optimizer": (report.get("train_options") or {}).get("optimizer"),
             "params": report.get("params"),
             "report_psnr": report.get("psnr"),
         }

@@ -87,15 +87,15 @@ def series(p: dict) -> str:
 
 def _epoch_budgets(points: list[dict]) -> str:
     """Each dnv series' training budget, e.g. 'dnv-fast: the preset's, 100 + 10 pruning epochs'."""
-    from nvcodec.fit import preset_settings
+    from nvcodec.fit import PRESETS
 
     parts = []
     for name in sorted({series(p) for p in points if p["codec"] == "dnv"}):
         p = next(p for p in points if p["codec"] == "dnv" and series(p) == name)
-        try:
-            preset = preset_settings(p["preset"], p.get("model", "dnerv"))
-        except KeyError:
-            preset = {}
+        # What the encode reported; points from before session 9 lack it: then the preset's epochs for Adam, the
+        # optimizer of every network then (and of every one below 2M parameters since, `fit.recipe`).
+        adam = PRESETS.get(p["preset"], {}).get("adam", (None, None))
+        preset = {"epochs": p.get("epochs_used") or adam[0], "prune_epochs": p.get("prune_epochs_used") or adam[1]}
         if p.get("epochs"):
             parts.append(f"{name}: {p['epochs']} + the {p['preset']} preset's {preset.get('prune_epochs')} "
                          "pruning epochs")

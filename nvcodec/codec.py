@@ -6,6 +6,7 @@ file's own size over the video's original width x height x frames.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -62,15 +63,15 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     a segmented one (see `segments`). With `gpus` > 1, or under torchrun, segments are spread over
     processes; rank 0 writes the file and returns the report, other torchrun ranks return None.
 
-    `train_options` overrides training settings by name (`fit.TRAIN_OPTIONS`), after the preset and the
-    keywords above.
+    `train_options` sets training settings by name (`fit.TRAIN_OPTIONS`), like the keywords above. Optimizer,
+    learning rate and epochs not given come from `preset`'s recipe for each network's size (`fit.recipe`).
 
     Training state is checkpointed to `checkpoint_path(output)` (one per segment) every
     `checkpoint_every` seconds, at the end of training and on Ctrl-C during training (which raises
     fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
     """
     from . import distributed
-    from .fit import OPTIMIZER_LR, PRESETS, TrainSettings, check_train_option, preset_settings
+    from .fit import PRESETS, TrainSettings, check_train_option
 
     if model not in MODELS:
         raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
@@ -89,22 +90,25 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     if bpp is None and model_size is None:
         bpp = 0.05
     _check_output_folder(output)
-    settings = TrainSettings(**preset_settings(preset, model), loss=loss, prune=prune, seed=seed)
-    for name, value in (("epochs", epochs), ("prune_epochs", prune_epochs), ("batch", batch), ("lr", lr)):
-        if value is not None:
-            setattr(settings, name, value)
-    for name, value in (train_options or {}).items():
+    # The settings the caller chose; optimizer, learning rate and epochs not chosen come from the preset's recipe
+    # for each network's size (`fit.recipe`), once the video's size has set it.
+    settings, chosen = TrainSettings(loss=loss, prune=prune, seed=seed), set()
+    explicit = dict(epochs=epochs, prune_epochs=prune_epochs, batch=batch, lr=lr)
+    for name, value in [*explicit.items(), *(train_options or {}).items()]:
+        if value is None:
+            continue
         try:
             check_train_option(name, value)
         except ValueError as e:
             raise CodecError(str(e)) from None
         setattr(settings, name, value)
-    if lr is None and "lr" not in (train_options or {}):
-        settings.lr = OPTIMIZER_LR[settings.optimizer]  # the rate of the optimizer in use, chosen or not
-    if "beta1" in (train_options or {}) and settings.optimizer != "adam":
-        raise CodecError(f"--train beta1 sets Adam's first beta, but this encode trains with {settings.optimizer} "
-                         f"({model}'s default): add --train optimizer=adam")
-    job = _EncodeJob(input, output, bpp, model_size, model, preset, settings, compile, quant_bits, device,
+        chosen.add(name)
+    if "beta1" in chosen:  # Adam's setting: choosing it chooses Adam
+        if "optimizer" in chosen and settings.optimizer != "adam":
+            raise CodecError(f"--train beta1 is Adam's first beta; {settings.optimizer} has no such setting")
+        settings.optimizer = "adam"
+        chosen.add("optimizer")
+    job = _EncodeJob(input, output, bpp, model_size, model, preset, settings, chosen, compile, quant_bits, device,
                      dict(frame_range=frame_range, size=size, pix_fmt=pix_fmt, fps=fps),
                      segment_frames or segments.DEFAULT_SEGMENT_FRAMES, progress, log, resume, checkpoint_every)
     group = distributed.from_environment()
@@ -138,16 +142,16 @@ def _run_and_save_report(job, report_file: Path, group) -> None:
 class _EncodeJob:
     """One encode: read segments in order, fit and compress this rank's, gather, write, report."""
 
-    def __init__(self, input, output, bpp, model_size, model, preset, settings, compile_, quant_bits, device,
+    def __init__(self, input, output, bpp, model_size, model, preset, settings, chosen, compile_, quant_bits, device,
                  read_options, segment_frames, progress, log, resume, checkpoint_every):
         self.input, self.output, self.bpp, self.model_size, self.model = input, output, bpp, model_size, model
-        self.preset, self.settings, self.compile, self.quant_bits = preset, settings, compile_, quant_bits
+        self.preset, self.settings, self.chosen = preset, settings, chosen
+        self.compile, self.quant_bits = compile_, quant_bits
         self.device, self.read_options, self.segment_frames = device, read_options, segment_frames
         self.progress, self.log, self.resume, self.checkpoint_every = progress, log, resume, checkpoint_every
 
     def run(self, group) -> dict | None:
         from . import distributed
-        from .fit import TRAIN_OPTIONS
         from .video import VideoReader
 
         started = time.perf_counter()
@@ -202,7 +206,7 @@ class _EncodeJob:
             "frames": t, "width": w, "height": h, "fps": float(fps),
             "params": sum(st["params"] for st in stats), "quant_bits": self.quant_bits,
             "effective_bits": round(mean("effective_bits"), 3),
-            "epochs": self.settings.epochs, "prune_epochs": self.settings.prune_epochs,
+            "epochs": stats[0]["train_options"]["epochs"], "prune_epochs": stats[0]["train_options"]["prune_epochs"],
             "batch": min(st["batch"] for st in stats), "rollbacks": sum(st["rollbacks"] for st in stats),
             "resumed": any(st["resumed"] for st in stats),
             "train_seconds": sum(st["train_seconds"] for st in stats),
@@ -211,16 +215,29 @@ class _EncodeJob:
             "train_steady_tflops": mean("train_steady_tflops"),
             "encode_seconds": time.perf_counter() - started, "device": device_name(dev), "processes": group.world,
             "sections": bitstream.section_sizes(data) if len(parts) == 1 else {"segments": len(data)},
-            "train_options": {k: getattr(self.settings, k) for k in TRAIN_OPTIONS},
+            # Segment 0's settings; a segment whose network differs in size may have another recipe (below).
+            "train_options": stats[0]["train_options"],
             # Running PSNR of each main-phase epoch, per segment (for learning curves).
             "train_curves": [st["train_curve"] for st in stats],
             "train_curves_seconds": [st["train_curve_seconds"] for st in stats],
             "train_seconds_unpruned": sum(st["train_seconds_unpruned"] for st in stats),
             "segments": [{"first_frame": first,
-                          **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds")}}
+                          **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds")},
+                          **{k: st["train_options"][k] for k in ("optimizer", "lr", "epochs")}}
                          for first, _, st in parts],
         }
         return report
+
+    def _settings_for(self, params: int):
+        """The caller's settings, with the preset's recipe for a network of `params` parameters where it chose none."""
+        from .fit import recipe
+
+        settings = dataclasses.replace(self.settings)
+        chosen_optimizer = settings.optimizer if "optimizer" in self.chosen else None
+        for name, value in recipe(self.preset, self.model, params, chosen_optimizer).items():
+            if name not in self.chosen:
+                setattr(settings, name, value)
+        return settings
 
     def _checkpoint(self, i: int, count: int) -> Path:
         base = checkpoint_path(self.output)
@@ -230,7 +247,7 @@ class _EncodeJob:
         """Fit, compress and measure one segment: (single-segment .dnv bytes, figures)."""
         from . import sizing
         from .compress.ratecontrol import compress_to_target
-        from .fit import TrainingError, fit
+        from .fit import TRAIN_OPTIONS, TrainingError, fit
         from .flops import training_flops
 
         t, h, w = frames.shape[:3]
@@ -243,13 +260,13 @@ class _EncodeJob:
                 raise CodecError(str(e)) from None
         else:
             plan = sizing.plan_for_params(self.model, w, h, self.model_size, frames=t)
-        arch, s = plan.arch, self.settings
+        arch, s = plan.arch, self._settings_for(plan.params)
         where = f"segment {i} (frames {first}-{first + t - 1}): " if i or t >= self.segment_frames else ""
         self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.model} with {plan.params:,} "
                  "decoder parameters, "
                  + ", ".join(f"{name.lower()} {'x'.join(map(str, shape))}"
                              for name, shape in arch.section_shapes(t).items())
-                 + f"; {s.epochs}+{s.prune_epochs} epochs on {device_name(dev)}"
+                 + f"; {s.epochs}+{s.prune_epochs} epochs, {s.optimizer} at lr {s.lr:g}, on {device_name(dev)}"
                  + (f" (process {group.rank})" if group.world > 1 else ""))
         checkpoint = self._checkpoint(i, 1 if t < self.segment_frames and i == 0 else 2)  # plain name if alone
         if checkpoint.is_file() and not self.resume:
@@ -285,6 +302,7 @@ class _EncodeJob:
             "psnr": psnr, "ms_ssim": ms_ssim,
             "psnr_float_model": result.float_psnr("final"), "psnr_float_unpruned": result.float_psnr("train"),
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
+            "train_options": {k: getattr(s, k) for k in TRAIN_OPTIONS},
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
             "train_tflops": tflop_per_frame * result.frames_per_second,

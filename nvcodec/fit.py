@@ -63,7 +63,7 @@ CUDNN_BENCHMARK = True
 
 @dataclass
 class TrainSettings:
-    # The defaults below are HNeRV's and DS-NeRV's; MODEL_RECIPES and MODEL_PRESETS change DNeRV's.
+    # An encode takes optimizer, lr and epochs from `recipe` (the preset's, for the network's size) unless given.
     epochs: int = 300
     # Batch 1 (the paper's), with CUDA graphs on a GPU: on an H100, 3M Bunny at 300 epochs reached 37.58-37.90 dB
     # (three runs, 329-364 s), against 36.96 dB at batch 2 (benchmarks/results/bunny/recipes.md).
@@ -88,30 +88,30 @@ class TrainSettings:
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
 
 
+# Epochs and fine-tuning epochs after pruning, per preset and optimizer; like x264's presets, slower means better.
+# Adan's medium is the recipe that reached the paper's 3M Bunny figure (38.09 dB) in under 3 minutes of training
+# on an H200: 38.28-38.29 dB in 175-178 s with fine-tuning (benchmarks/results/bunny/recipes.md, session 9).
 PRESETS = {
-    # epochs and fine-tuning after pruning; like x264's presets, slower means better.
-    "fast": dict(epochs=100, prune_epochs=10),
-    "medium": dict(epochs=300, prune_epochs=30),
-    "slow": dict(epochs=600, prune_epochs=60),
+    "fast": {"adam": (100, 10), "adan": (100, 10)},
+    "medium": {"adam": (300, 30), "adan": (210, 21)},
+    "slow": {"adam": (600, 60), "adan": (600, 60)},
 }
-# Where a model trains differently from TrainSettings' defaults, in every preset. DNeRV: Adan at lr 4e-3. On 3M
-# Bunny (H200, benchmarks/results/bunny/recipes.md, session 9) it reached 38.28-38.29 dB in 210 epochs, where Adam
-# at 1e-3 reached 37.74-37.97 dB in 300 and diverged in most runs; at lr 5e-3 it diverged once. HNeRV and DS-NeRV
-# keep Adam at 1e-3: not measured with Adan.
-MODEL_RECIPES = {"dnerv": dict(optimizer="adan")}
-# The peak learning rate that goes with each optimizer where none is given (`--lr`, `--train lr=`), so that
-# `--train optimizer=adam` alone gets Adam's rate: at 4e-3 Adam diverges.
+# The peak learning rate of each optimizer where none is given (`--lr`, `--train lr=`): at 4e-3 Adam diverges.
 OPTIMIZER_LR = {"adam": 1e-3, "adan": 4e-3}
-# Where a model's preset has other epochs. DNeRV's medium is the recipe that reaches the paper's 3M Bunny figure
-# (38.09 dB) in under 3 minutes of training on an H200 (175-178 s with fine-tuning); 300 epochs gave 38.42 dB.
-MODEL_PRESETS = {("dnerv", "medium"): dict(epochs=210, prune_epochs=21)}
+# DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200, session
+# 9) Adan at 4e-3 beat Adam at 1e-3 (38.42 against 37.74-37.97 dB at 300 epochs) and diverged less. On the CPU's
+# tiny networks (23k-39k parameters, benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two.
+# 0.35M-1.5M were measured with Adam only (all above the paper at 300 epochs): the bound lies between the two.
+ADAN_MIN_PARAMS = 2_000_000
 
 
-def preset_settings(preset: str, model: str) -> dict:
-    """The training settings that `preset` sets for `model`, its optimizer's learning rate included (KeyError for
-    an unknown preset)."""
-    settings = {**PRESETS[preset], **MODEL_RECIPES.get(model, {}), **MODEL_PRESETS.get((model, preset), {})}
-    return {**settings, "lr": OPTIMIZER_LR[settings.get("optimizer", TrainSettings.optimizer)]}
+def recipe(preset: str, model: str, params: int, optimizer: str | None = None) -> dict:
+    """Optimizer, learning rate and epochs that `preset` gives a `model` network of `params` decoder parameters
+    (`optimizer`: the user's choice, if any). KeyError for an unknown preset."""
+    if optimizer is None:
+        optimizer = "adan" if model == "dnerv" and params >= ADAN_MIN_PARAMS else "adam"
+    epochs, prune_epochs = PRESETS[preset][optimizer]
+    return dict(optimizer=optimizer, lr=OPTIMIZER_LR[optimizer], epochs=epochs, prune_epochs=prune_epochs)
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).

@@ -118,9 +118,11 @@ def test_encode_refuses_a_bad_training_option(tmp_path, testdata):
         codec.encode(clip, tmp_path / "a.dnv", train_options={"momentum": 0.5}, device="cpu", progress=False)
     r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "beta1=2"])
     assert r.exit_code == 2 and "beta1 must be in [0, 1)" in r.output
-    # Adam's beta1 with DNeRV's default Adan would be silently ignored: refused instead, with the way out.
-    r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "beta1=0.5"])
-    assert r.exit_code == 1 and "add --train optimizer=adam" in r.output and len(r.output.strip().splitlines()) == 1
+    # beta1 is Adam's: with Adan it would be silently ignored, so it is refused.
+    r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "optimizer=adan",
+                                  "--train", "beta1=0.5"])
+    assert r.exit_code == 1 and "Adam's first beta; adan has no such" in r.output
+    assert len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "a.dnv").exists() and not (tmp_path / "b.dnv").exists()
 
 
@@ -199,33 +201,39 @@ def test_the_steady_rate_leaves_out_the_first_epoch():
     assert math.isnan(steady_rate([{"phase": "train", "epoch": 1, "psnr": 20.0}] * 3, 132))  # untimed (old)
 
 
-def test_presets_give_dnerv_its_measured_recipe_and_leave_other_models_alone():
-    from nvcodec.fit import PRESETS, preset_settings
+def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
+    from nvcodec.fit import ADAN_MIN_PARAMS, recipe
 
-    assert preset_settings("medium", "dnerv") == dict(epochs=210, prune_epochs=21, optimizer="adan", lr=4e-3)
-    assert preset_settings("slow", "dnerv") == dict(PRESETS["slow"], optimizer="adan", lr=4e-3)
-    for model in ("hnerv", "dsnerv"):  # not measured with Adan: TrainSettings' Adam at 1e-3, the presets' epochs
-        assert preset_settings("medium", model) == dict(PRESETS["medium"], lr=1e-3)
-        assert TrainSettings(**preset_settings("medium", model)).optimizer == "adam"
+    big, small = ADAN_MIN_PARAMS, ADAN_MIN_PARAMS - 1
+    assert recipe("medium", "dnerv", big) == dict(optimizer="adan", lr=4e-3, epochs=210, prune_epochs=21)
+    assert recipe("medium", "dnerv", small) == dict(optimizer="adam", lr=1e-3, epochs=300, prune_epochs=30)
+    assert recipe("slow", "dnerv", big) == dict(optimizer="adan", lr=4e-3, epochs=600, prune_epochs=60)
+    for model in ("hnerv", "dsnerv"):  # not measured with Adan
+        assert recipe("medium", model, 10 * big)["optimizer"] == "adam"
+    # A chosen optimizer brings its own rate and the preset's epochs for it, whatever the size.
+    assert recipe("medium", "dnerv", small, "adan") == dict(optimizer="adan", lr=4e-3, epochs=210, prune_epochs=21)
+    assert recipe("medium", "dnerv", big, "adam") == dict(optimizer="adam", lr=1e-3, epochs=300, prune_epochs=30)
     with pytest.raises(KeyError):
-        preset_settings("veryslow", "dnerv")
+        recipe("veryslow", "dnerv", big)
 
 
-def test_explicit_settings_win_over_the_models_recipe(tmp_path, testdata):
-    from nvcodec import codec
+def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, testdata, monkeypatch):
+    from nvcodec import codec, fit
 
     clip = testdata / "carphone_qcif_120f_x264qp10.mp4"
-    report = codec.encode(clip, tmp_path / "a.dnv", bpp=1.0, frame_range=(0, 4), epochs=2, prune_epochs=1, lr=2e-3,
-                          train_options={"optimizer": "adam"}, device="cpu", progress=False)
-    options = report["train_options"]
-    assert (options["optimizer"], options["lr"], options["epochs"], options["prune_epochs"]) == ("adam", 2e-3, 2, 1)
-    report = codec.encode(clip, tmp_path / "b.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1,
-                          train_options={"epochs": 2}, device="cpu", progress=False)
+
+    def encode(name, **kw):
+        report = codec.encode(clip, tmp_path / name, bpp=1.0, frame_range=(0, 4), device="cpu", progress=False, **kw)
+        return {k: report["train_options"][k] for k in ("optimizer", "lr", "epochs", "prune_epochs")}
+
+    # A small network: Adam's recipe; what is given wins.
+    assert encode("a.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adam", lr=1e-3, epochs=2, prune_epochs=1)
+    assert encode("b.dnv", epochs=2, prune_epochs=1, lr=2e-3)["lr"] == 2e-3
+    # beta1 is Adam's: giving it keeps Adam even where the network's size would choose Adan.
+    monkeypatch.setattr(fit, "ADAN_MIN_PARAMS", 0)
+    assert encode("c.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adan", lr=4e-3, epochs=2, prune_epochs=1)
+    assert encode("d.dnv", prune_epochs=1, train_options={"epochs": 2, "beta1": 0.5})["optimizer"] == "adam"
+    report = codec.encode(clip, tmp_path / "e.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1, model="hnerv",
+                          train_options={"epochs": 2, "optimizer": "adan"}, device="cpu", progress=False)
     assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adan", 4e-3)
-    # Choosing the optimizer alone brings its own learning rate (Adam diverges at Adan's 4e-3).
-    report = codec.encode(clip, tmp_path / "c.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1,
-                          train_options={"epochs": 2, "optimizer": "adam"}, device="cpu", progress=False)
-    assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adam", 1e-3)
-    report = codec.encode(clip, tmp_path / "d.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1, model="hnerv",
-                          train_options={"epochs": 2, "optimizer": "adan", "lr": 3e-3}, device="cpu", progress=False)
-    assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adan", 3e-3)
+    assert report["segments"][0]["optimizer"] == "adan"
