@@ -118,7 +118,8 @@ def main():
 @click.option("--model", type=click.Choice(["dnerv", "hnerv", "dsnerv"]), default="dnerv", show_default=True,
               help="DNeRV (content + difference), HNeRV (content only) or DS-NeRV (static + dynamic codes).")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
-              help="Time for quality: 100 / 300 / 600 epochs (Adam) or 100 / 210 / 600 (Adan: DNeRV from 2M parameters), +10% fine-tuning.")
+              help="Time for quality: 100 / 300 / 600 epochs (Adam) or 100 / 210 / 600 (Adan: DNeRV from 2M "
+                   "parameters), +10% fine-tuning.")
 @click.option("--epochs", type=int, default=None, help="Training epochs (overrides the preset).")
 @click.option("--prune-epochs", type=int, default=None, help="Fine-tuning epochs after pruning.")
 @click.option("--batch", type=int, default=None, help="Frames per training step.")

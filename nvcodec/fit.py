@@ -99,9 +99,10 @@ PRESETS = {
 # The peak learning rate of each optimizer where none is given (`--lr`, `--train lr=`): at 4e-3 Adam diverges.
 OPTIMIZER_LR = {"adam": 1e-3, "adan": 4e-3}
 # DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200, session
-# 9) Adan at 4e-3 beat Adam at 1e-3 (38.42 against 37.74-37.97 dB at 300 epochs) and diverged less. On the CPU's
-# tiny networks (23k-39k parameters, benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two.
-# 0.35M-1.5M were measured with Adam only (all above the paper at 300 epochs): the bound lies between the two.
+# 9) Adan reached 38.42 dB at lr 3e-3 in 300 epochs and 38.28-38.29 dB at 4e-3 in 210, where Adam at 1e-3 reached
+# 37.74-37.97 dB in 300 and diverged in most runs. On the CPU's tiny networks (23k-39k parameters,
+# benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two. 0.35M-1.5M were measured with Adam
+# only (all above the paper at 300 epochs): the bound lies between the two.
 ADAN_MIN_PARAMS = 2_000_000
 
 
