@@ -61,18 +61,30 @@ OPTIMIZER_GROUP_FLAGS = ("setup", "triton", "foreach", "kahan_sum")
 CUDNN_BENCHMARK = True
 
 
+# Epochs and fine-tuning epochs after pruning, per preset and optimizer; like x264's presets, slower means better.
+# Adan's medium is the recipe that reached the paper's 3M Bunny figure (38.09 dB) in under 3 minutes of training
+# on an H200: 38.28-38.29 dB in 175-178 s with fine-tuning (benchmarks/results/bunny/recipes.md, session 9).
+PRESETS = {
+    "fast": {"adam": (100, 10), "adan": (100, 10)},
+    "medium": {"adam": (300, 30), "adan": (210, 21)},
+    "slow": {"adam": (600, 60), "adan": (600, 60)},
+}
+# The peak learning rate of each optimizer where none is given (`--lr`, `--train lr=`): at 4e-3 Adam diverges.
+OPTIMIZER_LR = {"adam": 1e-3, "adan": 4e-3}
+
+
 @dataclass
 class TrainSettings:
     # An encode takes optimizer, lr and epochs from `recipe` (the preset's, for the network's size) unless given.
-    epochs: int = 300
+    epochs: int = PRESETS["medium"]["adam"][0]
     # Batch 1 (the paper's), with CUDA graphs on a GPU: on an H100, 3M Bunny at 300 epochs reached 37.58-37.90 dB
     # (three runs, 329-364 s), against 36.96 dB at batch 2 (benchmarks/results/bunny/recipes.md).
     batch: int = 1
-    lr: float = 1e-3
+    lr: float = OPTIMIZER_LR["adam"]
     warmup: float = 0.2           # fraction of the main schedule spent warming up
     loss: str = "l2"              # "l2" or "l1ssim" (NeRV's 0.7 * L1 + 0.3 * (1 - SSIM))
     prune: float = 0.1            # fraction of decoder conv weights removed after training
-    prune_epochs: int = 30        # fine-tuning epochs with the pruning mask held fixed
+    prune_epochs: int = PRESETS["medium"]["adam"][1]   # fine-tuning epochs with the pruning mask held fixed
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
@@ -88,16 +100,6 @@ class TrainSettings:
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
 
 
-# Epochs and fine-tuning epochs after pruning, per preset and optimizer; like x264's presets, slower means better.
-# Adan's medium is the recipe that reached the paper's 3M Bunny figure (38.09 dB) in under 3 minutes of training
-# on an H200: 38.28-38.29 dB in 175-178 s with fine-tuning (benchmarks/results/bunny/recipes.md, session 9).
-PRESETS = {
-    "fast": {"adam": (100, 10), "adan": (100, 10)},
-    "medium": {"adam": (300, 30), "adan": (210, 21)},
-    "slow": {"adam": (600, 60), "adan": (600, 60)},
-}
-# The peak learning rate of each optimizer where none is given (`--lr`, `--train lr=`): at 4e-3 Adam diverges.
-OPTIMIZER_LR = {"adam": 1e-3, "adan": 4e-3}
 # DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200, session
 # 9) Adan reached 38.42 dB at lr 3e-3 in 300 epochs and 38.28-38.29 dB at 4e-3 in 210, where Adam at 1e-3 reached
 # 37.74-37.97 dB in 300 and diverged in most runs. On the CPU's tiny networks (23k-39k parameters,
