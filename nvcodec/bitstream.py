@@ -32,8 +32,9 @@ from .models.arch import MAX_FRAMES_PER_DYNAMIC_CODE, MODEL_IDS, Arch, ArchError
 MAGIC = b"DNV\x1a"
 FORMAT_VERSION = 1
 # STATIC and DYNAMIC are DS-NeRV's codes; INDEX and SEGMENT make a segmented file (see `segments`).
+# GRID0, GRID1 and LOCAL are HiNeRV's feature grids.
 SECTION_TAGS = {"HEAD": 1, "DECODER": 2, "CONTENT": 3, "DIFF": 4, "STATIC": 5, "DYNAMIC": 6,
-                "INDEX": 7, "SEGMENT": 8}
+                "INDEX": 7, "SEGMENT": 8, "GRID0": 9, "GRID1": 10, "LOCAL": 11}
 TAG_NAMES = {v: k for k, v in SECTION_TAGS.items()}
 MAX_FRAMES = 10_000_000
 
@@ -63,6 +64,7 @@ class Header:
 _FIXED = struct.Struct("<BHHIIIB")      # model, width, height, frames, fps_num, fps_den, quant_bits
 _DIFF = struct.Struct("<BBBBBB")        # emb_ch, diff_ch, fuse_stage, diff_up, diff_kernel, ccu_kernel
 _CODES = struct.Struct("<IIB")          # DS-NeRV only: static_codes, dynamic_codes, heads
+_LEVEL = struct.Struct("<BH")           # HiNeRV only, per grid level: channels, frames per entry
 
 
 def pack_header(h: Header) -> bytes:
@@ -77,6 +79,11 @@ def pack_header(h: Header) -> bytes:
     out.write(_DIFF.pack(a.emb_ch, a.diff_ch, a.fuse_stage, a.diff_up, a.diff_kernel, a.ccu_kernel))
     if a.model == "dsnerv":
         out.write(_CODES.pack(a.static_codes, a.dynamic_codes, a.heads))
+    if a.model == "hinerv":
+        out.write(bytes(a.depths) + bytes(a.expansions) + bytes([len(a.grid_ch)]))
+        for ch, every in zip(a.grid_ch, a.grid_every):
+            out.write(_LEVEL.pack(ch, every))
+        out.write(_LEVEL.pack(a.local_ch, a.local_every))
     return out.getvalue()
 
 
@@ -90,10 +97,19 @@ def unpack_header(data: bytes) -> Header:
         kernels = tuple(data[pos:pos + n]); pos += n
         widths = struct.unpack_from(f"<{n + 1}H", data, pos); pos += 2 * (n + 1)
         emb_ch, diff_ch, fuse, diff_up, diff_k, ccu_k = _DIFF.unpack_from(data, pos); pos += _DIFF.size
-        codes = (0, 0, 1)
+        codes, hinerv = (0, 0, 1), {}
         if model_id == MODEL_IDS["dsnerv"]:
             codes = _CODES.unpack_from(data, pos); pos += _CODES.size
-    except struct.error:
+        if model_id == MODEL_IDS["hinerv"]:
+            depths = tuple(data[pos:pos + n]); pos += n
+            expansions = tuple(data[pos:pos + n]); pos += n
+            levels = data[pos]; pos += 1
+            grid = [_LEVEL.unpack_from(data, pos + i * _LEVEL.size) for i in range(levels)]
+            pos += levels * _LEVEL.size
+            local_ch, local_every = _LEVEL.unpack_from(data, pos); pos += _LEVEL.size
+            hinerv = dict(depths=depths, expansions=expansions, grid_ch=tuple(c for c, _ in grid),
+                          grid_every=tuple(e for _, e in grid), local_ch=local_ch, local_every=local_every)
+    except (struct.error, IndexError):
         raise BitstreamError("header is truncated") from None
     if pos != len(data):
         raise BitstreamError("header has trailing bytes")
@@ -102,7 +118,8 @@ def unpack_header(data: bytes) -> Header:
         raise BitstreamError(f"unknown model id {model_id}")
     if not (1 <= frames <= MAX_FRAMES) or num == 0 or den == 0 or not (1 <= qbits <= 16):
         raise BitstreamError("header has an invalid frame count, frame rate or bit depth")
-    if len(strides) != n or len(kernels) != n:
+    if len(strides) != n or len(kernels) != n or any(len(v) != n for k, v in hinerv.items() if k in
+                                                      ("depths", "expansions")):
         raise BitstreamError("header is truncated")
     if names[model_id] == "dsnerv" and not (1 <= codes[0] <= frames and 1 <= codes[1] <= frames):
         raise BitstreamError("header has more static or dynamic codes than frames")
@@ -113,7 +130,7 @@ def unpack_header(data: bytes) -> Header:
                              f"{MAX_FRAMES_PER_DYNAMIC_CODE} frames per code)")
     try:
         arch = Arch(names[model_id], width, height, strides, tuple(widths), kernels, emb_ch, diff_ch,
-                    fuse, diff_up, diff_k, ccu_k, head_kernel, *codes)
+                    fuse, diff_up, diff_k, ccu_k, head_kernel, *codes, **hinerv)
     except ArchError as e:
         raise BitstreamError(f"header describes an invalid network ({e})") from None
     return Header(arch, frames, Fraction(num, den), qbits)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import codec, fit
+from .models import MODELS
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -115,8 +116,9 @@ def main():
 @click.option("-o", "--output", required=True, type=click.Path(), help="The .dnv file to write.")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel of the whole file (default 0.05).")
 @click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
-@click.option("--model", type=click.Choice(["dnerv", "hnerv", "dsnerv"]), default="dnerv", show_default=True,
-              help="DNeRV (content + difference), HNeRV (content only) or DS-NeRV (static + dynamic codes).")
+@click.option("--model", type=click.Choice(MODELS), default="dnerv", show_default=True,
+              help="DNeRV (content + difference), HNeRV (content only), DS-NeRV (static + dynamic codes) or "
+                   "HiNeRV (feature grids, ConvNeXt-style blocks).")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
               help="Time for quality: 100 / 300 / 600 epochs (Adam) or 100 / 210 / 600 (Adan: DNeRV from 2M "
                    "parameters), +10% fine-tuning.")

@@ -36,7 +36,7 @@ MAX_FPS_SCALE = 64
 @dataclass
 class Loaded:
     header: Header
-    decoder: Decoder
+    decoder: torch.nn.Module
     tables: dict[str, torch.Tensor]     # by section name, in arch.sections order (CPU, float32)
     file_bytes: int
 
@@ -127,16 +127,15 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     batch = max(1, min(batch, int(room // per_frame)))
     neural, i = 0.0, 0
     while i < len(times):
-        first, second = decoder_inputs(arch, loaded.tables, times[i:i + batch], loaded.header.frames)
-        content = first.to(device, non_blocking=True)
-        diff = second.to(device, non_blocking=True) if second is not None else None
+        inputs = [x.to(device, non_blocking=True)
+                  for x in decoder_inputs(arch, loaded.tables, times[i:i + batch], loaded.header.frames)]
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         try:
             with _deterministic(device), torch.autocast(device.type, dtype=dtype or torch.float32,
                                                         enabled=dtype is not None):
-                out = to_uint8(loaded.decoder(content, diff)[..., : arch.height, : arch.width])
+                out = to_uint8(loaded.decoder(*inputs)[..., : arch.height, : arch.width])
         except torch.OutOfMemoryError:
             if batch == 1:
                 raise
@@ -148,7 +147,7 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         neural += time.perf_counter() - start
-        i += len(content)
+        i += len(inputs[0])
         yield out.cpu().numpy()
     if timings is not None:
         timings["neural_seconds"] = timings.get("neural_seconds", 0.0) + neural

@@ -169,9 +169,10 @@ def check_train_option(name: str, value) -> None:
 
 @dataclass
 class FitResult:
-    decoder: Decoder
-    content: torch.Tensor                  # (T, emb_ch, h, w) float32, CPU
-    diff: torch.Tensor | None              # (T, diff_ch, hd, wd) float32, CPU
+    decoder: torch.nn.Module
+    # What gets stored beside the decoder, by section name (`arch.sections`): CONTENT (+ DIFF) embeddings,
+    # DS-NeRV's STATIC and DYNAMIC codes, HiNeRV's grids; float32, CPU.
+    tables: dict[str, torch.Tensor]
     train_seconds: float                   # of this run (after a resume: since the resume)
     frames_per_second: float
     train_psnr: float                      # running PSNR of the last epoch (while the weights moved)
@@ -186,12 +187,6 @@ class FitResult:
 
     def float_psnr(self, after: str) -> float:
         return float_psnr(self.history, after)
-
-    @property
-    def tables(self) -> dict[str, torch.Tensor]:
-        """What gets stored, by section name: CONTENT (+ DIFF) embeddings, or DS-NeRV's STATIC and
-        DYNAMIC codes (which `content` and `diff` hold for that model)."""
-        return dict(zip(self.decoder.arch.sections, [t for t in (self.content, self.diff) if t is not None]))
 
 
 def evaluated_psnr(history: list[dict], after: str) -> float | None:
@@ -584,11 +579,11 @@ class Fitter:
                 self.bar.close()
                 self.bar = None
         seconds = time.perf_counter() - self._since
-        content, diff = self.embeddings()
+        tables = self.tables()
         self.decoder.eval()
         running = [h["psnr"] for h in self.history if h["phase"] in ("train", "prune")]
         psnr = running[-1] if running else float("nan")
-        return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), content, diff, seconds,
+        return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), tables, seconds,
                          (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed,
                          math.nan if self.resumed else steady_rate(self.history, self.frames))
@@ -732,8 +727,9 @@ class Fitter:
         self.log(f"resuming from {path} ({where})")
 
     @torch.no_grad()
-    def embeddings(self, batch: int = 16):
-        """Content and diff embeddings of every frame, in float32 (what gets quantized)."""
+    def tables(self, batch: int = 16) -> dict[str, torch.Tensor]:
+        """The content (and diff) embeddings of every frame, float32 on the CPU, by section name (what gets
+        quantized)."""
         self.encoders.eval()
         batch = min(batch, 8 * self.batch)      # smaller where training had to lower its batch for memory
         contents, diffs = [], []
@@ -743,7 +739,7 @@ class Fitter:
             contents.append(c.float().cpu())
             if d is not None:
                 diffs.append(d.float().cpu())
-        return torch.cat(contents), (torch.cat(diffs) if diffs else None)
+        return dict(zip(self.arch.sections, [torch.cat(contents)] + ([torch.cat(diffs)] if diffs else [])))
 
 
 @contextlib.contextmanager
@@ -764,7 +760,7 @@ def _free_cached(device: torch.device) -> None:
 
 
 class CodeFitter(Fitter):
-    """DS-NeRV: the decoder's inputs are learnable codes read at the frame times (no encoders)."""
+    """DS-NeRV and HiNeRV: the decoder's inputs are learnable tables read at the frame times (no encoders)."""
 
     def _make_inputs(self) -> torch.nn.Module:
         return Codes(self.arch, self.frames)
@@ -779,18 +775,15 @@ class CodeFitter(Fitter):
 
     def _predict(self, idx, cur, amp=None):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
-            static, dynamic = self.encoders(idx)
-            out = self.decoder(static, dynamic)
+            out = self.decoder(*self.encoders(idx))
         return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
 
-    def embeddings(self, batch: int = 16):
-        """The static and dynamic codes (float32, CPU), in the places of content and diff."""
-        tables = self.encoders.tables()
-        return tables["STATIC"], tables["DYNAMIC"]
+    def tables(self, batch: int = 16) -> dict[str, torch.Tensor]:
+        return self.encoders.tables()
 
 
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
         progress: bool = True, **options) -> FitResult:
     """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every (see Fitter)."""
-    fitter = CodeFitter if arch.model == "dsnerv" else Fitter
+    fitter = CodeFitter if arch.model in ("dsnerv", "hinerv") else Fitter
     return fitter(frames_u8, arch, settings, device, progress, **options).fit()

@@ -23,11 +23,11 @@ def decoder_flops(arch: Arch) -> int:
 
 
 def training_flops(arch: Arch, enc_dim: int = 64) -> int:
-    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder (DS-NeRV has
-    no encoders: its codes are read by interpolation, whose cost is negligible)."""
+    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder (DS-NeRV and
+    HiNeRV have no encoders: their tables are read by interpolation, whose cost is negligible)."""
     from .models.encoders import Encoders
 
-    if arch.model == "dsnerv":
+    if arch.model in ("dsnerv", "hinerv"):
         return 3 * decoder_flops(arch)
 
     with torch.device("meta"):

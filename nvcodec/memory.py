@@ -47,9 +47,8 @@ def available_bytes(device: torch.device) -> float:
 
 
 def decoder_input_shapes_example(arch: Arch):
-    """Empty tensors shaped like one frame's decoder inputs (first, second or None), on the current device."""
-    shapes = [shape[1:] for shape in arch.section_shapes(1).values()]
-    return torch.empty(1, *shapes[0]), (torch.empty(1, *shapes[1]) if len(shapes) > 1 else None)
+    """Empty tensors shaped like one frame's decoder inputs (`arch.sections` order), on the current device."""
+    return [torch.empty(1, *shape[1:]) for shape in arch.section_shapes(1).values()]
 
 
 def decode_bytes_per_frame(arch: Arch) -> int:

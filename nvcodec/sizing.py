@@ -10,12 +10,13 @@ real file within a few percent of the target (see `compress.ratecontrol`).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
 
 from .models import Arch, ArchError, param_count, reduced_widths
-from .models.arch import MAX_FRAMES_PER_DYNAMIC_CODE
+from .models.arch import MAX_FRAMES_PER_DYNAMIC_CODE, entries_for
 
 STAGES = 5
 MIN_STEM = 8
@@ -71,9 +72,7 @@ def diff_options(strides: tuple[int, ...]) -> list[tuple[int, int]]:
     return out
 
 
-def codes_for(frames: int, every: int) -> int:
-    """Number of codes evenly spaced over `frames` frames, at most `every` frames apart."""
-    return 1 + -(-(frames - 1) // every)
+codes_for = entries_for
 
 
 def make_arch(model: str, width: int, height: int, strides, stem: int, emb_ch: int = 16,
@@ -125,7 +124,7 @@ class Plan:
 
 
 def embedding_bytes(arch: Arch, frames: int, quant_bits: float) -> float:
-    below = CODE_BITS_BELOW_QUANT if arch.model == "dsnerv" else EMBED_BITS_BELOW_QUANT
+    below = {"dsnerv": CODE_BITS_BELOW_QUANT, "hinerv": GRID_BITS_BELOW_QUANT}.get(arch.model, EMBED_BITS_BELOW_QUANT)
     return arch.embedding_values(frames) * (quant_bits - below) / 8
 
 
@@ -150,6 +149,8 @@ def _candidates(model: str, strides) -> list[tuple[dict, float]]:
 def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
                  quant_bits: float = 8, prune: float = 0.1) -> Plan:
     """Choose the architecture for a target bpp. Raises InfeasibleRate with the smallest reachable bpp."""
+    if model == "hinerv":
+        return hinerv_plan_for_bpp(width, height, frames, bpp, quant_bits, prune)
     budget = bpp * width * height * frames / 8
     strides = choose_strides(width, height)
     embed_share_goal = EMBED_SHARE_GOAL[model]
@@ -181,6 +182,11 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
 
 def plan_for_params(model: str, width: int, height: int, params: float, frames: int = 2) -> Plan:
     """Architecture with about `params` decoder parameters (paper-style: 16-channel embedding, CCU after stage 3)."""
+    if model == "hinerv":
+        strides = hinerv_strides(width, height)
+        arch = largest_arch(lambda stem, align: hinerv_arch(width, height, strides, stem, align=align), params)
+        arch = arch or hinerv_arch(width, height, strides, MIN_STEM)
+        return Plan(arch, param_count(arch), 0, 0.0)
     strides = choose_strides(width, height)
     fuse, r = diff_options(strides)[0]
 
@@ -189,3 +195,92 @@ def plan_for_params(model: str, width: int, height: int, params: float, frames: 
 
     arch = largest_arch(make, params) or make(MIN_STEM)
     return Plan(arch, param_count(arch), 0, 0.0)
+
+
+# --- HiNeRV-class networks (models/hinerv.py) ------------------------------------------------------------------
+
+# Bits per coded grid value below the quantizer's depth after entropy coding (a first estimate: between the
+# encoders' embeddings and DS-NeRV's codes; `compress.ratecontrol` trims the real file to the target).
+GRID_BITS_BELOW_QUANT = 2.0
+# Levels of the base grid as (channels, frames per entry) at scale 1: a fine level for motion and a coarse,
+# wider one for what stays (HiNeRV's Bunny configurations: 40 and 20 entries for 132 frames, 2 and 4 channels).
+GRID_LEVELS = ((2, 3), (4, 6))
+GRID_SCALES = (1, 2, 0.5, 4)       # the planner's choices of grid width, preferred first
+LOCAL_CH, LOCAL_EVERY = 4, 6       # local grids: channels, frames per entry
+GRID_SHARE_GOAL = 0.25             # share of the file the grids should take (HiNeRV's models: about a fifth)
+HINERV_POSITIONS_PER_PIXEL = 1 / 1600   # base grid positions: 18 x 32 at 1280 x 720, as HiNeRV's configurations
+
+
+def hinerv_strides(width: int, height: int) -> tuple[int, ...]:
+    """Upsampling factors, largest first: little padding, and a base grid of about width*height/1600 positions."""
+    target = min(2048.0, max(12.0, width * height * HINERV_POSITIONS_PER_PIXEL))
+    best, best_cost = None, math.inf
+    for n in (3, 4, 5):
+        for strides in itertools.combinations_with_replacement((5, 4, 3, 2), n):   # non-increasing
+            s = math.prod(strides)
+            gh, gw = -(-height // s), -(-width // s)
+            waste = gh * gw * s * s / (width * height) - 1
+            # Upsampling in small steps after the first (HiNeRV's 5, 2, 2, 2): each stage's blocks refine.
+            cost = waste + 0.1 * abs(math.log2(gh * gw / target)) + 0.01 * sum(f * f for f in strides[1:])
+            if cost < best_cost:
+                best, best_cost = tuple(strides), cost
+    return best
+
+
+def hinerv_widths(stem: int, stages: int, align: int = 1) -> tuple[int, ...]:
+    """Stem width, then each stage's: the first stage keeps it, each later one halves it (HiNeRV's reduction)."""
+    widths = [stem, stem] + [max(4, stem // 2 ** i) for i in range(1, stages)]
+    return tuple(w if w < align else max(align, align * round(w / align)) for w in widths)
+
+
+def hinerv_arch(width: int, height: int, strides, stem: int, grid_scale: float = 1, align: int = 1) -> Arch:
+    n = len(strides)
+    return Arch("hinerv", width, height, tuple(strides), hinerv_widths(stem, n, align), (3,) * n,
+                depths=(3,) * (n - 1) + (1,), expansions=(4,) * (n - 1) + (1,),
+                grid_ch=tuple(max(1, int(ch * grid_scale)) for ch, _ in GRID_LEVELS),
+                grid_every=tuple(every for _, every in GRID_LEVELS), local_ch=LOCAL_CH, local_every=LOCAL_EVERY)
+
+
+@functools.lru_cache(maxsize=4096)
+def side_bytes(arch: Arch) -> int:
+    """Bytes of the weights' quantization parameters (mode byte + float16 scales, per output channel at most)
+    and the tables' (float16 offset and scale per channel), with each blob's length field."""
+    import torch
+
+    from .models import Decoder
+    with torch.device("meta"):
+        shapes = [tuple(v.shape) for v in Decoder(arch).state_dict().values()]
+    weights = sum(1 + 2 * (s[0] if len(s) >= 2 else 1) + 4 for s in shapes)
+    tables = sum(4 * shape[1] + 5 for shape in arch.section_shapes(2).values())
+    return weights + tables
+
+
+def hinerv_predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:
+    w_bits = param_count(arch) * (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
+    return int(w_bits / 8 + embedding_bytes(arch, frames, quant_bits) + side_bytes(arch) + FIXED_OVERHEAD_BYTES)
+
+
+def hinerv_plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: float = 8,
+                        prune: float = 0.1) -> Plan:
+    budget = bpp * width * height * frames / 8
+    strides = hinerv_strides(width, height)
+    best, best_score, smallest = None, math.inf, math.inf
+    for preference, scale in enumerate(GRID_SCALES):
+        def make(stem, align=1, scale=scale):
+            return hinerv_arch(width, height, strides, stem, scale, align)
+        floor = make(MIN_STEM)
+        smallest = min(smallest, hinerv_predict_bytes(floor, frames, quant_bits, prune))
+        grid_bytes = embedding_bytes(floor, frames, quant_bits)
+        weight_bits_each = (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
+        weights_budget = budget - grid_bytes - FIXED_OVERHEAD_BYTES - side_bytes(floor)
+        arch = largest_arch(make, weights_budget * 8 / weight_bits_each) if weights_budget > 0 else None
+        if arch is None:
+            continue
+        predicted = hinerv_predict_bytes(arch, frames, quant_bits, prune)
+        share = grid_bytes / predicted
+        score = abs(math.log(share / GRID_SHARE_GOAL)) + 0.1 * preference
+        if score < best_score:
+            best, best_score = Plan(arch, param_count(arch), predicted, share), score
+    if best is None:
+        raise InfeasibleRate(bpp, smallest * 8 / (width * height * frames))
+    return best

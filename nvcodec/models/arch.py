@@ -20,13 +20,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-MODEL_IDS = {"hnerv": 0, "dnerv": 1, "dsnerv": 2}
+MODEL_IDS = {"hnerv": 0, "dnerv": 1, "dsnerv": 2, "hinerv": 3}
 MAX_CODES = 10_000_000
 MAX_FRAMES_PER_DYNAMIC_CODE = 2   # DS-NeRV: dynamic codes are at most this many frames apart
+MAX_GRID_LEVELS = 2               # HiNeRV: levels of the base feature grid (sections GRID0, GRID1)
+MAX_FRAMES_PER_ENTRY = 64         # HiNeRV: grid entries are at most this many frames apart
 
 
 class ArchError(ValueError):
     pass
+
+
+def entries_for(frames: int, every: int) -> int:
+    """Number of table entries evenly spaced over `frames` frames, at most `every` frames apart."""
+    return 1 + -(-(max(frames, 1) - 1) // every)
 
 
 def reduced_widths(stem: int, stages: int, reduce: float = 1.2, lower: int = 4, align: int = 1) -> list[int]:
@@ -58,6 +65,14 @@ class Arch:
     static_codes: int = 0           # DS-NeRV only: number of static codes (emb_ch channels each)
     dynamic_codes: int = 0          # DS-NeRV only: number of dynamic codes (diff_ch channels each)
     heads: int = 1                  # DS-NeRV only: heads of the cross-channel attention
+    # HiNeRV-class (`hinerv`) only, see models/hinerv.py: blocks and MLP expansion of each stage; channels and
+    # frames-per-entry of each level of the base feature grid; channels and frames-per-entry of the local grids.
+    depths: tuple[int, ...] = ()
+    expansions: tuple[int, ...] = ()
+    grid_ch: tuple[int, ...] = ()
+    grid_every: tuple[int, ...] = ()
+    local_ch: int = 0
+    local_every: int = 1
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -80,6 +95,16 @@ class Arch:
                 raise ArchError("diff upsampling must divide the strides before the fusion")
             if self.diff_kernel not in (1, 3, 5) or self.ccu_kernel not in (1, 3, 5):
                 raise ArchError("diff or CCU kernel out of range")
+        if self.model == "hinerv":
+            if len(self.depths) != n or len(self.expansions) != n or any(not 1 <= d <= 8 for d in self.depths) \
+                    or any(not 1 <= e <= 8 for e in self.expansions):
+                raise ArchError("bad block depths or expansions")
+            if not (1 <= len(self.grid_ch) <= MAX_GRID_LEVELS) or len(self.grid_every) != len(self.grid_ch) \
+                    or any(not 1 <= c <= 64 for c in self.grid_ch) \
+                    or any(not 1 <= e <= MAX_FRAMES_PER_ENTRY for e in self.grid_every):
+                raise ArchError("bad feature grid levels")
+            if not (0 <= self.local_ch <= 64 and 1 <= self.local_every <= MAX_FRAMES_PER_ENTRY):
+                raise ArchError("bad local grid settings")
         if self.model == "dsnerv":
             if not (1 <= self.static_codes <= MAX_CODES and 1 <= self.dynamic_codes <= MAX_CODES):
                 raise ArchError("number of static or dynamic codes out of range")
@@ -124,12 +149,22 @@ class Arch:
     @property
     def sections(self) -> tuple[str, ...]:
         """Names of the sections holding the decoder's input tables, first input first."""
+        if self.model == "hinerv":
+            return tuple(f"GRID{i}" for i in range(len(self.grid_ch))) + (("LOCAL",) if self.local_ch else ())
         if self.model == "dsnerv":
             return ("STATIC", "DYNAMIC")
         return ("CONTENT", "DIFF") if self.has_diff else ("CONTENT",)
 
     def section_shapes(self, frames: int) -> dict[str, tuple[int, ...]]:
         """Shape of each input table: (entries, channels, h, w), entries evenly spaced over [0, frames-1]."""
+        if self.model == "hinerv":
+            _, h, w = self.content_shape
+            shapes = {f"GRID{i}": (entries_for(frames, every), ch, h, w)
+                      for i, (ch, every) in enumerate(zip(self.grid_ch, self.grid_every))}
+            if self.local_ch:
+                shapes["LOCAL"] = (entries_for(frames, self.local_every), self.local_ch, 1,
+                                   sum(s * s for s in self.strides))
+            return shapes
         if self.model == "dsnerv":
             return {"STATIC": (self.static_codes, *self.content_shape),
                     "DYNAMIC": (self.dynamic_codes, *self.diff_shape)}

@@ -10,9 +10,17 @@ import torch.nn as nn
 from .arch import Arch
 from .blocks import CCU, NeRVBlock
 from .dsnerv import CrossChannelAttention
+from .hinerv import HiNeRVDecoder
 
 
-class Decoder(nn.Module):
+def Decoder(arch: Arch) -> nn.Module:
+    """The decoder network of `arch`'s model; its forward takes the tables of `arch.sections` at the frame times."""
+    if arch.model == "hinerv":
+        return HiNeRVDecoder(arch)
+    return NeRVDecoder(arch)
+
+
+class NeRVDecoder(nn.Module):
     """1x1 stem -> NeRV blocks (with the CCU fusing the diff branch after `fuse_stage`) -> 3x3 conv -> sigmoid.
 
     DS-NeRV: the same, with the static code as first input, the dynamic code as second, and

@@ -46,10 +46,9 @@ def interpolate(table: torch.Tensor, times: torch.Tensor, frames: int) -> torch.
     return table[lo] * (1 - w) + table[hi] * w
 
 
-def decoder_inputs(arch: Arch, tables: dict[str, torch.Tensor], times: torch.Tensor, frames: int):
-    """The decoder's inputs (first, second or None) at `times`, from the tables named by `arch.sections`."""
-    out = [interpolate(tables[name], times, frames) for name in arch.sections]
-    return out[0], (out[1] if len(out) > 1 else None)
+def decoder_inputs(arch: Arch, tables: dict[str, torch.Tensor], times: torch.Tensor, frames: int) -> list:
+    """The decoder's inputs at `times`, from the tables named by `arch.sections`, in that order."""
+    return [interpolate(tables[name], times, frames) for name in arch.sections]
 
 
 class CrossChannelAttention(nn.Module):
@@ -78,22 +77,25 @@ class CrossChannelAttention(nn.Module):
         return x + self.proj((attn @ v).reshape(b, c, h, w))
 
 
+# Starting spread of each learnable table. DS-NeRV's dynamic codes start small: the static codes (smooth in
+# time) carry the first fit, and the dynamic ones grow where frames need it (measured: a little better for
+# both regression and interpolation than dynamic codes as random as the static ones). HiNeRV's grids start
+# small too, as its authors' do: the blocks' LayerNorms take any scale.
+TABLE_INIT_STD = {"STATIC": 1.0, "DYNAMIC": 0.1, "GRID0": 0.1, "GRID1": 0.1, "LOCAL": 0.1}
+
+
 class Codes(nn.Module):
-    """DS-NeRV's learnable static and dynamic codes; forward(times) gives the decoder's inputs."""
+    """Learnable input tables (DS-NeRV's static and dynamic codes, HiNeRV's grids); forward(times) gives
+    the decoder's inputs, in `arch.sections` order."""
 
-    def __init__(self, arch: Arch, frames: int, static_std: float = 1.0, dynamic_std: float = 0.1):
-        # Dynamic codes start small: the static codes (smooth in time) carry the first fit, and the
-        # dynamic ones grow where frames need it (measured: a little better for both regression and
-        # interpolation than dynamic codes as random as the static ones).
+    def __init__(self, arch: Arch, frames: int):
         super().__init__()
-        shapes = arch.section_shapes(frames)
         self.arch, self.frames = arch, frames
-        self.static = nn.Parameter(torch.randn(shapes["STATIC"]) * static_std)
-        self.dynamic = nn.Parameter(torch.randn(shapes["DYNAMIC"]) * dynamic_std)
+        self.table = nn.ParameterDict({name: nn.Parameter(torch.randn(shape) * TABLE_INIT_STD[name])
+                                       for name, shape in arch.section_shapes(frames).items()})
 
-    def forward(self, times: torch.Tensor):
-        return interpolate(self.static, times, self.frames), interpolate(self.dynamic, times, self.frames)
+    def forward(self, times: torch.Tensor) -> list:
+        return [interpolate(self.table[name], times, self.frames) for name in self.arch.sections]
 
     def tables(self) -> dict[str, torch.Tensor]:
-        return {"STATIC": self.static.detach().float().cpu().contiguous(),
-                "DYNAMIC": self.dynamic.detach().float().cpu().contiguous()}
+        return {name: t.detach().float().cpu().contiguous() for name, t in self.table.items()}
