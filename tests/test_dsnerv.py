@@ -30,7 +30,7 @@ CPU = dict(device="cpu", progress=False)
 
 @pytest.fixture(scope="module")
 def carphone(testdata) -> Path:
-    return testdata / "carphone_qcif_120f_x264qp10.mp4"
+    return testdata / "carphone_qcif_16f.mp4"
 
 
 @pytest.fixture(scope="module")
