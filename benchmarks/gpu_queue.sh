@@ -14,7 +14,7 @@
 # MINUTES from the start of the queue, so that nothing is cut off half-way when the device time ends.
 # Jobs that write the same result file run in one lane, or each lane writes its own folder
 # (rd-laneN/, models-laneN/, bunny-laneN/): merge them afterwards (rd.py, models.py and bunny.py --merge).
-# Session 4 ran the lanes below as they stood in its commits (see benchmarks/results/gpu_session4/); they
+# Session 4 ran the lanes below as they stood in its commits (see benchmarks/results/rd_models_multigpu_2026-11-22/); they
 # now hold what is left (benchmarks/GPU_RUNS.md).
 set -u
 RES=/tmp/res
@@ -38,7 +38,7 @@ plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs 
 }
 
 # The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-9 ran
-# theirs (benchmarks/results/gpu_session4/ to gpu_session9/); these are what is left for issue 3, for one GPU.
+# theirs (benchmarks/results/rd_models_multigpu_2026-11-22/ to bunny_adan_2026-12-02/); these are what is left for issue 3, for one GPU.
 BUNNY() { local out=$1; shift
     python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
