@@ -1,6 +1,6 @@
 """Add a GPU session's Bunny runs to the recipe log (benchmarks/results/bunny/recipes.json and its curves).
 
-    python benchmarks/add_recipes.py --round "session 9" --machine "H200 d" RES/bunny-*/bunny.json [--note TEXT]
+    python3 -m benchmarks.add_recipes --round "session 9" --machine "H200 d" RES/bunny-*/bunny.json [--note TEXT]
 
 Each record of each bunny.json (as `bunny.py --out` writes it) is appended with its round, machine and note (by
 default the name of its folder); its learning curve, from the bunny-curves.json beside it, is added under
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from benchmarks.common import write_file
 
 RECIPES = Path(__file__).resolve().parent / "results" / "bunny"
 
@@ -35,8 +37,8 @@ def add(files: list[Path], round_: str, machine: str, note: str | None = None, i
             if curve is not None:
                 curves[f"{record['size']} {record['epochs']} epochs, {record['recipe']} ({round_}, {machine})"] = curve
             added += 1
-    log_path.write_text(json.dumps(log, indent=2) + "\n")
-    curves_path.write_text(json.dumps(curves) + "\n")
+    write_file(log_path, json.dumps(log, indent=2) + "\n")
+    write_file(curves_path, json.dumps(curves) + "\n")
     return added
 
 

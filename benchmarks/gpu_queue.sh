@@ -33,14 +33,14 @@ job() {   # job MINUTES CMD...: run CMD if it can end before the queue's MINUTES
 }
 
 plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs a quarter: now 50 epochs
-    python3 benchmarks/multi_gpu.py $T/sam2_04_coffee_1280x720.mp4 --length 1200 --epochs ${MULTI_EPOCHS:-50} \
+    python3 -m benchmarks.multi_gpu $T/sam2_04_coffee_1280x720.mp4 --length 1200 --epochs ${MULTI_EPOCHS:-50} \
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
 # The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-9 ran
 # theirs (benchmarks/results/rd_models_multigpu_2026-11-22/ to bunny_adan_2026-12-02/); these are what is left for issue 3, for one GPU.
 BUNNY() { local out=$1; shift
-    python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
+    python3 -m benchmarks.bunny $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
     # What session 9 left (benchmarks/GPU_RUNS.md), for one H200, most wanted first.
     # The default as a user meets it: the codec at native 720p on a fresh machine (cold compile cache), 3M.

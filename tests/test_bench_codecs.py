@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.codecs import (  # noqa: E402
+from benchmarks.codecs import (
     SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes, load_source_yuv)
-from nvcodec.video import read_video  # noqa: E402
+from nvcodec.video import read_video
 
 CLIP = "carphone_qcif_16f.mp4"
 LOW_CRF = {"x264": 18, "x265": 18, "svt-av1": 20}

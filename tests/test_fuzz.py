@@ -3,20 +3,16 @@ bugs it found. Every mutated file must decode or be refused with one line, never
 from __future__ import annotations
 
 import struct
-import sys
-from pathlib import Path
 from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.fuzz_dnv import (join_sections, join_segmented, make_seeds, mutate, run_case,  # noqa: E402
+from benchmarks.fuzz_dnv import (join_sections, join_segmented, make_seeds, mutate, run_case,
                                   split_sections, split_segmented)
-from nvcodec import bitstream, memory  # noqa: E402
-from nvcodec.models import Arch, ArchError  # noqa: E402
-from nvcodec.segments import pack_segmented  # noqa: E402
+from nvcodec import bitstream, memory
+from nvcodec.models import Arch, ArchError
+from nvcodec.segments import pack_segmented
 
 # Little memory, so that a header declaring a big frame is refused quickly instead of decoded slowly.
 SMALL_MEMORY = 256 * 2**20
