@@ -56,8 +56,8 @@ def recipe(options: dict) -> str:
     """The training settings that tell recipes apart, from an encode report's `train_options`,
     e.g. "batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16"."""
     o = options
-    # Other settings only where they differ from TrainSettings' defaults (Adam, the recipe of sessions 1-8, so
-    # that names stay comparable across sessions), e.g. ", warmup 0.05, enc_dim 32" or ", adan".
+    # Other settings only where they differ from TrainSettings' defaults (Adam, the recipe of the older records,
+    # so that names stay comparable across runs), e.g. ", warmup 0.05, enc_dim 32" or ", adan".
     others = "".join(f", {name} {o[name]:g}" if isinstance(o[name], (int, float)) else f", {o[name]}"
                      for name in ("optimizer", "warmup", "enc_dim", "grad_clip", "code_lr_scale")
                      if name in o and o[name] != getattr(TrainSettings, name))
@@ -84,9 +84,10 @@ def write_report(out: Path, records: list[dict], meta: dict) -> None:
              "psnr_float: the float model before pruning, all frames in fp32 (`psnr_float_method`: 'evaluated'); "
              "'running' marks a record from before that measurement, holding the last epoch's running PSNR. "
              "rollbacks: times training diverged and went back to its last good state, with a lower learning rate "
-             "(records from before session 6: half the rate for the rest of the schedule; since: capped at half "
-             "the failed epoch's highest rate). widths: the decoder's channel widths, stem first (before session 7 "
-             "the authors' rule; since, rounded to multiples of 8 where that keeps 95 % of the parameters).",
+             "(records before 2026-11-22 halved the rate for the rest of the schedule; later ones cap it at half "
+             "the failed epoch's highest rate). widths: the decoder's channel widths, stem first (records before "
+             "2026-12-02 have the authors' rule; later ones are rounded to multiples of 8 where that keeps 95 % of "
+             "the parameters).",
              "", "Runs:", ""]
     lines += [f"- {date}, {gpu}, torch {torch}: `{shown_command(command)}`" for date, gpu, torch, command in runs]
     write_file(out / "bunny.md", "\n".join(lines) + "\n")

@@ -82,8 +82,8 @@ def _epoch_budgets(points: list[dict]) -> str:
     parts = []
     for name in sorted({series(p) for p in points if p["codec"] == "dnv"}):
         p = next(p for p in points if p["codec"] == "dnv" and series(p) == name)
-        # What the encode reported; points from before session 9 lack it: then the preset's epochs for Adam, the
-        # optimizer of every network then (and of every one below 2M parameters since, `fit.recipe`).
+        # What the encode reported; points made before the Adan recipe (2026-12-02) lack it: then the preset's
+        # epochs for Adam, which trained every network then (and trains every one below 2M parameters, `fit.recipe`).
         adam = PRESETS.get(p["preset"], {}).get("adam", (None, None))
         preset = {"epochs": p.get("epochs_used") or adam[0], "prune_epochs": p.get("prune_epochs_used") or adam[1]}
         if p.get("epochs"):
