@@ -49,7 +49,8 @@ lane0() {
     job 4 BUNNY bunny-default --sizes 3M --epochs 210   # --preset medium's length (bunny.py defaults to 300)
     # The smaller sizes with Adan (lr 4e-3), which the codec gives only networks of 2M parameters or more.
     job 15 BUNNY bunny-small-adan --sizes 0.35M 0.75M 1.5M --epochs 300 --train optimizer=adan
-    # With Adan, an encoder of width 32 ran the epoch loop 6 % faster (results/bunny_adan_2026-12-02/train_probe_loop.log).
+    # With Adan, an encoder of width 32 ran the epoch loop 6 % faster
+    # (benchmarks/results/bunny_adan_2026-12-02/train_probe_loop.log).
     job 4 BUNNY bunny-default-enc32 --sizes 3M --epochs 210 --train enc_dim=32
 }
 lane1() { :; }

@@ -101,10 +101,10 @@ class TrainSettings:
 
 
 # DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200,
-# benchmarks/results/bunny_adan_2026-12-02) Adan reached 38.42 dB at lr 3e-3 in 300 epochs and 38.28-38.29 dB at 4e-3 in 210, where Adam at 1e-3 reached
-# 37.74-37.97 dB in 300 and diverged in most runs. On the CPU's tiny networks (23k-39k parameters,
-# benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two. 0.35M-1.5M were measured with Adam
-# only (all above the paper at 300 epochs): the bound lies between the two.
+# benchmarks/results/bunny_adan_2026-12-02) Adan reached 38.42 dB at lr 3e-3 in 300 epochs and 38.28-38.29 dB
+# at 4e-3 in 210, where Adam at 1e-3 reached 37.74-37.97 dB in 300 and diverged in most runs. On the CPU's tiny
+# networks (23k-39k parameters, benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two.
+# 0.35M-1.5M were measured with Adam only (all above the paper at 300 epochs): the bound lies between the two.
 ADAN_MIN_PARAMS = 2_000_000
 
 
