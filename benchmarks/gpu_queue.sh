@@ -13,7 +13,7 @@
 # sharing GPUs where there are fewer: quality experiments only, their timings are not clean). A job starts only if its estimated minutes still fit in
 # MINUTES from the start of the queue, so that nothing is cut off half-way when the device time ends.
 # Jobs that write the same result file run in one lane, or each lane writes its own folder
-# (rd-laneN/, models-laneN/, bunny-laneN/): merge them afterwards (rd.py, models.py and bunny.py --merge).
+# (rd-laneN/, models-laneN/, bunny-laneN/): merge them afterwards (python3 -m benchmarks.rd, .models or .bunny --merge).
 # The lanes below hold what is left to measure (benchmarks/GPU_RUNS.md); what earlier lanes measured is in
 # benchmarks/results/, with each queue's logs in a folder named by topic and date.
 set -u
