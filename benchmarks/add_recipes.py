@@ -1,6 +1,6 @@
-"""Add a GPU session's Bunny runs to the recipe log (benchmarks/results/bunny/recipes.json and its curves).
+"""Add a round of Bunny runs to the recipe log (benchmarks/results/bunny/recipes.json and its curves).
 
-    python benchmarks/add_recipes.py --round "session 9" --machine "H200 d" RES/bunny-*/bunny.json [--note TEXT]
+    python3 -m benchmarks.add_recipes --round "2026-12-02 adan" --machine "H200 d" RES/bunny-*/bunny.json [--note TEXT]
 
 Each record of each bunny.json (as `bunny.py --out` writes it) is appended with its round, machine and note (by
 default the name of its folder); its learning curve, from the bunny-curves.json beside it, is added under
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from benchmarks.common import write_file
 
 RECIPES = Path(__file__).resolve().parent / "results" / "bunny"
 
@@ -35,15 +37,15 @@ def add(files: list[Path], round_: str, machine: str, note: str | None = None, i
             if curve is not None:
                 curves[f"{record['size']} {record['epochs']} epochs, {record['recipe']} ({round_}, {machine})"] = curve
             added += 1
-    log_path.write_text(json.dumps(log, indent=2) + "\n")
-    curves_path.write_text(json.dumps(curves) + "\n")
+    write_file(log_path, json.dumps(log, indent=2) + "\n")
+    write_file(curves_path, json.dumps(curves) + "\n")
     return added
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", type=Path, metavar="BUNNY_JSON")
-    ap.add_argument("--round", required=True, help='e.g. "session 9"')
+    ap.add_argument("--round", required=True, help='e.g. "2026-12-02 adan": tells rounds of runs apart')
     ap.add_argument("--machine", required=True, help='e.g. "H200 d": tells runs on different machines apart')
     ap.add_argument("--note", default=None, help="what the runs tried (default: each file's folder name)")
     a = ap.parse_args()

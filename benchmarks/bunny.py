@@ -1,6 +1,6 @@
 """Reproduction of the DNeRV paper's Table 1a on Bunny: 0.35M / 0.75M / 1.5M / 3M decoders.
 
-    python benchmarks/bunny.py CLIP [--sizes 0.35M 3M] [--epochs 300] [--batch 2] [--lr 1e-3] [--minutes M]
+    python3 -m benchmarks.bunny CLIP [--sizes 0.35M 3M] [--epochs 300] [--batch 2] [--lr 1e-3] [--minutes M]
         [--train NAME=VALUE ...] [--append]
 
 The 132-frame 1280x720 Bunny clip is center-cropped to 640x1280 as the papers do (only here: the
@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import SIZES, machine, markdown_table, write_json  # noqa: E402
-from nvcodec import codec, sizing  # noqa: E402
-from nvcodec.fit import TrainSettings, parse_train_option  # noqa: E402
-from nvcodec.video import read_video, write_video  # noqa: E402
+from benchmarks.common import SIZES, machine, markdown_table, shown_command, write_file, write_json
+from nvcodec import codec, sizing
+from nvcodec.fit import TrainSettings, parse_train_option
+from nvcodec.video import read_video, write_video
 
 PAPER = {"0.35M": 30.80, "0.75M": 33.30, "1.5M": 35.22, "3M": 38.09}
 
@@ -58,8 +56,8 @@ def recipe(options: dict) -> str:
     """The training settings that tell recipes apart, from an encode report's `train_options`,
     e.g. "batch 1, lr 0.001, beta1 0.9, reduce-overhead, bf16"."""
     o = options
-    # Other settings only where they differ from TrainSettings' defaults (Adam, the recipe of sessions 1-8, so
-    # that names stay comparable across sessions), e.g. ", warmup 0.05, enc_dim 32" or ", adan".
+    # Other settings only where they differ from TrainSettings' defaults (Adam, the recipe of the older records,
+    # so that names stay comparable across runs), e.g. ", warmup 0.05, enc_dim 32" or ", adan".
     others = "".join(f", {name} {o[name]:g}" if isinstance(o[name], (int, float)) else f", {o[name]}"
                      for name in ("optimizer", "warmup", "enc_dim", "grad_clip", "code_lr_scale")
                      if name in o and o[name] != getattr(TrainSettings, name))
@@ -70,9 +68,8 @@ def recipe(options: dict) -> str:
 def add_curves(out: Path, curves: dict) -> None:
     """Add learning curves ("SIZE RECIPE": running PSNR per epoch) to OUT/bunny-curves.json."""
     path = out / "bunny-curves.json"
-    out.mkdir(parents=True, exist_ok=True)
     merged = {**(json.loads(path.read_text()) if path.exists() else {}), **curves}
-    path.write_text(json.dumps(merged) + "\n")
+    write_file(path, json.dumps(merged) + "\n")
 
 
 def write_report(out: Path, records: list[dict], meta: dict) -> None:
@@ -87,12 +84,13 @@ def write_report(out: Path, records: list[dict], meta: dict) -> None:
              "psnr_float: the float model before pruning, all frames in fp32 (`psnr_float_method`: 'evaluated'); "
              "'running' marks a record from before that measurement, holding the last epoch's running PSNR. "
              "rollbacks: times training diverged and went back to its last good state, with a lower learning rate "
-             "(records from before session 6: half the rate for the rest of the schedule; since: capped at half "
-             "the failed epoch's highest rate). widths: the decoder's channel widths, stem first (before session 7 "
-             "the authors' rule; since, rounded to multiples of 8 where that keeps 95 % of the parameters).",
+             "(records before 2026-11-22 halved the rate for the rest of the schedule; later ones cap it at half "
+             "the failed epoch's highest rate). widths: the decoder's channel widths, stem first (records before "
+             "2026-12-02 have the authors' rule; later ones are rounded to multiples of 8 where that keeps 95 % of "
+             "the parameters).",
              "", "Runs:", ""]
-    lines += [f"- {date}, {gpu}, torch {torch}: `python benchmarks/{command}`" for date, gpu, torch, command in runs]
-    (out / "bunny.md").write_text("\n".join(lines) + "\n")
+    lines += [f"- {date}, {gpu}, torch {torch}: `{shown_command(command)}`" for date, gpu, torch, command in runs]
+    write_file(out / "bunny.md", "\n".join(lines) + "\n")
 
 
 def main():

@@ -1,16 +1,19 @@
-"""Small helpers shared by the benchmark scripts: machine description, sizes, result files."""
+"""Small helpers shared by the benchmark scripts: the machine description, sizes, result files."""
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
-import torch
+from nvcodec.bitstream import write_atomic
 
 SIZES = {"0.35M": 0.35e6, "0.75M": 0.75e6, "1.5M": 1.5e6, "3M": 3.0e6}
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def merge_points(data: dict, other: dict, key) -> int:
@@ -27,20 +30,70 @@ def merge_points(data: dict, other: dict, key) -> int:
     return len(new)
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """The command that is running, as it can be typed again from the repository root."""
+    argv = sys.argv if argv is None else argv
+    script = Path(argv[0])
+    if script.suffix == ".py" and script.resolve().parent == _PACKAGE:
+        head = ["python3", "-m", f"benchmarks.{script.stem}"]
+    else:
+        head = [script.name]
+    return shlex.join(head + list(argv[1:]))
+
+
+def shown_command(command: str) -> str:
+    """A recorded command as it can be typed: records older than command_line() hold 'SCRIPT.py ARGS'."""
+    first = command.split(" ", 1)[0]
+    return f"python3 -m benchmarks.{first[:-3]}{command[len(first):]}" if first.endswith(".py") else command
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "date": datetime.date.today().isoformat(),
-            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:])}
+    """What ran a benchmark, recorded in every result file: the command, when, the host (`machine`: one line
+    with its CPU and threads), the GPU ("none" without CUDA) and the versions that decide the figures."""
+    import av
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "command": command_line(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} ({cpu_model()}, {os.cpu_count()} CPU threads, {platform.platform()})",
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if cuda else "none",
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "torch": torch.__version__, "python": platform.python_version(),
+        "av": av.__version__, "ffmpeg": getattr(av, "ffmpeg_version_info", "?"),
+    }
+
+
+def write_file(path: Path, content: str | bytes) -> None:
+    """Write a result file whole or not at all (never a half-written file), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, content.encode() if isinstance(content, str) else content)
+
+
+def save_figure(fig, path: Path, **savefig_options) -> None:
+    """A matplotlib figure to `path` (its format from the suffix), through write_file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", **savefig_options)
+    write_file(path, buffer.getvalue())
 
 
 def write_json(path: Path, records, meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(records, indent=2) + "\n")
-    tmp.replace(path)
-    meta_path = path.with_suffix(".meta.json")
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    """PATH (the records) and PATH with .meta.json (the machine and run description)."""
+    write_file(path, json.dumps(records, indent=2) + "\n")
+    write_file(path.with_suffix(".meta.json"), json.dumps(meta, indent=2) + "\n")
 
 
 def markdown_table(records: list[dict], columns: list[str]) -> str:

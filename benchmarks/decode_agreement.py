@@ -1,6 +1,6 @@
 """Deterministic decoding: the same .dnv decoded several times on each device, and CPU against GPU.
 
-    python -m benchmarks.decode_agreement FILE.dnv [--ref ORIGINAL] [--runs 3] [--out benchmarks/results/decode_agreement]
+    python3 -m benchmarks.decode_agreement FILE.dnv [--ref ORIGINAL] [--runs 3] [--out benchmarks/results/decode_agreement]
 
 Reports whether repeated decodes on one device give identical frames, the PSNR of the GPU decode
 against the CPU decode, and (with --ref) the PSNR of each against the original and their difference
@@ -10,13 +10,13 @@ what `dnv decode` uses) and off.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.common import machine, write_file
 from nvcodec import decoding, metrics
 from nvcodec.codec import device_name
 
@@ -60,19 +60,17 @@ def main(argv=None):
                 entry["psnr_difference_db"] = entry["psnr_vs_ref"] - report["devices"]["cpu"]["psnr_vs_ref"]
         report["devices"][label] = entry
         print(label, json.dumps(entry), flush=True)
-    report["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    report["torch"] = torch.__version__
+    report.update(machine())
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        lines = [f"# Decode agreement: {args.dnv.name}", "", f"{report['date']}, torch {report['torch']}, "
-                 f"{args.runs} decodes per setting.", "",
+        write_file(args.out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+        lines = [f"# Decode agreement: {args.dnv.name}", "", f"{report['date']}, {report['machine']}, "
+                 f"torch {report['torch']}, {args.runs} decodes per setting.", "",
                  "| setting | device | identical runs | PSNR vs CPU decode | PSNR vs original | difference |",
                  "|---|---|---|---:|---:|---:|"]
         for label, e in report["devices"].items():
             lines.append(f"| {label} | {e['device']} | {e['identical_runs']} | {e.get('psnr_vs_cpu', '—')} | "
                          f"{e.get('psnr_vs_ref', '—')} | {e.get('psnr_difference_db', '—')} |")
-        args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        write_file(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -32,18 +32,16 @@ Anything but decoded / rejected is a bug; those files are saved under --findings
 crashes or times out is first run once more in a fresh worker (on a shared machine a worker can be
 killed from outside, or starved); only a second failure counts, and the report lists the reruns.
 
-    python -m benchmarks.fuzz_dnv --cases 20000 --out benchmarks/results/fuzz
-    python -m benchmarks.fuzz_dnv --replay 1234          # rerun one case in this process, with the traceback
+    python3 -m benchmarks.fuzz_dnv --cases 20000 --out benchmarks/results/fuzz
+    python3 -m benchmarks.fuzz_dnv --replay 1234          # rerun one case in this process, with the traceback
 """
 from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import re
 import struct
@@ -58,7 +56,7 @@ SECTION = struct.Struct("<BII")
 INDEX, SEGMENT = 7, 8                   # section tags of a segmented file (layout in nvcodec.segments)
 INDEX_HEAD = struct.Struct("<HHIIII")   # width, height, fps_num, fps_den, total_frames, count
 INDEX_ENTRY = struct.Struct("<IIQI")    # first_frame, frames, offset, length
-CLIP = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "carphone_qcif_120f_x264qp10.mp4"
+CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "carphone_qcif_16f.mp4"  # runs from a clone
 # (model, frames, bpp, frame size crop[, frames a segment]): small, varied seeds: DNeRV, HNeRV and
 # DS-NeRV, odd size, more frames, and a segmented file (8 frames in segments of 3, 3 and 2).
 SEED_SPECS = [("dnerv", 4, 1.0, None), ("hnerv", 4, 1.0, None), ("dnerv", 12, 0.5, None),
@@ -733,21 +731,10 @@ def fuzz(seed_paths, cases, start, master_seed, jobs, time_limit, mem_limit, mem
 
 # --- report -------------------------------------------------------------------------------------
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
-
-
 def write_report(out: Path, result: dict, args, command: str, seed_names: list[str]) -> None:
-    import torch
+    from benchmarks.common import machine, write_file   # here: spawned workers import this module, not torch
 
+    ran_on = machine()
     counts = result["counts"]
     total = sum(counts.values())
     report = {
@@ -759,12 +746,10 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
         "command": command, "master_seed": args.seed, "first_case": args.start,
         "time_limit_s": args.time_limit, "address_space_limit_mb": args.mem_limit,
         "per_case_memory_growth_limit_mb": args.mem_case, "jobs": args.jobs,
-        "seconds": round(result["seconds"], 1), "machine": machine(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(), "torch": torch.__version__, "seed_files": seed_names,
+        "seconds": round(result["seconds"], 1), "machine": ran_on["machine"], "date": ran_on["date"],
+        "python": ran_on["python"], "torch": ran_on["torch"], "seed_files": seed_names,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_file(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
     lines = [
         "# Fuzzing the .dnv reader", "",
         f"`{command}` on {report['machine']}, {report['date']} (Python {report['python']}, torch {report['torch']}).",
@@ -804,7 +789,7 @@ def write_report(out: Path, result: dict, args, command: str, seed_names: list[s
     if result["bugs"]:
         lines += ["", "Bug cases (rerun one with `--replay CASE`):", ""]
         lines += [f"- case {b['case']}: {b['outcome']}: {b['detail']}" for b in result["bugs"][:30]]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_file(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 def main(argv=None):
@@ -835,7 +820,7 @@ def main(argv=None):
     counts = result["counts"]
     print(f"done: {sum(counts.values())} cases in {result['seconds']:.0f} s: {dict(counts)}")
     if args.out:
-        command = "python -m benchmarks.fuzz_dnv " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "python3 -m benchmarks.fuzz_dnv " + " ".join(argv if argv is not None else sys.argv[1:])
         write_report(args.out, result, args, command, [Path(x).name for x in seed_paths])
     sys.exit(1 if result["bugs"] else 0)
 

@@ -13,9 +13,9 @@
 # sharing GPUs where there are fewer: quality experiments only, their timings are not clean). A job starts only if its estimated minutes still fit in
 # MINUTES from the start of the queue, so that nothing is cut off half-way when the device time ends.
 # Jobs that write the same result file run in one lane, or each lane writes its own folder
-# (rd-laneN/, models-laneN/, bunny-laneN/): merge them afterwards (rd.py, models.py and bunny.py --merge).
-# Session 4 ran the lanes below as they stood in its commits (see benchmarks/results/gpu_session4/); they
-# now hold what is left (benchmarks/GPU_RUNS.md).
+# (rd-laneN/, models-laneN/, bunny-laneN/): merge them afterwards (python3 -m benchmarks.rd, .models or .bunny --merge).
+# The lanes below hold what is left to measure (benchmarks/GPU_RUNS.md); what earlier lanes measured is in
+# benchmarks/results/, with each queue's logs in a folder named by topic and date.
 set -u
 RES=/tmp/res
 T=.testdata
@@ -32,24 +32,25 @@ job() {   # job MINUTES CMD...: run CMD if it can end before the queue's MINUTES
     fi
 }
 
-plan_multi() {   # session 4 measured 1.61x at 12 epochs, where start-up weighs a quarter: now 50 epochs
-    python3 benchmarks/multi_gpu.py $T/sam2_04_coffee_1280x720.mp4 --length 1200 --epochs ${MULTI_EPOCHS:-50} \
+plan_multi() {   # 1.61x at 12 epochs (results/multi_gpu), where start-up weighs a quarter: hence 50 epochs
+    python3 -m benchmarks.multi_gpu $T/sam2_04_coffee_1280x720.mp4 --length 1200 --epochs ${MULTI_EPOCHS:-50} \
         --out $RES/multi_gpu > $RES/multi_gpu.log 2>&1
 }
 
-# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md). Sessions 4-9 ran
-# theirs (benchmarks/results/gpu_session4/ to gpu_session9/); these are what is left for issue 3, for one GPU.
+# The lanes: each a list of jobs for one GPU, in priority order (benchmarks/GPU_RUNS.md): what is left for
+# issue 3, for one GPU.
 BUNNY() { local out=$1; shift
-    python3 benchmarks/bunny.py $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
+    python3 -m benchmarks.bunny $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # What session 9 left (benchmarks/GPU_RUNS.md), for one H200, most wanted first.
+    # What the Adan runs left open (benchmarks/GPU_RUNS.md), for one H200, most wanted first.
     # The default as a user meets it: the codec at native 720p on a fresh machine (cold compile cache), 3M.
     job 4 python3 -m nvcodec encode $T/bigbuckbunny_1280x720_132f.mp4 -o $RES/default-3m.dnv --model-size 3e6 \
         --json $RES/default-3m.json > $RES/default-3m.log 2>&1
     job 4 BUNNY bunny-default --sizes 3M --epochs 210   # --preset medium's length (bunny.py defaults to 300)
     # The smaller sizes with Adan (lr 4e-3), which the codec gives only networks of 2M parameters or more.
     job 15 BUNNY bunny-small-adan --sizes 0.35M 0.75M 1.5M --epochs 300 --train optimizer=adan
-    # With Adan, an encoder of width 32 ran the epoch loop 6 % faster (session 9's probe).
+    # With Adan, an encoder of width 32 ran the epoch loop 6 % faster
+    # (benchmarks/results/bunny_adan_2026-12-02/train_probe_loop.log).
     job 4 BUNNY bunny-default-enc32 --sizes 3M --epochs 210 --train enc_dim=32
 }
 lane1() { :; }

@@ -1,6 +1,6 @@
 """Peak memory of encoding and decoding long videos: it must not grow with the video's length.
 
-    python benchmarks/long_memory.py [--lengths 300 3000] [--size 96x64] [--epochs 1]
+    python3 -m benchmarks.long_memory [--lengths 300 3000] [--size 96x64] [--epochs 1]
 
 Writes a synthetic-motion clip (a moving, rotating colour pattern; FFV1 .mkv) of each length, then runs
 `dnv encode` (segments of 300 frames) and `dnv decode` in fresh processes and reads their peak RSS
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine, markdown_table, write_json  # noqa: E402
-from nvcodec.video import VideoWriter  # noqa: E402
+from benchmarks.common import machine, markdown_table, write_file, write_json
+from nvcodec.video import VideoWriter
 
 
 def synthetic_clip(path: Path, frames: int, width: int, height: int) -> None:
@@ -84,9 +83,9 @@ def main():
             records.append(rec)
     meta = machine()
     write_json(a.out / "long_memory.json", records, meta)
-    (a.out / "long_memory.md").write_text(
+    write_file(a.out / "long_memory.md", 
         f"# Peak memory against video length (CPU)\n\n{meta['date']}, torch {meta['torch']}, {meta['cpu_count']} CPUs.  \n"
-        f"Command: `python benchmarks/{meta['command']}`  \nEach figure is a fresh process "
+        f"Command: `{meta['command']}`  \nEach figure is a fresh process "
         "(`python -m nvcodec ...`); seconds include process start-up and imports.\n\n"
         + markdown_table(records, list(records[0])) + "\n")
 

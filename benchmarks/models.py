@@ -1,6 +1,6 @@
 """HNeRV vs DNeRV vs DS-NeRV at equal bpp: regression PSNR and frame-interpolation PSNR.
 
-    python benchmarks/models.py [CLIP...] [--bpp 0.1] [--models hnerv,dnerv,dsnerv]
+    python3 -m benchmarks.models [CLIP...] [--bpp 0.1] [--models hnerv,dnerv,dsnerv]
         [--parts regression,interpolation] [--frames START:END] [--epochs N] [--preset medium]
         [--minutes M] [--append] [--out benchmarks/results] [--device auto]
 
@@ -28,19 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if sys.path and Path(sys.path[0]).resolve() == _ROOT / "benchmarks":
-    sys.path[0] = str(_ROOT)  # run as a script: import this package, never shadow stdlib names
-elif str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+from benchmarks.common import merge_points, write_file
+from benchmarks.rd import _fmt, _range_text, log, machine_meta, parse_frames
 
-from benchmarks.common import merge_points  # noqa: E402
-from benchmarks.rd import _atomic_write, _fmt, _range_text, log, machine_meta, parse_frames  # noqa: E402
+_ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = ("hnerv", "dnerv", "dsnerv")
 PARTS = ("regression", "interpolation")
@@ -138,9 +133,8 @@ def render_md(data: dict) -> str:
 
 
 def save(out: Path, data: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "models.json", lambda t: t.write_text(json.dumps(data, indent=1, default=str) + "\n"))
-    _atomic_write(out / "models.md", lambda t: t.write_text(render_md(data) + "\n"))
+    write_file(out / "models.json", json.dumps(data, indent=1, default=str) + "\n")
+    write_file(out / "models.md", render_md(data) + "\n")
 
 
 def run(args) -> dict:

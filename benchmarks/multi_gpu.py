@@ -1,6 +1,6 @@
 """Encoding a long clip on 1 and on N GPUs: the speed-up, and whether the outputs decode to the same quality.
 
-    python benchmarks/multi_gpu.py CLIP [--length 1200] [--gpus 1 2] [--bpp 0.05] [--epochs 30]
+    python3 -m benchmarks.multi_gpu CLIP [--length 1200] [--gpus 1 2] [--bpp 0.05] [--epochs 30]
         [--segment-frames 300] [--device auto] [--out benchmarks/results/multi_gpu]
 
 The clip is looped to --length frames, played forwards then backwards so that the motion has no jump
@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine, markdown_table, write_json  # noqa: E402
-from benchmarks.long_memory import run_measured  # noqa: E402
-from nvcodec.video import VideoReader, VideoWriter  # noqa: E402
+from benchmarks.common import machine, markdown_table, write_file, write_json
+from benchmarks.long_memory import run_measured
+from nvcodec.video import VideoReader, VideoWriter
 
 
 def looped_clip(source: Path, length: int, path: Path) -> tuple[int, int, Fraction]:
@@ -96,9 +94,9 @@ def main(argv=None):
     meta = {**machine(), "clip": a.clip.name, "length": a.length, "width": w, "height": h, "fps": str(fps),
             "epochs": a.epochs, "prune_epochs": prune_epochs, "segment_frames": a.segment_frames, "bpp": a.bpp}
     write_json(a.out / "multi_gpu.json", records, meta)
-    (a.out / "multi_gpu.md").write_text(
+    write_file(a.out / "multi_gpu.md", 
         f"# Encoding on 1 and several GPUs\n\n{meta['date']}, GPU {meta['gpu']}, torch {meta['torch']}.  \n"
-        f"Command: `python benchmarks/{meta['command']}`  \n{a.clip.name} looped to {a.length} frames "
+        f"Command: `{meta['command']}`  \n{a.clip.name} looped to {a.length} frames "
         f"({w}x{h}), segments of {a.segment_frames}, {a.epochs}+{prune_epochs} epochs, --bpp {a.bpp}. "
         "Wall time of `dnv encode` in a fresh process (start-up, compile and the per-segment quality check "
         "included).\n\n"

@@ -1,6 +1,6 @@
 """Learning curves: running PSNR per epoch from a curves file (bunny.py's bunny-curves.json).
 
-    python benchmarks/plot_curves.py CURVES.json --out curves.png [--match 3M] [--title TEXT]
+    python3 -m benchmarks.plot_curves CURVES.json --out curves.png [--match 3M] [--title TEXT]
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from benchmarks.common import save_figure  # noqa: E402
 
 
 def main():
@@ -33,7 +35,7 @@ def main():
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(a.out, dpi=110)
+    save_figure(fig, a.out, dpi=110)
     print(f"wrote {a.out}")
 
 

@@ -1,6 +1,6 @@
 """Rate-distortion benchmark: dnv against x264, x265 and SVT-AV1 on real clips.
 
-    python benchmarks/rd.py CLIP... --bpp 0.01 0.025 0.05 0.1 [--epochs N] [--frames START:END]
+    python3 -m benchmarks.rd CLIP... --bpp 0.01 0.025 0.05 0.1 [--epochs N] [--frames START:END]
         [--out benchmarks/results] [--codecs dnv,x264,x265,svt-av1] [--presets medium,veryslow]
         [--append] [--budget SECONDS]
 
@@ -31,26 +31,16 @@ their mean over the clips where both exist (clip 'average', with the number of c
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import os
-import platform
 import re
-import shlex
 import sys
 import time
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if sys.path and Path(sys.path[0]).resolve() == _ROOT / "benchmarks":
-    sys.path[0] = str(_ROOT)  # run as a script: import this package, never shadow stdlib names
-elif str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from benchmarks import bd  # noqa: E402
-from benchmarks.common import merge_points  # noqa: E402
-from benchmarks.codecs import CODECS, Dnv, crf_sweep, load_source_yuv  # noqa: E402
+from benchmarks import bd
+from benchmarks.codecs import CODECS, Dnv, crf_sweep, load_source_yuv
+from benchmarks.common import machine, merge_points, save_figure, write_file
 
 ANCHORS = ("x264", "x265", "svt-av1")
 
@@ -92,8 +82,8 @@ def _epoch_budgets(points: list[dict]) -> str:
     parts = []
     for name in sorted({series(p) for p in points if p["codec"] == "dnv"}):
         p = next(p for p in points if p["codec"] == "dnv" and series(p) == name)
-        # What the encode reported; points from before session 9 lack it: then the preset's epochs for Adam, the
-        # optimizer of every network then (and of every one below 2M parameters since, `fit.recipe`).
+        # What the encode reported; points made before the Adan recipe (2026-12-02) lack it: then the preset's
+        # epochs for Adam, which trained every network then (and trains every one below 2M parameters, `fit.recipe`).
         adam = PRESETS.get(p["preset"], {}).get("adam", (None, None))
         preset = {"epochs": p.get("epochs_used") or adam[0], "prune_epochs": p.get("prune_epochs_used") or adam[1]}
         if p.get("epochs"):
@@ -155,12 +145,6 @@ def compute_bd(points: list[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------- outputs
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
-
 
 def _fmt(v, digits=4):
     if v is None:
@@ -255,15 +239,15 @@ def plot_clip(points: list[dict], clip: str, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
 def save(out: Path, data: dict) -> None:
     data["bd"] = compute_bd(data["points"])
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "rd.json", lambda t: t.write_text(json.dumps(data, indent=1, default=str) + "\n"))
-    _atomic_write(out / "rd.md", lambda t: t.write_text(render_md(data) + "\n"))
+    write_file(out / "rd.json", json.dumps(data, indent=1, default=str) + "\n")
+    write_file(out / "rd.md", render_md(data) + "\n")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -275,23 +259,7 @@ def save(out: Path, data: dict) -> None:
 
 
 def machine_meta(args) -> dict:
-    import av
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {
-        "command": shlex.join([sys.executable.rsplit("/", 1)[-1]] + sys.argv),
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} ({cpu}, {os.cpu_count()} CPU threads, {platform.platform()})",
-        "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
-        "av": av.__version__, "ffmpeg": getattr(av, "ffmpeg_version_info", "?"),
-        "epochs": args.epochs if args.epochs is not None else "default of the preset",
-    }
+    return {**machine(), "epochs": args.epochs if args.epochs is not None else "default of the preset"}
 
 
 # ---------------------------------------------------------------- the run

@@ -1,6 +1,6 @@
 """Neural decoding speed of the DNeRV decoder, and the end-to-end split of `dnv decode`.
 
-    python benchmarks/speed.py [--sizes 0.35M 3M] [--resolutions 1280x720 1920x1080]
+    python3 -m benchmarks.speed [--sizes 0.35M 3M] [--resolutions 1280x720 1920x1080]
                                [--batches 8 32] [--dtypes fp32 bf16] [--dnv FILE --ref CLIP]
 
 Part 1 times the decoder alone (random weights and embeddings: speed does not depend on values) per
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import SIZES, machine, markdown_table, write_json  # noqa: E402
-from nvcodec import codec  # noqa: E402
-from nvcodec.decoding import to_uint8  # noqa: E402
-from nvcodec.models import Decoder  # noqa: E402
-from nvcodec.sizing import plan_for_params  # noqa: E402
+from benchmarks.common import SIZES, machine, markdown_table, write_file, write_json
+from nvcodec import codec
+from nvcodec.decoding import to_uint8
+from nvcodec.models import Decoder
+from nvcodec.sizing import plan_for_params
 
 
 def time_decoder(arch, batch: int, dtype: str, device, compile_: bool, calls: int = 30) -> float:
@@ -108,11 +106,11 @@ def main():
     write_json(a.out / "speed.json", records, {**meta, "end_to_end": end_to_end})
     cols = ["size", "model_params", "width", "height", "batch", "dtype", "decode_fps"]
     md = [f"# Neural decoding speed\n\nGPU: {meta['gpu']}, torch {meta['torch']}, {meta['date']}.  ",
-          f"Command: `python benchmarks/{meta['command']}`\n", markdown_table(records, cols)]
+          f"Command: `{meta['command']}`\n", markdown_table(records, cols)]
     if end_to_end:
         md += ["\n## `dnv decode` end to end (second of two runs; writing H.264 .mp4)\n",
                markdown_table(end_to_end, list(end_to_end[0]))]
-    (a.out / "speed.md").write_text("\n".join(md) + "\n")
+    write_file(a.out / "speed.md", "\n".join(md) + "\n")
 
 
 if __name__ == "__main__":

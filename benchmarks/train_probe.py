@@ -1,6 +1,6 @@
 """Training-step throughput of one architecture under several settings (eager/compiled, batch sizes).
 
-    python benchmarks/train_probe.py CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
+    python3 -m benchmarks.train_probe CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
         [--enc-dim 64 32] [--optimizer adam adan] [--loop-epochs N] [--profile STEPS]
 Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"

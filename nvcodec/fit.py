@@ -63,7 +63,7 @@ CUDNN_BENCHMARK = True
 
 # Epochs and fine-tuning epochs after pruning, per preset and optimizer; like x264's presets, slower means better.
 # Adan's medium is the recipe that reached the paper's 3M Bunny figure (38.09 dB) in under 3 minutes of training
-# on an H200: 38.28-38.29 dB in 175-178 s with fine-tuning (benchmarks/results/bunny/recipes.md, session 9).
+# on an H200: 38.28-38.29 dB in 175-178 s with fine-tuning (benchmarks/results/bunny_adan_2026-12-02).
 PRESETS = {
     "fast": {"adam": (100, 10), "adan": (100, 10)},
     "medium": {"adam": (300, 30), "adan": (210, 21)},
@@ -100,11 +100,11 @@ class TrainSettings:
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
 
 
-# DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200, session
-# 9) Adan reached 38.42 dB at lr 3e-3 in 300 epochs and 38.28-38.29 dB at 4e-3 in 210, where Adam at 1e-3 reached
-# 37.74-37.97 dB in 300 and diverged in most runs. On the CPU's tiny networks (23k-39k parameters,
-# benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two. 0.35M-1.5M were measured with Adam
-# only (all above the paper at 300 epochs): the bound lies between the two.
+# DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200,
+# benchmarks/results/bunny_adan_2026-12-02) Adan reached 38.42 dB at lr 3e-3 in 300 epochs and 38.28-38.29 dB
+# at 4e-3 in 210, where Adam at 1e-3 reached 37.74-37.97 dB in 300 and diverged in most runs. On the CPU's tiny
+# networks (23k-39k parameters, benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two.
+# 0.35M-1.5M were measured with Adam only (all above the paper at 300 epochs): the bound lies between the two.
 ADAN_MIN_PARAMS = 2_000_000
 
 

@@ -22,7 +22,8 @@ STAGES = 5
 MIN_STEM = 8
 MAX_STEM = 512
 # Bits per coded value at 8-bit quantization after entropy coding, measured on the H100 Bunny run
-# (benchmarks/results/gpu_h100_issue2: 7.5 bits per kept weight, 2.7 and 4.3 bits per content / diff value).
+# (benchmarks/results/bunny_fast_encode_h100_2026-11-21: 7.5 bits per kept weight, 2.7 and 4.3 bits per
+# content / diff value).
 WEIGHT_BITS_BELOW_QUANT = 0.5
 EMBED_BITS_BELOW_QUANT = 4.0
 CODE_BITS_BELOW_QUANT = 1.0     # DS-NeRV's learned codes are spread more evenly than encoder outputs

@@ -1,11 +1,7 @@
 """add_recipes.py appends a session's Bunny runs to the recipe log once, with their curves."""
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.add_recipes import add  # noqa: E402
+from benchmarks.add_recipes import add
 
 
 def test_runs_are_added_once_with_their_curves(tmp_path):

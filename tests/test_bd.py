@@ -1,13 +1,9 @@
 """Bjøntegaard delta: analytic cases and JCTVC-E137's published worked examples."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bd import bd_psnr, bd_rate  # noqa: E402
+from benchmarks.bd import bd_psnr, bd_rate
 
 # Anchor on an exactly linear log-rate model: PSNR = 30 + 6 dB per doubling of the rate.
 # PCHIP reproduces a straight line exactly, so the answers below are exact.

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.codecs import (  # noqa: E402
+from benchmarks.codecs import (
     SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes, load_source_yuv)
-from nvcodec.video import read_video  # noqa: E402
+from nvcodec.video import read_video
 
-CLIP = "carphone_qcif_120f_x264qp10.mp4"
+CLIP = "carphone_qcif_16f.mp4"
 LOW_CRF = {"x264": 18, "x265": 18, "svt-av1": 20}
 HIGH_CRF = {"x264": 35, "x265": 35, "svt-av1": 50}
 
@@ -51,7 +49,7 @@ def test_odd_size_counts_the_original_pixels(carphone, cls):
 
 @pytest.mark.parametrize("clip, frame_range, colour", [
     (CLIP, (2, 8), "BT.601 limited range"),
-    ("openh264_VID_1920x1080_25fps_54f.264", (0, 1), "BT.601 full range"),  # yuvj420p, untagged
+    ("openh264_1920x1080_fullrange_5f.264", (0, 1), "BT.601 full range"),  # yuvj420p, untagged
 ])
 def test_source_frames_beat_the_rgb_round_trip(testdata, clip, frame_range, colour):
     """Anchors fed the source's own 4:2:0 frames pay for coding only; the record says so."""

@@ -1,12 +1,8 @@
 """bunny.py names each run's recipe; settings changed from the codec's defaults must show in the name."""
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bunny import recipe  # noqa: E402
-from nvcodec.fit import TrainSettings  # noqa: E402
+from benchmarks.bunny import recipe
+from nvcodec.fit import TrainSettings
 
 
 def test_default_recipe_names_the_main_settings_only():

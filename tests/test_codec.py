@@ -24,7 +24,7 @@ FAST = dict(epochs=6, prune_epochs=2, device="cpu", progress=False)
 
 @pytest.fixture(scope="module")
 def carphone(testdata) -> Path:
-    return testdata / "carphone_qcif_120f_x264qp10.mp4"
+    return testdata / "carphone_qcif_16f.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def assert_one_line_error(result, fragment: str):
 
 def test_cli_encode_info_decode(tmp_path, testdata):
     """Raw .yuv input through the command line, then info and decode to a PNG folder, with JSON reports."""
-    yuv = testdata / "CiscoVT2people_320x192_12fps.yuv"
+    yuv = testdata / "CiscoVT2people_320x192_5f.yuv"
     out = tmp_path / "cisco.dnv"
     r = run_cli("encode", yuv, "-o", out, "--size", "320x192", "--fps", "12", "--bpp", "2", "--epochs", "4",
                 "--prune-epochs", "1", "--device", "cpu", "-q", "--json", tmp_path / "enc.json", "--frames", "0:4")
@@ -172,7 +172,7 @@ def test_cli_encode_info_decode(tmp_path, testdata):
 
 def test_cli_jpeg_folder_input(tmp_path, testdata):
     out = tmp_path / "swan.dnv"
-    r = run_cli("encode", testdata / "davis480p_blackswan_jpg", "-o", out, "--bpp", "0.5", "--epochs", "2",
+    r = run_cli("encode", testdata / "bunny_854x480_jpg", "-o", out, "--bpp", "0.5", "--epochs", "2",
                 "--prune-epochs", "0", "--device", "cpu", "-q", "--frames", "0:3")
     assert r.exit_code == 0, r.output
     assert codec.info(out)["width"] == 854  # native size kept (854 is not a multiple of any stride)

@@ -113,7 +113,7 @@ def test_encode_refuses_a_bad_training_option(tmp_path, testdata):
     from nvcodec import codec
     from nvcodec.cli import main
 
-    clip = testdata / "carphone_qcif_120f_x264qp10.mp4"
+    clip = testdata / "carphone_qcif_16f.mp4"
     with pytest.raises(codec.CodecError, match="unknown training option"):
         codec.encode(clip, tmp_path / "a.dnv", train_options={"momentum": 0.5}, device="cpu", progress=False)
     r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "beta1=2"])
@@ -220,7 +220,7 @@ def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
 def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, testdata, monkeypatch):
     from nvcodec import codec, fit
 
-    clip = testdata / "carphone_qcif_120f_x264qp10.mp4"
+    clip = testdata / "carphone_qcif_16f.mp4"
 
     def encode(name, **kw):
         report = codec.encode(clip, tmp_path / name, bpp=1.0, frame_range=(0, 4), device="cpu", progress=False, **kw)

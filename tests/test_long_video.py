@@ -17,7 +17,7 @@ FAST = dict(bpp=4.0, epochs=3, prune_epochs=1, device="cpu", progress=False, fra
 
 @pytest.fixture(scope="module")
 def clip(testdata):
-    return testdata / "carphone_qcif_120f_x264qp10.mp4"
+    return testdata / "carphone_qcif_16f.mp4"
 
 
 @pytest.fixture(scope="module")

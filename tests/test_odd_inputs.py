@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture(scope="module")
 def source(testdata):
-    frames, _ = read_video(testdata / "carphone_qcif_120f_x264qp10.mp4", frame_range=(0, 3))
+    frames, _ = read_video(testdata / "carphone_qcif_16f.mp4", frame_range=(0, 3))
     return frames
 
 
