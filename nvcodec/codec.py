@@ -272,16 +272,19 @@ class _EncodeJob:
         if checkpoint.is_file() and not self.resume:
             self.log(f"note: {checkpoint} is left from an earlier encode; starting over "
                      "(add --resume to continue it)")
+        header = Header(arch, t, fps, self.quant_bits)
+        framing = len(bitstream.pack(header, {})) + 9 * (1 + len(arch.sections))
+        target_payload = None if self.bpp is None else int(self.bpp * w * h * t / 8) - framing
+
+        def quantizer(state, tables):   # the bit depth rate control would choose now (for quantization-aware tuning)
+            return compress_to_target(state, tables, self.quant_bits, target_payload).bits
         clock = {"start": time.perf_counter()}
         try:
             result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.progress and group.rank == 0,
                          log=self.log, checkpoint=checkpoint, resume=self.resume,
-                         checkpoint_every=self.checkpoint_every)
+                         checkpoint_every=self.checkpoint_every, quantizer=quantizer)
         except TrainingError as e:
             raise CodecError(str(e)) from None
-        header = Header(arch, t, fps, self.quant_bits)
-        framing = len(bitstream.pack(header, {})) + 9 * (1 + len(arch.sections))
-        target_payload = None if self.bpp is None else int(self.bpp * w * h * t / 8) - framing
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
         clock["fit"] = time.perf_counter()
         packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)

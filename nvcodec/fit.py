@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from .compress.prune import apply_masks, magnitude_masks
+from .compress.qat import quantized_parameters
 from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder
 from .models.dsnerv import Codes
@@ -52,7 +53,7 @@ from .models.encoders import Encoders
 
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
-CHECKPOINT_FORMAT = 2     # 2: the rollback's learning-rate cap replaced a scale
+CHECKPOINT_FORMAT = 3     # 3: learnable tables named by section, the quantization-aware tuning's bit depth
 # Flags of an optimizer's parameter groups that a checkpoint keeps (optimi's: whether the group's state, its step
 # count included, has been set up, and the kernels it chose).
 OPTIMIZER_GROUP_FLAGS = ("setup", "triton", "foreach", "kahan_sum")
@@ -98,6 +99,7 @@ class TrainSettings:
     compile_mode: str = "reduce-overhead"
     seed: int = 0
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
+    qat: bool = True              # fine-tune after pruning with the file's quantizers in the loop (compress.qat)
 
 
 # DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200,
@@ -119,7 +121,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None) -
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
-                 "optimizer", "amp", "compile_mode", "code_lr_scale")
+                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -301,8 +303,11 @@ class Fitter:
 
     def __init__(self, frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
-                 checkpoint_every: float = 60.0):
+                 checkpoint_every: float = 60.0, quantizer=None):
+        # `quantizer(decoder_state, tables) -> bits`: the bit depth the file would be quantized at now (rate
+        # control's choice); given, the fine-tuning after pruning is quantization-aware at that depth.
         torch.manual_seed(settings.seed)
+        self.quantizer, self.qat_bits = quantizer, None
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
         self.frames, self.height, self.width = frames_u8.shape[:3]
         self.video = self._place_video(frames_u8)
@@ -394,9 +399,14 @@ class Fitter:
     def _predict(self, prev, cur, nxt, amp=None):
         """(output, reference) frames of a batch, cropped to the video's own size, float32."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
-            content, diff = self.encoders(prev, cur, nxt)
-            out = self.decoder(content, diff)
+            out = self._decode(*self.encoders(prev, cur, nxt))
         return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
+
+    def _decode(self, *inputs):
+        """The decoder on its inputs; during quantization-aware fine-tuning, with the file's weights."""
+        if self.qat_bits is None:
+            return self.decoder(*inputs)
+        return torch.func.functional_call(self.decoder, quantized_parameters(self.decoder, self.qat_bits), inputs)
 
     def _say(self, message: str) -> None:
         if self.bar is not None:
@@ -541,6 +551,10 @@ class Fitter:
             apply_masks(self.decoder, masks)
             self.masks = masks if s.prune_epochs > 0 else {}
         self.phase = "prune" if s.prune > 0 and s.prune_epochs > 0 else "done"
+        if self.phase == "prune" and s.qat and self.quantizer is not None:
+            state = {k: v.detach().float().cpu() for k, v in self.decoder.state_dict().items()}
+            self.qat_bits = self.quantizer(state, self.tables())
+            self._say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
         self.epoch, self.pos, self.order = 0, 0, None
         self.opt = self._optimizer()
 
@@ -638,6 +652,7 @@ class Fitter:
         if copy:
             t = {k: v.detach().clone() for k, v in t.items()}
         meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
+                "qat_bits": self.qat_bits,
                 "lr_cap": None if math.isinf(self.lr_cap) else self.lr_cap, "rollbacks": self.rollbacks,
                 "history": [dict(h) for h in self.history], "opt_none": opt_none, "opt_groups": opt_groups}
         return t, meta
@@ -647,6 +662,7 @@ class Fitter:
         self.phase, self.epoch, self.pos, self.batch = meta["phase"], meta["epoch"], meta["pos"], meta["batch"]
         self.lr_cap = math.inf if meta["lr_cap"] is None else meta["lr_cap"]
         self.rollbacks = meta["rollbacks"]
+        self.qat_bits = meta.get("qat_bits")
         self.history = [dict(h) for h in meta["history"]]
         self.encoders.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("enc.")})
         self.decoder.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("dec.")})
@@ -775,8 +791,15 @@ class CodeFitter(Fitter):
 
     def _predict(self, idx, cur, amp=None):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
-            out = self.decoder(*self.encoders(idx))
+            out = self._decode(*self._tables_at(idx))
         return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
+
+    def _tables_at(self, idx: torch.Tensor) -> list:
+        """The tables read at the frames `idx`; during quantization-aware fine-tuning, as the file holds them."""
+        if self.qat_bits is None:
+            return self.encoders(idx)
+        params = quantized_parameters(self.encoders, self.qat_bits, table=True)
+        return torch.func.functional_call(self.encoders, params, (idx,))
 
     def tables(self, batch: int = 16) -> dict[str, torch.Tensor]:
         return self.encoders.tables()
@@ -784,6 +807,6 @@ class CodeFitter(Fitter):
 
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
         progress: bool = True, **options) -> FitResult:
-    """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every (see Fitter)."""
+    """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every, quantizer (see Fitter)."""
     fitter = CodeFitter if arch.model in ("dsnerv", "hinerv") else Fitter
     return fitter(frames_u8, arch, settings, device, progress, **options).fit()

@@ -1,0 +1,41 @@
+"""Quantization-aware training: the file's quantizers in the forward pass, straight-through in the backward.
+
+During the fine-tuning after pruning, the decoder runs with its weights (and, for models whose tables are
+parameters, its tables) rounded to the levels the file will hold at the bit depth rate control chose for
+this network (`compress.quantize`: symmetric per output channel for weights, affine per channel for
+tables), so the network learns to live with the rounding instead of meeting it only in the file. The
+gradient passes the rounding unchanged (straight-through estimator, as HiNeRV's and NVRC's last stage).
+"""
+from __future__ import annotations
+
+import torch
+
+from .quantize import embedding_levels, weight_levels
+
+MIN_SCALE = 6.2e-5      # float16's smallest normal number: what the file's scales are clamped to
+
+
+def fake_quant_weight(w: torch.Tensor, bits: float) -> torch.Tensor:
+    """`w` rounded as the file rounds a weight (symmetric; per output channel from 2 dimensions on)."""
+    levels = weight_levels(bits)
+    peak = w.detach().abs().flatten(1).amax(1) if w.dim() >= 2 else w.detach().abs().amax().reshape(1)
+    scale = (peak / levels).clamp_min(MIN_SCALE).reshape([-1] + [1] * (w.dim() - 1) if w.dim() >= 2 else [1])
+    q = torch.round(w / scale).clamp(-levels, levels) * scale
+    return w + (q - w).detach()
+
+
+def fake_quant_table(t: torch.Tensor, bits: float) -> torch.Tensor:
+    """A table (N, C, ...) rounded as the file rounds it (affine per channel over every other axis)."""
+    levels = embedding_levels(bits)
+    flat = t.detach().transpose(0, 1).flatten(1)
+    shape = [1, -1] + [1] * (t.dim() - 2)
+    lo = flat.amin(1).reshape(shape)
+    scale = ((flat.amax(1).reshape(shape) - lo) / levels).clamp_min(MIN_SCALE)
+    q = torch.round((t - lo) / scale).clamp(0, levels) * scale + lo
+    return t + (q - t).detach()
+
+
+def quantized_parameters(module: torch.nn.Module, bits: float, table: bool = False) -> dict[str, torch.Tensor]:
+    """The module's parameters as the file will hold them, for `torch.func.functional_call`."""
+    quant = fake_quant_table if table else fake_quant_weight
+    return {name: quant(p, bits) for name, p in module.named_parameters()}
