@@ -219,8 +219,7 @@ def _quantizer_words(r: dict) -> str:
     if abs(bits - asked) < 0.005:
         return f"{asked}-bit quantization"
     how = "trimmed" if bits < asked else "raised"
-    return (f"quantized at {bits:.2f} bits on average (2^{bits:.2f} levels: --quant-bits {asked} {how} "
-            f"to land on the target size)")
+    return f"quantized at {bits:.2f} bits (2^{bits:.2f} levels; --quant-bits {asked} {how} toward the target size)"
 
 
 @main.command()

@@ -48,7 +48,7 @@ from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder
 from .models.dsnerv import Codes
 from .models.encoders import Encoders
-from .outputs import temp_file
+from .outputs import file_mode, temp_file
 
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
@@ -707,6 +707,7 @@ class Fitter:
             tmp = temp_file(path)
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp),
                       metadata={"nvcodec": json.dumps({**self.identity, **meta})})
+            tmp.chmod(file_mode())      # safetensors writes a new file of its own, mode 0600
             os.replace(tmp, path)
             return True
         except (OSError, SafetensorError) as e:

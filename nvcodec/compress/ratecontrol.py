@@ -55,7 +55,12 @@ def compress_to_target(state, tables, bits: float, target_payload: int | None,
     nominal = compress(state, tables, bits)
     if target_payload is None or abs(nominal.payload_bytes / target_payload - 1) <= tolerance:
         return nominal
-    lo, hi = (min_bits, bits) if nominal.payload_bytes > target_payload else (bits, highest_bits(bits))
+    upward = nominal.payload_bytes < target_payload
+    lo, hi = (bits, highest_bits(bits)) if upward else (min_bits, bits)
+    # The far end of the range first: if even it stays on the same side of the target, it is the closest result.
+    edge = compress(state, tables, hi if upward else lo)
+    if (edge.payload_bytes <= target_payload) == upward:
+        return edge
     best = nominal if nominal.payload_bytes <= target_payload else None
     for _ in range(10):
         mid = (lo + hi) / 2
@@ -68,4 +73,4 @@ def compress_to_target(state, tables, bits: float, target_payload: int | None,
             hi = mid
         if best is not None and abs(best.payload_bytes / target_payload - 1) <= tolerance / 2:
             break
-    return best if best is not None else compress(state, tables, min_bits)
+    return best if best is not None else edge      # (going down, the fewest bits fit)
