@@ -149,6 +149,13 @@ def test_a_second_encode_to_the_same_output_is_refused_and_the_first_goes_on(cli
     assert listing(tmp_path) == ["out.dnv"]          # lock and checkpoint gone
 
 
+def test_a_lock_left_by_a_killed_encode_does_not_block(clip, tmp_path):
+    out = tmp_path / "out.dnv"
+    (tmp_path / ".out.dnv.lock").write_text("999999\n")     # the file stays after kill -9; the lock does not
+    codec.encode(clip, out, **FAST)
+    assert listing(tmp_path) == ["out.dnv"]
+
+
 def test_files_get_the_permissions_of_the_umask(clip, encoded, tmp_path, monkeypatch):
     old = os.umask(0o027)
     try:
