@@ -114,9 +114,12 @@ def _train_options(_ctx, _param, values) -> dict:
     return options
 
 
-def _frames(text):
-    from .video import parse_frame_range
-    return parse_frame_range(text)
+def _frames(text, option: str):
+    from .video import VideoError, parse_frame_range
+    try:
+        return parse_frame_range(text)
+    except VideoError as e:
+        raise codec.CodecError(f"{option}: {e}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,7 +178,7 @@ def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, pru
         report = codec.encode(
             input, output, bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs,
             prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
-            device=device, frame_range=_frames(frame_range), size=_parse_size(size), pix_fmt=pix_fmt,
+            device=device, frame_range=_frames(frame_range, "--frames"), size=_parse_size(size), pix_fmt=pix_fmt,
             fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True),
             resume=resume, checkpoint_every=checkpoint_every, segment_frames=segment_frames, gpus=gpus,
             train_options=train_options, overwrite=overwrite)
@@ -243,8 +246,8 @@ def decode(input, output, ref, ref_frames, frame_range, overwrite, device, batch
     def go():
         outputs.check_output(json_path, overwrite=overwrite, sources=[input, ref], others=[("-o", output)],
                              option="--json")
-        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch,
-                              precision=precision, frame_range=_frames(frame_range), fps_scale=fps_scale,
+        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames, "--ref-frames"), device=device, batch=batch,
+                              precision=precision, frame_range=_frames(frame_range, "--frames"), fps_scale=fps_scale,
                               overwrite=overwrite)
         click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
                    + (f" at {report['fps']:.3f} fps ({report['coded_frames']} coded, x{fps_scale})"
