@@ -123,7 +123,10 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     if group is None:
         claim()
     else:   # under torchrun: the rank that writes the file checks and locks it
-        distributed.run_on_first_rank(group, claim)
+        try:
+            distributed.run_on_first_rank(group, claim)
+        except distributed.RankFailed as e:
+            raise CodecError(f"encoding failed: {e}") from None
     try:
         return _run_job(job, group, gpus, output)
     finally:
