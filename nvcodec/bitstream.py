@@ -21,13 +21,13 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from .models.arch import MAX_FRAMES_PER_DYNAMIC_CODE, MODEL_IDS, Arch, ArchError
+from .outputs import temp_file
 
 MAGIC = b"DNV\x1a"
 FORMAT_VERSION = 1
@@ -213,9 +213,9 @@ def read_file(path) -> tuple[Header, dict[str, bytes], int]:
 def write_atomic(path, data: bytes) -> None:
     """Write bytes to `path` through a temporary file in the same folder, then rename: never a partial file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    tmp = temp_file(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

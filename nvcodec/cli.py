@@ -4,35 +4,47 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 
 import click
 
-from . import codec, fit
+from . import codec, fit, outputs
 from .models import MODELS
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def _user_errors():
     from .bitstream import BitstreamError
     from .video import VideoError
-    return (codec.CodecError, BitstreamError, VideoError, FileNotFoundError, PermissionError, IsADirectoryError)
+    return (codec.CodecError, BitstreamError, VideoError, outputs.OutputError, FileNotFoundError, PermissionError,
+            IsADirectoryError)
+
+
+def _on_sigterm(signum, _frame):
+    # Unwind like Ctrl-C (temporary files removed, training checkpointed), then exit 143 rather than 130.
+    raise fit.signal_interrupt(signum)
 
 
 def run_guarded(fn, *args, **kwargs):
-    """Run a command; any failure becomes one `Error: ...` line on stderr and a non-zero exit."""
+    """Run a command; any failure becomes one `Error: ...` line on stderr and a non-zero exit;
+    Ctrl-C exits with status 130 and SIGTERM with 143 (128 + the signal, as the shell reports a killed process)."""
+    main_thread = threading.current_thread() is threading.main_thread()   # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return fn(*args, **kwargs)
     except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        word = "Terminated" if signum == signal.SIGTERM else "Interrupted"
         if getattr(e, "checkpoint", None) is not None:
-            click.echo(f"Interrupted; resume with: {_resume_command()}", err=True)
+            click.echo(f"{word}; resume with: {_resume_command()}", err=True)
         else:
-            click.echo("Interrupted; no output file was written.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+            click.echo(f"{word}; no output file was written.", err=True)
+        sys.exit(128 + signum)
     except _user_errors() as e:
         click.echo(f"Error: {_one_line(e)}", err=True)
         sys.exit(EXIT_ERROR)
@@ -46,6 +58,9 @@ def run_guarded(fn, *args, **kwargs):
             click.echo(f"Error: internal error ({type(e).__name__}: {_one_line(e)}); "
                        "rerun with DNV_DEBUG=1 for details", err=True)
         sys.exit(EXIT_ERROR)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _resume_command() -> str:
@@ -100,9 +115,12 @@ def _train_options(_ctx, _param, values) -> dict:
     return options
 
 
-def _frames(text):
-    from .video import parse_frame_range
-    return parse_frame_range(text)
+def _frames(text, option: str):
+    from .video import VideoError, parse_frame_range
+    try:
+        return parse_frame_range(text)
+    except VideoError as e:
+        raise codec.CodecError(f"{option}: {e}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,6 +132,7 @@ def main():
 @main.command()
 @click.argument("input", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The .dnv file to write.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT (and the --json file) if it exists.")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel of the whole file (default 0.05).")
 @click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
 @click.option("--model", type=click.Choice(MODELS), default="dnerv", show_default=True,
@@ -126,7 +145,8 @@ def main():
 @click.option("--prune-epochs", type=int, default=None, help="Fine-tuning epochs after pruning.")
 @click.option("--batch", type=int, default=None, help="Frames per training step.")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
-@click.option("--loss", type=click.Choice(fit.LOSSES), default="l2", show_default=True)
+@click.option("--loss", type=click.Choice(fit.LOSSES), default="l2", show_default=True,
+              help="Training loss: L2, or NeRV's 0.7*L1 + 0.3*(1-SSIM).")
 @click.option("--prune", type=float, default=0.1, show_default=True, help="Fraction of decoder weights pruned.")
 @click.option("--quant-bits", type=int, default=8, show_default=True, help="Quantization bit depth.")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
@@ -134,7 +154,8 @@ def main():
 @click.option("--size", default=None, help="Raw .yuv input: frame size WxH.")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Raw .yuv input: pixel format.")
 @click.option("--fps", default=None, help="Frame rate for raw .yuv and image folders (default 25).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of training (the same seed and input give the same file on one device).")
 @click.option("--compile/--no-compile", "compile_", default=None,
               help="torch.compile the training step (default: on for CUDA, off on CPU).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
@@ -149,18 +170,20 @@ def main():
 @click.option("--train", "train_options", multiple=True, metavar="NAME=VALUE", callback=_train_options,
               help="Override a training setting (repeatable), e.g. --train optimizer=adam --train "
                    "beta1=0.5. Names: " + ", ".join(fit.TRAIN_OPTIONS) + ".")
-def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
-           device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume, checkpoint_every,
-           segment_frames, gpus, train_options):
+def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune,
+           quant_bits, device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume,
+           checkpoint_every, segment_frames, gpus, train_options):
     """Fit a network to INPUT and write it as a .dnv file."""
     def go():
+        outputs.check_output(json_path, overwrite=overwrite, sources=[input], others=[("-o", output)],
+                             option="--json")
         report = codec.encode(
             input, output, bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs,
             prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
-            device=device, frame_range=_frames(frame_range), size=_parse_size(size), pix_fmt=pix_fmt,
+            device=device, frame_range=_frames(frame_range, "--frames"), size=_parse_size(size), pix_fmt=pix_fmt,
             fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True),
             resume=resume, checkpoint_every=checkpoint_every, segment_frames=segment_frames, gpus=gpus,
-            train_options=train_options)
+            train_options=train_options, overwrite=overwrite)
         if report is None:  # a torchrun rank other than 0: rank 0 reports
             return
         print_encode_report(report)
@@ -179,18 +202,29 @@ def print_encode_report(r: dict) -> None:
                        f"{seg['bytes']:,} bytes, {seg['bpp']:.5f} bpp, PSNR {seg['psnr']:.3f} dB")
     click.echo(f"  size     {r['bytes']:,} bytes, {r['bpp']:.5f} bpp"
                + (f" (target {r['target_bpp']:g})" if r.get("target_bpp") else ""))
+    if r.get("target_missed"):
+        click.echo(f"  note     {r['target_missed']}")
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; the float model "
                f"before quantization {r['psnr_float_model']:.2f} dB)")
-    click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {r['effective_bits']:g}-bit")
-    # The first epoch of each segment holds compiling (and CUDA-graph capture): a fixed cost, said apart,
-    # with the rate after it, which is what the GPU sustains.
+    click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {_quantizer_words(r)}")
+    # The first epoch of each segment holds any start-up (compiling, CUDA-graph capture, cuDNN's search): a
+    # fixed cost, said apart, with the rate after it, which is what the device sustains.
     first = [curve[0] for curve in r.get("train_curves_seconds", []) if curve and curve[0] is not None]
     click.echo(f"  time     {r['encode_seconds']:.1f} s total, training {r['train_seconds']:.1f} s "
                f"({r['train_frames_per_second']:.1f} frames/s, {r['train_tflops']:.2f} TFLOP/s) on {r['device']}")
     if first and math.isfinite(r.get("train_steady_frames_per_second", math.nan)):
-        click.echo(f"           first epoch{'s' if len(first) > 1 else ''} {sum(first):.1f} s (with any start-up: "
-                   f"compiling, CUDA graphs), then {r['train_steady_frames_per_second']:.1f} frames/s, "
-                   f"{r['train_steady_tflops']:.2f} TFLOP/s")
+        startup = " (with torch.compile's start-up)" if r.get("compiled") else ""
+        click.echo(f"           first epoch{'s' if len(first) > 1 else ''} {sum(first):.1f} s{startup}, then "
+                   f"{r['train_steady_frames_per_second']:.1f} frames/s, {r['train_steady_tflops']:.2f} TFLOP/s")
+
+
+def _quantizer_words(r: dict) -> str:
+    """The quantizer, in words: rate control may trim (or raise) --quant-bits to a fractional depth."""
+    bits, asked = r["effective_bits"], r["quant_bits"]
+    if abs(bits - asked) < 0.005:
+        return f"{asked}-bit quantization"
+    how = "trimmed" if bits < asked else "raised"
+    return f"quantized at {bits:.2f} bits (2^{bits:.2f} levels; --quant-bits {asked} {how} toward the target size)"
 
 
 @main.command()
@@ -201,18 +235,22 @@ def print_encode_report(r: dict) -> None:
 @click.option("--ref-frames", default=None, help="Frames START:END of --ref that were encoded.")
 @click.option("--frames", "frame_range", default=None,
               help="Decode only frames START:END (reads only the segments that hold them).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT (and the --json file) if it exists.")
+@click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Frames per decoder call.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Arithmetic of the neural decoder (bf16: faster on GPUs, within a few 0.01 dB).")
 @click.option("--fps-scale", type=int, default=1, show_default=True,
               help="Frame interpolation: K*(T-1)+1 frames at K x the frame rate (--ref then at that rate).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report as JSON.")
-def decode(input, output, ref, ref_frames, frame_range, device, batch, precision, fps_scale, json_path):
+def decode(input, output, ref, ref_frames, frame_range, overwrite, device, batch, precision, fps_scale, json_path):
     """Rebuild the frames of a .dnv file."""
     def go():
-        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch,
-                              precision=precision, frame_range=_frames(frame_range), fps_scale=fps_scale)
+        outputs.check_output(json_path, overwrite=overwrite, sources=[input, ref], others=[("-o", output)],
+                             option="--json")
+        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames, "--ref-frames"), device=device, batch=batch,
+                              precision=precision, frame_range=_frames(frame_range, "--frames"), fps_scale=fps_scale,
+                              overwrite=overwrite)
         click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
                    + (f" at {report['fps']:.3f} fps ({report['coded_frames']} coded, x{fps_scale})"
                       if fps_scale > 1 else "")
@@ -258,7 +296,7 @@ def info(input, as_json):
 
 
 @main.command()
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("-o", "--output-dir", type=click.Path(), default=None, help="Keep the demo's files here.")
 def demo(device, output_dir):
     """Encode and decode a short Big Buck Bunny clip shipped with dnv (CC BY 3.0, Blender Foundation)."""

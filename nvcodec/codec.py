@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import bitstream, decoding, metrics, segments
+from . import bitstream, decoding, metrics, outputs, segments
 from .flops import decoder_flops
 from .bitstream import BitstreamError, Header
 from .models import MODELS, param_count
@@ -24,6 +24,10 @@ from .models import MODELS, param_count
 
 class CodecError(Exception):
     """A user-facing failure: one line, no traceback."""
+
+
+# An encode whose file is further than this from --bpp says so in its report, with the reason.
+TARGET_TOLERANCE = 0.05
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -54,7 +58,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
            quant_bits: int = 8, device: str = "auto", frame_range=(0, None), size=None, pix_fmt: str = "yuv420p",
            fps=None, seed: int = 0, compile: bool | None = None, progress: bool = True, log=_quiet,
            resume: bool = False, checkpoint_every: float = 60.0, segment_frames: int | None = None,
-           gpus: int = 1, train_options: dict | None = None) -> dict | None:
+           gpus: int = 1, train_options: dict | None = None, overwrite: bool = True) -> dict | None:
     """Fit networks to the video `input` and write the .dnv file `output`. Returns the report.
 
     The video is read as a stream, `segment_frames` frames at a time (default
@@ -69,6 +73,9 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     Training state is checkpointed to `checkpoint_path(output)` (one per segment) every
     `checkpoint_every` seconds, at the end of training and on Ctrl-C during training (which raises
     fit.Interrupted); `resume=True` continues from it. It is removed once the .dnv is written.
+
+    Before any work, `output` and the checkpoint are checked (`outputs.check_output`: never the input, an
+    existing `output` only with `overwrite`, a folder that takes files) and `output` is locked until the end.
     """
     from . import distributed
     from .fit import PRESETS, TrainSettings, check_train_option
@@ -89,7 +96,6 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         raise CodecError("--gpus must be at least 1")
     if bpp is None and model_size is None:
         bpp = 0.05
-    _check_output_folder(output)
     # The settings the caller chose; optimizer, learning rate and epochs not chosen come from the preset's recipe
     # for each network's size (`fit.recipe`), once the video's size has set it.
     settings, chosen = TrainSettings(loss=loss, prune=prune, seed=seed), set()
@@ -112,6 +118,31 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
                      dict(frame_range=frame_range, size=size, pix_fmt=pix_fmt, fps=fps),
                      segment_frames or segments.DEFAULT_SEGMENT_FRAMES, progress, log, resume, checkpoint_every)
     group = distributed.from_environment()
+    lock = outputs.OutputLock(output)
+    claim = partial(_claim_output, input, output, overwrite, lock)
+    if group is None:
+        claim()
+    else:   # under torchrun: the rank that writes the file checks and locks it
+        try:
+            distributed.run_on_first_rank(group, claim)
+        except distributed.RankFailed as e:
+            raise CodecError(f"encoding failed: {e}") from None
+    try:
+        return _run_job(job, group, gpus, output)
+    finally:
+        lock.release()
+
+
+def _claim_output(input, output, overwrite: bool, lock: outputs.OutputLock) -> None:
+    """Refuse an output that may not or cannot be written (see `outputs.check_output`), then lock it."""
+    outputs.check_output(output, overwrite=overwrite, sources=[input])
+    outputs.check_output(checkpoint_path(output), overwrite=True, sources=[input], option="checkpoint")
+    lock.acquire()
+
+
+def _run_job(job, group, gpus: int, output):
+    from . import distributed
+
     if group is None and gpus > 1:
         job.log = _log_to_stderr  # the worker processes get a copy of the job: no closures
         report_file = Path(output).with_name(f".{Path(output).name}.report.json")
@@ -209,6 +240,8 @@ class _EncodeJob:
             "epochs": stats[0]["train_options"]["epochs"], "prune_epochs": stats[0]["train_options"]["prune_epochs"],
             "batch": min(st["batch"] for st in stats), "rollbacks": sum(st["rollbacks"] for st in stats),
             "resumed": any(st["resumed"] for st in stats),
+            "target_missed": self._target_missed(metrics.bpp(len(data), w, h, t), stats),
+            "compiled": self.settings.compile,
             "train_seconds": sum(st["train_seconds"] for st in stats),
             "train_frames_per_second": mean("train_frames_per_second"), "train_tflops": mean("train_tflops"),
             "train_steady_frames_per_second": mean("train_steady_frames_per_second"),
@@ -228,13 +261,23 @@ class _EncodeJob:
         }
         return report
 
+    def _target_missed(self, bpp: float, stats: list[dict]) -> str | None:
+        """A file more than TARGET_TOLERANCE off --bpp: by how much, and why (None when on target)."""
+        if self.bpp is None or abs(bpp / self.bpp - 1) <= TARGET_TOLERANCE:
+            return None
+        above = bpp > self.bpp
+        reasons = dict.fromkeys(st["rate_limit"] for st in stats if st["rate_limit"] and st["over"] == above)
+        return (f"{abs(bpp / self.bpp - 1):.0%} {'above' if above else 'below'} the target {self.bpp:g} bpp: "
+                + ("; ".join(reasons) or "the closest the quantizer's bit depth could get"))
+
     def _settings_for(self, params: int):
         """The caller's settings, with the preset's recipe for a network of `params` parameters where it chose none."""
         from .fit import recipe
 
         settings = dataclasses.replace(self.settings)
         chosen_optimizer = settings.optimizer if "optimizer" in self.chosen else None
-        for name, value in recipe(self.preset, self.model, params, chosen_optimizer).items():
+        chosen_epochs = settings.epochs if "epochs" in self.chosen else None
+        for name, value in recipe(self.preset, self.model, params, chosen_optimizer, chosen_epochs).items():
             if name not in self.chosen:
                 setattr(settings, name, value)
         return settings
@@ -289,6 +332,8 @@ class _EncodeJob:
         clock["fit"] = time.perf_counter()
         packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
         data = bitstream.pack(header, packed.sections)
+        target_bytes = None if self.bpp is None else self.bpp * w * h * t / 8
+        over, limit = _rate_limit(plan, packed.bits, self.quant_bits, len(data), target_bytes)
         clock["compress"] = time.perf_counter()
         # Quality of what the file holds: decode the bytes exactly as `decode` does.
         # Batch by batch on the device: the whole segment in float on the host would take gigabytes
@@ -305,6 +350,7 @@ class _EncodeJob:
             "psnr": psnr, "ms_ssim": ms_ssim,
             "psnr_float_model": result.float_psnr("final"), "psnr_float_unpruned": result.float_psnr("train"),
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
+            "over": over, "rate_limit": limit,
             "train_options": {k: getattr(s, k) for k in TRAIN_OPTIONS},
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
@@ -324,16 +370,26 @@ class _EncodeJob:
         }
 
 
+def _rate_limit(plan, bits: float, quant_bits: int, size: int, target: float | None) -> tuple[bool, str | None]:
+    """Whether a segment's file is over its target, and the limit of rate control that kept it there, if one did."""
+    from .compress.ratecontrol import MIN_BITS, highest_bits
+
+    if not target:
+        return False, None
+    over = size > target
+    network = "the largest network for this video" if plan.largest else "the network sized for the target"
+    if over and bits <= MIN_BITS + 1e-6:
+        return over, f"{network} ({plan.params:,} parameters) codes larger even at {bits:g} bits, the fewest allowed"
+    if not over and bits >= highest_bits(quant_bits) - 1e-6:
+        return over, (f"{network} ({plan.params:,} parameters) codes smaller even at {bits:g} bits, the most "
+                      f"allowed with --quant-bits {quant_bits}")
+    return over, None
+
+
 def checkpoint_path(output) -> Path:
     """Where an encode to `output` keeps its training checkpoint."""
     output = Path(output)
     return output.with_name(output.name + ".ckpt")
-
-
-def _check_output_folder(output) -> None:
-    parent = Path(output).resolve().parent
-    if not parent.is_dir():
-        raise CodecError(f"output folder does not exist: {parent}")
 
 
 # --- decode -------------------------------------------------------------------------------------
@@ -364,10 +420,11 @@ class _Parts:
 
     def select(self, frame_range) -> tuple[int, int]:
         start, end = frame_range
-        end = self.frames if end is None else min(end, self.frames)
-        if start >= end:
-            raise CodecError(f"--frames {start}:{end} selects no frame (the file holds {self.frames})")
-        return start, end
+        if start >= self.frames:
+            asked = f"{start}:{'' if end is None else end}"
+            raise CodecError(f"--frames {asked} selects no frame: the file holds {self.frames} frames "
+                             f"(0-{self.frames - 1})")
+        return start, self.frames if end is None else min(end, self.frames)
 
     def output_count(self, frame_range, fps_scale: int) -> int:
         start, end = frame_range
@@ -472,7 +529,7 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: st
 
 
 def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, None), device: str = "auto",
-           batch: int = 8, precision: str = "fp32", fps_scale: int = 1, log=_quiet) -> dict:
+           batch: int = 8, precision: str = "fp32", fps_scale: int = 1, log=_quiet, overwrite: bool = True) -> dict:
     """Decode `path` (or frames START:END of it), write them to `output`, measure against `ref`.
 
     Frames stream from the network to the writer and the metrics: memory does not grow with length.
@@ -481,9 +538,11 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     K x the frame rate. `ref` is then the video at that rate (e.g. the full clip whose even frames were
     encoded, with --fps-scale 2): PSNR is reported over all output frames, and separately over the coded
     times (`psnr_coded`) and the interpolated ones (`psnr_interpolated`).
+    `output` is never `path` nor `ref`, and replaces an existing file only with `overwrite`.
     """
     from .video import VideoWriter
 
+    outputs.check_output(output, overwrite=overwrite, sources=[path, ref], folder_ok=True)
     dev = resolve_device(device)
     started = time.perf_counter()
     parts = _Parts(path)

@@ -73,6 +73,23 @@ def usable_cores() -> int:
     return max(1, min(cores, int(wanted))) if wanted.isdigit() and int(wanted) > 0 else cores
 
 
+def run_on_first_rank(group: Group, check: Callable[[], None]) -> None:
+    """Run `check()` on rank 0 only (the rank that writes the file). If it fails, rank 0 raises its own error and
+    every other rank RankFailed with its line, instead of waiting for a rank that has stopped."""
+    error = None
+    if group.rank == 0:
+        try:
+            check()
+        except Exception as e:  # noqa: BLE001 - told to every rank, then raised
+            error = e
+    verdict = [None if error is None else f"rank 0: {type(error).__name__}: {' '.join(str(error).split())}"]
+    dist.broadcast_object_list(verdict, src=0)
+    if error is not None:
+        raise error
+    if verdict[0]:
+        raise RankFailed(verdict[0])
+
+
 def gather_results(group: Group, work: Callable[[], dict]) -> dict | None:
     """Run `work()` (this rank's share, as {item: result}); rank 0 gets every rank's results merged.
 

@@ -34,7 +34,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -50,6 +49,7 @@ from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder
 from .models.dsnerv import Codes
 from .models.encoders import Encoders
+from .outputs import file_mode, temp_file
 
 DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
 MAX_ROLLBACKS = 4
@@ -110,12 +110,17 @@ class TrainSettings:
 ADAN_MIN_PARAMS = 2_000_000
 
 
-def recipe(preset: str, model: str, params: int, optimizer: str | None = None) -> dict:
+def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
     """Optimizer, learning rate and epochs that `preset` gives a `model` network of `params` decoder parameters
-    (`optimizer`: the user's choice, if any). KeyError for an unknown preset."""
+    (`optimizer`, `epochs`: the user's choice, if any; the fine-tuning epochs after pruning then keep the preset's
+    share of them, at least one). KeyError for an unknown preset."""
     if optimizer is None:
         optimizer = "adan" if model == "dnerv" and params >= ADAN_MIN_PARAMS else "adam"
-    epochs, prune_epochs = PRESETS[preset][optimizer]
+    preset_epochs, prune_epochs = PRESETS[preset][optimizer]
+    if epochs is not None:
+        prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # rounded up
+    else:
+        epochs = preset_epochs
     return dict(optimizer=optimizer, lr=OPTIMIZER_LR[optimizer], epochs=epochs, prune_epochs=prune_epochs)
 
 
@@ -222,12 +227,20 @@ class TrainingError(Exception):
     belongs to another encode): one line saying why."""
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during training, raised once the state is saved to `checkpoint`."""
+def signal_interrupt(signum: int) -> KeyboardInterrupt:
+    """The KeyboardInterrupt that a signal raises; `signum` says which (Ctrl-C exits 130, SIGTERM 143)."""
+    interrupt = KeyboardInterrupt()
+    interrupt.signum = int(signum)
+    return interrupt
 
-    def __init__(self, checkpoint):
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (`signum`) during training, raised once the state is saved to `checkpoint`."""
+
+    def __init__(self, checkpoint, signum: int = signal.SIGINT):
         super().__init__(f"interrupted; training state saved to {checkpoint}")
         self.checkpoint = Path(checkpoint)
+        self.signum = int(signum)
 
 
 def pad_frames(frames_u8: torch.Tensor, arch: Arch, device) -> torch.Tensor:
@@ -339,7 +352,8 @@ class Fitter:
             "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(arch).items() if k != "extra"},
             "video": video_fingerprint(frames_u8) if self.checkpoint is not None else None,
         }
-        self.bar, self.resumed, self._stop, self._good = None, False, False, None
+        # _stop: the signal (Ctrl-C's SIGINT or SIGTERM) that asked training to stop at the end of the step, or 0.
+        self.bar, self.resumed, self._stop, self._good = None, False, 0, None
         self._saved_at = time.monotonic()
         if resume and self.checkpoint is not None:
             if self.checkpoint.is_file():
@@ -516,11 +530,11 @@ class Fitter:
             if self.after_step is not None:
                 self.after_step()
             if self._stop:
-                raise KeyboardInterrupt
-        except KeyboardInterrupt:
+                raise signal_interrupt(self._stop)
+        except KeyboardInterrupt as e:
             if self.checkpoint is None or not self.save():
                 raise
-            raise Interrupted(self.checkpoint) from None
+            raise Interrupted(self.checkpoint, getattr(e, "signum", signal.SIGINT)) from None
         if (self.checkpoint is not None and self.checkpoint_every > 0
                 and time.monotonic() - self._saved_at >= self.checkpoint_every):
             self.save()
@@ -532,10 +546,10 @@ class Fitter:
             yield
             return
 
-        def stop(_signum, _frame):
+        def stop(signum, _frame):
             if self._stop:
-                raise KeyboardInterrupt
-            self._stop = True
+                raise signal_interrupt(signum)
+            self._stop = signum
 
         old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -587,7 +601,7 @@ class Fitter:
                 if self.checkpoint is not None:
                     self.save()     # an interrupt from here on resumes without training again
             if self._stop:          # Ctrl-C after the last step
-                raise Interrupted(self.checkpoint)
+                raise Interrupted(self.checkpoint, self._stop)
         finally:
             if self.bar is not None:
                 self.bar.close()
@@ -701,10 +715,10 @@ class Fitter:
         path, tmp = self.checkpoint, None
         self._saved_at = time.monotonic()
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-            os.close(fd)
-            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp,
+            tmp = temp_file(path)
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp),
                       metadata={"nvcodec": json.dumps({**self.identity, **meta})})
+            tmp.chmod(file_mode())      # safetensors writes a new file of its own, mode 0600
             os.replace(tmp, path)
             return True
         except (OSError, SafetensorError) as e:

@@ -40,10 +40,23 @@ EMBED_SHARE_GOAL = {"dnerv": 0.35, "hnerv": 0.2, "dsnerv": 0.3}
 
 
 class InfeasibleRate(ValueError):
-    def __init__(self, target: float, minimum: float):
-        super().__init__(f"--bpp {target:g} is below what the smallest model can reach for this video "
-                         f"(about {minimum:.4g} bpp); use --bpp {minimum * 1.1:.3g} or more")
-        self.minimum = minimum
+    """A --bpp out of the planner's reach for this video: below what the smallest network costs (`minimum`), or
+    above what the largest one can hold with the quantizer at its finest (`maximum`)."""
+
+    def __init__(self, target: float, minimum: float | None = None, maximum: float | None = None):
+        if maximum is None:
+            text = (f"--bpp {target:g} is below what the smallest model can reach for this video "
+                    f"(about {_figure(minimum, 4)} bpp); use --bpp {_figure(minimum * 1.1, 3)} or more")
+        else:
+            text = (f"--bpp {target:g} is above what the largest model can reach for this video "
+                    f"(about {_figure(maximum, 4)} bpp); use --bpp {_figure(maximum * 0.9, 3)} or less")
+        super().__init__(text)
+        self.minimum, self.maximum = minimum, maximum
+
+
+def _figure(value: float, digits: int) -> str:
+    """`digits` significant digits, in plain notation (1,234 rather than 1.23e+03)."""
+    return f"{value:.{digits}g}" if value < 10 ** digits else f"{value:,.0f}"
 
 
 def _kernels(n: int) -> tuple[int, ...]:
@@ -122,6 +135,7 @@ class Plan:
     params: int
     predicted_bytes: int
     embedding_share: float
+    largest: bool = False       # the largest network the planner makes (MAX_STEM): a higher target cannot grow it
 
 
 def embedding_bytes(arch: Arch, frames: int, quant_bits: float) -> float:
@@ -149,13 +163,16 @@ def _candidates(model: str, strides) -> list[tuple[dict, float]]:
 
 def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
                  quant_bits: float = 8, prune: float = 0.1) -> Plan:
-    """Choose the architecture for a target bpp. Raises InfeasibleRate with the smallest reachable bpp."""
+    """Choose the architecture for a target bpp. Raises InfeasibleRate with the smallest reachable bpp, or the
+    largest: what the largest network predicts at the finest quantizer rate control may use."""
+    from .compress.ratecontrol import highest_bits
+
     if model == "hinerv":
         return hinerv_plan_for_bpp(width, height, frames, bpp, quant_bits, prune)
     budget = bpp * width * height * frames / 8
     strides = choose_strides(width, height)
     embed_share_goal = EMBED_SHARE_GOAL[model]
-    best, best_score, smallest = None, math.inf, math.inf
+    best, best_score, smallest, largest = None, math.inf, math.inf, 0
     for options, penalty in _candidates(model, strides):
         def make(stem, align=1, options=options):
             return make_arch(model, width, height, strides, stem, frames=frames, align=align, **options)
@@ -164,6 +181,7 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
         except ArchError:
             continue
         smallest = min(smallest, predict_bytes(floor, frames, quant_bits, prune))
+        largest = max(largest, predict_bytes(make(MAX_STEM), frames, highest_bits(quant_bits), prune))
         embed_bytes = embedding_bytes(floor, frames, quant_bits)
         weight_bits_each = (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
         weights_budget = budget - embed_bytes - FIXED_OVERHEAD_BYTES - 12 * sum(floor.widths)
@@ -175,9 +193,11 @@ def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,
         # Closest to the goal share of embedding bits, then the preferred layouts.
         score = abs(math.log(share / embed_share_goal)) + penalty
         if score < best_score:
-            best, best_score = Plan(arch, param_count(arch), predicted, share), score
+            best, best_score = Plan(arch, param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM), score
     if best is None:
-        raise InfeasibleRate(bpp, smallest * 8 / (width * height * frames))
+        raise InfeasibleRate(bpp, minimum=smallest * 8 / (width * height * frames))
+    if budget > largest:
+        raise InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
     return best
 
 
@@ -263,14 +283,17 @@ def hinerv_predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: floa
 
 def hinerv_plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: float = 8,
                         prune: float = 0.1) -> Plan:
+    from .compress.ratecontrol import highest_bits
+
     budget = bpp * width * height * frames / 8
     strides = hinerv_strides(width, height)
-    best, best_score, smallest = None, math.inf, math.inf
+    best, best_score, smallest, largest = None, math.inf, math.inf, 0
     for preference, scale in enumerate(GRID_SCALES):
         def make(stem, align=1, scale=scale):
             return hinerv_arch(width, height, strides, stem, scale, align)
         floor = make(MIN_STEM)
         smallest = min(smallest, hinerv_predict_bytes(floor, frames, quant_bits, prune))
+        largest = max(largest, hinerv_predict_bytes(make(MAX_STEM), frames, highest_bits(quant_bits), prune))
         grid_bytes = embedding_bytes(floor, frames, quant_bits)
         weight_bits_each = (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
         weights_budget = budget - grid_bytes - FIXED_OVERHEAD_BYTES - side_bytes(floor)
@@ -281,7 +304,9 @@ def hinerv_plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_
         share = grid_bytes / predicted
         score = abs(math.log(share / GRID_SHARE_GOAL)) + 0.1 * preference
         if score < best_score:
-            best, best_score = Plan(arch, param_count(arch), predicted, share), score
+            best, best_score = Plan(arch, param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM), score
     if best is None:
-        raise InfeasibleRate(bpp, smallest * 8 / (width * height * frames))
+        raise InfeasibleRate(bpp, minimum=smallest * 8 / (width * height * frames))
+    if budget > largest:
+        raise InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
     return best

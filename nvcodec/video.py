@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +43,8 @@ from typing import Iterator
 
 import av
 import numpy as np
+
+from .outputs import temp_file, temp_folder
 
 __all__ = [
     "VideoError",
@@ -668,8 +669,7 @@ class VideoWriter:
     def _open_folder(self, parent: Path):
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise VideoError(f"{self.path}: output folder exists and is not empty")
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial",
-                                          dir=parent))
+        self._tmp = temp_folder(parent / self.path.name)
         self._sink = _PngSink(self._tmp, self.width, self.height)
 
     def _open_file(self, parent: Path):
@@ -679,9 +679,7 @@ class VideoWriter:
                              f"supported: {', '.join(OUTPUT_KINDS)}")
         if self.path.is_dir():
             raise VideoError(f"{self.path}: is a folder")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_file(parent / self.path.name, ".partial")
         try:
             self._sink = _ContainerSink(self._tmp, spec, self.width, self.height, self.fps,
                                         self.notes)

@@ -42,3 +42,30 @@ def test_one_process_raises_its_own_error():
     with pytest.raises(ValueError, match="^segment 1 is broken$"):
         gather_results(SINGLE, lambda: {i: _produce(i, fail_on=1) for i in range(3)})
     assert gather_results(SINGLE, lambda: {0: b"x"}) == {0: b"x"}
+
+
+def _check_on_first_rank(group, folder: str, fail: bool):
+    from nvcodec.distributed import run_on_first_rank
+
+    def check():
+        assert group.rank == 0, "the check runs on rank 0 only"
+        if fail:
+            raise ValueError("output exists")
+    try:
+        run_on_first_rank(group, check)
+        outcome = "ok"
+    except Exception as e:  # noqa: BLE001 - recorded for the test
+        outcome = f"{type(e).__name__}: {e}"
+    with open(os.path.join(folder, f"rank{group.rank}"), "w") as f:
+        f.write(outcome)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_check_on_the_first_rank_ends_every_rank_the_same_way(tmp_path, fail):
+    """Under torchrun only rank 0 checks (and locks) the output; when it refuses, no other rank waits for it."""
+    spawn_local(2, partial(_check_on_first_rank, folder=str(tmp_path), fail=fail))
+    outcomes = [(tmp_path / f"rank{r}").read_text() for r in (0, 1)]
+    if fail:
+        assert outcomes == ["ValueError: output exists", "RankFailed: rank 0: ValueError: output exists"]
+    else:
+        assert outcomes == ["ok", "ok"]

@@ -33,17 +33,34 @@ def compress(state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], bi
     return Compressed(sections, bits)
 
 
+# The bit depths the search below may use: down to MIN_BITS, and up to MAX_RAISE_BITS above the requested depth
+# (never above MAX_BITS).
+MIN_BITS = 3.0
+MAX_BITS = 10.0
+MAX_RAISE_BITS = 2.0
+
+
+def highest_bits(bits: float) -> float:
+    """The largest bit depth that `compress_to_target` may raise a requested depth of `bits` to."""
+    return max(bits, min(MAX_BITS, bits + MAX_RAISE_BITS))
+
+
 def compress_to_target(state, tables, bits: float, target_payload: int | None,
-                       tolerance: float = 0.04, min_bits: float = 3.0, max_bits: float = 10.0) -> Compressed:
+                       tolerance: float = 0.04, min_bits: float = MIN_BITS) -> Compressed:
     """Compress at `bits`; if a target is given and missed by more than `tolerance`, search the bit depth.
 
-    Never goes above the requested depth by more than 2 bits nor below `min_bits`; the closest result
-    under the target (or the smallest, if none fits) is returned.
+    Never goes above `highest_bits(bits)` nor below `min_bits`; the closest result under the target (or
+    the smallest, if none fits) is returned.
     """
     nominal = compress(state, tables, bits)
     if target_payload is None or abs(nominal.payload_bytes / target_payload - 1) <= tolerance:
         return nominal
-    lo, hi = (min_bits, bits) if nominal.payload_bytes > target_payload else (bits, min(max_bits, bits + 2))
+    upward = nominal.payload_bytes < target_payload
+    lo, hi = (bits, highest_bits(bits)) if upward else (min_bits, bits)
+    # The far end of the range first: if even it stays on the same side of the target, it is the closest result.
+    edge = compress(state, tables, hi if upward else lo)
+    if (edge.payload_bytes <= target_payload) == upward:
+        return edge
     best = nominal if nominal.payload_bytes <= target_payload else None
     for _ in range(10):
         mid = (lo + hi) / 2
@@ -56,4 +73,4 @@ def compress_to_target(state, tables, bits: float, target_payload: int | None,
             hi = mid
         if best is not None and abs(best.payload_bytes / target_payload - 1) <= tolerance / 2:
             break
-    return best if best is not None else compress(state, tables, min_bits)
+    return best if best is not None else edge      # (going down, the fewest bits fit)
