@@ -193,13 +193,14 @@ def print_encode_report(r: dict) -> None:
 
 @main.command()
 @click.argument("input", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), default=None,
-              help="Frames to write: .mp4 (H.264), .mkv (FFV1 lossless), .y4m, or a folder/ of PNGs.")
+@click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
+              help="Frames to write: .mp4 (H.264), .mkv (FFV1 lossless), .y4m, a folder/ of PNGs, or - for a y4m "
+                   "stream on standard output (the report then goes to standard error).")
 @click.option("--ref", type=click.Path(), default=None, help="The original video, to report PSNR and MS-SSIM.")
 @click.option("--ref-frames", default=None, help="Frames START:END of --ref that were encoded.")
 @click.option("--frames", "frame_range", default=None,
               help="Decode only frames START:END (reads only the segments that hold them).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Frames per decoder call.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Arithmetic of the neural decoder (bf16: faster on GPUs, within a few 0.01 dB).")
@@ -211,23 +212,30 @@ def decode(input, output, ref, ref_frames, frame_range, device, batch, precision
     def go():
         report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames), device=device, batch=batch,
                               precision=precision, frame_range=_frames(frame_range), fps_scale=fps_scale)
-        click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
-                   + (f" at {report['fps']:.3f} fps ({report['coded_frames']} coded, x{fps_scale})"
-                      if fps_scale > 1 else "")
-                   + (f" -> {report['output']}" if report["output"] else ""))
-        click.echo(f"  size     {report['bytes']:,} bytes, {report['bpp']:.5f} bpp")
-        click.echo(f"  time     load {report['load_seconds']:.3f} s, neural {report['neural_seconds']:.3f} s "
-                   f"({report['decode_fps']:.1f} frames/s"
-                   + (f", {report['decode_tflops']:.2f} TFLOP/s" if "decode_tflops" in report else "") + "), "
-                   f"write {report['write_seconds']:.3f} s, "
-                   f"total {report['decode_seconds']:.3f} s on {report['device']}")
-        if report["psnr"] is not None:
-            click.echo(f"  quality  PSNR {report['psnr']:.3f} dB, MS-SSIM {report['ms_ssim']:.5f}"
-                       + (f" (coded frames {report['psnr_coded']:.3f} dB, interpolated "
-                          f"{report['psnr_interpolated']:.3f} dB)" if report["psnr_interpolated"] is not None else ""))
+        print_decode_report(report, err=output == "-")
         if json_path:
             _write_json(json_path, report)
     run_guarded(go)
+
+
+def print_decode_report(r: dict, err: bool = False) -> None:
+    """The decode summary; on standard error when standard output carries the frames."""
+    def say(line):
+        click.echo(line, err=err)
+    target = "standard output" if r["output"] == "-" else r["output"]
+    say(f"decoded {r['frames']} frames {r['width']}x{r['height']}"
+        + (f" at {r['fps']:.3f} fps ({r['coded_frames']} coded, x{r['fps_scale']})" if r["fps_scale"] > 1 else "")
+        + (f" -> {target}" if target else ""))
+    say(f"  size     {r['bytes']:,} bytes, {r['bpp']:.5f} bpp")
+    say(f"  time     {r['decode_seconds']:.3f} s, {r['decode_fps']:.1f} frames/s on {r['device']}: "
+        f"loading {r['load_seconds']:.3f} s, network {r['neural_seconds']:.3f} s ({r['neural_fps']:.1f} frames/s"
+        + (f", {r['neural_tflops']:.2f} TFLOP/s" if "neural_tflops" in r else "") + ")"
+        + (f", writing {r['write_seconds']:.3f} s alongside" if r["output"] else ""))
+    if r["psnr"] is not None:
+        say(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f}"
+            + (f" (coded frames {r['psnr_coded']:.3f} dB, interpolated "
+               f"{r['psnr_interpolated']:.3f} dB)" if r["psnr_interpolated"] is not None else "")
+            + f"; reading and scoring --ref took {r['score_seconds']:.3f} s more")
 
 
 @main.command()

@@ -473,12 +473,20 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     """Decode `path` (or frames START:END of it), write them to `output`, measure against `ref`.
 
     Frames stream from the network to the writer and the metrics: memory does not grow with length.
+    The writer works in its own thread (`background.BackgroundWriter`), so that writing the last
+    frames and computing the next ones go on at once. `output` "-" writes a y4m stream to standard output.
     `ref_range` says which frames of `ref` were encoded; `frame_range` picks frames of the .dnv.
     `fps_scale` K > 1 interpolates K-1 frames between each pair of coded frames: K*(T-1)+1 frames at
     K x the frame rate. `ref` is then the video at that rate (e.g. the full clip whose even frames were
     encoded, with --fps-scale 2): PSNR is reported over all output frames, and separately over the coded
     times (`psnr_coded`) and the interpolated ones (`psnr_interpolated`).
+
+    Timing: `decode_seconds` and `decode_fps` cover the whole decode (reading the file, the network,
+    writing), everything but scoring against `ref`, whose time is `score_seconds` (`total_seconds` holds
+    both). `neural_seconds` / `neural_fps` are the network's own; `write_seconds` is the writer thread's
+    working time, which overlaps the network's.
     """
+    from .background import BackgroundWriter
     from .video import VideoWriter
 
     dev = resolve_device(device)
@@ -487,22 +495,24 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     selected = parts.select(frame_range)
     expected = parts.output_count(selected, fps_scale)
     fps = parts.fps * fps_scale
+    timings, score_seconds, count = {}, 0.0, 0
+    t0 = time.perf_counter()
     scorer = _Scorer(ref, ref_range, parts, selected[0], expected, dev) if ref is not None else None
-    timings, write_seconds, count = {}, 0.0, 0
-    writer = VideoWriter(output, parts.width, parts.height, fps) if output is not None else None
+    score_seconds += time.perf_counter() - t0
+    writer = None
     try:
+        if output is not None:
+            writer = BackgroundWriter(VideoWriter(output, parts.width, parts.height, fps))
         for frames in parts.render(dev, batch, precision, selected, timings, fps_scale):
             count += len(frames)
             if writer is not None:
-                t0 = time.perf_counter()
                 writer.write(frames)
-                write_seconds += time.perf_counter() - t0
             if scorer is not None:
+                t0 = time.perf_counter()
                 scorer.add(frames)
+                score_seconds += time.perf_counter() - t0
         if writer is not None:
-            t0 = time.perf_counter()
             writer.close()
-            write_seconds += time.perf_counter() - t0
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -510,23 +520,30 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     finally:
         if scorer is not None:
             scorer.close()
-    neural = max(timings.get("neural_seconds", 0.0), 1e-9)
+    total = time.perf_counter() - started
+    neural = timings.get("neural_seconds", 0.0)
+    decode_seconds = total - score_seconds
     report = {
         "input": str(path), "output": None if output is None else str(output),
         "bpp": metrics.bpp(parts.file_bytes, parts.width, parts.height, parts.frames), "bytes": parts.file_bytes,
         "frames": count, "first_frame": selected[0], "file_frames": parts.frames, "coded_frames": parts.frames,
         "fps_scale": fps_scale, "width": parts.width, "height": parts.height, "fps": float(fps),
-        "load_seconds": timings["load_seconds"], "neural_seconds": timings.get("neural_seconds", 0.0),
-        "write_seconds": write_seconds, "decode_seconds": time.perf_counter() - started,
-        "decode_fps": count / neural, "psnr": None, "ms_ssim": None, "psnr_coded": None,
+        "decode_seconds": decode_seconds, "decode_fps": count / max(decode_seconds, 1e-9),
+        "load_seconds": timings["load_seconds"], "neural_seconds": neural,
+        "neural_fps": count / max(neural, 1e-9), "write_seconds": writer.busy_seconds if writer is not None else 0.0,
+        "score_seconds": score_seconds if scorer is not None else 0.0, "total_seconds": total,
+        "psnr": None, "ms_ssim": None, "psnr_coded": None,
         "psnr_interpolated": None, "device": device_name(dev), "precision": precision,
     }
     if parts.header is not None:
-        report["decode_tflops"] = decoder_flops(parts.header.arch) * count / neural / 1e12
+        report["neural_tflops"] = decoder_flops(parts.header.arch) * count / max(neural, 1e-9) / 1e12
     if scorer is not None:
+        t0 = time.perf_counter()
         report["psnr"], report["ms_ssim"] = scorer.result()
         if fps_scale > 1:
             report["psnr_coded"], report["psnr_interpolated"] = scorer.psnr_every(fps_scale)
+        report["score_seconds"] += time.perf_counter() - t0
+        report["total_seconds"] += time.perf_counter() - t0
     return report
 
 
