@@ -240,27 +240,93 @@ def print_decode_report(r: dict, err: bool = False) -> None:
 
 @main.command()
 @click.argument("input", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full record as JSON, for programs.")
 def info(input, as_json):
-    """Show a .dnv file's header, section sizes and bpp."""
+    """Describe a .dnv file: video, bit rate, decoder, and where its bytes go."""
     def go():
         r = codec.info(input)
         if as_json:
             click.echo(json.dumps(r, indent=2))
-            return
-        for key, value in r.items():
-            if key in ("segment_index", "first_segment"):
-                continue
-            if key == "sections":
-                click.echo("sections:")
-                for name, size in value.items():
-                    click.echo(f"  {name:<10} {size:>12,} bytes")
-            else:
-                click.echo(f"{key}: {value}")
-        for i, seg in enumerate(r.get("segment_index", [])):
-            click.echo(f"  segment {i:<4} frames {seg['first_frame']}-{seg['first_frame'] + seg['frames'] - 1}: "
-                       f"{seg['bytes']:>10,} bytes, {seg['bpp']:.5f} bpp")
+        else:
+            print_info(r)
     run_guarded(go)
+
+
+MODEL_NAMES = {"dnerv": "DNeRV", "hnerv": "HNeRV", "dsnerv": "DS-NeRV", "hinerv": "HiNeRV"}
+SECTION_NAMES = {"HEAD": "header", "DECODER": "decoder weights", "CONTENT": "content embeddings",
+                 "DIFF": "difference embeddings", "STATIC": "static codes", "DYNAMIC": "dynamic codes",
+                 "GRID0": "feature grid 1", "GRID1": "feature grid 2", "LOCAL": "local grid",
+                 "INDEX": "segment index", "SEGMENT": "segments", "container": "file header"}
+
+
+def _sig(x: float, digits: int = 4) -> str:
+    """x to `digits` significant digits (whole numbers are kept whole), with thousands separators."""
+    if x == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def _duration(seconds: float) -> str:
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{int(h):02d}:{int(m):02d}:{s:05.2f}"
+
+
+def _rate(fps: str) -> str:
+    rate = Fraction(fps)
+    return f"{rate.numerator}" if rate.denominator == 1 else f"{_sig(float(rate))} ({fps})"
+
+
+def print_info(r: dict) -> None:
+    """`dnv info` as a person reads it: like ffprobe, rounded, in words."""
+    segs = r.get("segment_index")
+    click.echo(f"Input: {r['file']}, dnv format {r['format_version']}"
+               + (f", {len(segs)} segments" if segs else ""))
+    click.echo(f"  Duration: {_duration(r['duration_seconds'])}, {r['frames']:,} frames, "
+               f"bitrate: {_sig(r['bitrate'] / 1000)} kb/s")
+    model = "" if segs else f"{MODEL_NAMES.get(r['model'], r['model'])}, "
+    click.echo(f"  Video: {model}{r['width']}x{r['height']}, {_rate(r['fps'])} fps, {_sig(r['bpp'])} bpp, "
+               f"{r['bytes']:,} bytes")
+    if segs:
+        click.echo("  Segments:")
+        for i, seg in enumerate(segs):
+            click.echo(f"    {i:<4} frames {seg['first_frame']}-{seg['first_frame'] + seg['frames'] - 1}: "
+                       f"{MODEL_NAMES.get(seg['model'], seg['model'])}, {seg['decoder_params']:,} parameters, "
+                       f"{seg['bytes']:,} bytes ({_share(seg['bytes'], r['bytes'])}), {_sig(seg['bpp'])} bpp")
+    _print_decoder(r["first_segment"] if segs else r, "segment 0" if segs else "")
+    click.echo("  Sections:" if not segs else "  File:")
+    _print_sections(r["sections"], r["bytes"])
+    if segs:
+        click.echo("  Sections of segment 0:")
+        first = r["first_segment"]
+        _print_sections(first["sections"], first["bytes"])
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %"
+
+
+def _print_sections(sections: dict, total: int) -> None:
+    width = max(len(SECTION_NAMES.get(name, name.lower())) for name in sections)
+    for name, size in sections.items():
+        click.echo(f"    {SECTION_NAMES.get(name, name.lower()):<{width}} {size:>12,} bytes {_share(size, total):>8}")
+
+
+def _print_decoder(r: dict, where: str) -> None:
+    label = f" ({where})" if where else ""
+    stages = " ".join(f"x{s}" for s in r["strides"])
+    click.echo(f"  Decoder{label}: {r['decoder_params']:,} parameters, {r['quant_bits']}-bit quantization; "
+               f"{len(r['strides'])} upsampling stages {stages}, channels "
+               + "-".join(map(str, r["widths"])) + ", kernels " + ",".join(map(str, r["kernels"])))
+    if r.get("fuse_stage") is not None:
+        other = "dynamic codes" if r["model"] == "dsnerv" else "difference embeddings"
+        click.echo(f"           the {other} join after stage {r['fuse_stage'] + 1}"
+                   + (f", through {r['attention_heads']} attention head{'s' if r['attention_heads'] > 1 else ''}"
+                      if r.get("attention_heads") else ""))
+    click.echo(f"  Decoder inputs{label}: " + ", ".join(
+        f"{SECTION_NAMES.get(name, name.lower())} {'x'.join(map(str, shape))}"
+        for name, shape in r["tables"].items()))
 
 
 @main.command()

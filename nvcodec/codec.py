@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import time
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -550,41 +551,58 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
 # --- info ---------------------------------------------------------------------------------------
 
 def info(path) -> dict:
+    """What a .dnv file holds: video, bit rate, decoder, and the bytes of each section (`sections`, framing
+    included). A segmented file adds `segment_index` (each segment's frames, bytes, bpp, model, parameters)
+    and `first_segment` (the first segment's own record)."""
     path = Path(path)
     if not path.is_file():
         raise CodecError(f"no such file: {path}")
-    if segments.is_segmented(path):
-        index = segments.read_index(path)
-        first = info_of_bytes(path, segments.read_segment(path, index.entries[0]))
-        return {"file": str(path), "bytes": path.stat().st_size, "format_version": bitstream.FORMAT_VERSION,
-                "width": index.width, "height": index.height, "frames": index.total_frames,
-                "fps": f"{index.fps.numerator}/{index.fps.denominator}", "segments": len(index.entries),
-                "segment_index": [{"first_frame": e.first_frame, "frames": e.frames, "bytes": e.length,
-                                   "bpp": metrics.bpp(e.length, index.width, index.height, e.frames)}
-                                  for e in index.entries],
-                "first_segment": first,
-                "bpp": metrics.bpp(path.stat().st_size, index.width, index.height, index.total_frames)}
-    return info_of_bytes(path, path.read_bytes())
+    size = path.stat().st_size
+    if not segments.is_segmented(path):
+        return info_of_bytes(path, path.read_bytes())
+    index = segments.read_index(path)
+    records = [info_of_bytes(path, segments.read_segment(path, e)) for e in index.entries]
+    return {"file": str(path), "bytes": size, "format_version": bitstream.FORMAT_VERSION,
+            "width": index.width, "height": index.height, "frames": index.total_frames,
+            **_rate_fields(index.fps, index.total_frames, size, index.width, index.height),
+            "segments": len(index.entries),
+            "segment_index": [{"first_frame": e.first_frame, "frames": e.frames, "bytes": e.length,
+                               "bpp": metrics.bpp(e.length, index.width, index.height, e.frames),
+                               "model": r["model"], "decoder_params": r["decoder_params"],
+                               "quant_bits": r["quant_bits"]}
+                              for e, r in zip(index.entries, records)],
+            "first_segment": records[0],
+            "sections": segments.section_sizes(index, size)}
+
+
+def _rate_fields(fps: Fraction, frames: int, size: int, width: int, height: int) -> dict:
+    seconds = frames / fps
+    return {"fps": f"{fps.numerator}/{fps.denominator}", "frame_rate": float(fps),
+            "duration_seconds": float(seconds), "bitrate": float(size * 8 / seconds),
+            "bpp": metrics.bpp(size, width, height, frames)}
 
 
 def info_of_bytes(path, data: bytes) -> dict:
     header, _ = bitstream.unpack(data)
     a = header.arch
+    shapes = a.section_shapes(header.frames)
     return {
         "file": str(path), "bytes": len(data), "format_version": bitstream.FORMAT_VERSION,
         "model": a.model, "width": a.width, "height": a.height, "frames": header.frames,
-        "fps": f"{header.fps.numerator}/{header.fps.denominator}", "quant_bits": header.quant_bits,
+        **_rate_fields(header.fps, header.frames, len(data), a.width, a.height),
+        "quant_bits": header.quant_bits,
         "padded_size": list(a.padded_size)[::-1], "strides": list(a.strides), "widths": list(a.widths),
         "kernels": list(a.kernels), "content_embedding": list(a.content_shape) if a.model != "dsnerv" else None,
         "diff_embedding": list(a.diff_shape) if a.has_diff else None,
-        "static_codes": list(a.section_shapes(header.frames)["STATIC"]) if a.model == "dsnerv" else None,
-        "dynamic_codes": list(a.section_shapes(header.frames)["DYNAMIC"]) if a.model == "dsnerv" else None,
+        "static_codes": list(shapes["STATIC"]) if a.model == "dsnerv" else None,
+        "dynamic_codes": list(shapes["DYNAMIC"]) if a.model == "dsnerv" else None,
         "attention_heads": a.heads if a.model == "dsnerv" else None,
         "fuse_stage": a.fuse_stage if a.two_stream else None, "diff_up": a.diff_up if a.two_stream else None,
         "decoder_params": param_count(a),
         "embedding_values": a.embedding_values(header.frames),
+        # Shape of each table the decoder reads its inputs from, by section (entries first).
+        "tables": {name: list(shape) for name, shape in shapes.items()},
         "sections": bitstream.section_sizes(data),
-        "bpp": metrics.bpp(len(data), a.width, a.height, header.frames),
     }
 
 
