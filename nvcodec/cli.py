@@ -150,8 +150,10 @@ def main():
 def encode(input, output, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune, quant_bits,
            device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume, checkpoint_every,
            segment_frames, gpus, train_options):
-    """Fit a network to INPUT and write it as a .dnv file."""
+    """Fit a network to INPUT and write it as a .dnv file. INPUT - reads a y4m stream from standard input."""
     def go():
+        if input == "-" and gpus > 1:     # each process would read the video itself
+            raise codec.CodecError("standard input can be read by one process only; use --gpus 1")
         report = codec.encode(
             input, output, bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs,
             prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
