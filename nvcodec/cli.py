@@ -202,7 +202,7 @@ def print_encode_report(r: dict) -> None:
 @click.option("--ref-frames", default=None, help="Frames START:END of --ref that were encoded.")
 @click.option("--frames", "frame_range", default=None,
               help="Decode only frames START:END (reads only the segments that hold them).")
-@click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
+@click.option("--device", default="auto", show_default=True)
 @click.option("--batch", type=int, default=8, show_default=True, help="Frames per decoder call.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Arithmetic of the neural decoder (bf16: faster on GPUs, within a few 0.01 dB).")
