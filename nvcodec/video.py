@@ -625,7 +625,8 @@ class _ContainerSink:
         self.count = 0
 
     def write(self, rgb: np.ndarray):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        # No copy: swscale reads the array, and its output (never rgb24) is a new frame the encoder may keep.
+        frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
         # threads=0: slices over every core; the result is the same whatever the count.
         if self.spec.matrix is None:
             frame = self.reformatter.reformat(frame, format=self.pix_fmt, threads=0)
