@@ -30,8 +30,9 @@ Writing (``VideoWriter`` / ``write_video``) picks the format from the path:
   * ``-``: a y4m stream on standard output (as ``.y4m``).
 Output to a path is atomic: it goes to a hidden temporary sibling that is
 renamed onto the final name only on a successful ``close()``. The RGB -> YUV
-conversion is done once per frame, by one swscale context kept for the whole
-file and spread over the machine's cores, as the encoders are (libx264, FFV1).
+conversion is done once per frame, straight from the array (no copy), by one
+swscale context kept for the whole file and spread over the machine's cores, as
+the encoders are (libx264, FFV1).
 
 ``-`` as the input path reads a stream from standard input (y4m, or any format
 FFmpeg can read without seeking), once.
@@ -42,6 +43,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -207,7 +209,6 @@ class _StandardStream:
 def _open_container(path: Path):
     """av.open with user-facing errors; raw .264/.hevc fall back to a named format."""
     if str(path) == STDIO:
-        import sys
         try:
             return av.open(_StandardStream(sys.stdin.buffer), "r")
         except (av.FFmpegError, OSError, ValueError) as e:
@@ -607,7 +608,7 @@ class _ContainerSink:
             notes.append(f"odd size {width}x{height}: H.264 written as yuv444p "
                          "(High 4:4:4), which some players cannot play")
         self.pix_fmt = pix_fmt
-        # One swscale context for the whole file (a fresh one per frame costs more than the conversion).
+        # One swscale context for the whole file (a fresh one per frame costs about as much as the conversion).
         self.reformatter = VideoReformatter()
         self.container = av.open(target if not isinstance(target, Path) else str(target), "w", format=spec.format)
         try:
@@ -717,7 +718,6 @@ class VideoWriter:
         self._sink = _PngSink(self._tmp, self.width, self.height)
 
     def _open_stdout(self):
-        import sys
         self._stdout = sys.stdout.buffer
         try:
             self._sink = _ContainerSink(_StandardStream(self._stdout), _CONTAINER_SPECS[".y4m"], self.width,
