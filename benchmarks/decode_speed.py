@@ -1,7 +1,8 @@
 """End-to-end speed of `dnv decode` to .mp4: loading, the network, writing, and frames/s over the whole.
 
-    python3 benchmarks/decode_speed.py CLIP --frames N [--out benchmarks/results/decode_speed]
-    python3 benchmarks/decode_speed.py CLIP --dnv FILE [--out DIR]      # time an existing .dnv of CLIP
+    python3 -m benchmarks.decode_speed CLIP --frames N [--out benchmarks/results/decode_speed]
+    python3 -m benchmarks.decode_speed CLIP --dnv FILE [--out DIR]      # time an existing .dnv of CLIP
+    (python3 benchmarks/decode_speed.py ... works too)
 
 Without --dnv, frames 0..N-1 of CLIP are encoded first (--bpp, --preset, --epochs: the speed of decoding
 depends on the network's size, which --bpp sets, not on how long it trained). Then `codec.decode` runs
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-if not __package__:     # run as a file, python3 benchmarks/decode_speed.py: import as the package it belongs to
+if not __package__:     # run as a file, not with -m: import the benchmarks package it belongs to
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
