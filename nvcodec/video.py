@@ -31,8 +31,8 @@ Writing (``VideoWriter`` / ``write_video``) picks the format from the path:
 Output to a path is atomic: it goes to a hidden temporary sibling that is
 renamed onto the final name only on a successful ``close()``. The RGB -> YUV
 conversion is done once per frame, straight from the array (no copy), by one
-swscale context kept for the whole file and spread over the machine's cores, as
-the encoders are (libx264, FFV1).
+swscale context kept for the whole file; the encoders use every core (libx264,
+FFV1).
 
 ``-`` as the input path reads a stream from standard input (y4m, or any format
 FFmpeg can read without seeking), once.
@@ -628,12 +628,12 @@ class _ContainerSink:
     def write(self, rgb: np.ndarray):
         # No copy: swscale reads the array, and its output (never rgb24) is a new frame the encoder may keep.
         frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
-        # threads=0: slices over every core; the result is the same whatever the count.
+        # swscale's threads are PyAV's default (every core from PyAV 17); the result is the same whatever the count.
         if self.spec.matrix is None:
-            frame = self.reformatter.reformat(frame, format=self.pix_fmt, threads=0)
+            frame = self.reformatter.reformat(frame, format=self.pix_fmt)
         else:
             frame = self.reformatter.reformat(frame, format=self.pix_fmt, dst_colorspace=self.spec.matrix,
-                                              dst_color_range="MPEG", threads=0)
+                                              dst_color_range="MPEG")
         frame.pts = self.count
         frame.time_base = 1 / self.fps
         for packet in self.stream.encode(frame):
