@@ -758,6 +758,7 @@ class VideoWriter:
             for rgb in frames:
                 self._sink.write(np.ascontiguousarray(rgb))
         except BrokenPipeError:
+            _drop_standard_output()
             raise VideoError("standard output was closed before the last frame") from None
         except (av.FFmpegError, OSError) as e:
             raise VideoError(f"{self._name()}: encoding failed ({e})") from None
@@ -783,6 +784,7 @@ class VideoWriter:
                 self._stdout.flush()
         except BrokenPipeError:
             self.abort()
+            _drop_standard_output()
             raise VideoError("standard output was closed before the last frame") from None
         except (av.FFmpegError, OSError) as e:
             self.abort()
@@ -819,6 +821,17 @@ class VideoWriter:
         else:
             self.abort()
         return False
+
+
+def _drop_standard_output() -> None:
+    """Its reader has gone: what Python still buffers for standard output goes to /dev/null, so that exiting
+    does not print a second error about it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):   # no file descriptor (e.g. captured in tests): nothing to protect
+        pass
 
 
 def write_video(path, frames: np.ndarray, fps) -> None:
