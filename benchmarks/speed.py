@@ -100,8 +100,8 @@ def main():
                     r = codec.decode(a.dnv, Path(tmp) / "rec.mp4", ref=a.ref, device=str(device),
                                      precision=precision, batch=16)
                 end_to_end.append({k: r[k] for k in ("precision", "frames", "width", "height", "bpp", "load_seconds",
-                                                     "neural_seconds", "write_seconds", "decode_seconds",
-                                                     "decode_fps", "psnr")})
+                                                     "neural_seconds", "neural_fps", "write_seconds",
+                                                     "decode_seconds", "decode_fps", "score_seconds", "psnr")})
                 print(end_to_end[-1], flush=True)
     write_json(a.out / "speed.json", records, {**meta, "end_to_end": end_to_end})
     cols = ["size", "model_params", "width", "height", "batch", "dtype", "decode_fps"]

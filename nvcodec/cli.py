@@ -173,8 +173,10 @@ def main():
 def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune,
            quant_bits, device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume,
            checkpoint_every, segment_frames, gpus, train_options):
-    """Fit a network to INPUT and write it as a .dnv file."""
+    """Fit a network to INPUT and write it as a .dnv file. INPUT - reads a y4m stream from standard input."""
     def go():
+        if input == "-" and gpus > 1:     # each process would read the video itself
+            raise codec.CodecError("standard input can be read by one process only; use --gpus 1")
         outputs.check_output(json_path, overwrite=overwrite, sources=[input], others=[("-o", output)],
                              option="--json")
         report = codec.encode(
@@ -229,8 +231,9 @@ def _quantizer_words(r: dict) -> str:
 
 @main.command()
 @click.argument("input", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), default=None,
-              help="Frames to write: .mp4 (H.264), .mkv (FFV1 lossless), .y4m, or a folder/ of PNGs.")
+@click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
+              help="Frames to write: .mp4 (H.264), .mkv (FFV1 lossless), .y4m, a folder/ of PNGs, or - for a y4m "
+                   "stream on standard output (the report then goes to standard error).")
 @click.option("--ref", type=click.Path(), default=None, help="The original video, to report PSNR and MS-SSIM.")
 @click.option("--ref-frames", default=None, help="Frames START:END of --ref that were encoded.")
 @click.option("--frames", "frame_range", default=None,
@@ -248,51 +251,124 @@ def decode(input, output, ref, ref_frames, frame_range, overwrite, device, batch
     def go():
         outputs.check_output(json_path, overwrite=overwrite, sources=[input, ref], others=[("-o", output)],
                              option="--json")
-        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames, "--ref-frames"), device=device, batch=batch,
-                              precision=precision, frame_range=_frames(frame_range, "--frames"), fps_scale=fps_scale,
-                              overwrite=overwrite)
-        click.echo(f"decoded {report['frames']} frames {report['width']}x{report['height']}"
-                   + (f" at {report['fps']:.3f} fps ({report['coded_frames']} coded, x{fps_scale})"
-                      if fps_scale > 1 else "")
-                   + (f" -> {report['output']}" if report["output"] else ""))
-        click.echo(f"  size     {report['bytes']:,} bytes, {report['bpp']:.5f} bpp")
-        click.echo(f"  time     load {report['load_seconds']:.3f} s, neural {report['neural_seconds']:.3f} s "
-                   f"({report['decode_fps']:.1f} frames/s"
-                   + (f", {report['decode_tflops']:.2f} TFLOP/s" if "decode_tflops" in report else "") + "), "
-                   f"write {report['write_seconds']:.3f} s, "
-                   f"total {report['decode_seconds']:.3f} s on {report['device']}")
-        if report["psnr"] is not None:
-            click.echo(f"  quality  PSNR {report['psnr']:.3f} dB, MS-SSIM {report['ms_ssim']:.5f}"
-                       + (f" (coded frames {report['psnr_coded']:.3f} dB, interpolated "
-                          f"{report['psnr_interpolated']:.3f} dB)" if report["psnr_interpolated"] is not None else ""))
+        report = codec.decode(input, output, ref=ref, ref_range=_frames(ref_frames, "--ref-frames"), device=device,
+                              batch=batch, precision=precision, frame_range=_frames(frame_range, "--frames"),
+                              fps_scale=fps_scale, overwrite=overwrite)
+        print_decode_report(report, err=output == "-")
         if json_path:
             _write_json(json_path, report)
     run_guarded(go)
 
 
+def print_decode_report(r: dict, err: bool = False) -> None:
+    """The decode summary; on standard error when standard output carries the frames."""
+    def say(line):
+        click.echo(line, err=err)
+    target = "standard output" if r["output"] == "-" else r["output"]
+    say(f"decoded {r['frames']} frames {r['width']}x{r['height']}"
+        + (f" at {r['fps']:.3f} fps ({r['coded_frames']} coded, x{r['fps_scale']})" if r["fps_scale"] > 1 else "")
+        + (f" -> {target}" if target else ""))
+    say(f"  size     {r['bytes']:,} bytes, {r['bpp']:.5f} bpp")
+    say(f"  time     {r['decode_seconds']:.3f} s, {r['decode_fps']:.1f} frames/s on {r['device']}: "
+        f"loading {r['load_seconds']:.3f} s, network {r['neural_seconds']:.3f} s ({r['neural_fps']:.1f} frames/s"
+        + (f", {r['neural_tflops']:.2f} TFLOP/s" if "neural_tflops" in r else "") + ")"
+        + (f", writing {r['write_seconds']:.3f} s alongside" if r["output"] else ""))
+    if r["psnr"] is not None:
+        say(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f}"
+            + (f" (coded frames {r['psnr_coded']:.3f} dB, interpolated "
+               f"{r['psnr_interpolated']:.3f} dB)" if r["psnr_interpolated"] is not None else "")
+            + f"; reading and scoring --ref took {r['score_seconds']:.3f} s more")
+
+
 @main.command()
 @click.argument("input", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full record as JSON, for programs.")
 def info(input, as_json):
-    """Show a .dnv file's header, section sizes and bpp."""
+    """Describe a .dnv file: video, bit rate, decoder, and where its bytes go."""
     def go():
         r = codec.info(input)
         if as_json:
             click.echo(json.dumps(r, indent=2))
-            return
-        for key, value in r.items():
-            if key in ("segment_index", "first_segment"):
-                continue
-            if key == "sections":
-                click.echo("sections:")
-                for name, size in value.items():
-                    click.echo(f"  {name:<10} {size:>12,} bytes")
-            else:
-                click.echo(f"{key}: {value}")
-        for i, seg in enumerate(r.get("segment_index", [])):
-            click.echo(f"  segment {i:<4} frames {seg['first_frame']}-{seg['first_frame'] + seg['frames'] - 1}: "
-                       f"{seg['bytes']:>10,} bytes, {seg['bpp']:.5f} bpp")
+        else:
+            print_info(r)
     run_guarded(go)
+
+
+MODEL_NAMES = {"dnerv": "DNeRV", "hnerv": "HNeRV", "dsnerv": "DS-NeRV", "hinerv": "HiNeRV"}
+SECTION_NAMES = {"HEAD": "header", "DECODER": "decoder weights", "CONTENT": "content embeddings",
+                 "DIFF": "difference embeddings", "STATIC": "static codes", "DYNAMIC": "dynamic codes",
+                 "GRID0": "feature grid 1", "GRID1": "feature grid 2", "LOCAL": "local grid",
+                 "INDEX": "segment index", "SEGMENT": "segments", "container": "file header"}
+
+
+def _sig(x: float, digits: int = 4) -> str:
+    """x to `digits` significant digits (whole numbers are kept whole), with thousands separators."""
+    if x == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def _duration(seconds: float) -> str:
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{int(h):02d}:{int(m):02d}:{s:05.2f}"
+
+
+def _rate(fps: str) -> str:
+    rate = Fraction(fps)
+    return f"{rate.numerator}" if rate.denominator == 1 else f"{_sig(float(rate))} ({fps})"
+
+
+def print_info(r: dict) -> None:
+    """`dnv info` as a person reads it: like ffprobe, rounded, in words."""
+    segs = r.get("segment_index")
+    click.echo(f"Input: {r['file']}, dnv format {r['format_version']}"
+               + (f", {len(segs)} segments" if segs else ""))
+    click.echo(f"  Duration: {_duration(r['duration_seconds'])}, {r['frames']:,} frames, "
+               f"bitrate: {_sig(r['bitrate'] / 1000)} kb/s")
+    model = "" if segs else f"{MODEL_NAMES.get(r['model'], r['model'])}, "
+    click.echo(f"  Video: {model}{r['width']}x{r['height']}, {_rate(r['fps'])} fps, {_sig(r['bpp'])} bpp, "
+               f"{r['bytes']:,} bytes")
+    if segs:
+        click.echo("  Segments:")
+        for i, seg in enumerate(segs):
+            click.echo(f"    {i:<4} frames {seg['first_frame']}-{seg['first_frame'] + seg['frames'] - 1}: "
+                       f"{MODEL_NAMES.get(seg['model'], seg['model'])}, {seg['decoder_params']:,} parameters, "
+                       f"{seg['bytes']:,} bytes ({_share(seg['bytes'], r['bytes'])}), {_sig(seg['bpp'])} bpp")
+    _print_decoder(r["first_segment"] if segs else r, "segment 0" if segs else "")
+    click.echo("  Sections:" if not segs else "  File:")
+    _print_sections(r["sections"], r["bytes"])
+    if segs:
+        click.echo("  Sections of segment 0:")
+        first = r["first_segment"]
+        _print_sections(first["sections"], first["bytes"])
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %"
+
+
+def _print_sections(sections: dict, total: int) -> None:
+    width = max(len(SECTION_NAMES.get(name, name.lower())) for name in sections)
+    for name, size in sections.items():
+        click.echo(f"    {SECTION_NAMES.get(name, name.lower()):<{width}} {size:>12,} bytes {_share(size, total):>8}")
+
+
+def _print_decoder(r: dict, where: str) -> None:
+    label = f" ({where})" if where else ""
+    stages = " ".join(f"x{s}" for s in r["strides"])
+    click.echo(f"  Decoder{label}: {r['decoder_params']:,} parameters, {r['quant_bits']}-bit quantization; "
+               f"{len(r['strides'])} upsampling stages {stages}, channels "
+               + "-".join(map(str, r["widths"])) + ", kernels " + ",".join(map(str, r["kernels"])))
+    if r.get("fuse_stage") is not None:
+        other = "dynamic codes" if r["model"] == "dsnerv" else "difference embeddings"
+        click.echo(f"           the {other} join after stage {r['fuse_stage'] + 1}"
+                   + (f", through {r['attention_heads']} attention head{'s' if r['attention_heads'] > 1 else ''}"
+                      if r.get("attention_heads") else ""))
+    click.echo(f"  Decoder inputs{label}: " + ", ".join(
+        f"{SECTION_NAMES.get(name, name.lower())} {'x'.join(map(str, shape))}"
+        for name, shape in r["tables"].items()))
 
 
 @main.command()

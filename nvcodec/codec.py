@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import time
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -533,13 +534,21 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     """Decode `path` (or frames START:END of it), write them to `output`, measure against `ref`.
 
     Frames stream from the network to the writer and the metrics: memory does not grow with length.
+    The writer works in its own thread (`background.BackgroundWriter`), so that writing the last
+    frames and computing the next ones go on at once. `output` "-" writes a y4m stream to standard output.
     `ref_range` says which frames of `ref` were encoded; `frame_range` picks frames of the .dnv.
     `fps_scale` K > 1 interpolates K-1 frames between each pair of coded frames: K*(T-1)+1 frames at
     K x the frame rate. `ref` is then the video at that rate (e.g. the full clip whose even frames were
     encoded, with --fps-scale 2): PSNR is reported over all output frames, and separately over the coded
     times (`psnr_coded`) and the interpolated ones (`psnr_interpolated`).
     `output` is never `path` nor `ref`, and replaces an existing file only with `overwrite`.
+
+    Timing: `decode_seconds` and `decode_fps` cover the whole decode (reading the file, the network,
+    writing), everything but scoring against `ref`, whose time is `score_seconds` (`total_seconds` holds
+    both). `neural_seconds` / `neural_fps` are the network's own; `write_seconds` is the writer thread's
+    working time, which overlaps the network's.
     """
+    from .background import BackgroundWriter
     from .video import VideoWriter
 
     outputs.check_output(output, overwrite=overwrite, sources=[path, ref], folder_ok=True)
@@ -549,22 +558,26 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     selected = parts.select(frame_range)
     expected = parts.output_count(selected, fps_scale)
     fps = parts.fps * fps_scale
-    scorer = _Scorer(ref, ref_range, parts, selected[0], expected, dev) if ref is not None else None
-    timings, write_seconds, count = {}, 0.0, 0
-    writer = VideoWriter(output, parts.width, parts.height, fps) if output is not None else None
+    timings, score_seconds, count = {}, 0.0, 0
+    scorer = None
+    if ref is not None:
+        t0 = time.perf_counter()
+        scorer = _Scorer(ref, ref_range, parts, selected[0], expected, dev)
+        score_seconds += time.perf_counter() - t0
+    writer = None
     try:
+        if output is not None:
+            writer = BackgroundWriter(VideoWriter(output, parts.width, parts.height, fps))
         for frames in parts.render(dev, batch, precision, selected, timings, fps_scale):
             count += len(frames)
             if writer is not None:
-                t0 = time.perf_counter()
                 writer.write(frames)
-                write_seconds += time.perf_counter() - t0
             if scorer is not None:
+                t0 = time.perf_counter()
                 scorer.add(frames)
+                score_seconds += time.perf_counter() - t0
         if writer is not None:
-            t0 = time.perf_counter()
             writer.close()
-            write_seconds += time.perf_counter() - t0
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -572,64 +585,89 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     finally:
         if scorer is not None:
             scorer.close()
-    neural = max(timings.get("neural_seconds", 0.0), 1e-9)
+    total = time.perf_counter() - started
+    neural = timings.get("neural_seconds", 0.0)
+    decode_seconds = total - score_seconds
     report = {
         "input": str(path), "output": None if output is None else str(output),
         "bpp": metrics.bpp(parts.file_bytes, parts.width, parts.height, parts.frames), "bytes": parts.file_bytes,
         "frames": count, "first_frame": selected[0], "file_frames": parts.frames, "coded_frames": parts.frames,
         "fps_scale": fps_scale, "width": parts.width, "height": parts.height, "fps": float(fps),
-        "load_seconds": timings["load_seconds"], "neural_seconds": timings.get("neural_seconds", 0.0),
-        "write_seconds": write_seconds, "decode_seconds": time.perf_counter() - started,
-        "decode_fps": count / neural, "psnr": None, "ms_ssim": None, "psnr_coded": None,
+        "decode_seconds": decode_seconds, "decode_fps": count / max(decode_seconds, 1e-9),
+        "load_seconds": timings["load_seconds"], "neural_seconds": neural,
+        "neural_fps": count / max(neural, 1e-9), "write_seconds": writer.busy_seconds if writer is not None else 0.0,
+        "score_seconds": score_seconds if scorer is not None else 0.0, "total_seconds": total,
+        "psnr": None, "ms_ssim": None, "psnr_coded": None,
         "psnr_interpolated": None, "device": device_name(dev), "precision": precision,
     }
     if parts.header is not None:
-        report["decode_tflops"] = decoder_flops(parts.header.arch) * count / neural / 1e12
+        report["neural_tflops"] = decoder_flops(parts.header.arch) * count / max(neural, 1e-9) / 1e12
     if scorer is not None:
+        t0 = time.perf_counter()
         report["psnr"], report["ms_ssim"] = scorer.result()
         if fps_scale > 1:
             report["psnr_coded"], report["psnr_interpolated"] = scorer.psnr_every(fps_scale)
+        scoring = time.perf_counter() - t0
+        report["score_seconds"] += scoring
+        report["total_seconds"] += scoring
     return report
 
 
 # --- info ---------------------------------------------------------------------------------------
 
 def info(path) -> dict:
+    """What a .dnv file holds: video, bit rate, decoder, and the bytes of each section (`sections`, framing
+    included). A segmented file adds `segment_index` (each segment's frames, bytes, bpp, model, parameters)
+    and `first_segment` (the first segment's own record)."""
     path = Path(path)
     if not path.is_file():
         raise CodecError(f"no such file: {path}")
-    if segments.is_segmented(path):
-        index = segments.read_index(path)
-        first = info_of_bytes(path, segments.read_segment(path, index.entries[0]))
-        return {"file": str(path), "bytes": path.stat().st_size, "format_version": bitstream.FORMAT_VERSION,
-                "width": index.width, "height": index.height, "frames": index.total_frames,
-                "fps": f"{index.fps.numerator}/{index.fps.denominator}", "segments": len(index.entries),
-                "segment_index": [{"first_frame": e.first_frame, "frames": e.frames, "bytes": e.length,
-                                   "bpp": metrics.bpp(e.length, index.width, index.height, e.frames)}
-                                  for e in index.entries],
-                "first_segment": first,
-                "bpp": metrics.bpp(path.stat().st_size, index.width, index.height, index.total_frames)}
-    return info_of_bytes(path, path.read_bytes())
+    size = path.stat().st_size
+    if not segments.is_segmented(path):
+        return info_of_bytes(path, path.read_bytes())
+    index = segments.read_index(path)
+    records = [info_of_bytes(path, segments.read_segment(path, e)) for e in index.entries]
+    return {"file": str(path), "bytes": size, "format_version": bitstream.FORMAT_VERSION,
+            "width": index.width, "height": index.height, "frames": index.total_frames,
+            **_rate_fields(index.fps, index.total_frames, size, index.width, index.height),
+            "segments": len(index.entries),
+            "segment_index": [{"first_frame": e.first_frame, "frames": e.frames, "bytes": e.length,
+                               "bpp": metrics.bpp(e.length, index.width, index.height, e.frames),
+                               "model": r["model"], "decoder_params": r["decoder_params"],
+                               "quant_bits": r["quant_bits"]}
+                              for e, r in zip(index.entries, records)],
+            "first_segment": records[0],
+            "sections": segments.section_sizes(index, size)}
+
+
+def _rate_fields(fps: Fraction, frames: int, size: int, width: int, height: int) -> dict:
+    seconds = frames / fps
+    return {"fps": f"{fps.numerator}/{fps.denominator}", "frame_rate": float(fps),
+            "duration_seconds": float(seconds), "bitrate": float(size * 8 / seconds),
+            "bpp": metrics.bpp(size, width, height, frames)}
 
 
 def info_of_bytes(path, data: bytes) -> dict:
     header, _ = bitstream.unpack(data)
     a = header.arch
+    shapes = a.section_shapes(header.frames)
     return {
         "file": str(path), "bytes": len(data), "format_version": bitstream.FORMAT_VERSION,
         "model": a.model, "width": a.width, "height": a.height, "frames": header.frames,
-        "fps": f"{header.fps.numerator}/{header.fps.denominator}", "quant_bits": header.quant_bits,
+        **_rate_fields(header.fps, header.frames, len(data), a.width, a.height),
+        "quant_bits": header.quant_bits,
         "padded_size": list(a.padded_size)[::-1], "strides": list(a.strides), "widths": list(a.widths),
         "kernels": list(a.kernels), "content_embedding": list(a.content_shape) if a.model != "dsnerv" else None,
         "diff_embedding": list(a.diff_shape) if a.has_diff else None,
-        "static_codes": list(a.section_shapes(header.frames)["STATIC"]) if a.model == "dsnerv" else None,
-        "dynamic_codes": list(a.section_shapes(header.frames)["DYNAMIC"]) if a.model == "dsnerv" else None,
+        "static_codes": list(shapes["STATIC"]) if a.model == "dsnerv" else None,
+        "dynamic_codes": list(shapes["DYNAMIC"]) if a.model == "dsnerv" else None,
         "attention_heads": a.heads if a.model == "dsnerv" else None,
         "fuse_stage": a.fuse_stage if a.two_stream else None, "diff_up": a.diff_up if a.two_stream else None,
         "decoder_params": param_count(a),
         "embedding_values": a.embedding_values(header.frames),
+        # Shape of each table the decoder reads its inputs from, by section (entries first).
+        "tables": {name: list(shape) for name, shape in shapes.items()},
         "sections": bitstream.section_sizes(data),
-        "bpp": metrics.bpp(len(data), a.width, a.height, header.frames),
     }
 
 

@@ -112,7 +112,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
            timings: dict | None = None, times: torch.Tensor | None = None,
            precision: str = "fp32") -> Iterator[np.ndarray]:
-    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`.
+    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`, and the time
+    spent planning the batch to 'load_seconds'.
 
     `frames`: which coded frames (default all); `times`: fractional frame times instead (see
     `output_times`). fp32 is the default and what encode measures; bf16 runs the network under
@@ -122,9 +123,12 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     dtype = PRECISIONS[precision]
     if times is None:
         times = torch.as_tensor(frames if frames is not None else range(loaded.header.frames), dtype=torch.float64)
+    planning = time.perf_counter()
     per_frame = memory.decode_bytes_per_frame(arch)
     room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
     batch = max(1, min(batch, int(room // per_frame)))
+    if timings is not None:
+        timings["load_seconds"] = timings.get("load_seconds", 0.0) + time.perf_counter() - planning
     neural, i = 0.0, 0
     while i < len(times):
         inputs = [x.to(device, non_blocking=True)

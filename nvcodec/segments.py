@@ -112,6 +112,13 @@ def read_index(path) -> Index:
     return Index(width, height, Fraction(num, den), total, tuple(entries))
 
 
+def section_sizes(index: Index, file_bytes: int) -> dict[str, int]:
+    """Bytes of a segmented file's parts, framing included: INDEX, all SEGMENTs, the container's own."""
+    head = len(MAGIC) + 2
+    index_bytes = _SECTION.size + _INDEX_HEAD.size + _ENTRY.size * len(index.entries)
+    return {"INDEX": index_bytes, "SEGMENT": file_bytes - head - index_bytes, "container": head}
+
+
 def read_segment(path, entry: SegmentEntry) -> bytes:
     """The bytes of one segment (a single-segment .dnv), read from its offset; CRC checked."""
     with open(path, "rb") as f:

@@ -27,8 +27,15 @@ Writing (``VideoWriter`` / ``write_video``) picks the format from the path:
     and BT.601 is what readers assume);
   * a folder (path ends in '/' or is an existing empty folder): PNG files
     ``frame_000001.png``, ``frame_000002.png``, ...
-Output is atomic: it goes to a hidden temporary sibling that is renamed onto
-the final name only on a successful ``close()``.
+  * ``-``: a y4m stream on standard output (as ``.y4m``).
+Output to a path is atomic: it goes to a hidden temporary sibling that is
+renamed onto the final name only on a successful ``close()``. The RGB -> YUV
+conversion is done once per frame, straight from the array (no copy), by one
+swscale context kept for the whole file; the encoders use every core (libx264,
+FFV1).
+
+``-`` as the input path reads a stream from standard input (y4m, or any format
+FFmpeg can read without seeking), once.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +51,7 @@ from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .outputs import temp_file, temp_folder
 
@@ -62,7 +71,8 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 # Raw elementary streams have no container; if probing fails we name the format.
 RAW_STREAM_FORMATS = {".264": "h264", ".h264": "h264", ".avc": "h264",
                       ".265": "hevc", ".h265": "hevc", ".hevc": "hevc"}
-OUTPUT_KINDS = (".mp4", ".mkv", ".y4m", "folder/ (PNG frames)")
+OUTPUT_KINDS = (".mp4", ".mkv", ".y4m", "folder/ (PNG frames)", "- (y4m to standard output)")
+STDIO = "-"     # the path that means standard input (reading) or standard output (writing)
 
 
 class VideoError(Exception):
@@ -184,8 +194,28 @@ def _to_rgb(frame: av.VideoFrame, notes: list[str]) -> np.ndarray:
 
 # ---------------------------------------------------------------- input sources
 
+class _StandardStream:
+    """Standard input or output as PyAV's file object: not seekable, and not closed with the container."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def read(self, size: int) -> bytes:
+        return self._stream.read(size)
+
+    def write(self, data) -> int:
+        return self._stream.write(data)
+
+
 def _open_container(path: Path):
     """av.open with user-facing errors; raw .264/.hevc fall back to a named format."""
+    if str(path) == STDIO:
+        try:
+            return av.open(_StandardStream(sys.stdin.buffer), "r")
+        except (av.FFmpegError, OSError, ValueError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise VideoError(f"standard input: not a video stream FFmpeg can read ({reason}); "
+                             "pipe a y4m stream, e.g. ffmpeg -i IN -f yuv4mpegpipe -") from None
     try:
         return av.open(str(path))
     except FileNotFoundError:
@@ -271,6 +301,8 @@ class _ContainerSource:
     def frames(self) -> Iterator[np.ndarray]:
         container, self.container = self.container, None
         if container is None:  # second iteration: start again from the top
+            if str(self.path) == STDIO:
+                raise VideoError("standard input can be read only once")
             container = _open_container(self.path)
         self._intervals: list[float] = []
         try:
@@ -486,9 +518,11 @@ class VideoReader:
         self.path = Path(path)
         start, end = _check_range(frame_range)
         fps = None if fps is None else parse_fps(fps)
-        if not self.path.exists():
+        if str(path) == STDIO:
+            self._source = _ContainerSource(self.path, start, end, size, fps)
+        elif not self.path.exists():
             raise VideoError(f"No such file: {self.path}")
-        if self.path.is_dir():
+        elif self.path.is_dir():
             self._source = _ImageFolderSource(self.path, start, end, fps)
         elif self.path.suffix.lower() == ".yuv":
             self._source = _RawYuvSource(self.path, start, end, size, pix_fmt, fps)
@@ -565,7 +599,9 @@ _CONTAINER_SPECS = {
 
 
 class _ContainerSink:
-    def __init__(self, tmp: Path, spec: _ContainerSpec, width, height, fps, notes):
+    """Frames into one container: `target` is a file path or a file object (standard output)."""
+
+    def __init__(self, target, spec: _ContainerSpec, width, height, fps, notes):
         self.spec, self.fps = spec, fps
         pix_fmt = spec.pix_fmt
         if spec.codec == "libx264" and (width % 2 or height % 2):
@@ -573,7 +609,9 @@ class _ContainerSink:
             notes.append(f"odd size {width}x{height}: H.264 written as yuv444p "
                          "(High 4:4:4), which some players cannot play")
         self.pix_fmt = pix_fmt
-        self.container = av.open(str(tmp), "w", format=spec.format)
+        # One swscale context for the whole file (a fresh one per frame costs about as much as the conversion).
+        self.reformatter = VideoReformatter()
+        self.container = av.open(target if not isinstance(target, Path) else str(target), "w", format=spec.format)
         try:
             options = dict(spec.options)
             if spec.format == "mp4":
@@ -582,19 +620,21 @@ class _ContainerSink:
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
             cc = self.stream.codec_context
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = spec.tags
-            cc.thread_type = "AUTO"
+            cc.thread_type, cc.thread_count = "AUTO", 0     # 0: as many threads as the machine has cores
         except BaseException:
             self.container.close()
             raise
         self.count = 0
 
     def write(self, rgb: np.ndarray):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        # No copy: swscale reads the array, and its output (never rgb24) is a new frame the encoder may keep.
+        frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
+        # swscale's threads are PyAV's default (every core from PyAV 17); the result is the same whatever the count.
         if self.spec.matrix is None:
-            frame = frame.reformat(format=self.pix_fmt)
+            frame = self.reformatter.reformat(frame, format=self.pix_fmt)
         else:
-            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.spec.matrix,
-                                   dst_color_range="MPEG")
+            frame = self.reformatter.reformat(frame, format=self.pix_fmt, dst_colorspace=self.spec.matrix,
+                                              dst_color_range="MPEG")
         frame.pts = self.count
         frame.time_base = 1 / self.fps
         for packet in self.stream.encode(frame):
@@ -644,6 +684,7 @@ class VideoWriter:
     Frames go to a hidden temporary sibling (``.NAME.XXXX.partial``) that is renamed
     to ``path`` on a successful ``close()``; on an exception inside ``with`` or on
     ``abort()`` it is removed, so no partial output ever appears under ``path``.
+    ``path`` ``-`` writes a y4m stream to standard output instead.
     An existing file at ``path`` is replaced; an existing folder must be empty.
     ``notes`` lists anything the user should know (e.g. odd-size mp4 as 4:4:4).
     """
@@ -658,6 +699,10 @@ class VideoWriter:
         self._tmp: Path | None = None
         if self.width <= 0 or self.height <= 0:
             raise VideoError(f"{self.path}: bad frame size {width}x{height}")
+        if os.fspath(path) == STDIO:
+            self.folder = False
+            self._open_stdout()
+            return
         parent = self.path.parent
         if not parent.is_dir():
             raise VideoError(f"{self.path}: no such folder {parent}")
@@ -671,6 +716,14 @@ class VideoWriter:
             raise VideoError(f"{self.path}: output folder exists and is not empty")
         self._tmp = temp_folder(parent / self.path.name)
         self._sink = _PngSink(self._tmp, self.width, self.height)
+
+    def _open_stdout(self):
+        self._stdout = sys.stdout.buffer
+        try:
+            self._sink = _ContainerSink(_StandardStream(self._stdout), _CONTAINER_SPECS[".y4m"], self.width,
+                                        self.height, self.fps, self.notes)
+        except av.FFmpegError as e:
+            raise VideoError(f"standard output: cannot start the y4m writer ({e})") from None
 
     def _open_file(self, parent: Path):
         spec = _CONTAINER_SPECS.get(self.path.suffix.lower())
@@ -702,8 +755,14 @@ class VideoWriter:
         try:
             for rgb in frames:
                 self._sink.write(np.ascontiguousarray(rgb))
-        except av.FFmpegError as e:
-            raise VideoError(f"{self.path}: encoding failed ({e})") from None
+        except BrokenPipeError:
+            _drop_standard_output()
+            raise VideoError("standard output was closed before the last frame") from None
+        except (av.FFmpegError, OSError) as e:
+            raise VideoError(f"{self._name()}: encoding failed ({e})") from None
+
+    def _name(self) -> str:
+        return "standard output" if os.fspath(self.path) == STDIO else str(self.path)
 
     @property
     def frames_written(self) -> int:
@@ -719,10 +778,18 @@ class VideoWriter:
             raise VideoError(f"{self.path}: no frames were written")
         try:
             sink.finish()
-        except av.FFmpegError as e:
+            if self._tmp is None:     # standard output
+                self._stdout.flush()
+        except BrokenPipeError:
             self.abort()
-            raise VideoError(f"{self.path}: could not finish writing ({e})") from None
+            _drop_standard_output()
+            raise VideoError("standard output was closed before the last frame") from None
+        except (av.FFmpegError, OSError) as e:
+            self.abort()
+            raise VideoError(f"{self._name()}: could not finish writing ({e})") from None
         self._sink = None
+        if self._tmp is None:
+            return
         if self.folder and self.path.is_dir():
             self.path.rmdir()  # checked empty at open
         os.replace(self._tmp, self.path)
@@ -752,6 +819,17 @@ class VideoWriter:
         else:
             self.abort()
         return False
+
+
+def _drop_standard_output() -> None:
+    """Its reader has gone: what Python still buffers for standard output goes to /dev/null, so that exiting
+    does not print a second error about it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):   # no file descriptor (e.g. captured in tests): nothing to protect
+        pass
 
 
 def write_video(path, frames: np.ndarray, fps) -> None:

@@ -1,0 +1,139 @@
+"""End-to-end speed of `dnv decode` to .mp4: loading, the network, writing, and frames/s over the whole.
+
+    python3 -m benchmarks.decode_speed CLIP --frames N [--out benchmarks/results/decode_speed]
+    python3 -m benchmarks.decode_speed CLIP --dnv FILE [--out DIR]      # time an existing .dnv of CLIP
+    (python3 benchmarks/decode_speed.py ... works too)
+
+Without --dnv, frames 0..N-1 of CLIP are encoded first (--bpp, --preset, --epochs: the speed of decoding
+depends on the network's size, which --bpp sets, not on how long it trained). Then `codec.decode` runs
+once to warm up (libraries, CUDA context, allocator) and --runs more times; the record holds the median
+of each figure: `load_seconds` (reading, entropy decoding, building the network), `neural_seconds` and
+`neural_fps` (the network alone), `write_seconds` (the H.264 writer's working time, alongside the network),
+`decode_seconds` and `decode_fps` (the whole decode). `command_seconds` is the median wall time of the
+`dnv decode` command in a fresh process, which adds the interpreter's and torch's start-up. Timing is
+synchronised with the GPU. Prints the JSON record; with --out, writes it there as
+WxH_Nf_DEVICE_DATE.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if not __package__:     # run as a file, not with -m: import the benchmarks package it belongs to
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks.common import machine  # noqa: E402
+from nvcodec import codec  # noqa: E402
+from nvcodec.bitstream import write_atomic  # noqa: E402
+
+TIMES = ("load_seconds", "neural_seconds", "write_seconds", "decode_seconds")
+
+
+def _sync(device: str) -> None:
+    if device != "cpu" and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def time_decodes(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path) -> list[dict]:
+    """One warm-up decode, then `runs` timed ones, each to a new .mp4 (the writer's real work)."""
+    reports = []
+    for i in range(runs + 1):
+        _sync(device)
+        start = time.perf_counter()
+        r = codec.decode(dnv, folder / f"run{i}.mp4", device=device, batch=batch, precision=precision)
+        _sync(device)
+        r["wall_seconds"] = time.perf_counter() - start
+        (folder / f"run{i}.mp4").unlink()
+        if i:
+            reports.append(r)
+    return reports
+
+
+def time_command(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path) -> list[float]:
+    """Wall seconds of `dnv decode` in a fresh process (this checkout's code), `runs` times."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    seconds = []
+    for i in range(runs):
+        out = folder / f"cmd{i}.mp4"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nvcodec", "decode", str(dnv), "-o", str(out), "--device", device,
+                        "--batch", str(batch), "--precision", precision], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        seconds.append(time.perf_counter() - start)
+        out.unlink()
+    return seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clip", type=Path, help="The source video.")
+    ap.add_argument("--frames", type=int, default=96, help="Frames 0..N-1 of CLIP to encode (default 96).")
+    ap.add_argument("--dnv", type=Path, default=None, help="Time this .dnv (of CLIP) instead of encoding one.")
+    ap.add_argument("--bpp", type=float, default=0.05, help="Encode at this rate (default 0.05).")
+    ap.add_argument("--preset", default="fast", help="Encode preset (default fast).")
+    ap.add_argument("--epochs", type=int, default=2, help="Encode epochs (default 2: the speed does not depend "
+                                                          "on them).")
+    ap.add_argument("--device", default="auto", help="auto (default), cuda or cpu.")
+    ap.add_argument("--batch", type=int, default=8, help="Frames per decoder call (default 8, as dnv decode).")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--runs", type=int, default=3, help="Timed runs after the warm-up (default 3).")
+    ap.add_argument("--out", type=Path, default=None, help="Folder to write the record in.")
+    a = ap.parse_args()
+    if not a.clip.is_file():
+        ap.error(f"{a.clip}: no such file")
+    if a.dnv is not None and not a.dnv.is_file():
+        ap.error(f"--dnv {a.dnv}: no such file")
+    device = str(codec.resolve_device(a.device))
+    with tempfile.TemporaryDirectory(prefix="decode_speed.") as tmp:
+        tmp = Path(tmp)
+        encode = None
+        dnv = a.dnv
+        if dnv is None:
+            dnv = tmp / "clip.dnv"
+            print(f"encoding frames 0-{a.frames - 1} of {a.clip} ...", file=sys.stderr, flush=True)
+            enc = codec.encode(a.clip, dnv, bpp=a.bpp, preset=a.preset, epochs=a.epochs, prune_epochs=0,
+                               frame_range=(0, a.frames), device=device, progress=False, compile=False)
+            encode = {k: enc[k] for k in ("bpp", "target_bpp", "psnr", "preset", "epochs", "encode_seconds")}
+        info = codec.info(dnv)
+        reports = time_decodes(dnv, device, a.runs, a.batch, a.precision, tmp)
+        command = time_command(dnv, device, a.runs, a.batch, a.precision, tmp)
+    median = {k: statistics.median(r[k] for r in reports) for k in TIMES}
+    frames = reports[0]["frames"]
+    record = {
+        "clip": a.clip.name, "frames": frames, "width": info["width"], "height": info["height"],
+        "bpp": info["bpp"], "bytes": info["bytes"], "model": info.get("model", info.get("first_segment", {})
+                                                                    .get("model")),
+        "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": a.batch,
+        "precision": a.precision, "runs": a.runs, "output": ".mp4 (H.264, CRF 10, veryfast)",
+        **{k: round(v, 4) for k, v in median.items()},
+        "neural_fps": round(frames / median["neural_seconds"], 1),
+        "decode_fps": round(frames / median["decode_seconds"], 1),
+        "command_seconds": round(statistics.median(command), 3),
+        "command_fps": round(frames / statistics.median(command), 1),
+        "decode_seconds_each": [round(r["decode_seconds"], 4) for r in reports],
+        "command_seconds_each": [round(s, 3) for s in command],
+        "encode": encode, **machine(),
+    }
+    text = json.dumps(record, indent=2) + "\n"
+    print(text, end="")
+    if a.out is not None:
+        slug = re.sub(r"[^a-z0-9]+", "-", record["device"].lower()).strip("-")
+        path = a.out / f"{record['width']}x{record['height']}_{frames}f_{slug}_{time.strftime('%Y-%m-%d')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text.encode())
+        print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
