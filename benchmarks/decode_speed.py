@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=96, help="Frames 0..N-1 of CLIP to encode (default 96).")
     ap.add_argument("--dnv", type=Path, default=None, help="Time this .dnv (of CLIP) instead of encoding one.")
     ap.add_argument("--bpp", type=float, default=0.05, help="Encode at this rate (default 0.05).")
+    ap.add_argument("--model", default="dnerv", help="Encode this model (default dnerv).")
     ap.add_argument("--preset", default="fast", help="Encode preset (default fast).")
     ap.add_argument("--epochs", type=int, default=2, help="Encode epochs (default 2: the speed does not depend "
                                                           "on them).")
@@ -102,9 +103,9 @@ def main() -> None:
         if dnv is None:
             dnv = tmp / "clip.dnv"
             print(f"encoding frames 0-{a.frames - 1} of {a.clip} ...", file=sys.stderr, flush=True)
-            enc = codec.encode(a.clip, dnv, bpp=a.bpp, preset=a.preset, epochs=a.epochs, prune_epochs=0,
+            enc = codec.encode(a.clip, dnv, bpp=a.bpp, model=a.model, preset=a.preset, epochs=a.epochs, prune_epochs=0,
                                frame_range=(0, a.frames), device=device, progress=False, compile=False)
-            encode = {k: enc[k] for k in ("bpp", "target_bpp", "psnr", "preset", "epochs", "encode_seconds")}
+            encode = {k: enc[k] for k in ("model", "bpp", "target_bpp", "psnr", "preset", "epochs", "encode_seconds")}
         info = codec.info(dnv)
         reports = time_decodes(dnv, device, a.runs, a.batch, a.precision, tmp)
         command = time_command(dnv, device, a.runs, a.batch, a.precision, tmp)

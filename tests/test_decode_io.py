@@ -27,7 +27,7 @@ TINY = dict(bpp=2.0, frame_range=(0, 4), epochs=2, prune_epochs=0, device="cpu",
 
 @pytest.fixture(scope="module")
 def carphone(testdata) -> Path:
-    return testdata / "carphone_qcif_120f_x264qp10.mp4"
+    return testdata / "carphone_qcif_16f.mp4"
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def clip(testdata, tmp_path_factory):
     """4 frames of carphone cropped to 64x48."""
     from nvcodec.video import read_video, write_video
-    frames, info = read_video(testdata / "carphone_qcif_120f_x264qp10.mp4", frame_range=(0, 4))
+    frames, info = read_video(testdata / "carphone_qcif_16f.mp4", frame_range=(0, 4))
     path = tmp_path_factory.mktemp("clip") / "small.y4m"
     write_video(path, frames[:, 40:88, 56:120].copy(), info.fps)
     return path
