@@ -462,7 +462,7 @@ class Dnv:
         from nvcodec.codec import decode_to_array, encode
 
         t, h, w, _ = frames.shape
-        base = {"codec": self.name, "preset": self.preset, "target_bpp": target_bpp,
+        base = {"codec": self.name, "model": self.model, "preset": self.preset, "target_bpp": target_bpp,
                 "epochs": self.epochs, "frames": t, "width": w, "height": h}
         with tempfile.TemporaryDirectory(dir=workdir, prefix="dnv-") as tmp:
             path = Path(tmp) / "out.dnv"
@@ -488,6 +488,7 @@ class Dnv:
             "encode_seconds": report.get("encode_seconds"),
             "decode_seconds": dec_report.get("decode_seconds", dec_wall),
             "device": report.get("device") or dec_report.get("device"),
+            "gpu": report.get("device") if report.get("device", "cpu") != "cpu" else "none",
             "epochs_used": report.get("epochs"),
             "prune_epochs_used": report.get("prune_epochs"),
             "optimizer": (report.get("train_options") or {}).get("optimizer"),

@@ -57,10 +57,11 @@ INDEX, SEGMENT = 7, 8                   # section tags of a segmented file (layo
 INDEX_HEAD = struct.Struct("<HHIIII")   # width, height, fps_num, fps_den, total_frames, count
 INDEX_ENTRY = struct.Struct("<IIQI")    # first_frame, frames, offset, length
 CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "carphone_qcif_16f.mp4"  # runs from a clone
-# (model, frames, bpp, frame size crop[, frames a segment]): small, varied seeds: DNeRV, HNeRV and
-# DS-NeRV, odd size, more frames, and a segmented file (8 frames in segments of 3, 3 and 2).
+# (model, frames, bpp, frame size crop[, frames a segment]): small, varied seeds: DNeRV, HNeRV, DS-NeRV and
+# HiNeRV, odd sizes, more frames, and a segmented file (8 frames in segments of 3, 3 and 2).
 SEED_SPECS = [("dnerv", 4, 1.0, None), ("hnerv", 4, 1.0, None), ("dnerv", 12, 0.5, None),
-              ("dnerv", 3, 2.0, (175, 143)), ("dsnerv", 6, 1.0, None), ("dnerv", 8, 2.0, None, 3)]
+              ("dnerv", 3, 2.0, (175, 143)), ("dsnerv", 6, 1.0, None), ("dnerv", 8, 2.0, None, 3),
+              ("hinerv", 6, 1.0, None), ("hinerv", 3, 3.0, (175, 143))]
 FLOPS_PER_SECOND = 1e9     # a slow CPU core: the time allowed for the arithmetic a header declares
 WALL_FACTOR = 10           # a case may take this many times its CPU limit in wall-clock time (busy machine)
 INTERESTING_U8 = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 63, 64, 127, 128, 200, 254, 255]
@@ -479,6 +480,7 @@ def decode_flops(arch) -> int:
     """Arithmetic of decoding one frame (2 x the multiply-adds of every convolution)."""
     import torch
 
+    from nvcodec.memory import decoder_input_shapes_example
     from nvcodec.models import Decoder
     total = 0
 
@@ -491,7 +493,7 @@ def decode_flops(arch) -> int:
         for m in decoder.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.register_forward_hook(count)
-        decoder(torch.empty(1, *arch.content_shape), torch.empty(1, *arch.diff_shape) if arch.two_stream else None)
+        decoder(*decoder_input_shapes_example(arch))
     return total
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from benchmarks import bd
 from benchmarks.codecs import CODECS, Dnv, crf_sweep, load_source_yuv
+from nvcodec.models import DEFAULT_MODEL
 from benchmarks.common import machine, merge_points, save_figure, write_file
 
 ANCHORS = ("x264", "x265", "svt-av1")
@@ -68,8 +69,10 @@ def parse_frames(text: str | None):
 # ---------------------------------------------------------------- records and series
 
 def series(p: dict) -> str:
-    """Curve label of a point: 'x265-medium', 'dnv-medium' or 'dnv-medium-e300'."""
-    label = f"{p['codec']}-{p['preset']}"
+    """Curve label of a point: 'x265-medium', 'dnv-medium', 'dnv-medium-e300' or, for another network than
+    DNeRV (points before the model was recorded are DNeRV's), 'dnv-hinerv-medium'."""
+    model = p.get("model", "dnerv") if p["codec"] == "dnv" else "dnerv"
+    label = f"{p['codec']}-{'' if model == 'dnerv' else model + '-'}{p['preset']}"
     if p["codec"] == "dnv" and p.get("epochs"):
         label += f"-e{p['epochs']}"
     return label
@@ -305,7 +308,7 @@ def run(args) -> dict:
                 jobs = ([("dnv", preset, t) for t in targets] if codec == "dnv"
                         else [(codec, preset, None)])
                 for _, _, target in jobs:
-                    if _present(have, codec, preset, target, args.epochs):
+                    if _present(have, codec, preset, target, args.epochs, args.dnv_model):
                         continue
                     if out_of_time():
                         save(out, data)
@@ -319,7 +322,7 @@ def run(args) -> dict:
                     base = {"clip": clip, "frame_range": list(frame_range)}
                     if codec == "dnv":
                         log(f"{clip}: dnv {preset} at {target} bpp")
-                        r = Dnv(preset, epochs=args.epochs, device=args.device).run(
+                        r = Dnv(preset, epochs=args.epochs, device=args.device, model=args.dnv_model).run(
                             clip_path, frames, target, frame_range=frame_range,
                             matrix=source.colour.metric if source else None)
                         log("  -> " + (r.get("skipped") or f"{r['bpp']:.4f} bpp, {r['psnr_rgb']:.2f} dB"))
@@ -337,15 +340,15 @@ def run(args) -> dict:
 
 
 def _point_key(p: dict) -> tuple:
-    return (p["clip"], tuple(p.get("frame_range") or (0, None)), p["codec"], p.get("preset"),
+    return (p["clip"], tuple(p.get("frame_range") or (0, None)), p["codec"], p.get("model"), p.get("preset"),
             p.get("epochs"), p.get("target_bpp"), p.get("crf"), p.get("bpp"))
 
 
-def _present(have, codec, preset, target, epochs) -> bool:
+def _present(have, codec, preset, target, epochs, model) -> bool:
     if codec != "dnv":
         return any(p["codec"] == codec and p["preset"] == preset for p in have)
     return any(p["codec"] == "dnv" and p["preset"] == preset and p.get("epochs") == epochs
-               and math.isclose(p["target_bpp"], target) for p in have)
+               and p.get("model", "dnerv") == model and math.isclose(p["target_bpp"], target) for p in have)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -359,6 +362,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--codecs", default="dnv,x264,x265,svt-av1")
     ap.add_argument("--presets", default="medium,veryslow", help="anchor presets (SVT-AV1: see codecs.SVT_PRESETS)")
     ap.add_argument("--dnv-preset", default="medium")
+    ap.add_argument("--dnv-model", default=DEFAULT_MODEL, help="dnv's network (default: dnv's own default)")
     ap.add_argument("--device", default="auto", help="dnv device")
     ap.add_argument("--margin", type=float, default=1.5,
                     help="anchors also aim at min(bpp)/margin and max(bpp)*margin, to span dnv's curve")

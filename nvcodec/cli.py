@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import codec, fit, outputs
-from .models import MODELS
+from .models import DEFAULT_MODEL, MODELS
 
 EXIT_ERROR = 1
 
@@ -135,7 +135,7 @@ def main():
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT (and the --json file) if it exists.")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel of the whole file (default 0.05).")
 @click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
-@click.option("--model", type=click.Choice(MODELS), default="dnerv", show_default=True,
+@click.option("--model", type=click.Choice(MODELS), default=DEFAULT_MODEL, show_default=True,
               help="DNeRV (content + difference), HNeRV (content only), DS-NeRV (static + dynamic codes) or "
                    "HiNeRV (feature grids, ConvNeXt-style blocks).")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
@@ -148,7 +148,8 @@ def main():
 @click.option("--loss", type=click.Choice(fit.LOSSES), default="l2", show_default=True,
               help="Training loss: L2, or NeRV's 0.7*L1 + 0.3*(1-SSIM).")
 @click.option("--prune", type=float, default=0.1, show_default=True, help="Fraction of decoder weights pruned.")
-@click.option("--quant-bits", type=int, default=8, show_default=True, help="Quantization bit depth.")
+@click.option("--quant-bits", type=int, default=None,
+              help="Quantization bit depth before rate control trims it (default 6 for hinerv, 8 for the others).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--frames", "frame_range", default=None, help="Encode frames START:END only (END exclusive).")
 @click.option("--size", default=None, help="Raw .yuv input: frame size WxH.")

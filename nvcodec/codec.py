@@ -20,7 +20,7 @@ import torch
 from . import bitstream, decoding, metrics, outputs, segments
 from .flops import decoder_flops
 from .bitstream import BitstreamError, Header
-from .models import MODELS, param_count
+from .models import DEFAULT_MODEL, MODELS, param_count, quant_bits_for
 
 
 class CodecError(Exception):
@@ -53,10 +53,10 @@ def _quiet(*_args, **_kwargs):
 
 # --- encode -------------------------------------------------------------------------------------
 
-def encode(input, output, *, bpp: float | None = None, model_size: float | None = None, model: str = "dnerv",
+def encode(input, output, *, bpp: float | None = None, model_size: float | None = None, model: str = DEFAULT_MODEL,
            preset: str = "medium", epochs: int | None = None, prune_epochs: int | None = None,
            batch: int | None = None, lr: float | None = None, loss: str = "l2", prune: float = 0.1,
-           quant_bits: int = 8, device: str = "auto", frame_range=(0, None), size=None, pix_fmt: str = "yuv420p",
+           quant_bits: int | None = None, device: str = "auto", frame_range=(0, None), size=None, pix_fmt: str = "yuv420p",
            fps=None, seed: int = 0, compile: bool | None = None, progress: bool = True, log=_quiet,
            resume: bool = False, checkpoint_every: float = 60.0, segment_frames: int | None = None,
            gpus: int = 1, train_options: dict | None = None, overwrite: bool = True) -> dict | None:
@@ -87,6 +87,8 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         raise CodecError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     if bpp is not None and not 0 < bpp < float("inf"):
         raise CodecError("--bpp must be a positive number")
+    if quant_bits is None:
+        quant_bits = quant_bits_for(model)
     if not (2 <= quant_bits <= 16):
         raise CodecError("--quant-bits must be between 2 and 16")
     if not (0 <= prune < 1):

@@ -22,7 +22,7 @@ from nvcodec.cli import main
 from nvcodec.video import VideoError, VideoWriter, read_video, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(bpp=2.0, frame_range=(0, 4), epochs=2, prune_epochs=0, device="cpu", progress=False)
+TINY = dict(model="dnerv", bpp=2.0, frame_range=(0, 4), epochs=2, prune_epochs=0, device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def test_decode_to_standard_output_is_the_y4m_file_and_nothing_else(tiny, tmp_pa
 def test_y4m_round_trip_through_pipes(tiny, tmp_path, single_thread):
     """dnv decode F -o - | dnv encode - -o G: G is the file an encode of the same y4m from disk makes."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    settings = ["--bpp", "2", "--epochs", "2", "--prune-epochs", "0", "--device", "cpu", "-q"]
+    settings = ["--model", "dnerv", "--bpp", "2", "--epochs", "2", "--prune-epochs", "0", "--device", "cpu", "-q"]
     decode = subprocess.Popen([sys.executable, "-m", "nvcodec", "decode", tiny, "-o", "-", "--device", "cpu"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     encode = subprocess.Popen([sys.executable, "-m", "nvcodec", "encode", "-", "-o", tmp_path / "back.dnv",
@@ -288,3 +288,12 @@ def test_info_of_a_segmented_file(tiny, tmp_path):
     share = 100 * len(single) / path.stat().st_size
     assert f"frames 4-7: DNeRV, {info['decoder_params']:,} parameters, {len(single):,} bytes ({share:.1f} %)" in text
     assert "segment index" in text and "Sections of segment 0:" in text
+
+
+def test_info_of_a_hinerv_file_names_its_grids(carphone, tmp_path, single_thread):
+    path = tmp_path / "h.dnv"
+    codec.encode(carphone, path, **{**TINY, "model": "hinerv"})
+    r = _cli("info", path)
+    assert r.exit_code == 0, r.output
+    assert "Video: HiNeRV, 176x144" in r.output and "feature grid 1" in r.output and "local grid" in r.output
+    assert sum(json.loads(_cli("info", path, "--json").stdout)["sections"].values()) == path.stat().st_size

@@ -223,7 +223,8 @@ def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, tes
     clip = testdata / "carphone_qcif_16f.mp4"
 
     def encode(name, **kw):
-        report = codec.encode(clip, tmp_path / name, bpp=1.0, frame_range=(0, 4), device="cpu", progress=False, **kw)
+        report = codec.encode(clip, tmp_path / name, bpp=1.0, frame_range=(0, 4), device="cpu", progress=False,
+                              **{"model": "dnerv", **kw})
         return {k: report["train_options"][k] for k in ("optimizer", "lr", "epochs", "prune_epochs")}
 
     # A small network: Adam's recipe; what is given wins.

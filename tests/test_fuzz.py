@@ -22,10 +22,11 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture(scope="module")
 def seeds(testdata, tmp_path_factory):
-    """Tiny encodes of a 64x48 crop: DNeRV on 3 frames, HNeRV on 2, DS-NeRV on 3, each trained for one
+    """Tiny encodes of a 64x48 crop: DNeRV on 3 frames, HNeRV on 2, DS-NeRV and HiNeRV on 3, each trained for one
     epoch; and a segmented file of the first two (frames 0-2 and 3-4)."""
     folder = tmp_path_factory.mktemp("seeds")
-    specs = [("dnerv", 3, 8.0, (64, 48)), ("hnerv", 2, 10.0, (64, 48)), ("dsnerv", 3, 12.0, (64, 48))]
+    specs = [("dnerv", 3, 8.0, (64, 48)), ("hnerv", 2, 10.0, (64, 48)), ("dsnerv", 3, 12.0, (64, 48)),
+             ("hinerv", 3, 12.0, (64, 48))]
     files = [p.read_bytes() for p in make_seeds(folder, testdata / "carphone_qcif_16f.mp4", specs, 1)]
     fps = bitstream.unpack(files[0])[0].fps
     return files + [pack_segmented(64, 48, fps, [(0, files[0]), (3, files[1])])]

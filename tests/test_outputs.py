@@ -194,7 +194,7 @@ def test_decode_range_errors_quote_the_range_and_the_frames(encoded):
 
 
 def test_a_target_above_what_the_largest_network_reaches_is_refused_before_training(clip, tmp_path, no_training):
-    r = run_cli("encode", clip, "-o", tmp_path / "o.dnv", "--bpp", "1e9", "--device", "cpu", "-q")
+    r = run_cli("encode", clip, "-o", tmp_path / "o.dnv", "--bpp", "1e9", "--model", "dnerv", "--device", "cpu", "-q")
     assert_refused(r, "--bpp 1e+09 is above what the largest model can reach for this video (about ")
     maximum = float(r.stderr.split("(about ")[1].split(" bpp")[0].replace(",", ""))
     plan = sizing.plan_for_bpp("dnerv", 64, 48, 4, 0.8 * maximum)       # below it: the largest network
@@ -208,8 +208,8 @@ def test_a_file_that_misses_its_target_says_by_how_much_and_why(clip, tmp_path, 
     # quantizer rate control may use, the file lands far below the target, and the report says so.
     monkeypatch.setattr(sizing, "WEIGHT_BITS_BELOW_QUANT", -8.0)
     monkeypatch.setattr(sizing, "EMBED_BITS_BELOW_QUANT", -8.0)
-    r = run_cli("encode", clip, "-o", tmp_path / "o.dnv", "--bpp", "20", "--epochs", "1", "--device", "cpu", "-q",
-                "--json", tmp_path / "o.json")
+    r = run_cli("encode", clip, "-o", tmp_path / "o.dnv", "--bpp", "20", "--model", "dnerv", "--epochs", "1",
+                "--device", "cpu", "-q", "--json", tmp_path / "o.json")
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "o.json").read_text())
     assert report["bpp"] < 0.95 * 20 and report["effective_bits"] == 10
