@@ -50,9 +50,9 @@ def anchor_curves(paths: list[Path]) -> dict:
 def table(dnv: dict, anchors: dict) -> list[str]:
     rows = ["| clip | frames | model, preset, bits | points (bpp: dB) | anchor | BD-PSNR (dB) | BD-rate (%) |",
             "|---|---|---|---|---|---:|---:|"]
-    for (clip, frames, model, preset, bits, extra), points in sorted(dnv.items()):
+    for (clip, frames, model, preset, bits, extra), points in sorted(dnv.items(), key=lambda kv: str(kv[0])):
         shown = ", ".join(f"{b:.4f}: {p:.2f}" for b, p in points)
-        for (aclip, aframes, codec, apreset), apoints in sorted(anchors.items()):
+        for (aclip, aframes, codec, apreset), apoints in sorted(anchors.items(), key=lambda kv: str(kv[0])):
             if aclip != clip or (aframes[0], aframes[1]) != frames:
                 continue
             ra, pa = zip(*apoints)
