@@ -10,7 +10,6 @@ the target (see `compress.ratecontrol`).
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 from .models import Arch, param_count, spec_of

@@ -220,7 +220,7 @@ def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
 
 
 def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, testdata, monkeypatch):
-    from nvcodec import codec, fit
+    from nvcodec import codec
 
     clip = testdata / "carphone_qcif_16f.mp4"
 

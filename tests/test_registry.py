@@ -49,3 +49,23 @@ def test_the_container_cli_training_loop_info_and_fuzzer_name_no_model():
         code = [line for line in (root / rel).read_text().splitlines() if not line.lstrip().startswith("#")]
         hits = [line for line in code if names.search(line) and '"' in line]
         assert not hits, (rel, hits)
+
+
+def test_a_new_model_needs_no_edit_of_the_container(monkeypatch):
+    from nvcodec.models import registry
+    from nvcodec.models.nerv import NeRVDecoder
+
+    hnerv = SPECS["hnerv"]
+    monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
+    monkeypatch.setattr(registry, "_BY_ID", dict(registry._BY_ID))
+    toy = registry.register(registry.ModelSpec(
+        "toy", 200, "Toy", "content, one header byte of its own", NeRVDecoder, hnerv.section_shapes, hnerv.tables,
+        pack_tail=lambda arch: bytes([arch.heads]),
+        unpack_tail=lambda data, pos, stages: (dict(heads=data[pos]), pos + 1),
+        check_header=lambda fields, stages, frames: None if fields["heads"] == 7 else "toy header without its 7"))
+    arch = Arch("toy", 64, 48, (2, 2), (8, 8, 8), (3, 3), heads=7)
+    header = bitstream.Header(arch, 5, Fraction(25), 8)
+    data = bitstream.pack_header(header)
+    assert data[0] == toy.model_id and data[-1] == 7 and bitstream.unpack_header(data) == header
+    with pytest.raises(bitstream.BitstreamError, match="toy header without its 7"):
+        bitstream.unpack_header(data[:-1] + b"\x08")

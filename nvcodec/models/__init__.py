@@ -1,12 +1,17 @@
 """Networks by name. `Decoder` is all that decoding needs; `Encoders` are used only while fitting.
 
-Each model registers itself (`registry.register`) from its module, imported here.
+Each model registers itself (`registry.register`) from its own module: every module of this package is
+imported here, so a new model needs no edit outside its module.
 """
+import importlib
+import pkgutil
+
 from .arch import Arch, ArchError, reduced_widths
 from .decoder import Decoder, param_count
-from .registry import ModelSpec, spec_by_id, spec_of
-from . import nerv, hinerv  # noqa: E402,F401  (the models register themselves)
-from .registry import MODELS as SPECS
+from .registry import MODELS as SPECS, ModelSpec, spec_by_id, spec_of
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 MODELS = tuple(SPECS)
 MODEL_IDS = {name: spec.model_id for name, spec in SPECS.items()}

@@ -1,8 +1,8 @@
 """The models dnv knows, by name: each model module registers one `ModelSpec` that says all the rest of dnv needs
 to know about it (the container, the CLI, the training loop, `info` and the planner only look models up here).
 
-Adding a model means adding a module that builds its `ModelSpec` and calls `register`, and importing it from
-`models/__init__.py`: its header bytes, its input tables (with their section tags), its decoder, how its inputs
+Adding a model means adding a module to this package that builds its `ModelSpec` and calls `register` (the
+package imports all its modules): its header bytes, its input tables (with their section tags), its decoder, how its inputs
 are trained, its quantizer depth and its planners.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ class ModelSpec:
     fuzz_seeds: tuple = ()
 
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS: dict[str, ModelSpec] = {}      # in the order of their ids, whatever the order of registration
 _BY_ID: dict[int, ModelSpec] = {}
 
 
@@ -72,7 +72,9 @@ def register(spec: ModelSpec) -> ModelSpec:
             clash = [n for n, t in other.tables.items() if (n == name) != (t.tag == table.tag)]
             if clash:
                 raise ValueError(f"table {name} of {spec.name} clashes with {clash[0]} of {other.name}")
-    MODELS[spec.name] = spec
+    ordered = sorted([*MODELS.values(), spec], key=lambda s: s.model_id)
+    MODELS.clear()
+    MODELS.update((s.name, s) for s in ordered)
     _BY_ID[spec.model_id] = spec
     return spec
 
