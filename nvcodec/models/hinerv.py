@@ -239,4 +239,6 @@ register(ModelSpec(
     validate=validate, pack_tail=pack_tail, unpack_tail=unpack_tail, check_header=check_header,
     learned_tables=True, quant_bits=6, table_bits_below_quant=GRID_BITS_BELOW_QUANT,
     plan_for_bpp=plan_for_bpp, plan_for_params=plan_for_params,
+    # `info` reports the content grid as the NeRV models do: the base grids lie on it.
+    info=lambda arch, shapes: {"content_embedding": list(arch.content_shape)}, info_keys=("content_embedding",),
     fuzz_seeds=((6, 1.0, None), (3, 3.0, (175, 143)))))
