@@ -57,11 +57,6 @@ INDEX, SEGMENT = 7, 8                   # section tags of a segmented file (layo
 INDEX_HEAD = struct.Struct("<HHIIII")   # width, height, fps_num, fps_den, total_frames, count
 INDEX_ENTRY = struct.Struct("<IIQI")    # first_frame, frames, offset, length
 CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "carphone_qcif_16f.mp4"  # runs from a clone
-# (model, frames, bpp, frame size crop[, frames a segment]): small, varied seeds: DNeRV, HNeRV, DS-NeRV and
-# HiNeRV, odd sizes, more frames, and a segmented file (8 frames in segments of 3, 3 and 2).
-SEED_SPECS = [("dnerv", 4, 1.0, None), ("hnerv", 4, 1.0, None), ("dnerv", 12, 0.5, None),
-              ("dnerv", 3, 2.0, (175, 143)), ("dsnerv", 6, 1.0, None), ("dnerv", 8, 2.0, None, 3),
-              ("hinerv", 6, 1.0, None), ("hinerv", 3, 3.0, (175, 143))]
 FLOPS_PER_SECOND = 1e9     # a slow CPU core: the time allowed for the arithmetic a header declares
 WALL_FACTOR = 10           # a case may take this many times its CPU limit in wall-clock time (busy machine)
 INTERESTING_U8 = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 63, 64, 127, 128, 200, 254, 255]
@@ -72,9 +67,17 @@ INTERESTING_U32 = [0, 1, 2, 4, 255, 65535, 65536, 1 << 20, (1 << 24) - 1, 1 << 2
 
 # --- seeds --------------------------------------------------------------------------------------
 
-def make_seeds(folder: Path, clip: Path = CLIP, specs=SEED_SPECS, epochs: int = 3) -> list[Path]:
+def seed_specs() -> list[tuple]:
+    """(model, frames, bpp, frame size crop[, frames a segment]): small, varied seeds of every model (each model's
+    `fuzz_seeds`): odd sizes, more frames, and a segmented file."""
+    from nvcodec.models import SPECS   # here: spawned workers import this module, not torch
+    return [(name, *seed) for name, spec in SPECS.items() for seed in spec.fuzz_seeds]
+
+
+def make_seeds(folder: Path, clip: Path = CLIP, specs=None, epochs: int = 3) -> list[Path]:
     """Encode the seed files (a few seconds each, on the CPU) unless `folder` has them already."""
     folder.mkdir(parents=True, exist_ok=True)
+    specs = seed_specs() if specs is None else specs
     seeds = []
     for model, frames, bpp, crop, *segment in specs:
         segment_frames = segment[0] if segment else None

@@ -12,8 +12,9 @@ Layout (all integers little-endian):
       payload  length bytes
 
 The first section is always HEAD: the header (video size, frame count, frame rate, architecture),
-packed by `pack_header`; DS-NeRV files add the numbers of static and dynamic codes and the
-attention heads at its end (the model id says whether they are there). The reader checks every length against the bytes really present and every
+packed by `pack_header`; a model may add its own fields at its end (its `ModelSpec.pack_tail`: the
+model id says which). The other sections are the decoder's weights and the model's input tables
+(each model's `ModelSpec.tables` gives their tags). The reader checks every length against the bytes really present and every
 CRC before anything is parsed, so a damaged file ends in a `BitstreamError` with one line.
 """
 from __future__ import annotations
@@ -26,15 +27,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .models.arch import MAX_FRAMES_PER_DYNAMIC_CODE, MODEL_IDS, Arch, ArchError
+from .models import Arch, ArchError, spec_by_id, spec_of
+from .models.registry import table_sections
 from .outputs import temp_file
 
 MAGIC = b"DNV\x1a"
 FORMAT_VERSION = 1
-# STATIC and DYNAMIC are DS-NeRV's codes; INDEX and SEGMENT make a segmented file (see `segments`).
-# GRID0, GRID1 and LOCAL are HiNeRV's feature grids.
-SECTION_TAGS = {"HEAD": 1, "DECODER": 2, "CONTENT": 3, "DIFF": 4, "STATIC": 5, "DYNAMIC": 6,
-                "INDEX": 7, "SEGMENT": 8, "GRID0": 9, "GRID1": 10, "LOCAL": 11}
+# INDEX and SEGMENT make a segmented file (see `segments`); the models' tables come with the models.
+CONTAINER_TAGS = {"HEAD": 1, "DECODER": 2, "INDEX": 7, "SEGMENT": 8}
+SECTION_TAGS = {**CONTAINER_TAGS, **{name: table.tag for name, table in table_sections().items()}}
+assert len(set(SECTION_TAGS.values())) == len(SECTION_TAGS), "two sections share a tag"
 TAG_NAMES = {v: k for k, v in SECTION_TAGS.items()}
 MAX_FRAMES = 10_000_000
 
@@ -63,27 +65,20 @@ class Header:
 
 _FIXED = struct.Struct("<BHHIIIB")      # model, width, height, frames, fps_num, fps_den, quant_bits
 _DIFF = struct.Struct("<BBBBBB")        # emb_ch, diff_ch, fuse_stage, diff_up, diff_kernel, ccu_kernel
-_CODES = struct.Struct("<IIB")          # DS-NeRV only: static_codes, dynamic_codes, heads
-_LEVEL = struct.Struct("<BH")           # HiNeRV only, per grid level: channels, frames per entry
 
 
 def pack_header(h: Header) -> bytes:
     a = h.arch
     out = io.BytesIO()
-    out.write(_FIXED.pack(MODEL_IDS[a.model], a.width, a.height, h.frames, h.fps.numerator,
+    spec = spec_of(a.model)
+    out.write(_FIXED.pack(spec.model_id, a.width, a.height, h.frames, h.fps.numerator,
                           h.fps.denominator, h.quant_bits))
     n = len(a.strides)
     out.write(struct.pack("<BB", n, a.head_kernel))
     out.write(bytes(a.strides) + bytes(a.kernels))
     out.write(struct.pack(f"<{n + 1}H", *a.widths))
     out.write(_DIFF.pack(a.emb_ch, a.diff_ch, a.fuse_stage, a.diff_up, a.diff_kernel, a.ccu_kernel))
-    if a.model == "dsnerv":
-        out.write(_CODES.pack(a.static_codes, a.dynamic_codes, a.heads))
-    if a.model == "hinerv":
-        out.write(bytes(a.depths) + bytes(a.expansions) + bytes([len(a.grid_ch)]))
-        for ch, every in zip(a.grid_ch, a.grid_every):
-            out.write(_LEVEL.pack(ch, every))
-        out.write(_LEVEL.pack(a.local_ch, a.local_every))
+    out.write(spec.pack_tail(a))
     return out.getvalue()
 
 
@@ -97,40 +92,26 @@ def unpack_header(data: bytes) -> Header:
         kernels = tuple(data[pos:pos + n]); pos += n
         widths = struct.unpack_from(f"<{n + 1}H", data, pos); pos += 2 * (n + 1)
         emb_ch, diff_ch, fuse, diff_up, diff_k, ccu_k = _DIFF.unpack_from(data, pos); pos += _DIFF.size
-        codes, hinerv = (0, 0, 1), {}
-        if model_id == MODEL_IDS["dsnerv"]:
-            codes = _CODES.unpack_from(data, pos); pos += _CODES.size
-        if model_id == MODEL_IDS["hinerv"]:
-            depths = tuple(data[pos:pos + n]); pos += n
-            expansions = tuple(data[pos:pos + n]); pos += n
-            levels = data[pos]; pos += 1
-            grid = [_LEVEL.unpack_from(data, pos + i * _LEVEL.size) for i in range(levels)]
-            pos += levels * _LEVEL.size
-            local_ch, local_every = _LEVEL.unpack_from(data, pos); pos += _LEVEL.size
-            hinerv = dict(depths=depths, expansions=expansions, grid_ch=tuple(c for c, _ in grid),
-                          grid_every=tuple(e for _, e in grid), local_ch=local_ch, local_every=local_every)
+        spec = spec_by_id(model_id)
+        tail = {}
+        if spec is not None:
+            tail, pos = spec.unpack_tail(data, pos, n)
     except (struct.error, IndexError):
         raise BitstreamError("header is truncated") from None
     if pos != len(data):
         raise BitstreamError("header has trailing bytes")
-    names = {v: k for k, v in MODEL_IDS.items()}
-    if model_id not in names:
+    if spec is None:
         raise BitstreamError(f"unknown model id {model_id}")
     if not (1 <= frames <= MAX_FRAMES) or num == 0 or den == 0 or not (1 <= qbits <= 16):
         raise BitstreamError("header has an invalid frame count, frame rate or bit depth")
-    if len(strides) != n or len(kernels) != n or any(len(v) != n for k, v in hinerv.items() if k in
-                                                      ("depths", "expansions")):
+    if len(strides) != n or len(kernels) != n:
         raise BitstreamError("header is truncated")
-    if names[model_id] == "dsnerv" and not (1 <= codes[0] <= frames and 1 <= codes[1] <= frames):
-        raise BitstreamError("header has more static or dynamic codes than frames")
-    if names[model_id] == "dsnerv" and frames > 1 + (codes[1] - 1) * MAX_FRAMES_PER_DYNAMIC_CODE:
-        # Each frame's input comes from its two nearest dynamic codes: a few codes cannot stand for
-        # millions of frames (a small file that would decode forever).
-        raise BitstreamError(f"header declares {frames} frames for {codes[1]} dynamic codes (at most "
-                             f"{MAX_FRAMES_PER_DYNAMIC_CODE} frames per code)")
+    problem = spec.check_header(tail, n, frames)
+    if problem:
+        raise BitstreamError(problem)
     try:
-        arch = Arch(names[model_id], width, height, strides, tuple(widths), kernels, emb_ch, diff_ch,
-                    fuse, diff_up, diff_k, ccu_k, head_kernel, *codes, **hinerv)
+        arch = Arch(spec.name, width, height, strides, tuple(widths), kernels, emb_ch, diff_ch,
+                    fuse, diff_up, diff_k, ccu_k, head_kernel, **tail)
     except ArchError as e:
         raise BitstreamError(f"header describes an invalid network ({e})") from None
     return Header(arch, frames, Fraction(num, den), qbits)

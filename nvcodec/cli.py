@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from . import codec, fit, outputs
-from .models import DEFAULT_MODEL, MODELS
+from .models import DEFAULT_MODEL, MODELS, SPECS
+from .models.registry import table_sections
 
 EXIT_ERROR = 1
 
@@ -123,10 +124,18 @@ def _frames(text, option: str):
         raise codec.CodecError(f"{option}: {e}") from None
 
 
+def _default_quant_bits() -> str:
+    """Each model's planned quantizer depth, in words: "6 for a; 8 for b, c"."""
+    models = {}
+    for name, spec in SPECS.items():
+        models.setdefault(spec.quant_bits, []).append(name)
+    return "; ".join(f"{bits} for {', '.join(names)}" for bits, names in sorted(models.items()))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nvcodec")
 def main():
-    """dnv: a neural video codec. A .dnv file is a network (DNeRV, HNeRV or DS-NeRV) fitted to one video."""
+    """dnv: a neural video codec. A .dnv file is a network fitted to one video (`dnv encode --help` lists them)."""
 
 
 @main.command()
@@ -136,8 +145,7 @@ def main():
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel of the whole file (default 0.05).")
 @click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
 @click.option("--model", type=click.Choice(MODELS), default=DEFAULT_MODEL, show_default=True,
-              help="DNeRV (content + difference), HNeRV (content only), DS-NeRV (static + dynamic codes) or "
-                   "HiNeRV (feature grids, ConvNeXt-style blocks).")
+              help=", ".join(f"{spec.display} ({spec.description})" for spec in SPECS.values()) + ".")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
               help="Time for quality: 100 / 300 / 600 epochs (Adam) or 100 / 210 / 600 (Adan: DNeRV from 2M "
                    "parameters), +10% fine-tuning.")
@@ -149,7 +157,7 @@ def main():
               help="Training loss: L2, or NeRV's 0.7*L1 + 0.3*(1-SSIM).")
 @click.option("--prune", type=float, default=0.1, show_default=True, help="Fraction of decoder weights pruned.")
 @click.option("--quant-bits", type=int, default=None,
-              help="Quantization bit depth before rate control trims it (default 6 for hinerv, 8 for the others).")
+              help=f"Quantization bit depth before rate control trims it (default {_default_quant_bits()}).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--frames", "frame_range", default=None, help="Encode frames START:END only (END exclusive).")
 @click.option("--size", default=None, help="Raw .yuv input: frame size WxH.")
@@ -295,10 +303,9 @@ def info(input, as_json):
     run_guarded(go)
 
 
-MODEL_NAMES = {"dnerv": "DNeRV", "hnerv": "HNeRV", "dsnerv": "DS-NeRV", "hinerv": "HiNeRV"}
-SECTION_NAMES = {"HEAD": "header", "DECODER": "decoder weights", "CONTENT": "content embeddings",
-                 "DIFF": "difference embeddings", "STATIC": "static codes", "DYNAMIC": "dynamic codes",
-                 "GRID0": "feature grid 1", "GRID1": "feature grid 2", "LOCAL": "local grid",
+MODEL_NAMES = {name: spec.display for name, spec in SPECS.items()}
+SECTION_NAMES = {"HEAD": "header", "DECODER": "decoder weights",
+                 **{name: table.label for name, table in table_sections().items()},
                  "INDEX": "segment index", "SEGMENT": "segments", "container": "file header"}
 
 
@@ -363,7 +370,7 @@ def _print_decoder(r: dict, where: str) -> None:
                f"{len(r['strides'])} upsampling stages {stages}, channels "
                + "-".join(map(str, r["widths"])) + ", kernels " + ",".join(map(str, r["kernels"])))
     if r.get("fuse_stage") is not None:
-        other = "dynamic codes" if r["model"] == "dsnerv" else "difference embeddings"
+        other = SECTION_NAMES[list(r["tables"])[1]]      # the second input is the branch that joins
         click.echo(f"           the {other} join after stage {r['fuse_stage'] + 1}"
                    + (f", through {r['attention_heads']} attention head{'s' if r['attention_heads'] > 1 else ''}"
                       if r.get("attention_heads") else ""))

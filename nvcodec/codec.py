@@ -20,7 +20,7 @@ import torch
 from . import bitstream, decoding, metrics, outputs, segments
 from .flops import decoder_flops
 from .bitstream import BitstreamError, Header
-from .models import DEFAULT_MODEL, MODELS, param_count, quant_bits_for
+from .models import DEFAULT_MODEL, MODELS, SPECS, param_count, quant_bits_for, spec_of
 
 
 class CodecError(Exception):
@@ -659,12 +659,9 @@ def info_of_bytes(path, data: bytes) -> dict:
         **_rate_fields(header.fps, header.frames, len(data), a.width, a.height),
         "quant_bits": header.quant_bits,
         "padded_size": list(a.padded_size)[::-1], "strides": list(a.strides), "widths": list(a.widths),
-        "kernels": list(a.kernels), "content_embedding": list(a.content_shape) if a.model != "dsnerv" else None,
-        "diff_embedding": list(a.diff_shape) if a.has_diff else None,
-        "static_codes": list(shapes["STATIC"]) if a.model == "dsnerv" else None,
-        "dynamic_codes": list(shapes["DYNAMIC"]) if a.model == "dsnerv" else None,
-        "attention_heads": a.heads if a.model == "dsnerv" else None,
-        "fuse_stage": a.fuse_stage if a.two_stream else None, "diff_up": a.diff_up if a.two_stream else None,
+        "kernels": list(a.kernels),
+        # Each model's own fields, None in the files of the models without them.
+        **{key: None for spec in SPECS.values() for key in spec.info_keys}, **spec_of(a.model).info(a, shapes),
         "decoder_params": param_count(a),
         "embedding_values": a.embedding_values(header.frames),
         # Shape of each table the decoder reads its inputs from, by section (entries first).

@@ -21,8 +21,9 @@ A long encode survives trouble:
   after MAX_ROLLBACKS, a TrainingError. A cap, not a scale: once the schedule decays below it,
   training follows the schedule again, instead of running the whole rest of it at half rate.
 
-DS-NeRV (`CodeFitter`) has no encoders: its static and dynamic codes are parameters trained with
-the decoder, and each step reads them at the batch's frame times.
+Models whose inputs are learned tables (`ModelSpec.learned_tables`: DS-NeRV's codes, HiNeRV's grids)
+train with `CodeFitter`: no encoders, the tables are parameters trained with the decoder, and each
+step reads them at the batch's frame times.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ import torch.nn.functional as F
 from .compress.prune import apply_masks, magnitude_masks
 from .compress.qat import quantized_parameters
 from .memory import available_bytes, decode_bytes_per_frame, gib
-from .models import Arch, Decoder
+from .models import Arch, Decoder, spec_of
 from .models.dsnerv import Codes
 from .models.encoders import Encoders
 from .outputs import file_mode, temp_file
@@ -102,20 +103,12 @@ class TrainSettings:
     qat: bool = True              # fine-tune after pruning with the file's quantizers in the loop (compress.qat)
 
 
-# DNeRV networks this large train with Adan, smaller ones and other models with Adam. On 3M Bunny (H200,
-# benchmarks/results/bunny_adan_2026-12-02) Adan reached 38.42 dB at lr 3e-3 in 300 epochs and 38.28-38.29 dB
-# at 4e-3 in 210, where Adam at 1e-3 reached 37.74-37.97 dB in 300 and diverged in most runs. On the CPU's tiny
-# networks (23k-39k parameters, benchmarks/results/optimizer_cpu) it lost up to 1.4 dB on one clip of two.
-# 0.35M-1.5M were measured with Adam only (all above the paper at 300 epochs): the bound lies between the two.
-ADAN_MIN_PARAMS = 2_000_000
-
-
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
     """Optimizer, learning rate and epochs that `preset` gives a `model` network of `params` decoder parameters
     (`optimizer`, `epochs`: the user's choice, if any; the fine-tuning epochs after pruning then keep the preset's
     share of them, at least one). KeyError for an unknown preset."""
     if optimizer is None:
-        optimizer = "adan" if model == "dnerv" and params >= ADAN_MIN_PARAMS else "adam"
+        optimizer = "adan" if params >= spec_of(model).adan_min_params else "adam"
     preset_epochs, prune_epochs = PRESETS[preset][optimizer]
     if epochs is not None:
         prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # rounded up
@@ -822,5 +815,5 @@ class CodeFitter(Fitter):
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
         progress: bool = True, **options) -> FitResult:
     """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every, quantizer (see Fitter)."""
-    fitter = CodeFitter if arch.model in ("dsnerv", "hinerv") else Fitter
+    fitter = CodeFitter if spec_of(arch.model).learned_tables else Fitter
     return fitter(frames_u8, arch, settings, device, progress, **options).fit()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import Arch, Decoder
+from .models import Arch, Decoder, spec_of
 
 
 def decoder_flops(arch: Arch) -> int:
@@ -23,11 +23,11 @@ def decoder_flops(arch: Arch) -> int:
 
 
 def training_flops(arch: Arch, enc_dim: int = 64) -> int:
-    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder (DS-NeRV and
-    HiNeRV have no encoders: their tables are read by interpolation, whose cost is negligible)."""
+    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder (models with learned
+    tables have no encoders: their tables are read by interpolation, whose cost is negligible)."""
     from .models.encoders import Encoders
 
-    if arch.model in ("dsnerv", "hinerv"):
+    if spec_of(arch.model).learned_tables:
         return 3 * decoder_flops(arch)
 
     with torch.device("meta"):

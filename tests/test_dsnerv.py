@@ -20,6 +20,7 @@ from nvcodec.compress.quantize import quantize_embedding
 from nvcodec.compress.ratecontrol import compress
 from nvcodec.models import Decoder
 from nvcodec.models.dsnerv import Codes, interpolate
+from nvcodec.models.nerv import STATIC_EVERY
 from nvcodec.video import read_video, write_video
 
 EVEN = 6                                  # coded frames: carphone 0, 2, ..., 10
@@ -65,7 +66,7 @@ def test_dsnerv_round_trip(ds_encoded, even_clip):
     assert abs(dec["psnr"] - enc["psnr"]) < 0.01
     info = codec.info(path)
     assert info["model"] == "dsnerv" and info["content_embedding"] is None
-    assert info["static_codes"][0] == 1 + math.ceil((EVEN - 1) / sizing.STATIC_EVERY)
+    assert info["static_codes"][0] == 1 + math.ceil((EVEN - 1) / STATIC_EVERY)
     assert info["dynamic_codes"][0] in (EVEN, 1 + math.ceil((EVEN - 1) / 2))
     assert {"STATIC", "DYNAMIC", "DECODER", "HEAD"} <= set(info["sections"])
     assert not {"CONTENT", "DIFF"} & set(info["sections"])
@@ -115,7 +116,7 @@ def test_interpolate_is_distance_weighted():
 def test_sizing_plans_dsnerv_near_target():
     for w, h, t, bpp in ((176, 144, 6, 1.0), (1280, 720, 132, 0.05)):
         plan = sizing.plan_for_bpp("dsnerv", w, h, t, bpp)
-        assert plan.arch.static_codes == 1 + math.ceil((t - 1) / sizing.STATIC_EVERY)
+        assert plan.arch.static_codes == 1 + math.ceil((t - 1) / STATIC_EVERY)
         assert 1 <= plan.arch.dynamic_codes <= t
         assert 0.6 < plan.predicted_bytes / (bpp * w * h * t / 8) < 1.05
 

@@ -9,6 +9,7 @@ import torch
 
 from nvcodec import sizing
 from nvcodec.fit import TrainSettings, fit
+from nvcodec.models import SPECS
 from nvcodec.models.dsnerv import decoder_inputs
 
 
@@ -202,7 +203,8 @@ def test_the_steady_rate_leaves_out_the_first_epoch():
 
 
 def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
-    from nvcodec.fit import ADAN_MIN_PARAMS, recipe
+    from nvcodec.fit import recipe
+    from nvcodec.models.nerv import ADAN_MIN_PARAMS
 
     big, small = ADAN_MIN_PARAMS, ADAN_MIN_PARAMS - 1
     assert recipe("medium", "dnerv", big) == dict(optimizer="adan", lr=4e-3, epochs=210, prune_epochs=21)
@@ -218,7 +220,7 @@ def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
 
 
 def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, testdata, monkeypatch):
-    from nvcodec import codec, fit
+    from nvcodec import codec
 
     clip = testdata / "carphone_qcif_16f.mp4"
 
@@ -231,7 +233,7 @@ def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, tes
     assert encode("a.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adam", lr=1e-3, epochs=2, prune_epochs=1)
     assert encode("b.dnv", epochs=2, prune_epochs=1, lr=2e-3)["lr"] == 2e-3
     # beta1 is Adam's: giving it keeps Adam even where the network's size would choose Adan.
-    monkeypatch.setattr(fit, "ADAN_MIN_PARAMS", 0)
+    monkeypatch.setattr(SPECS["dnerv"], "adan_min_params", 0)
     assert encode("c.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adan", lr=4e-3, epochs=2, prune_epochs=1)
     assert encode("d.dnv", prune_epochs=1, train_options={"epochs": 2, "beta1": 0.5})["optimizer"] == "adam"
     report = codec.encode(clip, tmp_path / "e.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1, model="hnerv",

@@ -17,6 +17,7 @@ from nvcodec import codec, sizing
 from nvcodec.cli import main
 from nvcodec.codec import checkpoint_path
 from nvcodec.fit import Fitter, recipe
+from nvcodec.models import SPECS
 
 FAST = dict(model_size=3e3, epochs=2, prune_epochs=1, lr=5e-3, device="cpu", progress=False)
 CLI_FAST = ["--model-size", "3000", "--epochs", "2", "--prune-epochs", "1", "--lr", "5e-3", "--device", "cpu", "-q"]
@@ -207,7 +208,7 @@ def test_a_file_that_misses_its_target_says_by_how_much_and_why(clip, tmp_path, 
     # A planner that overrates what weights and embeddings cost picks too small a network: even at the finest
     # quantizer rate control may use, the file lands far below the target, and the report says so.
     monkeypatch.setattr(sizing, "WEIGHT_BITS_BELOW_QUANT", -8.0)
-    monkeypatch.setattr(sizing, "EMBED_BITS_BELOW_QUANT", -8.0)
+    monkeypatch.setattr(SPECS["dnerv"], "table_bits_below_quant", -8.0)
     r = run_cli("encode", clip, "-o", tmp_path / "o.dnv", "--bpp", "20", "--model", "dnerv", "--epochs", "1",
                 "--device", "cpu", "-q", "--json", tmp_path / "o.json")
     assert r.exit_code == 0, r.output

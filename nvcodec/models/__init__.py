@@ -1,19 +1,29 @@
-"""Networks by name. `Decoder` is all that decoding needs; `Encoders` are used only while fitting."""
-from .arch import Arch, ArchError, MODEL_IDS, reduced_widths
-from .decoder import Decoder, param_count
+"""Networks by name. `Decoder` is all that decoding needs; `Encoders` are used only while fitting.
 
-MODELS = tuple(MODEL_IDS)
+Each model registers itself (`registry.register`) from its own module: every module of this package is
+imported here, so a new model needs no edit outside its module.
+"""
+import importlib
+import pkgutil
+
+from .arch import Arch, ArchError, reduced_widths
+from .decoder import Decoder, param_count
+from .registry import MODELS as SPECS, ModelSpec, spec_by_id, spec_of
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+MODELS = tuple(SPECS)
+MODEL_IDS = {name: spec.model_id for name, spec in SPECS.items()}
 # The network `dnv encode` fits without --model: the HiNeRV-class one was 1.1-2.0 dB above DNeRV at equal bpp on
 # every clip it was measured on (benchmarks/results/hinerv_2026-12-02).
 DEFAULT_MODEL = "hinerv"
-# The quantizer depth each model is planned for (rate control then trims it to the target). HiNeRV's networks are
-# fine-tuned with the quantizer in the loop: at 6 bits they hold more parameters in the same bytes, which won
-# 0.18-0.27 dB over 8 bits at 0.05 bpp on two clips.
-QUANT_BITS = {"hinerv": 6}
-OTHER_QUANT_BITS = 8
 
 
 def quant_bits_for(model: str) -> int:
-    return QUANT_BITS.get(model, OTHER_QUANT_BITS)
+    """The quantizer depth `model` is planned for (rate control then trims it to the target)."""
+    return SPECS[model].quant_bits
 
-__all__ = ["Arch", "ArchError", "DEFAULT_MODEL", "MODEL_IDS", "MODELS", "quant_bits_for", "Decoder", "param_count", "reduced_widths"]
+
+__all__ = ["Arch", "ArchError", "DEFAULT_MODEL", "MODEL_IDS", "MODELS", "SPECS", "ModelSpec", "quant_bits_for",
+           "spec_of", "spec_by_id", "Decoder", "param_count", "reduced_widths"]

@@ -14,17 +14,14 @@ spaced), fused by cross-channel attention (`heads` heads) after `fuse_stage` (se
 Whatever the model, the per-video tensors stored next to the decoder are tables of codes evenly
 spaced over the frame times [0, T-1] (`section_shapes`): CONTENT and DIFF hold one entry per frame,
 STATIC and DYNAMIC fewer; the decoder's inputs at a time t are the tables linearly interpolated at t.
+Which tables a model has, and what its own fields mean, its module says (`models.registry`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
-MODEL_IDS = {"hnerv": 0, "dnerv": 1, "dsnerv": 2, "hinerv": 3}
-MAX_CODES = 10_000_000
-MAX_FRAMES_PER_DYNAMIC_CODE = 2   # DS-NeRV: dynamic codes are at most this many frames apart
-MAX_GRID_LEVELS = 2               # HiNeRV: levels of the base feature grid (sections GRID0, GRID1)
-MAX_FRAMES_PER_ENTRY = 64         # HiNeRV: grid entries are at most this many frames apart
+from .registry import spec_of
 
 
 class ArchError(ValueError):
@@ -49,7 +46,7 @@ def reduced_widths(stem: int, stages: int, reduce: float = 1.2, lower: int = 4, 
 
 @dataclass(frozen=True)
 class Arch:
-    model: str                      # "dnerv", "hnerv" or "dsnerv"
+    model: str                      # a registered model's name (models.registry)
     width: int                      # the video's own size
     height: int
     strides: tuple[int, ...]        # decoder stage upsampling factors, first stage first
@@ -77,7 +74,8 @@ class Arch:
 
     def __post_init__(self):
         n = len(self.strides)
-        if self.model not in MODEL_IDS:
+        spec = spec_of(self.model)
+        if spec is None:
             raise ArchError(f"unknown model {self.model!r}")
         if not (1 <= n <= 8) or len(self.kernels) != n or len(self.widths) != n + 1:
             raise ArchError("inconsistent stage lists")
@@ -95,31 +93,17 @@ class Arch:
                 raise ArchError("diff upsampling must divide the strides before the fusion")
             if self.diff_kernel not in (1, 3, 5) or self.ccu_kernel not in (1, 3, 5):
                 raise ArchError("diff or CCU kernel out of range")
-        if self.model == "hinerv":
-            if len(self.depths) != n or len(self.expansions) != n or any(not 1 <= d <= 8 for d in self.depths) \
-                    or any(not 1 <= e <= 8 for e in self.expansions):
-                raise ArchError("bad block depths or expansions")
-            if not (1 <= len(self.grid_ch) <= MAX_GRID_LEVELS) or len(self.grid_every) != len(self.grid_ch) \
-                    or any(not 1 <= c <= 64 for c in self.grid_ch) \
-                    or any(not 1 <= e <= MAX_FRAMES_PER_ENTRY for e in self.grid_every):
-                raise ArchError("bad feature grid levels")
-            if not (0 <= self.local_ch <= 64 and 1 <= self.local_every <= MAX_FRAMES_PER_ENTRY):
-                raise ArchError("bad local grid settings")
-        if self.model == "dsnerv":
-            if not (1 <= self.static_codes <= MAX_CODES and 1 <= self.dynamic_codes <= MAX_CODES):
-                raise ArchError("number of static or dynamic codes out of range")
-            if not (1 <= self.heads <= 64) or self.widths[self.fuse_stage + 1] % self.heads:
-                raise ArchError("attention heads must divide the fusion width")
+        spec.validate(self)
 
     @property
     def has_diff(self) -> bool:
         """A diff embedding per frame (DNeRV)."""
-        return self.model == "dnerv"
+        return "DIFF" in self.sections
 
     @property
     def two_stream(self) -> bool:
         """A second input branch fused after `fuse_stage` (DNeRV's diff, DS-NeRV's dynamic codes)."""
-        return self.model in ("dnerv", "dsnerv")
+        return spec_of(self.model).two_stream
 
     @property
     def total_stride(self) -> int:
@@ -149,29 +133,11 @@ class Arch:
     @property
     def sections(self) -> tuple[str, ...]:
         """Names of the sections holding the decoder's input tables, first input first."""
-        if self.model == "hinerv":
-            return tuple(f"GRID{i}" for i in range(len(self.grid_ch))) + (("LOCAL",) if self.local_ch else ())
-        if self.model == "dsnerv":
-            return ("STATIC", "DYNAMIC")
-        return ("CONTENT", "DIFF") if self.has_diff else ("CONTENT",)
+        return tuple(self.section_shapes(1))
 
     def section_shapes(self, frames: int) -> dict[str, tuple[int, ...]]:
         """Shape of each input table: (entries, channels, h, w), entries evenly spaced over [0, frames-1]."""
-        if self.model == "hinerv":
-            _, h, w = self.content_shape
-            shapes = {f"GRID{i}": (entries_for(frames, every), ch, h, w)
-                      for i, (ch, every) in enumerate(zip(self.grid_ch, self.grid_every))}
-            if self.local_ch:
-                shapes["LOCAL"] = (entries_for(frames, self.local_every), self.local_ch, 1,
-                                   sum(s * s for s in self.strides))
-            return shapes
-        if self.model == "dsnerv":
-            return {"STATIC": (self.static_codes, *self.content_shape),
-                    "DYNAMIC": (self.dynamic_codes, *self.diff_shape)}
-        shapes = {"CONTENT": (frames, *self.content_shape)}
-        if self.has_diff:
-            shapes["DIFF"] = (frames, *self.diff_shape)
-        return shapes
+        return spec_of(self.model).section_shapes(self, frames)
 
     def embedding_values(self, frames: int) -> int:
         """Number of values in all the input tables of a `frames`-frame video."""

@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .arch import Arch
+from .registry import spec_of
 
 
 def neighbours_in_table(times: torch.Tensor, entries: int, frames: int):
@@ -77,13 +78,6 @@ class CrossChannelAttention(nn.Module):
         return x + self.proj((attn @ v).reshape(b, c, h, w))
 
 
-# Starting spread of each learnable table. DS-NeRV's dynamic codes start small: the static codes (smooth in
-# time) carry the first fit, and the dynamic ones grow where frames need it (measured: a little better for
-# both regression and interpolation than dynamic codes as random as the static ones). HiNeRV's grids start
-# small too, as its authors' do: the blocks' LayerNorms take any scale.
-TABLE_INIT_STD = {"STATIC": 1.0, "DYNAMIC": 0.1, "GRID0": 0.1, "GRID1": 0.1, "LOCAL": 0.1}
-
-
 class Codes(nn.Module):
     """Learnable input tables (DS-NeRV's static and dynamic codes, HiNeRV's grids); forward(times) gives
     the decoder's inputs, in `arch.sections` order."""
@@ -91,7 +85,8 @@ class Codes(nn.Module):
     def __init__(self, arch: Arch, frames: int):
         super().__init__()
         self.arch, self.frames = arch, frames
-        self.table = nn.ParameterDict({name: nn.Parameter(torch.randn(shape) * TABLE_INIT_STD[name])
+        tables = spec_of(arch.model).tables
+        self.table = nn.ParameterDict({name: nn.Parameter(torch.randn(shape) * tables[name].init_std)
                                        for name, shape in arch.section_shapes(frames).items()})
 
     def forward(self, times: torch.Tensor) -> list:

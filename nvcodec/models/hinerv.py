@@ -19,12 +19,21 @@ block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmo
 """
 from __future__ import annotations
 
+import itertools
+import math
+import struct
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .arch import Arch
+from .. import sizing
+from .arch import Arch, ArchError, entries_for
 from .blocks import LayerNorm2d
+from .registry import ModelSpec, Table, register
+
+MAX_GRID_LEVELS = 2               # levels of the base feature grid (sections GRID0, GRID1)
+MAX_FRAMES_PER_ENTRY = 64         # grid entries are at most this many frames apart
 
 
 class MLPBlock(nn.Module):
@@ -73,3 +82,163 @@ class HiNeRVDecoder(nn.Module):
                 x = x + self.local[i](cell).repeat(1, 1, h, w)
             x = stage(x)
         return torch.sigmoid(self.head(x))
+
+
+# --- configuration --------------------------------------------------------------------------------------------
+
+# The grids start small, as HiNeRV's authors' do: the blocks' LayerNorms take any scale.
+TABLES = {"GRID0": Table(9, "feature grid 1", 0.1), "GRID1": Table(10, "feature grid 2", 0.1),
+          "LOCAL": Table(11, "local grid", 0.1)}
+
+
+def section_shapes(arch: Arch, frames: int) -> dict:
+    _, h, w = arch.content_shape
+    shapes = {f"GRID{i}": (entries_for(frames, every), ch, h, w)
+              for i, (ch, every) in enumerate(zip(arch.grid_ch, arch.grid_every))}
+    if arch.local_ch:
+        shapes["LOCAL"] = (entries_for(frames, arch.local_every), arch.local_ch, 1, sum(s * s for s in arch.strides))
+    return shapes
+
+
+def validate(arch: Arch) -> None:
+    n = len(arch.strides)
+    if len(arch.depths) != n or len(arch.expansions) != n or any(not 1 <= d <= 8 for d in arch.depths) \
+            or any(not 1 <= e <= 8 for e in arch.expansions):
+        raise ArchError("bad block depths or expansions")
+    if not (1 <= len(arch.grid_ch) <= MAX_GRID_LEVELS) or len(arch.grid_every) != len(arch.grid_ch) \
+            or any(not 1 <= c <= 64 for c in arch.grid_ch) \
+            or any(not 1 <= e <= MAX_FRAMES_PER_ENTRY for e in arch.grid_every):
+        raise ArchError("bad feature grid levels")
+    if not (0 <= arch.local_ch <= 64 and 1 <= arch.local_every <= MAX_FRAMES_PER_ENTRY):
+        raise ArchError("bad local grid settings")
+
+
+# Header tail: depths and expansions (a byte per stage), the number of grid levels, then (channels, frames per
+# entry) of each level and of the local grids.
+_LEVEL = struct.Struct("<BH")
+
+
+def pack_tail(arch: Arch) -> bytes:
+    out = bytes(arch.depths) + bytes(arch.expansions) + bytes([len(arch.grid_ch)])
+    for ch, every in zip(arch.grid_ch, arch.grid_every):
+        out += _LEVEL.pack(ch, every)
+    return out + _LEVEL.pack(arch.local_ch, arch.local_every)
+
+
+def unpack_tail(data: bytes, pos: int, stages: int) -> tuple[dict, int]:
+    depths = tuple(data[pos:pos + stages]); pos += stages
+    expansions = tuple(data[pos:pos + stages]); pos += stages
+    levels = data[pos]; pos += 1
+    grid = [_LEVEL.unpack_from(data, pos + i * _LEVEL.size) for i in range(levels)]
+    pos += levels * _LEVEL.size
+    local_ch, local_every = _LEVEL.unpack_from(data, pos); pos += _LEVEL.size
+    return dict(depths=depths, expansions=expansions, grid_ch=tuple(c for c, _ in grid),
+                grid_every=tuple(e for _, e in grid), local_ch=local_ch, local_every=local_every), pos
+
+
+def check_header(fields: dict, stages: int, frames: int) -> str | None:
+    if len(fields["depths"]) != stages or len(fields["expansions"]) != stages:
+        return "header is truncated"
+    return None
+
+
+# --- planning ---------------------------------------------------------------------------------------------------
+
+# Bits per coded grid value below the quantizer's depth after entropy coding (a first estimate: between the
+# encoders' embeddings and DS-NeRV's codes; `compress.ratecontrol` trims the real file to the target).
+GRID_BITS_BELOW_QUANT = 2.0
+# Levels of the base grid as (channels, frames per entry) at scale 1: a fine level for motion and a coarse,
+# wider one for what stays (HiNeRV's Bunny configurations: 40 and 20 entries for 132 frames, 2 and 4 channels).
+GRID_LEVELS = ((2, 3), (4, 6))
+GRID_SCALES = (1, 2, 0.5, 4)       # the planner's choices of grid width, preferred first
+LOCAL_CH, LOCAL_EVERY = 4, 6       # local grids: channels, frames per entry
+GRID_SHARE_GOAL = 0.25             # share of the file the grids should take (HiNeRV's models: about a fifth)
+POSITIONS_PER_PIXEL = 1 / 1600     # base grid positions: 18 x 32 at 1280 x 720, as HiNeRV's configurations
+
+
+def choose_strides(width: int, height: int) -> tuple[int, ...]:
+    """Upsampling factors, largest first: little padding, and a base grid of about width*height/1600 positions."""
+    target = min(2048.0, max(12.0, width * height * POSITIONS_PER_PIXEL))
+    best, best_cost = None, math.inf
+    for n in (3, 4, 5):
+        for strides in itertools.combinations_with_replacement((5, 4, 3, 2), n):   # non-increasing
+            s = math.prod(strides)
+            gh, gw = -(-height // s), -(-width // s)
+            waste = gh * gw * s * s / (width * height) - 1
+            # Upsampling in small steps after the first (HiNeRV's 5, 2, 2, 2): each stage's blocks refine.
+            cost = waste + 0.1 * abs(math.log2(gh * gw / target)) + 0.01 * sum(f * f for f in strides[1:])
+            if cost < best_cost:
+                best, best_cost = tuple(strides), cost
+    return best
+
+
+def stage_widths(stem: int, stages: int, align: int = 1) -> tuple[int, ...]:
+    """Stem width, then each stage's: the first stage keeps it, each later one halves it (HiNeRV's reduction)."""
+    widths = [stem, stem] + [max(4, stem // 2 ** i) for i in range(1, stages)]
+    return tuple(w if w < align else max(align, align * round(w / align)) for w in widths)
+
+
+def make_arch(width: int, height: int, strides, stem: int, grid_scale: float = 1, align: int = 1) -> Arch:
+    n = len(strides)
+    return Arch("hinerv", width, height, tuple(strides), stage_widths(stem, n, align), (3,) * n,
+                depths=(3,) * (n - 1) + (1,), expansions=(4,) * (n - 1) + (1,),
+                grid_ch=tuple(max(1, int(ch * grid_scale)) for ch, _ in GRID_LEVELS),
+                grid_every=tuple(every for _, every in GRID_LEVELS), local_ch=LOCAL_CH, local_every=LOCAL_EVERY)
+
+
+def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:
+    w_bits = sizing.param_count(arch) * (1 - prune) * (quant_bits - sizing.WEIGHT_BITS_BELOW_QUANT)
+    return int(w_bits / 8 + sizing.embedding_bytes(arch, frames, quant_bits) + sizing.side_bytes(arch)
+               + sizing.FIXED_OVERHEAD_BYTES)
+
+
+def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: float = 8,
+                 prune: float = 0.1) -> sizing.Plan:
+    from ..compress.ratecontrol import highest_bits
+
+    MIN_STEM, MAX_STEM = sizing.MIN_STEM, sizing.MAX_STEM
+    budget = bpp * width * height * frames / 8
+    strides = choose_strides(width, height)
+    best, best_score, smallest, largest = None, math.inf, math.inf, 0
+    for preference, scale in enumerate(GRID_SCALES):
+        def make(stem, align=1, scale=scale):
+            return make_arch(width, height, strides, stem, scale, align)
+        floor = make(MIN_STEM)
+        smallest = min(smallest, predict_bytes(floor, frames, quant_bits, prune))
+        largest = max(largest, predict_bytes(make(MAX_STEM), frames, highest_bits(quant_bits), prune))
+        grid_bytes = sizing.embedding_bytes(floor, frames, quant_bits)
+        weight_bits_each = (1 - prune) * (quant_bits - sizing.WEIGHT_BITS_BELOW_QUANT)
+        weights_budget = budget - grid_bytes - sizing.FIXED_OVERHEAD_BYTES - sizing.side_bytes(floor)
+        arch = sizing.largest_arch(make, weights_budget * 8 / weight_bits_each) if weights_budget > 0 else None
+        if arch is None:
+            continue
+        predicted = predict_bytes(arch, frames, quant_bits, prune)
+        share = grid_bytes / predicted
+        score = abs(math.log(share / GRID_SHARE_GOAL)) + 0.1 * preference
+        if score < best_score:
+            best = sizing.Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM)
+            best_score = score
+    if best is None:
+        raise sizing.InfeasibleRate(bpp, minimum=smallest * 8 / (width * height * frames))
+    if budget > largest:
+        raise sizing.InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
+    return best
+
+
+def plan_for_params(width: int, height: int, params: float, frames: int = 2) -> sizing.Plan:
+    strides = choose_strides(width, height)
+    arch = sizing.largest_arch(lambda stem, align: make_arch(width, height, strides, stem, align=align), params)
+    arch = arch or make_arch(width, height, strides, sizing.MIN_STEM)
+    return sizing.Plan(arch, sizing.param_count(arch), 0, 0.0)
+
+
+# The quantizer depth it is planned for: fine-tuned with the quantizer in the loop, at 6 bits its networks hold
+# more parameters in the same bytes, which won 0.18-0.27 dB over 8 bits at 0.05 bpp on two clips.
+register(ModelSpec(
+    "hinerv", 3, "HiNeRV", "feature grids, ConvNeXt-style blocks", HiNeRVDecoder, section_shapes, TABLES,
+    validate=validate, pack_tail=pack_tail, unpack_tail=unpack_tail, check_header=check_header,
+    learned_tables=True, quant_bits=6, table_bits_below_quant=GRID_BITS_BELOW_QUANT,
+    plan_for_bpp=plan_for_bpp, plan_for_params=plan_for_params,
+    # `info` reports the content grid as the NeRV models do: the base grids lie on it.
+    info=lambda arch, shapes: {"content_embedding": list(arch.content_shape)}, info_keys=("content_embedding",),
+    fuzz_seeds=((6, 1.0, None), (3, 3.0, (175, 143)))))
