@@ -103,6 +103,12 @@ def _family(test: str) -> str:
     return re.sub(r"-e\d+$", "", test)
 
 
+def clip_label(p: dict) -> str:
+    """What a point's curves are compared over: its clip, and the frame range where it is not the whole clip."""
+    start, end = p.get("frame_range") or (0, None)
+    return p["clip"] if (start, end) == (0, None) else f"{p['clip']}[{start}:{'' if end is None else end}]"
+
+
 def _same_clip(p: dict, clip: str, frames) -> bool:
     return p["clip"] == clip and tuple(p.get("frame_range") or (0, None)) == tuple(frames)
 
@@ -112,7 +118,7 @@ def compute_bd(points: list[dict]) -> list[dict]:
     by_clip: dict[str, dict[str, list[dict]]] = {}
     for p in points:
         if "bpp" in p and "skipped" not in p:
-            by_clip.setdefault(p["clip"], {}).setdefault(series(p), []).append(p)
+            by_clip.setdefault(clip_label(p), {}).setdefault(series(p), []).append(p)
     rows = []
     for clip, curves in sorted(by_clip.items()):
         tests = sorted(s for s in curves if s.startswith("dnv-"))
@@ -122,6 +128,9 @@ def compute_bd(points: list[dict]) -> list[dict]:
                 a, b = curves[anchor], curves[test]
                 row = {"clip": clip, "test": test, "anchor": anchor}
                 for metric, suffix in (("psnr_rgb", ""), ("psnr_yuv", "_yuv")):
+                    if any(p.get(metric) is None for p in a + b):     # (encode reports carry no YUV PSNR)
+                        row[f"bd_rate{suffix}_percent"] = row[f"bd_psnr{suffix}_db"] = None
+                        continue
                     args = ([p["bpp"] for p in a], [p[metric] for p in a],
                             [p["bpp"] for p in b], [p[metric] for p in b])
                     row[f"bd_rate{suffix}_percent"] = bd.bd_rate(*args)
@@ -178,8 +187,8 @@ def render_md(data: dict) -> str:
     if not data["bd"]:
         lines.append("| (no dnv and anchor curves to compare yet) | | | | | |")
     lines.append("")
-    for clip in sorted({p["clip"] for p in points}):
-        mine = sorted((p for p in points if p["clip"] == clip),
+    for clip in sorted({clip_label(p) for p in points}):
+        mine = sorted((p for p in points if clip_label(p) == clip),
                       key=lambda p: (series(p), p.get("bpp") or 0))
         first = next((p for p in mine if "width" in p), mine[0])
         lines += [f"## {clip}", "",
@@ -193,8 +202,8 @@ def render_md(data: dict) -> str:
                 lines.append(f"| {series(p)} | {knob} | skipped: {p['skipped']} | | | | | | | |")
                 continue
             lines.append(f"| {series(p)} | {knob} | {_fmt(p['bpp'])} | {_fmt(p['bpp_container'])} "
-                         f"| {_fmt(p['psnr_rgb'], 2)} | {_fmt(p['psnr_yuv'], 2)} | {_fmt(p['ms_ssim'])} "
-                         f"| {_fmt(p['encode_seconds'], 2)} | {_fmt(p['decode_seconds'], 3)} | {p['device']} |")
+                         f"| {_fmt(p['psnr_rgb'], 2)} | {_fmt(p.get('psnr_yuv'), 2)} | {_fmt(p['ms_ssim'])} "
+                         f"| {_fmt(p['encode_seconds'], 2)} | {_fmt(p.get('decode_seconds'), 3)} | {p['device']} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -209,8 +218,9 @@ def _range_text(frame_range) -> str:
     return "all frames" if (start, end) == (0, None) else f"frames {start}:{'' if end is None else end}"
 
 
-def _plot_name(clip: str) -> str:
-    return f"rd_{Path(clip).stem}.png"
+def _plot_name(label: str) -> str:
+    clip, _, frames = label.partition("[")
+    return f"rd_{Path(clip).stem}" + (f"_frames{frames.rstrip(']').replace(':', '-')}" if frames else "") + ".png"
 
 
 def plot_clip(points: list[dict], clip: str, path: Path) -> None:
@@ -221,7 +231,7 @@ def plot_clip(points: list[dict], clip: str, path: Path) -> None:
 
     curves: dict[str, list[dict]] = {}
     for p in points:
-        if p["clip"] == clip and "bpp" in p and "skipped" not in p:
+        if clip_label(p) == clip and "bpp" in p and "skipped" not in p:
             curves.setdefault(series(p), []).append(p)
     fig, ax = plt.subplots(figsize=(7, 5))
     for name, pts in sorted(curves.items()):
@@ -256,8 +266,8 @@ def save(out: Path, data: dict) -> None:
     except ImportError:
         log("matplotlib is not installed: no plots (run --report-only where it is)")
         return
-    for clip in sorted({p["clip"] for p in data["points"]}):
-        if any(p["clip"] == clip and "bpp" in p for p in data["points"]):
+    for clip in sorted({clip_label(p) for p in data["points"]}):
+        if any(clip_label(p) == clip and "bpp" in p for p in data["points"]):
             plot_clip(data["points"], clip, out / _plot_name(clip))
 
 
