@@ -233,7 +233,8 @@ def plan_for_params(width: int, height: int, params: float, frames: int = 2) -> 
 
 
 # The quantizer depth it is planned for: fine-tuned with the quantizer in the loop, at 6 bits its networks hold
-# more parameters in the same bytes: +0.14 to +0.31 dB over 8 bits at 0.05 bpp on two clips (benchmarks/results/hinerv_2026-12-02).
+# more parameters in the same bytes: +0.14 to +0.31 dB over 8 bits at 0.05 bpp on two clips
+# (benchmarks/results/hinerv_2026-12-02).
 register(ModelSpec(
     "hinerv", 3, "HiNeRV", "feature grids, ConvNeXt-style blocks", HiNeRVDecoder, section_shapes, TABLES,
     validate=validate, pack_tail=pack_tail, unpack_tail=unpack_tail, check_header=check_header,
