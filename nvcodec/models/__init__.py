@@ -16,7 +16,8 @@ for _module in pkgutil.iter_modules(__path__):
 MODELS = tuple(SPECS)
 MODEL_IDS = {name: spec.model_id for name, spec in SPECS.items()}
 # The network `dnv encode` fits without --model: the HiNeRV-class one was above DNeRV at equal bpp on all three
-# clips measured, by 0.2-0.6 dB on carphone and 1.1-2.0 dB on blackswan and Bunny (benchmarks/results/hinerv_2026-12-02).
+# clips measured, by 0.2-0.6 dB on carphone and 1.1-2.0 dB on blackswan and Bunny
+# (benchmarks/results/hinerv_2026-12-02).
 DEFAULT_MODEL = "hinerv"
 
 
