@@ -84,7 +84,8 @@ def _write_json(path, report: dict) -> None:
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
 
 
-def _parse_size(text):
+def _parse_size(_ctx, _param, text):
+    """--size as (width, height), checked while click parses the options (a bad one is a usage error)."""
     if text is None:
         return None
     try:
@@ -94,7 +95,7 @@ def _parse_size(text):
         raise click.BadParameter(f"expected WxH, e.g. 1920x1080, not {text!r}") from None
 
 
-def _parse_fps(text):
+def _parse_fps(_ctx, _param, text):
     if text is None:
         return None
     try:
@@ -163,9 +164,10 @@ def main():
               help=f"Quantization bit depth before rate control trims it (default {_default_quant_bits()}).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--frames", "frame_range", default=None, help="Encode frames START:END only (END exclusive).")
-@click.option("--size", default=None, help="Raw .yuv input: frame size WxH.")
+@click.option("--size", default=None, callback=_parse_size, help="Raw .yuv input: frame size WxH.")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Raw .yuv input: pixel format.")
-@click.option("--fps", default=None, help="Frame rate for raw .yuv and image folders (default 25).")
+@click.option("--fps", default=None, callback=_parse_fps,
+              help="Frame rate for raw .yuv and image folders (default 25).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed of training (the same seed and input give the same file on one device).")
 @click.option("--compile/--no-compile", "compile_", default=None,
@@ -194,7 +196,7 @@ def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, pru
         config = EncodeConfig(
             bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs, prune_epochs=prune_epochs,
             batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits, device=device,
-            frame_range=_frames(frame_range, "--frames"), size=_parse_size(size), pix_fmt=pix_fmt, fps=_parse_fps(fps),
+            frame_range=_frames(frame_range, "--frames"), size=size, pix_fmt=pix_fmt, fps=fps,
             seed=seed, compile=compile_, progress=not quiet, resume=resume, checkpoint_every=checkpoint_every,
             segment_frames=segment_frames, gpus=gpus, train_options=train_options, overwrite=overwrite)
         report = codec.encode(input, output, config, log=lambda m: click.echo(m, err=True))
