@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import codec, fit, outputs
+from .config import EncodeConfig
 from .models import DEFAULT_MODEL, MODELS, SPECS
 from .models.registry import table_sections
 
@@ -83,7 +84,8 @@ def _write_json(path, report: dict) -> None:
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
 
 
-def _parse_size(text):
+def _parse_size(_ctx, _param, text):
+    """--size as (width, height), checked while click parses the options (a bad one is a usage error)."""
     if text is None:
         return None
     try:
@@ -93,7 +95,7 @@ def _parse_size(text):
         raise click.BadParameter(f"expected WxH, e.g. 1920x1080, not {text!r}") from None
 
 
-def _parse_fps(text):
+def _parse_fps(_ctx, _param, text):
     if text is None:
         return None
     try:
@@ -142,27 +144,30 @@ def main():
 @click.argument("input", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The .dnv file to write.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT (and the --json file) if it exists.")
-@click.option("--bpp", type=float, default=None, help="Target bits per pixel of the whole file (default 0.05).")
+@click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target bits per pixel of the whole file (default 0.05).")
 @click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
 @click.option("--model", type=click.Choice(MODELS), default=DEFAULT_MODEL, show_default=True,
               help=", ".join(f"{spec.display} ({spec.description})" for spec in SPECS.values()) + ".")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
               help="Time for quality: 100 / 300 / 600 epochs (Adam) or 100 / 210 / 600 (Adan: DNeRV from 2M "
                    "parameters), +10% fine-tuning.")
-@click.option("--epochs", type=int, default=None, help="Training epochs (overrides the preset).")
-@click.option("--prune-epochs", type=int, default=None, help="Fine-tuning epochs after pruning.")
-@click.option("--batch", type=int, default=None, help="Frames per training step.")
-@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (overrides the preset).")
+@click.option("--prune-epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs after pruning.")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per training step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
 @click.option("--loss", type=click.Choice(fit.LOSSES), default="l2", show_default=True,
               help="Training loss: L2, or NeRV's 0.7*L1 + 0.3*(1-SSIM).")
-@click.option("--prune", type=float, default=0.1, show_default=True, help="Fraction of decoder weights pruned.")
-@click.option("--quant-bits", type=int, default=None,
+@click.option("--prune", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Fraction of decoder weights pruned.")
+@click.option("--quant-bits", type=click.IntRange(2, 16), default=None,
               help=f"Quantization bit depth before rate control trims it (default {_default_quant_bits()}).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--frames", "frame_range", default=None, help="Encode frames START:END only (END exclusive).")
-@click.option("--size", default=None, help="Raw .yuv input: frame size WxH.")
+@click.option("--size", default=None, callback=_parse_size, help="Raw .yuv input: frame size WxH.")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Raw .yuv input: pixel format.")
-@click.option("--fps", default=None, help="Frame rate for raw .yuv and image folders (default 25).")
+@click.option("--fps", default=None, callback=_parse_fps,
+              help="Frame rate for raw .yuv and image folders (default 25).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed of training (the same seed and input give the same file on one device).")
 @click.option("--compile/--no-compile", "compile_", default=None,
@@ -172,9 +177,9 @@ def main():
 @click.option("--resume", is_flag=True, help="Continue an interrupted encode from OUTPUT.ckpt.")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True,
               help="Seconds between training checkpoints (OUTPUT.ckpt); 0: only on Ctrl-C.")
-@click.option("--segment-frames", type=int, default=None,
+@click.option("--segment-frames", type=click.IntRange(min=2), default=None,
               help="Frames per segment, each with its own network (default 300).")
-@click.option("--gpus", type=int, default=1, show_default=True,
+@click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
               help="Spread segments over this many GPUs (or CPU processes); see also torchrun.")
 @click.option("--train", "train_options", multiple=True, metavar="NAME=VALUE", callback=_train_options,
               help="Override a training setting (repeatable), e.g. --train optimizer=adam --train "
@@ -188,13 +193,13 @@ def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, pru
             raise codec.CodecError("standard input can be read by one process only; use --gpus 1")
         outputs.check_output(json_path, overwrite=overwrite, sources=[input], others=[("-o", output)],
                              option="--json")
-        report = codec.encode(
-            input, output, bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs,
-            prune_epochs=prune_epochs, batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits,
-            device=device, frame_range=_frames(frame_range, "--frames"), size=_parse_size(size), pix_fmt=pix_fmt,
-            fps=_parse_fps(fps), seed=seed, compile=compile_, progress=not quiet, log=lambda m: click.echo(m, err=True),
-            resume=resume, checkpoint_every=checkpoint_every, segment_frames=segment_frames, gpus=gpus,
-            train_options=train_options, overwrite=overwrite)
+        config = EncodeConfig(
+            bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs, prune_epochs=prune_epochs,
+            batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits, device=device,
+            frame_range=_frames(frame_range, "--frames"), size=size, pix_fmt=pix_fmt, fps=fps,
+            seed=seed, compile=compile_, progress=not quiet, resume=resume, checkpoint_every=checkpoint_every,
+            segment_frames=segment_frames, gpus=gpus, train_options=train_options, overwrite=overwrite)
+        report = codec.encode(input, output, config, log=lambda m: click.echo(m, err=True))
         if report is None:  # a torchrun rank other than 0: rank 0 reports
             return
         print_encode_report(report)

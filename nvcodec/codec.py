@@ -20,7 +20,8 @@ import torch
 from . import bitstream, decoding, metrics, outputs, segments
 from .flops import decoder_flops
 from .bitstream import BitstreamError, Header
-from .models import DEFAULT_MODEL, MODELS, SPECS, param_count, quant_bits_for, spec_of
+from .config import EncodeConfig
+from .models import SPECS, param_count, spec_of
 
 
 class CodecError(Exception):
@@ -53,14 +54,12 @@ def _quiet(*_args, **_kwargs):
 
 # --- encode -------------------------------------------------------------------------------------
 
-def encode(input, output, *, bpp: float | None = None, model_size: float | None = None, model: str = DEFAULT_MODEL,
-           preset: str = "medium", epochs: int | None = None, prune_epochs: int | None = None,
-           batch: int | None = None, lr: float | None = None, loss: str = "l2", prune: float = 0.1,
-           quant_bits: int | None = None, device: str = "auto", frame_range=(0, None), size=None, pix_fmt: str = "yuv420p",
-           fps=None, seed: int = 0, compile: bool | None = None, progress: bool = True, log=_quiet,
-           resume: bool = False, checkpoint_every: float = 60.0, segment_frames: int | None = None,
-           gpus: int = 1, train_options: dict | None = None, overwrite: bool = True) -> dict | None:
+def encode(input, output, config: EncodeConfig | None = None, *, log=_quiet, **options) -> dict | None:
     """Fit networks to the video `input` and write the .dnv file `output`. Returns the report.
+
+    The options are `config` (an `EncodeConfig`, which says what each means), with `options` changed by name
+    (`encode(clip, out, bpp=0.1, epochs=50)`); a name that is no option is a TypeError. `log` takes the progress
+    messages.
 
     The video is read as a stream, `segment_frames` frames at a time (default
     `segments.DEFAULT_SEGMENT_FRAMES`); each segment gets its own network and the same bpp target, so
@@ -79,50 +78,12 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
     existing `output` only with `overwrite`, a folder that takes files) and `output` is locked until the end.
     """
     from . import distributed
-    from .fit import PRESETS, TrainSettings, check_train_option
 
-    if model not in MODELS:
-        raise CodecError(f"unknown model {model!r} (choose {', '.join(MODELS)})")
-    if preset not in PRESETS:
-        raise CodecError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
-    if bpp is not None and not 0 < bpp < float("inf"):
-        raise CodecError("--bpp must be a positive number")
-    if quant_bits is None:
-        quant_bits = quant_bits_for(model)
-    if not (2 <= quant_bits <= 16):
-        raise CodecError("--quant-bits must be between 2 and 16")
-    if not (0 <= prune < 1):
-        raise CodecError("--prune must be in [0, 1)")
-    if segment_frames is not None and segment_frames < 2:
-        raise CodecError("--segment-frames must be at least 2")
-    if gpus < 1:
-        raise CodecError("--gpus must be at least 1")
-    if bpp is None and model_size is None:
-        bpp = 0.05
-    # The settings the caller chose; optimizer, learning rate and epochs not chosen come from the preset's recipe
-    # for each network's size (`fit.recipe`), once the video's size has set it.
-    settings, chosen = TrainSettings(loss=loss, prune=prune, seed=seed), set()
-    explicit = dict(epochs=epochs, prune_epochs=prune_epochs, batch=batch, lr=lr)
-    for name, value in [*explicit.items(), *(train_options or {}).items()]:
-        if value is None:
-            continue
-        try:
-            check_train_option(name, value)
-        except ValueError as e:
-            raise CodecError(str(e)) from None
-        setattr(settings, name, value)
-        chosen.add(name)
-    if "beta1" in chosen:  # Adam's setting: choosing it chooses Adam
-        if "optimizer" in chosen and settings.optimizer != "adam":
-            raise CodecError(f"--train beta1 is Adam's first beta; {settings.optimizer} has no such setting")
-        settings.optimizer = "adam"
-        chosen.add("optimizer")
-    job = _EncodeJob(input, output, bpp, model_size, model, preset, settings, chosen, compile, quant_bits, device,
-                     dict(frame_range=frame_range, size=size, pix_fmt=pix_fmt, fps=fps),
-                     segment_frames or segments.DEFAULT_SEGMENT_FRAMES, progress, log, resume, checkpoint_every)
+    config = EncodeConfig(**options) if config is None else config.replace(**options)
+    job = _EncodeJob(input, output, config, log)
     group = distributed.from_environment()
     lock = outputs.OutputLock(output)
-    claim = partial(_claim_output, input, output, overwrite, lock)
+    claim = partial(_claim_output, input, output, config.overwrite, lock)
     if group is None:
         claim()
     else:   # under torchrun: the rank that writes the file checks and locks it
@@ -131,7 +92,7 @@ def encode(input, output, *, bpp: float | None = None, model_size: float | None 
         except distributed.RankFailed as e:
             raise CodecError(f"encoding failed: {e}") from None
     try:
-        return _run_job(job, group, gpus, output)
+        return _run_job(job, group, config.gpus, output)
     finally:
         lock.release()
 
@@ -176,22 +137,21 @@ def _run_and_save_report(job, report_file: Path, group) -> None:
 class _EncodeJob:
     """One encode: read segments in order, fit and compress this rank's, gather, write, report."""
 
-    def __init__(self, input, output, bpp, model_size, model, preset, settings, chosen, compile_, quant_bits, device,
-                 read_options, segment_frames, progress, log, resume, checkpoint_every):
-        self.input, self.output, self.bpp, self.model_size, self.model = input, output, bpp, model_size, model
-        self.preset, self.settings, self.chosen = preset, settings, chosen
-        self.compile, self.quant_bits = compile_, quant_bits
-        self.device, self.read_options, self.segment_frames = device, read_options, segment_frames
-        self.progress, self.log, self.resume, self.checkpoint_every = progress, log, resume, checkpoint_every
+    def __init__(self, input, output, config: EncodeConfig, log):
+        self.input, self.output, self.config, self.log = input, output, config, log
+        self.settings, self.chosen = config.train_settings()
+        # The defaults that depend on the other options, resolved once.
+        self.bpp, self.quant_bits = config.target_bpp, config.planned_quant_bits
+        self.segment_frames = config.segment_frames or segments.DEFAULT_SEGMENT_FRAMES
 
     def run(self, group) -> dict | None:
         from . import distributed
         from .video import VideoReader
 
         started = time.perf_counter()
-        dev = resolve_device(group.device(self.device))
-        self.settings.compile = (dev.type == "cuda") if self.compile is None else self.compile
-        with VideoReader(self.input, **self.read_options) as reader:
+        dev = resolve_device(group.device(self.config.device))
+        self.settings.compile = (dev.type == "cuda") if self.config.compile is None else self.config.compile
+        with VideoReader(self.input, **self.config.read_options) as reader:
             fps = reader.info.fps
             logged = 0
 
@@ -233,7 +193,8 @@ class _EncodeJob:
         t = sum(st["frames"] for st in stats)
         mean = lambda key: sum(st[key] * st["frames"] for st in stats) / t  # noqa: E731 - per-frame means
         report = {
-            "input": str(self.input), "output": str(self.output), "model": self.model, "preset": self.preset,
+            "input": str(self.input), "output": str(self.output),
+            "model": self.config.model, "preset": self.config.preset,
             "bpp": metrics.bpp(len(data), w, h, t), "target_bpp": self.bpp, "bytes": len(data),
             "psnr": mean("psnr"), "ms_ssim": mean("ms_ssim"),
             "psnr_float_model": mean("psnr_float_model"), "psnr_float_unpruned": mean("psnr_float_unpruned"),
@@ -280,7 +241,8 @@ class _EncodeJob:
         settings = dataclasses.replace(self.settings)
         chosen_optimizer = settings.optimizer if "optimizer" in self.chosen else None
         chosen_epochs = settings.epochs if "epochs" in self.chosen else None
-        for name, value in recipe(self.preset, self.model, params, chosen_optimizer, chosen_epochs).items():
+        options = recipe(self.config.preset, self.config.model, params, chosen_optimizer, chosen_epochs)
+        for name, value in options.items():
             if name not in self.chosen:
                 setattr(settings, name, value)
         return settings
@@ -301,21 +263,21 @@ class _EncodeJob:
             raise CodecError(f"{self.input}: the video has {t} frame; dnv needs at least 2")
         if self.bpp is not None:
             try:
-                plan = sizing.plan_for_bpp(self.model, w, h, t, self.bpp, self.quant_bits, self.settings.prune)
+                plan = sizing.plan_for_bpp(self.config.model, w, h, t, self.bpp, self.quant_bits, self.settings.prune)
             except sizing.InfeasibleRate as e:
                 raise CodecError(str(e)) from None
         else:
-            plan = sizing.plan_for_params(self.model, w, h, self.model_size, frames=t)
+            plan = sizing.plan_for_params(self.config.model, w, h, self.config.model_size, frames=t)
         arch, s = plan.arch, self._settings_for(plan.params)
         where = f"segment {i} (frames {first}-{first + t - 1}): " if i or t >= self.segment_frames else ""
-        self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.model} with {plan.params:,} "
+        self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.config.model} with {plan.params:,} "
                  "decoder parameters, "
                  + ", ".join(f"{name.lower()} {'x'.join(map(str, shape))}"
                              for name, shape in arch.section_shapes(t).items())
                  + f"; {s.epochs}+{s.prune_epochs} epochs, {s.optimizer} at lr {s.lr:g}, on {device_name(dev)}"
                  + (f" (process {group.rank})" if group.world > 1 else ""))
         checkpoint = self._checkpoint(i, 1 if t < self.segment_frames and i == 0 else 2)  # plain name if alone
-        if checkpoint.is_file() and not self.resume:
+        if checkpoint.is_file() and not self.config.resume:
             self.log(f"note: {checkpoint} is left from an earlier encode; starting over "
                      "(add --resume to continue it)")
         header = Header(arch, t, fps, self.quant_bits)
@@ -326,9 +288,9 @@ class _EncodeJob:
             return compress_to_target(state, tables, self.quant_bits, target_payload).bits
         clock = {"start": time.perf_counter()}
         try:
-            result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.progress and group.rank == 0,
-                         log=self.log, checkpoint=checkpoint, resume=self.resume,
-                         checkpoint_every=self.checkpoint_every, quantizer=quantizer)
+            result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.config.progress and group.rank == 0,
+                         log=self.log, checkpoint=checkpoint, resume=self.config.resume,
+                         checkpoint_every=self.config.checkpoint_every, quantizer=quantizer)
         except TrainingError as e:
             raise CodecError(str(e)) from None
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
@@ -670,4 +632,4 @@ def info_of_bytes(path, data: bytes) -> dict:
     }
 
 
-__all__ = ["encode", "decode", "decode_to_array", "info", "CodecError", "BitstreamError", "resolve_device"]
+__all__ = ["encode", "EncodeConfig", "decode", "decode_to_array", "info", "CodecError", "BitstreamError", "resolve_device"]
