@@ -111,7 +111,7 @@ def test_sigint_stops_at_the_end_of_a_step(carphone, tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # handler given back
 
 
-def test_resume_refuses_another_encodes_checkpoint(carphone, tmp_path, monkeypatch):
+def test_resume_refuses_another_encodes_checkpoint(carphone, tmp_path, monkeypatch, old_checkpoint):
     out = tmp_path / "out.dnv"
     monkeypatch.setattr(Fitter, "after_step", stop_at(2))
     with pytest.raises(Interrupted):
@@ -123,6 +123,9 @@ def test_resume_refuses_another_encodes_checkpoint(carphone, tmp_path, monkeypat
     checkpoint_path(out).write_bytes(b"not a checkpoint")
     r = CliRunner().invoke(main, ["encode", str(carphone), "-o", str(out), *CLI_FAST, "--resume"])
     assert_one_line_error(r, "not a readable dnv checkpoint")
+    old_checkpoint(checkpoint_path(out))        # left by an earlier version of dnv
+    r = CliRunner().invoke(main, ["encode", str(carphone), "-o", str(out), *CLI_FAST, "--resume"])
+    assert_one_line_error(r, "is a checkpoint of an earlier version of dnv")
     assert not out.exists()
 
 
