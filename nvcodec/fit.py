@@ -240,7 +240,7 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-# torch.compile caches graphs per code object, so every Fitter of a process shares `_forward_loss`'s
+# torch.compile caches graphs per code object, so every Trainer of a process shares `_forward_loss`'s
 # cache: each new model shape or last-batch size adds one entry. At dynamo's default limit (8), a process
 # that encodes several videos or models (benchmarks/models.py hit it on a GPU) silently trains eagerly
 # from then on. Graphs of one shape are still reused across segments.
