@@ -90,7 +90,7 @@ def test_a_model_with_two_optimizers_trains_and_resumes_bit_identically(toy, tmp
     assert resumed.resumed and same_result(resumed, reference)
 
 
-def test_a_checkpoint_holds_state_dicts_and_plain_values_only(tmp_path, monkeypatch):
+def test_a_checkpoint_holds_state_dicts_and_plain_values_only_and_resumes_bit_identically(tmp_path, monkeypatch):
     arch = sizing.plan_for_params("dnerv", 48, 32, 3e3, frames=4).arch
     path = tmp_path / "d.ckpt"
     monkeypatch.setattr(Trainer, "after_step", stop_after(5))
@@ -106,6 +106,8 @@ def test_a_checkpoint_holds_state_dicts_and_plain_values_only(tmp_path, monkeypa
     assert int(adan["param_groups"][0]["step"]) == 5 and adan["state"]
     assert (state["loop"]["phase"], state["loop"]["epoch"], state["loop"]["pos"]) == ("train", 2, 2)
     assert json.loads(saved["identity"])["arch"]["model"] == "dnerv"
+    monkeypatch.setattr(Trainer, "after_step", None)
+    assert same_result(run(arch, path, resume=True, optimizer="adan"), run(arch, optimizer="adan"))
 
 
 def test_another_video_or_setting_is_refused_with_one_line(tmp_path, monkeypatch):
