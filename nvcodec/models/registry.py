@@ -2,8 +2,8 @@
 to know about it (the container, the CLI, the training loop, `info` and the planner only look models up here).
 
 Adding a model means adding a module to this package that builds its `ModelSpec` and calls `register` (the
-package imports all its modules): its header bytes, its input tables (with their section tags), its decoder, how its inputs
-are trained (`models.training`), its quantizer depth and its planners.
+package imports all its modules): its header bytes, its input tables (with their section tags), its decoder, how
+its inputs are trained (`models.training`), its quantizer depth and its planners.
 """
 from __future__ import annotations
 
