@@ -1,43 +1,34 @@
-"""Fitting a network to one video: the training loop (device, precision, schedule, pruning, progress,
-checkpoints, recovery).
+"""Fitting a network to one video: the training loop (device, precision, compile, schedule, pruning,
+evaluation, progress), and the settings and recipes it trains with.
 
 The whole video stays on the device as uint8 (T, 3, pad_h, pad_w) (in host memory if it does not
-fit there); each step gathers a batch of frames and their neighbours, runs encoders + decoder, and
-takes the loss on the original (unpadded) area only. After the main schedule the decoder is pruned
-by global magnitude and fine-tuned with the mask held fixed. The result is the float decoder and
-the embeddings of every frame.
+fit there); each step gathers a batch of frames, runs the model's inputs + decoder, and takes the loss
+on the original (unpadded) area only. After the main schedule the decoder is pruned by global
+magnitude and fine-tuned with the mask held fixed (quantization-aware where a quantizer is given). The
+result is the float decoder and the tables the file stores beside it.
 
-A long encode survives trouble:
-- Checkpoints: every `checkpoint_every` seconds, on Ctrl-C or SIGTERM (at the end of the running
-  step) and when training ends, the whole state (networks, optimizer, pruning masks, position in
-  the schedule, RNG) is written atomically to a safetensors file; `resume=True` continues from it
-  at the same step, bit for bit on a CPU. A checkpoint belongs to one video, architecture and set
-  of training settings; another encode refuses it with one line.
-- Out of memory: a step that runs out of GPU memory is retried at half the batch, and the log says
-  so; at batch 1 a TrainingError names the memory needed.
-- Divergence: an epoch whose loss is NaN/inf, or whose PSNR falls more than DIVERGENCE_DB below the
-  best of its phase (a known failure of NeRV training), is undone: the last good state comes back,
-  the learning rate is capped at half the highest rate of the failed epoch, and the log says so;
-  after MAX_ROLLBACKS, a TrainingError. A cap, not a scale: once the schedule decays below it,
-  training follows the schedule again, instead of running the whole rest of it at half rate.
+The loop knows no model: what a model trains besides its decoder (encoders fed with frames t-1, t, t+1,
+or learnable tables with their own learning-rate scale), how a step's batch is built and what the file
+stores come from its registry entry (`ModelSpec.training`, `models.training`).
 
-Models whose inputs are learned tables (`ModelSpec.learned_tables`: DS-NeRV's codes, HiNeRV's grids)
-train with `CodeFitter`: no encoders, the tables are parameters trained with the decoder, and each
-step reads them at the batch's frame times.
+A long encode survives trouble (`nvcodec.train`):
+- Checkpoints (`train.checkpoint`): every `checkpoint_every` seconds, on Ctrl-C or SIGTERM (at the end of
+  the running step) and when training ends, the whole state (`Trainer.state`: networks, optimizers,
+  pruning masks, position in the schedule, RNG) is written atomically; `resume=True` continues from it at
+  the same step, bit for bit on a CPU. A checkpoint belongs to one video, architecture and set of
+  training settings; another encode refuses it with one line.
+- Recovery (`train.recovery`): a step out of memory is retried at half the batch; an epoch that diverged
+  is undone and the learning rate capped.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
-import os
-import re
 import signal
 import sys
 import threading
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,18 +37,11 @@ import torch.nn.functional as F
 
 from .compress.prune import apply_masks, magnitude_masks
 from .compress.qat import quantized_parameters
-from .memory import available_bytes, decode_bytes_per_frame, gib
+from .memory import gib
 from .models import Arch, Decoder, spec_of
-from .models.dsnerv import Codes
-from .models.encoders import Encoders
-from .outputs import file_mode, temp_file
+from .train import checkpoint, recovery
+from .train.errors import Interrupted, TrainingError, signal_interrupt
 
-DIVERGENCE_DB = 5.0       # an epoch this far below the best PSNR of its phase has diverged
-MAX_ROLLBACKS = 4
-CHECKPOINT_FORMAT = 3     # 3: learnable tables named by section, the quantization-aware tuning's bit depth
-# Flags of an optimizer's parameter groups that a checkpoint keeps (optimi's: whether the group's state, its step
-# count included, has been set up, and the kernels it chose).
-OPTIMIZER_GROUP_FLAGS = ("setup", "triton", "foreach", "kahan_sum")
 # Let cuDNN time its algorithms for each convolution shape on the first steps and keep the fastest: every
 # training step has the same shapes, so the search pays back at once (measured: benchmarks/train_probe.py).
 CUDNN_BENCHMARK = True
@@ -215,27 +199,6 @@ def float_psnr(history: list[dict], after: str) -> float:
     return next((h["psnr"] for h in reversed(history) if h["phase"] in phases), float("nan"))
 
 
-class TrainingError(Exception):
-    """Training cannot go on (out of memory at batch 1, diverging again and again, a checkpoint that
-    belongs to another encode): one line saying why."""
-
-
-def signal_interrupt(signum: int) -> KeyboardInterrupt:
-    """The KeyboardInterrupt that a signal raises; `signum` says which (Ctrl-C exits 130, SIGTERM 143)."""
-    interrupt = KeyboardInterrupt()
-    interrupt.signum = int(signum)
-    return interrupt
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM (`signum`) during training, raised once the state is saved to `checkpoint`."""
-
-    def __init__(self, checkpoint, signum: int = signal.SIGINT):
-        super().__init__(f"interrupted; training state saved to {checkpoint}")
-        self.checkpoint = Path(checkpoint)
-        self.signum = int(signum)
-
-
 def pad_frames(frames_u8: torch.Tensor, arch: Arch, device) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (T, 3, pad_h, pad_w) uint8 on `device`, edges replicated."""
     x = frames_u8.to(device, non_blocking=True).permute(0, 3, 1, 2)
@@ -244,13 +207,6 @@ def pad_frames(frames_u8: torch.Tensor, arch: Arch, device) -> torch.Tensor:
     rows = torch.arange(ph, device=device).clamp_(max=h - 1)
     cols = torch.arange(pw, device=device).clamp_(max=w - 1)
     return x[:, :, rows][:, :, :, cols].contiguous()
-
-
-def neighbours(video: torch.Tensor, idx: torch.Tensor):
-    """Float frames t-1, t, t+1 for a batch of indices (ends repeat, so their differences are zero)."""
-    last = video.shape[0] - 1
-    get = lambda i: video[i].float().div_(255.0)  # noqa: E731
-    return get((idx - 1).clamp(min=0)), get(idx), get((idx + 1).clamp(max=last))
 
 
 def lr_at(step: int, total: int, warmup_steps: int, peak: float) -> float:
@@ -284,12 +240,7 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _differences(saved: dict, current: dict) -> str:
-    keys = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
-    return ", ".join(f"{k} {saved.get(k)} there, {current.get(k)} here" for k in keys[:3])
-
-
-# torch.compile caches graphs per code object, so every Fitter of a process shares `_forward_loss`'s
+# torch.compile caches graphs per code object, so every Trainer of a process shares `_forward_loss`'s
 # cache: each new model shape or last-batch size adds one entry. At dynamo's default limit (8), a process
 # that encodes several videos or models (benchmarks/models.py hit it on a GPU) silently trains eagerly
 # from then on. Graphs of one shape are still reused across segments.
@@ -304,8 +255,10 @@ def _allow_recompiles() -> None:
     setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
 
 
-class Fitter:
-    after_step = None    # hook for tests: called with the Fitter after every completed step
+class Trainer:
+    """Fits a decoder and its model's inputs to a video (`fit` runs it). Knows no model: `inputs`, from the
+    model's registry entry, says what else is trained and how batches are built."""
+    after_step = None    # hook for tests: called with the Trainer after every completed step
 
     def __init__(self, frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
@@ -317,10 +270,11 @@ class Fitter:
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
         self.frames, self.height, self.width = frames_u8.shape[:3]
         self.video = self._place_video(frames_u8)
-        self.encoders = self._make_inputs().to(device)  # what gives the decoder its inputs
+        self.inputs = spec_of(arch.model).training(arch, self.frames, settings)    # built first (seeded order)
+        self.inputs.module.to(device)
         self.decoder = Decoder(arch).to(device)
         if device.type == "cuda":
-            self.encoders.to(memory_format=torch.channels_last)
+            self.inputs.module.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
         self.loss_fn = make_loss(settings.loss)
         self.amp = settings.amp and device.type == "cuda"
@@ -330,23 +284,23 @@ class Fitter:
             mode = None if settings.compile_mode == "default" else settings.compile_mode
             self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss, mode=mode))
         self.history: list[dict] = []
-        # Where training stands: what a checkpoint and a rollback snapshot hold.
+        # Where training stands: what a checkpoint and a rollback snapshot hold (`state`).
         self.phase, self.epoch, self.pos, self.order = "train", 0, 0, None
         self.mse_sum = torch.zeros((), device=device)
         self.batch = max(1, min(settings.batch, self.frames))
         self.lr_cap, self.rollbacks, self.masks = math.inf, 0, {}
-        self.opt = self._optimizer()
+        self.optimizers = self._optimizers()
         self._since = time.perf_counter()
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = checkpoint_every
         self.identity = {
-            "format": CHECKPOINT_FORMAT,
             "settings": {k: v for k, v in asdict(settings).items() if k not in ("compile", "compile_mode")},
             "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(arch).items() if k != "extra"},
             "video": video_fingerprint(frames_u8) if self.checkpoint is not None else None,
         }
         # _stop: the signal (Ctrl-C's SIGINT or SIGTERM) that asked training to stop at the end of the step, or 0.
-        self.bar, self.resumed, self._stop, self._good = None, False, 0, None
+        # good: the state at the end of the last good epoch (what a rollback returns to).
+        self.bar, self.resumed, self._stop, self.good = None, False, 0, None
         self._saved_at = time.monotonic()
         if resume and self.checkpoint is not None:
             if self.checkpoint.is_file():
@@ -359,31 +313,26 @@ class Fitter:
             return pad_frames(frames_u8, self.arch, self.device)
         except torch.OutOfMemoryError:
             pass    # (out of the except block, so that the failed allocation's memory is free)
-        _free_cached(self.device)
+        recovery.free_cached(self.device)
         self.log(f"note: the video ({gib(frames_u8.numel())}) does not fit in {self.device.type} memory; "
                  "keeping it in host memory (slower)")
         return pad_frames(frames_u8, self.arch, torch.device("cpu"))
 
-    def _batch(self, idx):
-        if self.video.device != idx.device:
-            return tuple(x.to(self.device, non_blocking=True) for x in neighbours(self.video, idx.cpu()))
-        return neighbours(self.video, idx)
+    def _optimizers(self) -> list:
+        """One optimizer per list of parameter groups the model's inputs ask for (`TrainingInputs.param_groups`)."""
+        return [self._optimizer(groups) for groups in self.inputs.param_groups(self.decoder)]
 
-    def _optimizer(self):
+    def _optimizer(self, groups: list[dict]):
         if self.s.optimizer == "adan":
             from optimi import Adan
             # foreach on a GPU: a few multi-tensor kernels per step. (optimi would pick its Triton kernels, one
             # launch per parameter tensor: host time that a CUDA-graph step cannot hide.)
-            return Adan(self._param_groups(), lr=self.s.lr, weight_decay=0.0, eps=1e-8,
-                        foreach=self.device.type == "cuda")
-        return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
-                                fused=self.device.type == "cuda")
+            return Adan(groups, lr=self.s.lr, weight_decay=0.0, eps=1e-8, foreach=self.device.type == "cuda")
+        return torch.optim.Adam(groups, lr=self.s.lr, betas=(self.s.beta1, 0.999), fused=self.device.type == "cuda")
 
-    def _make_inputs(self) -> torch.nn.Module:
-        return Encoders(self.arch, self.s.enc_dim)
-
-    def _param_groups(self) -> list[dict]:
-        return [{"params": list(self.encoders.parameters()) + list(self.decoder.parameters())}]
+    def parameters(self) -> list[torch.Tensor]:
+        """Every trained tensor, in the optimizers' order."""
+        return [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
 
     def _compiled_with_fallback(self, compiled):
         """Use the compiled step; if compiling fails (no compiler, unsupported op), say so and run eagerly."""
@@ -393,7 +342,7 @@ class Fitter:
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the same maths
-                self._say(f"note: torch.compile failed ({type(e).__name__}); training without it")
+                self.say(f"note: torch.compile failed ({type(e).__name__}); training without it")
                 self.step_fn = self._forward_loss
                 return self._forward_loss(*args)
         return step
@@ -403,11 +352,12 @@ class Fitter:
         mse = F.mse_loss(out, ref)
         return self.loss_fn(out, ref), mse
 
-    def _predict(self, prev, cur, nxt, amp=None):
+    def _predict(self, *batch, amp=None):
         """(output, reference) frames of a batch, cropped to the video's own size, float32."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
-            out = self._decode(*self.encoders(prev, cur, nxt))
-        return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
+            out = self._decode(*self.inputs.decoder_inputs(batch, self.qat_bits))
+        ref = self.inputs.reference(batch)
+        return out[..., : self.height, : self.width].float(), ref[..., : self.height, : self.width]
 
     def _decode(self, *inputs):
         """The decoder on its inputs; during quantization-aware fine-tuning, with the file's weights."""
@@ -415,7 +365,11 @@ class Fitter:
             return self.decoder(*inputs)
         return torch.func.functional_call(self.decoder, quantized_parameters(self.decoder, self.qat_bits), inputs)
 
-    def _say(self, message: str) -> None:
+    def _batch(self, idx):
+        return self.inputs.batch(self.video, idx, self.device)
+
+    def say(self, message: str) -> None:
+        """A log line that does not break the progress bar."""
         if self.bar is not None:
             self.bar.clear()
         self.log(message)
@@ -425,22 +379,24 @@ class Fitter:
     # --- the loop ---------------------------------------------------------------------------------
 
     def _step(self, idx, lr: float) -> torch.Tensor:
-        for g in self.opt.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                g["lr"] = lr * g.get("lr_scale", 1.0)
         loss, mse = self.step_fn(*self._batch(idx))
-        self.opt.zero_grad(set_to_none=True)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.s.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
-                                           self.s.grad_clip)
-        self.opt.step()
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.s.grad_clip)
+        for opt in self.optimizers:
+            opt.step()
         apply_masks(self.decoder, self.masks)
         return mse.detach()
 
     def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
         """Run the current phase's epochs from where training stands."""
         best = max((h["psnr"] for h in self.history if h["phase"] == self.phase), default=-math.inf)
-        self._good = self._state(copy=True)
+        self.good = self.state(copy=True)
 
         def rate(step: int, per_epoch: int) -> float:     # the schedule at `step`, under a rollback's cap
             total = epochs * per_epoch
@@ -459,7 +415,7 @@ class Fitter:
                 except torch.OutOfMemoryError as e:
                     oom = str(e)
                 if oom is not None:     # handled here, where the failed step's tensors are freed
-                    self._lower_batch(oom)
+                    recovery.lower_batch(self, oom)
                     continue
                 self.mse_sum += mse * idx.numel()
                 self.pos += idx.numel()
@@ -467,56 +423,18 @@ class Fitter:
                     self.bar.update(idx.numel())
                 self._after_step()
             psnr = -10 * math.log10(max(float(self.mse_sum) / self.frames, 1e-12))
-            if not math.isfinite(psnr) or psnr < best - DIVERGENCE_DB:
+            if recovery.diverged(psnr, best):
                 per_epoch = math.ceil(self.frames / self.batch)
                 first = self.epoch * per_epoch
-                self._roll_back(psnr, best, max(rate(step, per_epoch) for step in range(first, first + per_epoch)))
+                recovery.roll_back(self, psnr, best,
+                                   max(rate(step, per_epoch) for step in range(first, first + per_epoch)))
                 continue
             self.epoch, self.order = self.epoch + 1, None
             self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr, "seconds": self._clock()})
             best = max(best, psnr)
-            self._good = self._state(copy=True)
+            self.good = self.state(copy=True)
             if self.bar is not None:
                 self.bar.set_postfix_str(f"{self.phase} epoch {self.epoch}/{epochs} PSNR {psnr:.2f} dB")
-
-    def _roll_back(self, psnr: float, best: float, failed_lr: float) -> None:
-        """Back to the last good epoch, with the learning rate capped at half of `failed_lr` (the highest
-        rate of the failed epoch) from then on."""
-        failed = self.epoch + 1
-        rollbacks, cap = self.rollbacks + 1, failed_lr * 0.5
-        if rollbacks > MAX_ROLLBACKS:
-            raise TrainingError(f"training diverged {rollbacks} times (last at {self.phase} epoch {failed}, "
-                                f"PSNR {psnr:.2f} dB); try a lower --lr or another --seed")
-        batch = self.batch          # (a batch lowered for memory stays lowered)
-        self._load_state(*self._good, rng=False)
-        self.rollbacks, self.lr_cap, self.batch = rollbacks, cap, batch
-        self._say(f"training diverged at {self.phase} epoch {failed} (PSNR {best:.2f} -> {psnr:.2f} dB); "
-                  f"rolled back to epoch {self.epoch}, learning rate now at most {cap:.3g}")
-
-    def _lower_batch(self, message: str) -> None:
-        self.opt.zero_grad(set_to_none=True)
-        _free_cached(self.device)
-        if self.batch == 1:
-            need, have = self._memory_needed(message)
-            raise TrainingError(f"out of {self.device.type} memory even at batch 1: training on {self.width}x"
-                                f"{self.height} frames needs about {gib(need)}, the device has {gib(have)}; "
-                                "use a lower --bpp, fewer frames or another --device")
-        old, self.batch = self.batch, self.batch // 2
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        self._say(f"note: out of {self.device.type} memory at batch {old}; continuing with batch {self.batch}")
-
-    def _memory_needed(self, message: str) -> tuple[float, float]:
-        """(bytes a batch-1 step needs, at least; bytes the device has)."""
-        params = sum(p.numel() for g in self.opt.param_groups for p in g["params"])
-        need = 16 * params + self.video.numel() + 4 * decode_bytes_per_frame(self.arch)
-        if self.device.type == "cuda":
-            units = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10}
-            m = re.search(r"Tried to allocate ([\d.]+) (GiB|MiB|KiB)", message)
-            tried = float(m.group(1)) * units[m.group(2)] if m else 0.0
-            need = max(need, torch.cuda.max_memory_allocated(self.device) + tried)
-            return need, torch.cuda.get_device_properties(self.device).total_memory
-        return need, available_bytes(self.device)
 
     def _after_step(self) -> None:
         try:
@@ -561,9 +479,9 @@ class Fitter:
         if self.phase == "prune" and s.qat and self.quantizer is not None:
             state = {k: v.detach().float().cpu() for k, v in self.decoder.state_dict().items()}
             self.qat_bits = self.quantizer(state, self.tables())
-            self._say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
+            self.say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
         self.epoch, self.pos, self.order = 0, 0, None
-        self.opt = self._optimizer()
+        self.optimizers = self._optimizers()
 
     def fit(self) -> FitResult:
         s = self.s
@@ -613,7 +531,7 @@ class Fitter:
     def _evaluate(self, after: str) -> None:
         """The float model's PSNR over every frame (fp32, in eval mode, per frame then averaged), put in
         the history. The epochs' own PSNRs are running figures taken while the weights move."""
-        self.encoders.eval()
+        self.inputs.module.eval()
         self.decoder.eval()
         psnrs = []
         for i in range(0, self.frames, self.batch):
@@ -621,7 +539,7 @@ class Fitter:
             out, ref = self._predict(*self._batch(idx), amp=False)
             mse = (out.clamp(0, 1) - ref).square().flatten(1).mean(1).double()
             psnrs.append(-10 * torch.log10(mse.clamp_min(1e-12)))
-        self.encoders.train()
+        self.inputs.module.train()
         self.decoder.train()
         self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean()),
                              "seconds": self._clock()})
@@ -631,138 +549,86 @@ class Fitter:
         PSNR or an evaluation was read back), so a history tells the first epoch's compiling from the rest."""
         return round(time.perf_counter() - self._since, 3)
 
+    @torch.no_grad()
+    def tables(self) -> dict[str, torch.Tensor]:
+        """What the file stores beside the decoder, by section name (float32, CPU): what gets quantized."""
+        # (encoders run in batches, smaller where training had to lower its batch for memory)
+        return self.inputs.tables(self.video, self.device, min(16, 8 * self.batch))
+
     # --- state: checkpoints and rollback snapshots ------------------------------------------------
 
-    def _state(self, copy: bool = False) -> tuple[dict, dict]:
-        """(tensors, metadata) of everything training needs to go on from here."""
-        t = {f"enc.{k}": v for k, v in self.encoders.state_dict().items()}
-        t.update({f"dec.{k}": v for k, v in self.decoder.state_dict().items()})
-        # Beside an optimizer's per-parameter tensors: None entries (optimi's unused Kahan buffers) and per-group
-        # tensors and flags (optimi's step count). Adam has neither.
-        opt_state, opt_none, opt_groups = self.opt.state_dict(), [], []
-        for i, st in opt_state["state"].items():
-            for k, v in st.items():
-                if v is None:
-                    opt_none.append([i, k])
-                else:
-                    t[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-        for i, g in enumerate(opt_state["param_groups"]):
-            t.update({f"optgroup.{i}.{k}": v for k, v in g.items() if torch.is_tensor(v)})
-            opt_groups.append({k: v for k, v in g.items() if k in OPTIMIZER_GROUP_FLAGS})
-        t.update({f"mask.{k}": v for k, v in self.masks.items()})
-        if self.order is not None:
-            t["order"] = self.order
-        t["mse_sum"] = self.mse_sum
-        t["rng.cpu"] = torch.get_rng_state()
+    def state(self, copy: bool = False) -> dict:
+        """Everything training needs to go on from here, as a tree of state dicts (what `train.checkpoint`
+        saves); `copy`: sharing no tensor with the training (a rollback snapshot)."""
+        rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
-            t["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        if copy:
-            t = {k: v.detach().clone() for k, v in t.items()}
-        meta = {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
-                "qat_bits": self.qat_bits,
-                "lr_cap": None if math.isinf(self.lr_cap) else self.lr_cap, "rollbacks": self.rollbacks,
-                "history": [dict(h) for h in self.history], "opt_none": opt_none, "opt_groups": opt_groups}
-        return t, meta
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        state = {
+            "modules": {"inputs": self.inputs.module.state_dict(), "decoder": self.decoder.state_dict()},
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "masks": dict(self.masks),
+            "loop": {"phase": self.phase, "epoch": self.epoch, "pos": self.pos, "batch": self.batch,
+                     "order": self.order, "mse_sum": self.mse_sum, "history": [dict(h) for h in self.history]},
+            "recovery": {"lr_cap": self.lr_cap, "rollbacks": self.rollbacks},
+            "qat_bits": self.qat_bits,
+            "rng": rng,
+        }
+        return checkpoint.cloned(state) if copy else state
 
-    def _load_state(self, tensors: dict, meta: dict, rng: bool = True) -> None:
-        t = {k: v.detach().clone() for k, v in tensors.items()}     # never alias a snapshot
-        self.phase, self.epoch, self.pos, self.batch = meta["phase"], meta["epoch"], meta["pos"], meta["batch"]
-        self.lr_cap = math.inf if meta["lr_cap"] is None else meta["lr_cap"]
-        self.rollbacks = meta["rollbacks"]
-        self.qat_bits = meta.get("qat_bits")
-        self.history = [dict(h) for h in meta["history"]]
-        self.encoders.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("enc.")})
-        self.decoder.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("dec.")})
-        self.masks = {k[5:]: v.to(self.device) for k, v in t.items() if k.startswith("mask.")}
-        self.opt = self._optimizer()
-        state = defaultdict(dict)
-        for k, v in t.items():
-            if k.startswith("opt."):
-                _, i, name = k.split(".", 2)
-                state[int(i)][name] = v
-        for i, name in meta.get("opt_none", []):
-            state[int(i)][name] = None
-        opt_state = self.opt.state_dict()
-        opt_state["state"] = dict(state)
-        for i, (group, flags) in enumerate(zip(opt_state["param_groups"], meta.get("opt_groups", []))):
-            prefix = f"optgroup.{i}."
-            group.update(flags)
-            group.update({k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)})
-        self.opt.load_state_dict(opt_state)
-        self.order = t["order"].to(self.device) if "order" in t else None
-        self.mse_sum = t["mse_sum"].to(self.device)
+    def load_state(self, state: dict, rng: bool = True) -> None:
+        """Go on from `state` (from `state` or a checkpoint); `rng`: with its random number generators."""
+        state = checkpoint.cloned(state)        # never alias a snapshot
+        loop = state["loop"]
+        self.phase, self.epoch, self.pos, self.batch = loop["phase"], loop["epoch"], loop["pos"], loop["batch"]
+        self.history = [dict(h) for h in loop["history"]]
+        self.order = None if loop["order"] is None else loop["order"].to(self.device)
+        self.mse_sum = loop["mse_sum"].to(self.device)
+        self.lr_cap, self.rollbacks = state["recovery"]["lr_cap"], state["recovery"]["rollbacks"]
+        self.qat_bits = state["qat_bits"]
+        self.inputs.module.load_state_dict(state["modules"]["inputs"])
+        self.decoder.load_state_dict(state["modules"]["decoder"])
+        self.masks = {k: v.to(self.device) for k, v in state["masks"].items()}
+        self.optimizers = self._optimizers()
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise ValueError(f"{len(state['optimizers'])} optimizers saved, {len(self.optimizers)} here")
+        for opt, saved in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(saved)
         if rng:
-            torch.set_rng_state(t["rng.cpu"])
-            if self.device.type == "cuda" and "rng.cuda" in t:
-                torch.cuda.set_rng_state(t["rng.cuda"], self.device)
+            torch.set_rng_state(state["rng"]["cpu"])
+            if self.device.type == "cuda" and "cuda" in state["rng"]:
+                torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
 
     def save(self) -> bool:
-        """Write the training state to the checkpoint file, atomically (temporary file, then rename).
+        """Write the training state to the checkpoint file (`train.checkpoint.write`: atomically).
 
         A state whose epoch has gone NaN/inf is not saved; the last good one is. A checkpoint that
         cannot be written (disk full, no permission) is said on the log and training goes on.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import save_file
-        tensors, meta = self._state() if torch.isfinite(self.mse_sum) or self._good is None else self._good
-        path, tmp = self.checkpoint, None
+        state = self.state() if torch.isfinite(self.mse_sum) or self.good is None else self.good
         self._saved_at = time.monotonic()
         try:
-            tmp = temp_file(path)
-            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp),
-                      metadata={"nvcodec": json.dumps({**self.identity, **meta})})
-            tmp.chmod(file_mode())      # safetensors writes a new file of its own, mode 0600
-            os.replace(tmp, path)
+            checkpoint.write(self.checkpoint, self.identity, state)
             return True
-        except (OSError, SafetensorError) as e:
+        except (OSError, RuntimeError) as e:
             reason = " ".join(str(getattr(e, "strerror", None) or e).split())
-            self._say(f"note: could not write the checkpoint {path} ({reason}); training goes on")
+            self.say(f"note: could not write the checkpoint {self.checkpoint} ({reason}); training goes on")
             return False
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
 
     def _resume(self) -> None:
-        from safetensors import safe_open
         path = self.checkpoint
+        state = checkpoint.read(path, self.identity)
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = json.loads(f.metadata()["nvcodec"])
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
-            raise TrainingError(f"cannot resume: {path} is not a readable dnv checkpoint "
-                                f"({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
-        for key in ("format", "video", "arch", "settings"):
-            saved, current = meta.get(key), json.loads(json.dumps(self.identity[key]))
-            if saved != current:
-                why = _differences(saved, current) if isinstance(saved, dict) and isinstance(current, dict) else ""
-                what = {"video": "another video or frame range", "settings": "other training settings",
-                        "arch": "another network (--model, --bpp or --model-size)"}.get(key, "another format")
-                raise TrainingError(f"cannot resume: {path} is from an encode with {what}"
-                                    + (f" ({why})" if why else "") + "; delete it or run without --resume")
-        try:
-            self._load_state(tensors, meta)
-        except (KeyError, ValueError, RuntimeError) as e:
+            self.load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise TrainingError(f"cannot resume: {path} does not fit this model ({type(e).__name__})") from None
         self.resumed = True
         where = "training done" if self.phase == "done" else \
             f"{self.phase} epoch {self.epoch + 1}, {self.pos}/{self.frames} frames in"
         self.log(f"resuming from {path} ({where})")
 
-    @torch.no_grad()
-    def tables(self, batch: int = 16) -> dict[str, torch.Tensor]:
-        """The content (and diff) embeddings of every frame, float32 on the CPU, by section name (what gets
-        quantized)."""
-        self.encoders.eval()
-        batch = min(batch, 8 * self.batch)      # smaller where training had to lower its batch for memory
-        contents, diffs = [], []
-        for i in range(0, self.frames, batch):
-            idx = torch.arange(i, min(i + batch, self.frames), device=self.device)
-            c, d = self.encoders(*self._batch(idx))
-            contents.append(c.float().cpu())
-            if d is not None:
-                diffs.append(d.float().cpu())
-        return dict(zip(self.arch.sections, [torch.cat(contents)] + ([torch.cat(diffs)] if diffs else [])))
+
+# The names earlier code imports: one loop serves every model.
+Fitter = CodeFitter = Trainer
 
 
 @contextlib.contextmanager
@@ -777,43 +643,7 @@ def cudnn_benchmark(on: bool):
         cudnn.benchmark = before
 
 
-def _free_cached(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-class CodeFitter(Fitter):
-    """DS-NeRV and HiNeRV: the decoder's inputs are learnable tables read at the frame times (no encoders)."""
-
-    def _make_inputs(self) -> torch.nn.Module:
-        return Codes(self.arch, self.frames)
-
-    def _param_groups(self) -> list[dict]:
-        return [{"params": list(self.decoder.parameters())},
-                {"params": list(self.encoders.parameters()), "lr_scale": self.s.code_lr_scale}]
-
-    def _batch(self, idx: torch.Tensor):
-        frames = self.video[idx.to(self.video.device)].to(self.device, non_blocking=True)
-        return idx, frames.float().div_(255.0)
-
-    def _predict(self, idx, cur, amp=None):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
-            out = self._decode(*self._tables_at(idx))
-        return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
-
-    def _tables_at(self, idx: torch.Tensor) -> list:
-        """The tables read at the frames `idx`; during quantization-aware fine-tuning, as the file holds them."""
-        if self.qat_bits is None:
-            return self.encoders(idx)
-        params = quantized_parameters(self.encoders, self.qat_bits, table=True)
-        return torch.func.functional_call(self.encoders, params, (idx,))
-
-    def tables(self, batch: int = 16) -> dict[str, torch.Tensor]:
-        return self.encoders.tables()
-
-
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
         progress: bool = True, **options) -> FitResult:
-    """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every, quantizer (see Fitter)."""
-    fitter = CodeFitter if spec_of(arch.model).learned_tables else Fitter
-    return fitter(frames_u8, arch, settings, device, progress, **options).fit()
+    """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every, quantizer (see Trainer)."""
+    return Trainer(frames_u8, arch, settings, device, progress, **options).fit()

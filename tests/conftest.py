@@ -22,3 +22,18 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def old_checkpoint():
+    """A function that writes, at a path, a training checkpoint as dnv wrote them before format 4: a
+    safetensors file (8-byte little-endian header length, JSON header with the metadata, tensor data)."""
+    import json
+    import struct
+
+    def write(path: Path) -> None:
+        header = {"__metadata__": {"nvcodec": json.dumps({"format": 3, "phase": "train"})},
+                  "dec.head.bias": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}}
+        text = json.dumps(header).encode()
+        Path(path).write_bytes(struct.pack("<Q", len(text)) + text + bytes(12))
+    return write

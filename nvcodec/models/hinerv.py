@@ -31,6 +31,7 @@ from .. import sizing
 from .arch import Arch, ArchError, entries_for
 from .blocks import LayerNorm2d
 from .registry import ModelSpec, Table, register
+from .training import LearnedTables
 
 MAX_GRID_LEVELS = 2               # levels of the base feature grid (sections GRID0, GRID1)
 MAX_FRAMES_PER_ENTRY = 64         # grid entries are at most this many frames apart
@@ -238,7 +239,7 @@ def plan_for_params(width: int, height: int, params: float, frames: int = 2) -> 
 register(ModelSpec(
     "hinerv", 3, "HiNeRV", "feature grids, ConvNeXt-style blocks", HiNeRVDecoder, section_shapes, TABLES,
     validate=validate, pack_tail=pack_tail, unpack_tail=unpack_tail, check_header=check_header,
-    learned_tables=True, quant_bits=6, table_bits_below_quant=GRID_BITS_BELOW_QUANT,
+    training=LearnedTables, quant_bits=6, table_bits_below_quant=GRID_BITS_BELOW_QUANT,
     plan_for_bpp=plan_for_bpp, plan_for_params=plan_for_params,
     # `info` reports the content grid as the NeRV models do: the base grids lie on it.
     info=lambda arch, shapes: {"content_embedding": list(arch.content_shape)}, info_keys=("content_embedding",),

@@ -24,6 +24,7 @@ from .arch import Arch, ArchError, entries_for, reduced_widths
 from .blocks import CCU, NeRVBlock
 from .dsnerv import CrossChannelAttention
 from .registry import ModelSpec, Table, register
+from .training import FrameTriplets, LearnedTables
 
 STAGES = 5
 MAX_CODES = 10_000_000
@@ -261,18 +262,20 @@ def _planners(model: str, candidates, embed_share_goal: float) -> dict:
 
 register(ModelSpec(
     "hnerv", 0, "HNeRV", "content only", NeRVDecoder, _embedding_shapes, {"CONTENT": CONTENT},
-    table_bits_below_quant=EMBED_BITS_BELOW_QUANT, info=_info, info_keys=INFO_KEYS, fuzz_seeds=((4, 1.0, None),),
+    training=FrameTriplets, table_bits_below_quant=EMBED_BITS_BELOW_QUANT, info=_info, info_keys=INFO_KEYS,
+    fuzz_seeds=((4, 1.0, None),),
     **_planners("hnerv", functools.partial(_embedding_candidates, False), 0.2)))
 register(ModelSpec(
     "dnerv", 1, "DNeRV", "content + difference", NeRVDecoder, _embedding_shapes, {"CONTENT": CONTENT, "DIFF": DIFF},
-    two_stream=True, table_bits_below_quant=EMBED_BITS_BELOW_QUANT, adan_min_params=ADAN_MIN_PARAMS, info=_info, info_keys=INFO_KEYS,
+    training=FrameTriplets, two_stream=True, table_bits_below_quant=EMBED_BITS_BELOW_QUANT,
+    adan_min_params=ADAN_MIN_PARAMS, info=_info, info_keys=INFO_KEYS,
     fuzz_seeds=((4, 1.0, None), (12, 0.5, None), (3, 2.0, (175, 143)), (8, 2.0, None, 3)),
     **_planners("dnerv", functools.partial(_embedding_candidates, True), 0.35)))
 register(ModelSpec(
     "dsnerv", 2, "DS-NeRV", "static + dynamic codes", NeRVDecoder, _code_shapes,
     {"STATIC": STATIC, "DYNAMIC": DYNAMIC}, validate=_validate_codes,
     pack_tail=_pack_codes, unpack_tail=_unpack_codes, check_header=_check_codes,
-    learned_tables=True, two_stream=True, table_bits_below_quant=CODE_BITS_BELOW_QUANT, info=_info,
+    training=LearnedTables, two_stream=True, table_bits_below_quant=CODE_BITS_BELOW_QUANT, info=_info,
     info_keys=INFO_KEYS, fuzz_seeds=((6, 1.0, None),),
     # The numbers of codes do not change the network.
     network_of=lambda arch: dataclasses.replace(arch, static_codes=1, dynamic_codes=1),

@@ -2,8 +2,8 @@
 to know about it (the container, the CLI, the training loop, `info` and the planner only look models up here).
 
 Adding a model means adding a module to this package that builds its `ModelSpec` and calls `register` (the
-package imports all its modules): its header bytes, its input tables (with their section tags), its decoder, how its inputs
-are trained, its quantizer depth and its planners.
+package imports all its modules): its header bytes, its input tables (with their section tags), its decoder, how
+its inputs are trained (`models.training`), its quantizer depth and its planners.
 """
 from __future__ import annotations
 
@@ -39,9 +39,10 @@ class ModelSpec:
     pack_tail: Callable = lambda arch: b""
     unpack_tail: Callable = lambda data, pos, stages: ({}, pos)
     check_header: Callable = lambda fields, stages, frames: None
-    # True: the inputs are learnable tables trained with the decoder (`models.dsnerv.Codes`); False: encoders
-    # compute them from the frames (`models.encoders.Encoders`), which training needs and the file does not hold.
-    learned_tables: bool = False
+    # How its inputs are trained (`models.training`): (arch, frames, TrainSettings) -> a TrainingInputs, e.g.
+    # `FrameTriplets` (encoders compute them from frames t-1, t, t+1; the file holds their outputs) or
+    # `LearnedTables` (learnable tables trained with the decoder; the file holds them). Required.
+    training: Callable = None
     # A second input branch joins the first after `Arch.fuse_stage` (the header's diff-branch fields are used).
     two_stream: bool = False
     quant_bits: int = 8         # the quantizer depth the planner assumes (rate control then trims it)
@@ -59,6 +60,11 @@ class ModelSpec:
     # Files `benchmarks/fuzz_dnv.py` mutates: (frames, bpp, frame size crop or None[, frames a segment]) each.
     fuzz_seeds: tuple = ()
 
+    @property
+    def learned_tables(self) -> bool:
+        """Whether the inputs are learnable tables trained with the decoder (no encoders to count or run)."""
+        return self.training.learned_tables
+
 
 MODELS: dict[str, ModelSpec] = {}      # in the order of their ids, whatever the order of registration
 _BY_ID: dict[int, ModelSpec] = {}
@@ -67,6 +73,8 @@ _BY_ID: dict[int, ModelSpec] = {}
 def register(spec: ModelSpec) -> ModelSpec:
     if spec.name in MODELS or spec.model_id in _BY_ID:
         raise ValueError(f"model {spec.name!r} or id {spec.model_id} registered twice")
+    if spec.training is None:
+        raise ValueError(f"model {spec.name!r} does not say how it is trained (ModelSpec.training)")
     for other in MODELS.values():
         for name, table in spec.tables.items():
             clash = [n for n, t in other.tables.items() if (n == name) != (t.tag == table.tag)]

@@ -1,0 +1,119 @@
+"""How a model's inputs are trained: what the training loop (`nvcodec.fit`) asks of a model besides its
+decoder, chosen by the model's registry entry (`ModelSpec.training`), so that the loop names no model.
+
+A `TrainingInputs` is built from (arch, frames, settings) before the decoder (the seeded initialisation
+follows that order). It owns `module`, the trainable network or tables that give the decoder its inputs,
+and says:
+- `param_groups(decoder)`: the parameters to train, one list of parameter groups per optimizer (a group's
+  `lr_scale` multiplies the schedule's learning rate);
+- `batch(video, idx, device)`: the tensors of one training step at the frames `idx`, from the whole video
+  (uint8, T x 3 x pad_h x pad_w, on `device` or in host memory);
+- `decoder_inputs(batch, qat_bits)` and `reference(batch)`: the decoder's inputs and the frames it must give;
+- `tables(video, device, batch)`: what the file stores beside the decoder, by section name (float32, CPU).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..compress.qat import quantized_parameters
+from .arch import Arch
+from .dsnerv import Codes
+from .encoders import Encoders
+
+
+def neighbours(video: torch.Tensor, idx: torch.Tensor):
+    """Float frames t-1, t, t+1 for a batch of indices (ends repeat, so their differences are zero)."""
+    last = video.shape[0] - 1
+    get = lambda i: video[i].float().div_(255.0)  # noqa: E731
+    return get((idx - 1).clamp(min=0)), get(idx), get((idx + 1).clamp(max=last))
+
+
+class TrainingInputs:
+    module: torch.nn.Module
+    learned_tables = False      # whether `module` holds the stored tables themselves (see ModelSpec)
+
+    def param_groups(self, decoder: torch.nn.Module) -> list[list[dict]]:
+        raise NotImplementedError
+
+    def batch(self, video: torch.Tensor, idx: torch.Tensor, device: torch.device) -> tuple:
+        raise NotImplementedError
+
+    def decoder_inputs(self, batch: tuple, qat_bits: float | None) -> list:
+        raise NotImplementedError
+
+    def reference(self, batch: tuple) -> torch.Tensor:
+        raise NotImplementedError
+
+    def tables(self, video: torch.Tensor, device: torch.device, batch: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class FrameTriplets(TrainingInputs):
+    """HNeRV, DNeRV: ConvNeXt encoders compute the inputs from frames t-1, t, t+1 (the diff branch takes their
+    differences). The encoders train with the decoder, in one parameter group; the file holds their outputs,
+    not them."""
+
+    def __init__(self, arch: Arch, frames: int, settings):
+        self.arch = arch
+        self.module = Encoders(arch, settings.enc_dim)
+
+    def param_groups(self, decoder):
+        return [[{"params": list(self.module.parameters()) + list(decoder.parameters())}]]
+
+    def batch(self, video, idx, device):
+        if video.device != idx.device:
+            return tuple(x.to(device, non_blocking=True) for x in neighbours(video, idx.cpu()))
+        return neighbours(video, idx)
+
+    def decoder_inputs(self, batch, qat_bits):
+        return self.module(*batch)      # (the encoders are not stored, so not quantized)
+
+    def reference(self, batch):
+        return batch[1]
+
+    @torch.no_grad()
+    def tables(self, video, device, batch):
+        """The content (and diff) embeddings of every frame."""
+        training = self.module.training
+        self.module.eval()
+        contents, diffs = [], []
+        for i in range(0, video.shape[0], batch):
+            idx = torch.arange(i, min(i + batch, video.shape[0]), device=device)
+            c, d = self.module(*self.batch(video, idx, device))
+            contents.append(c.float().cpu())
+            if d is not None:
+                diffs.append(d.float().cpu())
+        self.module.train(training)
+        return dict(zip(self.arch.sections, [torch.cat(contents)] + ([torch.cat(diffs)] if diffs else [])))
+
+
+class LearnedTables(TrainingInputs):
+    """DS-NeRV's codes, HiNeRV's grids: the inputs are tables of parameters (`dsnerv.Codes`) read at the batch's
+    frame times, trained with the decoder at `code_lr_scale` times its learning rate; the file stores them.
+    During quantization-aware fine-tuning they are read as the file will hold them."""
+    learned_tables = True
+
+    def __init__(self, arch: Arch, frames: int, settings):
+        self.module = Codes(arch, frames)
+        self.lr_scale = settings.code_lr_scale
+
+    def param_groups(self, decoder):
+        return [[{"params": list(decoder.parameters())},
+                 {"params": list(self.module.parameters()), "lr_scale": self.lr_scale}]]
+
+    def batch(self, video, idx, device):
+        frames = video[idx.to(video.device)].to(device, non_blocking=True)
+        return idx, frames.float().div_(255.0)
+
+    def decoder_inputs(self, batch, qat_bits):
+        idx = batch[0]
+        if qat_bits is None:
+            return self.module(idx)
+        params = quantized_parameters(self.module, qat_bits, table=True)
+        return torch.func.functional_call(self.module, params, (idx,))
+
+    def reference(self, batch):
+        return batch[1]
+
+    def tables(self, video, device, batch):
+        return self.module.tables()
