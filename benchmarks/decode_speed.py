@@ -12,7 +12,7 @@ of each figure: `load_seconds` (reading, entropy decoding, building the network)
 `decode_seconds` and `decode_fps` (the whole decode). `command_seconds` is the median wall time of the
 `dnv decode` command in a fresh process, which adds the interpreter's and torch's start-up. Timing is
 synchronised with the GPU. Prints the JSON record; with --out, writes it there as
-WxH_Nf_DEVICE_DATE.json.
+WxH_Nf_MODEL_DEVICE_DATE.json.
 """
 from __future__ import annotations
 
@@ -130,7 +130,8 @@ def main() -> None:
     print(text, end="")
     if a.out is not None:
         slug = re.sub(r"[^a-z0-9]+", "-", record["device"].lower()).strip("-")
-        path = a.out / f"{record['width']}x{record['height']}_{frames}f_{slug}_{time.strftime('%Y-%m-%d')}.json"
+        path = a.out / (f"{record['width']}x{record['height']}_{frames}f_{record['model']}_{slug}_"
+                        f"{time.strftime('%Y-%m-%d')}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text.encode())
         print(f"wrote {path}", file=sys.stderr)
