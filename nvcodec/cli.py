@@ -223,6 +223,10 @@ def print_encode_report(r: dict) -> None:
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; the float model "
                f"before quantization {r['psnr_float_model']:.2f} dB)")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {_quantizer_words(r)}")
+    if r.get("estimated_bytes") is not None:
+        click.echo(f"  rate     trained for rate at lambda {r['lambda']:.4g}: the training estimated "
+                   f"{r['estimated_bytes']:,} bytes, the file has {r['bytes']:,} "
+                   f"({r['bytes'] / r['estimated_bytes'] - 1:+.2%})")
     # The first epoch of each segment holds any start-up (compiling, CUDA-graph capture, cuDNN's search): a
     # fixed cost, said apart, with the rate after it, which is what the device sustains.
     first = [curve[0] for curve in r.get("train_curves_seconds", []) if curve and curve[0] is not None]

@@ -101,6 +101,9 @@ class TrainSettings:
     seed: int = 0
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
     qat: bool = True              # fine-tune after pruning with the file's quantizers in the loop (compress.qat)
+    # Fine-tune after pruning for D + lambda * R with learned steps and entropy models (compress.learned), which
+    # the file then carries; lambda is driven to the rate control's target.
+    rate: bool = False
 
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
@@ -119,7 +122,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
-                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat")
+                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -181,6 +184,7 @@ class FitResult:
     rollbacks: int = 0                     # times training diverged and was rolled back
     resumed: bool = False                  # continued from a checkpoint
     steady_frames_per_second: float = math.nan     # after the first epoch (see `steady_rate`)
+    rate_model: object = None              # compress.learned.RateModel of rate-aware training, or None
 
     def evaluated_psnr(self, after: str) -> float | None:
         return evaluated_psnr(self.history, after)
@@ -309,11 +313,13 @@ class Fitter:
 
     def __init__(self, frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
-                 checkpoint_every: float = 60.0, quantizer=None):
+                 checkpoint_every: float = 60.0, quantizer=None, rate=None):
         # `quantizer(decoder_state, tables) -> bits`: the bit depth the file would be quantized at now (rate
         # control's choice); given, the fine-tuning after pruning is quantization-aware at that depth.
+        # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
+        self.rate, self.rate_on = rate, False
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
         self.frames, self.height, self.width = frames_u8.shape[:3]
         self.video = self._place_video(frames_u8)
@@ -374,9 +380,9 @@ class Fitter:
             from optimi import Adan
             # foreach on a GPU: a few multi-tensor kernels per step. (optimi would pick its Triton kernels, one
             # launch per parameter tensor: host time that a CUDA-graph step cannot hide.)
-            return Adan(self._param_groups(), lr=self.s.lr, weight_decay=0.0, eps=1e-8,
+            return Adan(self._all_param_groups(), lr=self.s.lr, weight_decay=0.0, eps=1e-8,
                         foreach=self.device.type == "cuda")
-        return torch.optim.Adam(self._param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
+        return torch.optim.Adam(self._all_param_groups(), lr=self.s.lr, betas=(self.s.beta1, 0.999),
                                 fused=self.device.type == "cuda")
 
     def _make_inputs(self) -> torch.nn.Module:
@@ -384,6 +390,13 @@ class Fitter:
 
     def _param_groups(self) -> list[dict]:
         return [{"params": list(self.encoders.parameters()) + list(self.decoder.parameters())}]
+
+    def _all_param_groups(self) -> list[dict]:
+        return self._param_groups() + ([self.rate.param_group()] if self.rate_on else [])
+
+    def _learned_tables(self) -> dict[str, torch.Tensor]:
+        """The tables that are parameters (and so get a learned entropy model in rate-aware training)."""
+        return {}
 
     def _compiled_with_fallback(self, compiled):
         """Use the compiled step; if compiling fails (no compiler, unsupported op), say so and run eagerly."""
@@ -401,7 +414,10 @@ class Fitter:
     def _forward_loss(self, *batch):
         out, ref = self._predict(*batch)
         mse = F.mse_loss(out, ref)
-        return self.loss_fn(out, ref), mse
+        loss = self.loss_fn(out, ref)
+        if self.rate_on:
+            loss = loss + self.rate.penalty(self.decoder, self._learned_tables())
+        return loss, mse
 
     def _predict(self, prev, cur, nxt, amp=None):
         """(output, reference) frames of a batch, cropped to the video's own size, float32."""
@@ -411,6 +427,8 @@ class Fitter:
 
     def _decode(self, *inputs):
         """The decoder on its inputs; during quantization-aware fine-tuning, with the file's weights."""
+        if self.rate_on:
+            return torch.func.functional_call(self.decoder, self.rate.decoder_params(self.decoder), inputs)
         if self.qat_bits is None:
             return self.decoder(*inputs)
         return torch.func.functional_call(self.decoder, quantized_parameters(self.decoder, self.qat_bits), inputs)
@@ -435,6 +453,8 @@ class Fitter:
                                            self.s.grad_clip)
         self.opt.step()
         apply_masks(self.decoder, self.masks)
+        if self.rate_on:
+            self.rate.after_step(self.decoder, self._learned_tables())
         return mse.detach()
 
     def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
@@ -558,10 +578,16 @@ class Fitter:
             apply_masks(self.decoder, masks)
             self.masks = masks if s.prune_epochs > 0 else {}
         self.phase = "prune" if s.prune > 0 and s.prune_epochs > 0 else "done"
-        if self.phase == "prune" and s.qat and self.quantizer is not None:
+        if self.phase == "prune" and (s.qat or s.rate) and self.quantizer is not None:
             state = {k: v.detach().float().cpu() for k, v in self.decoder.state_dict().items()}
             self.qat_bits = self.quantizer(state, self.tables())
-            self._say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
+            if s.rate and self.rate is not None:
+                mse = next((10 ** (-h["psnr"] / 10) for h in reversed(self.history) if "psnr" in h), 1e-3)
+                self.rate.start(self.decoder, self._learned_tables(), self.qat_bits, mse)
+                self.rate_on = True
+                self._say(f"rate-aware fine-tuning from {self.qat_bits:.3g} bits, lambda {self.rate.lam:.3g}")
+            else:
+                self._say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
         self.epoch, self.pos, self.order = 0, 0, None
         self.opt = self._optimizer()
 
@@ -607,7 +633,8 @@ class Fitter:
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), tables, seconds,
                          (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed,
-                         math.nan if self.resumed else steady_rate(self.history, self.frames))
+                         math.nan if self.resumed else steady_rate(self.history, self.frames),
+                         self.rate.model if self.rate_on else None)
 
     @torch.no_grad()
     def _evaluate(self, after: str) -> None:
@@ -650,6 +677,8 @@ class Fitter:
             t.update({f"optgroup.{i}.{k}": v for k, v in g.items() if torch.is_tensor(v)})
             opt_groups.append({k: v for k, v in g.items() if k in OPTIMIZER_GROUP_FLAGS})
         t.update({f"mask.{k}": v for k, v in self.masks.items()})
+        if self.rate_on:
+            t.update({f"rate.{k}": v for k, v in self.rate.model.state_dict().items()})
         if self.order is not None:
             t["order"] = self.order
         t["mse_sum"] = self.mse_sum
@@ -674,6 +703,10 @@ class Fitter:
         self.encoders.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("enc.")})
         self.decoder.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("dec.")})
         self.masks = {k[5:]: v.to(self.device) for k, v in t.items() if k.startswith("mask.")}
+        rate_state = {k[5:]: v.to(self.device) for k, v in t.items() if k.startswith("rate.")}
+        self.rate_on = bool(rate_state) and self.rate is not None
+        if self.rate_on:
+            self.rate.load_state(self.decoder, self._learned_tables(), self.qat_bits, rate_state)
         self.opt = self._optimizer()
         state = defaultdict(dict)
         for k, v in t.items():
@@ -801,8 +834,14 @@ class CodeFitter(Fitter):
             out = self._decode(*self._tables_at(idx))
         return out[..., : self.height, : self.width].float(), cur[..., : self.height, : self.width]
 
+    def _learned_tables(self) -> dict[str, torch.Tensor]:
+        return dict(self.encoders.table.items())
+
     def _tables_at(self, idx: torch.Tensor) -> list:
         """The tables read at the frames `idx`; during quantization-aware fine-tuning, as the file holds them."""
+        if self.rate_on:
+            params = self.rate.table_params(self._learned_tables(), prefix="table.")
+            return torch.func.functional_call(self.encoders, params, (idx,))
         if self.qat_bits is None:
             return self.encoders(idx)
         params = quantized_parameters(self.encoders, self.qat_bits, table=True)
@@ -814,6 +853,7 @@ class CodeFitter(Fitter):
 
 def fit(frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
         progress: bool = True, **options) -> FitResult:
-    """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every, quantizer (see Fitter)."""
+    """Fit a network to the frames. `options`: log, checkpoint, resume, checkpoint_every, quantizer, rate (see
+    Fitter)."""
     fitter = CodeFitter if spec_of(arch.model).learned_tables else Fitter
     return fitter(frames_u8, arch, settings, device, progress, **options).fit()

@@ -1,0 +1,255 @@
+"""Rate-aware training: learned quantization steps and entropy models, and the rate term of D + lambda * R.
+
+`RateModel` holds, for every weight tensor of two or more dimensions and every learnable input table, a learned
+quantization step (per tensor, in log2) and a zero-mean Laplace model per row (a weight's output channel, a
+table's channel): the scale index q of `compress.laplace`, the coder that writes them to the file. In training:
+- the decoder and the tables run on their values rounded to the step (straight-through for the values, and
+  the step learns through the rounding as in LSQ: d(step * round(x / step)) / d step = round(x / step) - x / step);
+- the rate is the bits the file's coder would spend on them: -log2 P(j) of the two-sided geometric
+  distribution over [-M, M] that q describes, on the symbols plus uniform noise (differentiable in the values
+  and the step); the same formula on the rounded symbols (`estimate_bits`) is the training's estimate of the
+  coded size, and the real coder matches it within a fraction of a percent (`tests/test_learned.py`);
+- each row's q is refitted after every step to its rounded symbols (the maximum-likelihood scale, as the
+  coder's own fit in `entropy`), so that the model the rate sees is the one the file will carry.
+
+`RateTerm` is the hook the trainer calls (`fit.Fitter`): it starts the model when the fine-tuning after pruning
+begins, adds lambda * R (bits per pixel of the video) to the loss, and after each step moves lambda so that the
+estimated file lands on the rate control's target (a multiplicative controller on the estimate's relative error).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import entropy, laplace
+from .qat import fake_quant_weight
+from .quantize import embedding_levels, quantize_weight, weight_levels
+
+LN2 = math.log(2.0)
+LAMBDA_GAIN = 0.05        # per step: lambda *= exp(gain * (estimate / target - 1))
+LAMBDA_RANGE = 1e4        # lambda stays within [lambda0 / RANGE, lambda0 * RANGE]
+STEP_LR_SCALE = 25.0      # learning rate of the log2 steps relative to the weights'
+# The rate term (weighted by this factor), the row models' refit and lambda's move come every this many steps: the
+# rate's gradient changes slowly, and NVRC found every 8th step costs nothing visible while saving step time.
+RATE_EVERY = 4
+TABLE_AXIS, WEIGHT_AXIS = 1, 0
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def rows(t: torch.Tensor, axis: int) -> torch.Tensor:
+    return t.movedim(axis, 0).flatten(1)
+
+
+def laplace_bits(y: torch.Tensor, q: torch.Tensor, m) -> torch.Tensor:
+    """Bits of the rows `y` (R, n) (symbols, or symbols plus noise) under row models `q` (R,) over [-m, m]:
+    sum of n * log2 Z + slope * |y|, slope = 2**(q/8 - 16) bits per step, Z the normaliser of the two-sided
+    geometric distribution truncated to [-m, m]."""
+    m = torch.as_tensor(m, dtype=y.dtype, device=y.device)
+    slope = torch.exp2(q.to(y.dtype) / 8 - 16)
+    a = slope * LN2
+    z = (1 + torch.exp(-a) - 2 * torch.exp(-a * (m + 1))) / -torch.expm1(-a)
+    log2z = torch.where(m > 0, torch.log2(z.clamp_min(1.0)), torch.zeros_like(z))
+    return (y.shape[1] * log2z + slope * y.abs().sum(1)).sum()
+
+
+def temporal_delta(t: torch.Tensor) -> torch.Tensor:
+    """Entry 0, then each entry minus the one before (along the first axis)."""
+    return torch.cat([t[:1], t[1:] - t[:-1]])
+
+
+def fit_q(symbol_rows: torch.Tensor) -> torch.Tensor:
+    """Each row's maximum-likelihood scale index for its integer symbols (as `entropy._laplace_q`)."""
+    mean = symbol_rows.abs().float().mean(1)
+    r = (torch.sqrt(1 + mean * mean) - 1) / mean.clamp_min(1e-12)
+    slope = -torch.log2(r.clamp(1e-30, 1 - 1e-7))
+    q = torch.round(8 * (torch.log2(slope) + 16)).clamp(0, laplace.Q_MAX)
+    return torch.where(mean > 0, q, torch.full_like(q, laplace.Q_MAX))
+
+
+class RateModel(nn.Module):
+    """Learned steps and per-row Laplace models of the decoder's weight tensors (2+ dimensions) and the tables."""
+
+    def __init__(self, weights: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], bits: float):
+        super().__init__()
+        self.weight_names = [n for n, t in weights.items() if t.dim() >= 2]
+        self.table_names = list(tables)
+        self.log_step = nn.ParameterList()
+        self.register_buffer("lam", torch.zeros(()))
+        self.register_buffer("lam0", torch.zeros(()))   # the first lambda: the controller's range is around it
+        for n in self.weight_names:
+            peak = weights[n].detach().abs().max().clamp_min(1e-8)
+            self.log_step.append(nn.Parameter(torch.log2(peak / weight_levels(bits)).float().reshape(())))
+        for n in self.table_names:
+            t = tables[n].detach()
+            span = (t.max() - t.min()).clamp_min(1e-8)
+            self.log_step.append(nn.Parameter(torch.log2(span / embedding_levels(bits)).float().reshape(())))
+        for i, t in enumerate([weights[n] for n in self.weight_names] + [tables[n] for n in self.table_names]):
+            axis = WEIGHT_AXIS if i < len(self.weight_names) else TABLE_AXIS
+            self.register_buffer(f"q{i}", torch.full((t.shape[axis],), float(laplace.Q_MAX), device=t.device))
+            # Tables: coded as their temporal differences (1) or as they are (0), whichever the estimate prefers.
+            self.register_buffer(f"delta{i}", torch.zeros((), device=t.device))
+        self.to(next(iter(weights.values())).device)
+        self.sync_flags()
+
+    def _index(self, name: str, table: bool) -> int:
+        return len(self.weight_names) + self.table_names.index(name) if table else self.weight_names.index(name)
+
+    def step(self, i: int) -> torch.Tensor:
+        return torch.exp2(self.log_step[i])
+
+    def q(self, i: int) -> torch.Tensor:
+        return getattr(self, f"q{i}")
+
+    def delta(self, i: int) -> bool:
+        return self._deltas[i]
+
+    def coded(self, i: int, y: torch.Tensor) -> torch.Tensor:
+        """What the stream codes of a tensor's (scaled) values `y`: them, or their temporal differences."""
+        return temporal_delta(y) if self.delta(i) else y
+
+    def quantize(self, i: int, t: torch.Tensor) -> torch.Tensor:
+        step = self.step(i)
+        return round_ste(t / step).clamp(-laplace.MAX_M, laplace.MAX_M) * step
+
+    def items(self, weights: dict, tables: dict):
+        """(index, tensor, axis) of every modelled tensor."""
+        for n in self.weight_names:
+            yield self._index(n, False), weights[n], WEIGHT_AXIS
+        for n in self.table_names:
+            yield self._index(n, True), tables[n], TABLE_AXIS
+
+    def bits(self, weights: dict, tables: dict, noise: bool) -> torch.Tensor:
+        """The rate of every modelled tensor, in bits: on the symbols plus uniform noise, or on the symbols."""
+        total = 0.0
+        for i, t, axis in self.items(weights, tables):
+            y = t / self.step(i)
+            m = self.coded(i, torch.round(y.detach()).clamp(-laplace.MAX_M, laplace.MAX_M)).abs().max()
+            y = y + torch.rand_like(y) - 0.5 if noise else round_ste(y)
+            total = total + laplace_bits(rows(self.coded(i, y), axis), self.q(i), m)
+        return total
+
+    @torch.no_grad()
+    def refit(self, weights: dict, tables: dict) -> None:
+        """Each row's q, fitted to its rounded symbols."""
+        for i, t, axis in self.items(weights, tables):
+            self.q(i).copy_(fit_q(rows(self.coded(i, torch.round(t / self.step(i))), axis)))
+
+    @torch.no_grad()
+    def choose_deltas(self, weights: dict, tables: dict) -> None:
+        """Code each table of more than one entry as its temporal differences where the estimate is lower."""
+        for i, t, axis in self.items(weights, tables):
+            if axis != TABLE_AXIS or t.shape[0] < 2:
+                continue
+            symbols, costs = torch.round(t / self.step(i)), []
+            for coded in (symbols, temporal_delta(symbols)):
+                r = rows(coded, axis)
+                costs.append(float(laplace_bits(r, fit_q(r), r.abs().max())))
+            getattr(self, f"delta{i}").fill_(float(costs[1] < costs[0]))
+        self.sync_flags()
+        self.refit(weights, tables)
+
+    def sync_flags(self) -> None:
+        """Read the delta flags once (the training step must not wait on the device for them)."""
+        self._deltas = {i: bool(getattr(self, f"delta{i}")) for i in range(len(self.log_step))}
+
+    @torch.no_grad()
+    def learned_tensor(self, i: int, t: torch.Tensor, axis: int, step_scale: float = 1.0) -> laplace.LearnedTensor:
+        """The tensor as the file holds it: symbols at the float16 step (times `step_scale`), q refitted to them
+        where the step was scaled (kept as trained otherwise)."""
+        step = np.array([float(self.step(i)) * step_scale], dtype=np.float32).astype(np.float16)
+        step = np.maximum(step, np.float16(6.2e-5))
+        t = t.detach().float().cpu()
+        symbols = torch.round(t / float(step[0])).clamp(-laplace.MAX_M - 1, laplace.MAX_M + 1)
+        q = fit_q(rows(self.coded(i, symbols), axis)) if step_scale != 1.0 else self.q(i).detach().cpu()
+        return laplace.LearnedTensor(symbols.to(torch.int64).numpy(), step, q.to(torch.int64).numpy(), axis,
+                                     self.delta(i))
+
+
+def estimate_bits(t: laplace.LearnedTensor) -> float:
+    """The training's rate formula on a tensor as the file holds it (bits)."""
+    r = torch.from_numpy(t.rows()).double()
+    return float(laplace_bits(r, torch.from_numpy(t.q), r.abs().max() if r.numel() else 0))
+
+
+class RateTerm:
+    """The trainer's hook for D + lambda * R during the fine-tuning after pruning.
+
+    `pixels`: width x height x frames of the video (R is in bits per pixel); `target_bytes`: the payload the
+    file should have (None: lambda stays at its first value); `lam`: the first lambda (None: distortion / target
+    bpp, where a 1 % change of rate is worth a 1 % change of distortion)."""
+
+    def __init__(self, pixels: int, target_bytes: int | None, lam: float | None = None):
+        self.pixels, self.target_bytes, self.lam0 = pixels, target_bytes, lam
+        self.model: RateModel | None = None
+        self.bits = None            # the bit depth of what the model does not cover (1-D tensors)
+        self.other_bytes = 0.0      # estimated bytes of what the model does not cover
+        self.target_bits = None
+        self.steps, self.due = 0, True     # steps taken; whether this step takes the rate term
+
+    def start(self, decoder: nn.Module, tables: dict[str, torch.Tensor], bits: float, distortion: float) -> None:
+        self.bits = bits
+        weights = dict(decoder.named_parameters())
+        self.model = RateModel(weights, tables, bits)
+        self.model.choose_deltas(weights, tables)
+        plain = [quantize_weight(p, bits).symbols.ravel() for n, p in weights.items()
+                 if n not in self.model.weight_names]
+        rows_total = sum(self.model.q(i).numel() for i in range(len(self.model.log_step)))
+        self.other_bytes = (entropy.estimate_bits(np.concatenate(plain)) / 8 if plain else 0) \
+            + 3 * len(weights) + 5 * len(tables) + 16 + rows_total / 2
+        if self.target_bytes is not None:
+            self.target_bits = max(1.0, 8 * (self.target_bytes - self.other_bytes))
+        bpp = (self.target_bits or float(self.model.bits(weights, tables, noise=False))) / self.pixels
+        lam = self.lam0 if self.lam0 is not None else distortion / max(bpp, 1e-9)
+        self.model.lam.fill_(lam)
+        self.model.lam0.fill_(lam)
+
+    def load_state(self, decoder: nn.Module, tables: dict, bits: float, state: dict) -> None:
+        """Start from a checkpoint's state (`self.model.state_dict()`)."""
+        self.start(decoder, tables, bits, 1.0)
+        self.model.load_state_dict(state)
+        self.model.sync_flags()
+
+    def param_group(self) -> dict:
+        return {"params": list(self.model.parameters()), "lr_scale": STEP_LR_SCALE}
+
+    def decoder_params(self, decoder: nn.Module) -> dict[str, torch.Tensor]:
+        """The decoder's parameters as the file will hold them (`torch.func.functional_call`)."""
+        m = self.model
+        return {n: m.quantize(m._index(n, False), p) if n in m.weight_names else fake_quant_weight(p, self.bits)
+                for n, p in decoder.named_parameters()}
+
+    def table_params(self, tables: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+        m = self.model
+        return {prefix + n: m.quantize(m._index(n, True), t) for n, t in tables.items()}
+
+    def penalty(self, decoder: nn.Module, tables: dict) -> torch.Tensor:
+        """RATE_EVERY * lambda * R on the steps that take it (R in bits per pixel of the video, with noise), else 0."""
+        if not self.due:
+            return 0.0
+        bits = self.model.bits(dict(decoder.named_parameters()), tables, noise=True)
+        return RATE_EVERY * self.model.lam * bits / self.pixels
+
+    @torch.no_grad()
+    def after_step(self, decoder: nn.Module, tables: dict) -> None:
+        """Every RATE_EVERY steps: refit the row models, and move lambda towards the target (no host sync)."""
+        self.steps += 1
+        self.due = self.steps % RATE_EVERY == 0
+        if not self.due:
+            return
+        weights = dict(decoder.named_parameters())
+        self.model.refit(weights, tables)
+        if self.target_bits is not None:
+            estimate = self.model.bits(weights, tables, noise=False)
+            lam = self.model.lam * torch.exp(RATE_EVERY * LAMBDA_GAIN * (estimate / self.target_bits - 1))
+            lam0 = self.model.lam0
+            self.model.lam.copy_(torch.minimum(torch.maximum(lam, lam0 / LAMBDA_RANGE), lam0 * LAMBDA_RANGE))
+
+    @property
+    def lam(self) -> float:
+        return float(self.model.lam)
