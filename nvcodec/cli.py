@@ -241,6 +241,8 @@ def print_encode_report(r: dict) -> None:
 def _quantizer_words(r: dict) -> str:
     """The quantizer, in words: rate control may trim (or raise) --quant-bits to a fractional depth."""
     bits, asked = r["effective_bits"], r["quant_bits"]
+    if r.get("lambda") is not None:
+        return f"learned quantization steps (x{r['segments'][0]['step_scale']:.3g} by rate control), the rest at {bits:.2f} bits"
     if abs(bits - asked) < 0.005:
         return f"{asked}-bit quantization"
     how = "trimmed" if bits < asked else "raised"
@@ -386,6 +388,9 @@ def _print_decoder(r: dict, where: str) -> None:
     click.echo(f"  Decoder inputs{label}: " + ", ".join(
         f"{SECTION_NAMES.get(name, name.lower())} {'x'.join(map(str, shape))}"
         for name, shape in r["tables"].items()))
+    if r.get("learned_tensors"):
+        click.echo(f"  Entropy models{label}: {r['learned_tensors']} tensors coded with the learned steps and "
+                   "per-row Laplace models of rate-aware training")
 
 
 @main.command()

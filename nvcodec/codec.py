@@ -630,6 +630,16 @@ def _rate_fields(fps: Fraction, frames: int, size: int, width: int, height: int)
             "bpp": metrics.bpp(size, width, height, frames)}
 
 
+def _learned_tensors(data: bytes, arch) -> int:
+    from .compress import pack
+    from .models import Decoder
+
+    _, sections = bitstream.unpack(data)
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in Decoder(arch).state_dict().items()}
+    return pack.learned_count({k: v for k, v in sections.items() if k == "DECODER" or k in arch.sections}, shapes)
+
+
 def info_of_bytes(path, data: bytes) -> dict:
     header, _ = bitstream.unpack(data)
     a = header.arch
@@ -647,6 +657,8 @@ def info_of_bytes(path, data: bytes) -> dict:
         "embedding_values": a.embedding_values(header.frames),
         # Shape of each table the decoder reads its inputs from, by section (entries first).
         "tables": {name: list(shape) for name, shape in shapes.items()},
+        # Tensors coded with the learned entropy models of rate-aware training (`compress.laplace`).
+        "learned_tensors": _learned_tensors(data, a),
         "sections": bitstream.section_sizes(data),
     }
 

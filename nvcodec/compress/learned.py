@@ -82,6 +82,7 @@ class RateModel(nn.Module):
         self.log_step = nn.ParameterList()
         self.register_buffer("lam", torch.zeros(()))
         self.register_buffer("lam0", torch.zeros(()))   # the first lambda: the controller's range is around it
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))     # training steps taken with the model
         for n in self.weight_names:
             peak = weights[n].detach().abs().max().clamp_min(1e-8)
             self.log_step.append(nn.Parameter(torch.log2(peak / weight_levels(bits)).float().reshape(())))
@@ -204,7 +205,8 @@ class RateTerm:
             + 3 * len(weights) + 5 * len(tables) + 16 + rows_total / 2
         if self.target_bytes is not None:
             self.target_bits = max(1.0, 8 * (self.target_bytes - self.other_bytes))
-        bpp = (self.target_bits or float(self.model.bits(weights, tables, noise=False))) / self.pixels
+        with torch.no_grad():
+            bpp = (self.target_bits or float(self.model.bits(weights, tables, noise=False))) / self.pixels
         lam = self.lam0 if self.lam0 is not None else distortion / max(bpp, 1e-9)
         self.model.lam.fill_(lam)
         self.model.lam0.fill_(lam)
@@ -214,6 +216,8 @@ class RateTerm:
         self.start(decoder, tables, bits, 1.0)
         self.model.load_state_dict(state)
         self.model.sync_flags()
+        self.steps = int(self.model.steps)
+        self.due = self.steps % RATE_EVERY == 0
 
     def param_group(self) -> dict:
         return {"params": list(self.model.parameters()), "lr_scale": STEP_LR_SCALE}
@@ -239,6 +243,7 @@ class RateTerm:
     def after_step(self, decoder: nn.Module, tables: dict) -> None:
         """Every RATE_EVERY steps: refit the row models, and move lambda towards the target (no host sync)."""
         self.steps += 1
+        self.model.steps.add_(1)
         self.due = self.steps % RATE_EVERY == 0
         if not self.due:
             return

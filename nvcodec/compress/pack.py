@@ -113,6 +113,16 @@ def pack_weights(quantized: dict[str, QuantizedTensor | LearnedTensor]) -> bytes
     return bytes(params) + blobs
 
 
+def learned_count(sections: dict[str, bytes], shapes: dict[str, tuple[int, ...]]) -> int:
+    """Tensors a file codes with learned entropy models: DECODER tensors in mode 2, tables in transforms 2 and 3."""
+    r, count = _Reader(sections["DECODER"], "DECODER"), 0
+    for shape in shapes.values():
+        mode = r.u8()
+        count += mode == 2
+        r.take(2 * (shape[0] if mode == 1 and shape else 1))
+    return count + sum(1 for name, data in sections.items() if name != "DECODER" and data[:1] in (b"\x02", b"\x03"))
+
+
 def unpack_weights(data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     r = _Reader(data, "DECODER")
     names = list(shapes)
