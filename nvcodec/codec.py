@@ -657,7 +657,7 @@ def info_of_bytes(path, data: bytes) -> dict:
         "embedding_values": a.embedding_values(header.frames),
         # Shape of each table the decoder reads its inputs from, by section (entries first).
         "tables": {name: list(shape) for name, shape in shapes.items()},
-        # Tensors coded with the learned entropy models of rate-aware training (`compress.laplace`).
+        # Tensors coded with the learned entropy models of rate-aware training (`compress.rowcoder`).
         "learned_tensors": _learned_tensors(data, a),
         "sections": bitstream.section_sizes(data),
     }

@@ -1,7 +1,7 @@
 """Section payloads from a network trained for rate (`compress.learned`): the learned steps and row models in
 the file, landed on the byte target.
 
-Every modelled tensor is quantized with its learned step and coded with its row models (`compress.laplace`),
+Every modelled tensor is quantized with its learned step and coded with its row models (`compress.rowcoder`),
 unless the post-training coder (`compress.entropy`) codes the same symbols smaller: then that one is used, at
 the same step (the decoded values are the same). The other tensors (biases, norms) are quantized and coded as
 without rate-aware training, at the bit depth training used for them. If the file misses the target by more
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import entropy, laplace, pack
+from . import entropy, pack, rowcoder
 from .learned import TABLE_AXIS, WEIGHT_AXIS, RateModel, estimate_bits
 from .quantize import QuantizedTensor, quantize_weight
 from .ratecontrol import Compressed
@@ -25,24 +25,25 @@ STEP_SCALES = (0.25, 4.0)     # the range of the step factor searched to land on
 @dataclass
 class LearnedCompressed(Compressed):
     estimated_bytes: float = 0.0   # the training's estimate of the modelled tensors + the rest as coded
+    rest_bytes: float = 0.0        # the payload's bytes other than the modelled tensors' symbols
     learned_tensors: int = 0       # tensors coded with the learned models (the others: the post-training coder)
     step_scale: float = 1.0
 
 
-def _choose_weight(t: laplace.LearnedTensor):
+def _choose_weight(t: rowcoder.LearnedTensor):
     """The learned tensor, or the same symbols as a plain per-tensor one where `entropy` codes them smaller."""
-    if np.abs(t.symbols).max(initial=0) > laplace.MAX_M:
+    if np.abs(t.symbols).max(initial=0) > rowcoder.MAX_M:
         return QuantizedTensor(t.symbols.astype(np.int32), t.step, None, None)
-    learned = laplace.coded_bits(t.rows(), t.q)
+    learned = rowcoder.coded_bits(t.rows(), t.q, t.kind, t.z)
     return t if learned <= entropy.estimate_bits(t.symbols) else QuantizedTensor(t.symbols.astype(np.int32),
                                                                                   t.step, None, None)
 
 
-def _choose_table(t: laplace.LearnedTensor):
+def _choose_table(t: rowcoder.LearnedTensor):
     channels = t.symbols.shape[TABLE_AXIS]
     plain = QuantizedTensor(t.symbols.astype(np.int32), np.repeat(t.step, channels),
                             np.zeros(channels, dtype=np.float16), TABLE_AXIS)
-    if np.abs(t.symbols).max(initial=0) > laplace.MAX_M:
+    if np.abs(t.symbols).max(initial=0) > rowcoder.MAX_M:
         return plain
     learned = len(pack.pack_embedding(t))
     return t if learned <= len(pack.pack_embedding(plain)) else plain
@@ -65,19 +66,19 @@ def compress(state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], mo
         modelled[name] = lt
     for lt in modelled.values():
         estimate += estimate_bits(lt) / 8
-    coded = sum(isinstance(q, laplace.LearnedTensor) for q in quantized.values())
+    coded = sum(isinstance(q, rowcoder.LearnedTensor) for q in quantized.values())
     learned_tables = sum(s[0] == 2 for n, s in sections.items() if n != "DECODER")
     # The estimate replaces the coded bytes of the modelled symbols; the rest of the payload is counted as coded.
     rest = sum(len(v) for v in sections.values()) - _symbol_bytes(quantized, sections, tables)
-    return LearnedCompressed(sections, bits, estimated_bytes=estimate + rest, learned_tensors=coded + learned_tables,
-                             step_scale=step_scale)
+    return LearnedCompressed(sections, bits, estimated_bytes=estimate + rest, rest_bytes=rest,
+                             learned_tensors=coded + learned_tables, step_scale=step_scale)
 
 
 def _symbol_bytes(quantized: dict, sections: dict, tables: dict) -> float:
     """Bytes the file spends on the modelled tensors' symbols (their streams and blobs, without side information)."""
-    learned = [(q.rows(), q.q) for q in quantized.values() if isinstance(q, laplace.LearnedTensor)]
-    total = len(laplace.pack(learned)) - _side_bytes(learned) if learned else 0
-    plain = [q for n, q in quantized.items() if not isinstance(q, laplace.LearnedTensor) and q.symbols.ndim >= 2]
+    learned = [q.coding() for q in quantized.values() if isinstance(q, rowcoder.LearnedTensor)]
+    total = len(rowcoder.pack(learned)) - _side_bytes(learned) if learned else 0
+    plain = [q for n, q in quantized.items() if not isinstance(q, rowcoder.LearnedTensor) and q.symbols.ndim >= 2]
     total += sum(entropy.estimate_bits(q.symbols) / 8 for q in plain)
     for name in tables:
         payload = sections[name]
@@ -86,9 +87,8 @@ def _symbol_bytes(quantized: dict, sections: dict, tables: dict) -> float:
 
 
 def _side_bytes(items) -> int:
-    """Bytes of a `laplace.pack` payload that are not the symbol stream: the side blob and two length fields."""
-    side = np.concatenate([np.array([int(np.abs(r).max(initial=0)) for r, _ in items])] + [q for _, q in items])
-    return 8 + len(entropy.encode_symbols(side))
+    """Bytes of a `rowcoder.pack` payload that are not the symbol stream: the side blob and two length fields."""
+    return 8 + len(entropy.encode_symbols(rowcoder.side_symbols(items)))
 
 
 def _side_bytes_of(payload: bytes) -> int:

@@ -3,16 +3,16 @@
 DECODER payload, for the decoder's tensors in `state_dict` order (shapes come from the header's
 architecture, so none are stored):
     per tensor: mode u8 (0: one scale, 1: a scale per output channel, 2: a learned step and per-row
-    Laplace models, `compress.laplace`), then the float16 scales (mode 2: the one float16 step)
+    Laplace or Gaussian models, `compress.rowcoder`), then the float16 scales (mode 2: the one float16 step)
     then the symbol blobs of the tensors in modes 0 and 1, each `u32 length + entropy.encode_symbols(...)`:
     one blob per tensor of at least BLOB_MIN symbols, in order, then one blob with all smaller tensors
-    concatenated; then, if any tensor is in mode 2, their `laplace.pack` payload (rows: output channels).
+    concatenated; then, if any tensor is in mode 2, their `rowcoder.pack` payload (rows: output channels).
 
 CONTENT / DIFF payload (embedding of shape T x C x h x w), and every other table section:
     transform u8 (0: symbols as they are, 1: temporal delta q[t] - q[t-1], whichever codes smaller;
                   2: a learned step and per-channel Laplace models; 3: the same on the temporal delta)
     transforms 0 and 1: C float16 offsets, C float16 scales, u32 length + entropy blob of the T*C*h*w symbols
-    transforms 2 and 3: float16 step, then the `laplace.pack` payload of the table (rows: channels)
+    transforms 2 and 3: float16 step, then the `rowcoder.pack` payload of the table (rows: channels)
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from ..bitstream import BitstreamError
-from . import entropy, laplace
-from .laplace import LearnedTensor
+from . import entropy, rowcoder
+from .rowcoder import LearnedTensor
 from .quantize import QuantizedTensor, quantize_weight
 
 BLOB_MIN = 4096
@@ -61,12 +61,12 @@ class _Reader:
             raise BitstreamError(f"{self.what} section: {e}") from None
 
     def learned(self, shapes: list[tuple[int, ...]], axis: int) -> list[np.ndarray]:
-        """The symbols of tensors of `shapes` from a `laplace.pack` payload."""
+        """The symbols of tensors of `shapes` from a `rowcoder.pack` payload."""
         try:
-            rows = laplace.unpack(self.take, [laplace.rows_of(s, axis) for s in shapes])
+            rows = rowcoder.unpack(self.take, [rowcoder.rows_of(s, axis) for s in shapes])
         except entropy.EntropyError as e:
             raise BitstreamError(f"{self.what} section: {e}") from None
-        return [laplace.from_rows(r, s, axis) for r, s in zip(rows, shapes)]
+        return [rowcoder.from_rows(r, s, axis) for r, s in zip(rows, shapes)]
 
     def done(self):
         if self.pos != len(self.data):
@@ -109,7 +109,7 @@ def pack_weights(quantized: dict[str, QuantizedTensor | LearnedTensor]) -> bytes
     blobs = b"".join(_blob(np.concatenate([tensors[i].symbols.ravel() for i in group]))
                      for group in _plain_groups([q.symbols.shape for q in tensors], learned))
     if any(learned):
-        blobs += laplace.pack([(q.rows(), q.q) for q in tensors if isinstance(q, LearnedTensor)])
+        blobs += rowcoder.pack([q.coding() for q in tensors if isinstance(q, LearnedTensor)])
     return bytes(params) + blobs
 
 
@@ -160,7 +160,7 @@ def _temporal_delta(q: np.ndarray) -> np.ndarray:
 
 def pack_embedding(q: QuantizedTensor | LearnedTensor) -> bytes:
     if isinstance(q, LearnedTensor):
-        return struct.pack("<B", 3 if q.delta else 2) + q.step.astype("<f2").tobytes() + laplace.pack([(q.rows(), q.q)])
+        return struct.pack("<B", 3 if q.delta else 2) + q.step.astype("<f2").tobytes() + rowcoder.pack([q.coding()])
     raw = q.symbols
     delta = _temporal_delta(raw) if raw.shape[0] > 1 else raw
     use_delta = raw.shape[0] > 1 and entropy.estimate_bits(delta) < entropy.estimate_bits(raw)
