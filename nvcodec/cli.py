@@ -242,7 +242,8 @@ def _quantizer_words(r: dict) -> str:
     """The quantizer, in words: rate control may trim (or raise) --quant-bits to a fractional depth."""
     bits, asked = r["effective_bits"], r["quant_bits"]
     if r.get("lambda") is not None:
-        return f"learned quantization steps (x{r['segments'][0]['step_scale']:.3g} by rate control), the rest at {bits:.2f} bits"
+        scale = r["segments"][0]["step_scale"]
+        return f"learned quantization steps (x{scale:.3g} by rate control), the rest at {bits:.2f} bits"
     if abs(bits - asked) < 0.005:
         return f"{asked}-bit quantization"
     how = "trimmed" if bits < asked else "raised"
