@@ -185,3 +185,15 @@ def test_an_encode_trained_for_rate_decodes_to_what_it_reports(tmp_path, testdat
                          device="cpu", epochs=2, prune_epochs=1, progress=False)
     assert plain["lambda"] is None and plain["estimated_bytes"] is None
     assert codec.info(tmp_path / "plain.dnv")["learned_tensors"] == 0
+
+
+def test_a_model_whose_tables_come_from_encoders_trains_its_weights_for_rate(tmp_path, testdata):
+    """DNeRV's embeddings are computed, not trained: they keep the post-training coder; its weights get the models."""
+    from nvcodec import codec
+
+    out = tmp_path / "dnerv.dnv"
+    report = codec.encode(testdata / "carphone_qcif_16f.mp4", out, bpp=3.0, frame_range=(0, 3), device="cpu",
+                          model="dnerv", epochs=1, prune_epochs=1, progress=False, train_options={"rate": True})
+    assert report["lambda"] > 0
+    assert codec.info(out)["learned_tensors"] > 0
+    assert codec.decode_to_array(out, device="cpu")[0].shape[0] == 3

@@ -16,7 +16,7 @@ import torch
 
 from . import entropy, pack, rowcoder
 from .learned import TABLE_AXIS, WEIGHT_AXIS, RateModel, estimate_bits
-from .quantize import QuantizedTensor, quantize_weight
+from .quantize import QuantizedTensor, quantize_embedding, quantize_weight
 from .ratecontrol import Compressed
 
 STEP_SCALES = (0.25, 4.0)     # the range of the step factor searched to land on the target
@@ -61,6 +61,9 @@ def compress(state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], mo
             quantized[name] = quantize_weight(t, bits)
     sections = {"DECODER": pack.pack_weights(quantized)}
     for name, t in tables.items():
+        if name not in model.table_names:       # computed by encoders (DNeRV, HNeRV): not trained as parameters
+            sections[name] = pack.pack_embedding(quantize_embedding(t, bits))
+            continue
         lt = model.learned_tensor(model._index(name, True), t, TABLE_AXIS, step_scale)
         sections[name] = pack.pack_embedding(_choose_table(lt))
         modelled[name] = lt
@@ -69,18 +72,18 @@ def compress(state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], mo
     coded = sum(isinstance(q, rowcoder.LearnedTensor) for q in quantized.values())
     learned_tables = sum(s[0] == 2 for n, s in sections.items() if n != "DECODER")
     # The estimate replaces the coded bytes of the modelled symbols; the rest of the payload is counted as coded.
-    rest = sum(len(v) for v in sections.values()) - _symbol_bytes(quantized, sections, tables)
+    rest = sum(len(v) for v in sections.values()) - _symbol_bytes(quantized, sections, tables, model)
     return LearnedCompressed(sections, bits, estimated_bytes=estimate + rest, rest_bytes=rest,
                              learned_tensors=coded + learned_tables, step_scale=step_scale)
 
 
-def _symbol_bytes(quantized: dict, sections: dict, tables: dict) -> float:
+def _symbol_bytes(quantized: dict, sections: dict, tables: dict, model: RateModel) -> float:
     """Bytes the file spends on the modelled tensors' symbols (their streams and blobs, without side information)."""
     learned = [q.coding() for q in quantized.values() if isinstance(q, rowcoder.LearnedTensor)]
     total = len(rowcoder.pack(learned)) - _side_bytes(learned) if learned else 0
     plain = [q for n, q in quantized.items() if not isinstance(q, rowcoder.LearnedTensor) and q.symbols.ndim >= 2]
     total += sum(entropy.estimate_bits(q.symbols) / 8 for q in plain)
-    for name in tables:
+    for name in model.table_names:
         payload = sections[name]
         total += len(payload) - (3 + _side_bytes_of(payload) if payload[0] == 2 else 1 + 4 * tables[name].shape[1])
     return total
