@@ -68,8 +68,8 @@ INTERESTING_U32 = [0, 1, 2, 4, 255, 65535, 65536, 1 << 20, (1 << 24) - 1, 1 << 2
 # --- seeds --------------------------------------------------------------------------------------
 
 def seed_specs() -> list[tuple]:
-    """(model, frames, bpp, frame size crop[, frames a segment]): small, varied seeds of every model (each model's
-    `fuzz_seeds`): odd sizes, more frames, and a segmented file."""
+    """(model, frames, bpp, frame size crop[, frames a segment or None[, training options]]): small, varied seeds of
+    every model (each model's `fuzz_seeds`): odd sizes, more frames, a segmented file, rate-aware training."""
     from nvcodec.models import SPECS   # here: spawned workers import this module, not torch
     return [(name, *seed) for name, spec in SPECS.items() for seed in spec.fuzz_seeds]
 
@@ -79,10 +79,12 @@ def make_seeds(folder: Path, clip: Path = CLIP, specs=None, epochs: int = 3) -> 
     folder.mkdir(parents=True, exist_ok=True)
     specs = seed_specs() if specs is None else specs
     seeds = []
-    for model, frames, bpp, crop, *segment in specs:
-        segment_frames = segment[0] if segment else None
+    for model, frames, bpp, crop, *rest in specs:
+        segment_frames = rest[0] if rest else None
+        train_options = rest[1] if len(rest) > 1 else {}
         name = (f"{model}_{frames}f_{bpp:g}bpp" + (f"_{crop[0]}x{crop[1]}" if crop else "")
-                + (f"_seg{segment_frames}" if segment_frames else "") + ".dnv")
+                + (f"_seg{segment_frames}" if segment_frames else "")
+                + "".join(f"_{k}{v}" for k, v in sorted(train_options.items())) + ".dnv")
         path = folder / name
         if not path.is_file():
             from nvcodec import codec
@@ -94,7 +96,8 @@ def make_seeds(folder: Path, clip: Path = CLIP, specs=None, epochs: int = 3) -> 
                     video, info = read_video(clip, frame_range=(0, frames))
                     write_video(source, video[:, : crop[1], : crop[0]].copy(), info.fps)
             codec.encode(source, path, bpp=bpp, model=model, frame_range=(0, frames), device="cpu",
-                         epochs=epochs, prune_epochs=1, progress=False, segment_frames=segment_frames)
+                         epochs=epochs, prune_epochs=1, progress=False, segment_frames=segment_frames,
+                         train_options=train_options)
         seeds.append(path)
     return seeds
 

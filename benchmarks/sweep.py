@@ -23,7 +23,8 @@ from pathlib import Path
 
 from benchmarks.common import machine, write_file
 
-COLUMNS = ("bpp", "psnr", "psnr_float_model", "params", "effective_bits", "epochs", "train_seconds",
+COLUMNS = ("bpp", "psnr", "psnr_float_model", "params", "effective_bits", "bytes", "estimated_bytes", "lambda",
+           "epochs", "train_seconds",
            "train_steady_frames_per_second", "encode_seconds")
 
 

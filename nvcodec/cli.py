@@ -223,6 +223,10 @@ def print_encode_report(r: dict) -> None:
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; the float model "
                f"before quantization {r['psnr_float_model']:.2f} dB)")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {_quantizer_words(r)}")
+    if r.get("estimated_bytes") is not None:
+        click.echo(f"  rate     trained for rate at lambda {r['lambda']:.4g}: the training estimated "
+                   f"{r['estimated_bytes']:,} bytes, the file has {r['bytes']:,} "
+                   f"({r['bytes'] / r['estimated_bytes'] - 1:+.2%})")
     # The first epoch of each segment holds any start-up (compiling, CUDA-graph capture, cuDNN's search): a
     # fixed cost, said apart, with the rate after it, which is what the device sustains.
     first = [curve[0] for curve in r.get("train_curves_seconds", []) if curve and curve[0] is not None]
@@ -237,6 +241,9 @@ def print_encode_report(r: dict) -> None:
 def _quantizer_words(r: dict) -> str:
     """The quantizer, in words: rate control may trim (or raise) --quant-bits to a fractional depth."""
     bits, asked = r["effective_bits"], r["quant_bits"]
+    if r.get("lambda") is not None:
+        scale = r["segments"][0]["step_scale"]
+        return f"learned quantization steps (x{scale:.3g} by rate control), the rest at {bits:.2f} bits"
     if abs(bits - asked) < 0.005:
         return f"{asked}-bit quantization"
     how = "trimmed" if bits < asked else "raised"
@@ -382,6 +389,9 @@ def _print_decoder(r: dict, where: str) -> None:
     click.echo(f"  Decoder inputs{label}: " + ", ".join(
         f"{SECTION_NAMES.get(name, name.lower())} {'x'.join(map(str, shape))}"
         for name, shape in r["tables"].items()))
+    if r.get("learned_tensors"):
+        click.echo(f"  Entropy models{label}: {r['learned_tensors']} tensors coded with the learned steps and "
+                   "per-row Laplace models of rate-aware training")
 
 
 @main.command()

@@ -200,6 +200,11 @@ class _EncodeJob:
             "psnr_float_model": mean("psnr_float_model"), "psnr_float_unpruned": mean("psnr_float_unpruned"),
             "frames": t, "width": w, "height": h, "fps": float(fps),
             "params": sum(st["params"] for st in stats), "quant_bits": self.quant_bits,
+            # Rate-aware training (`--train rate=true`): the training's estimate of the file's size, and the lambda
+            # rate control drove it to (segment 0's; each segment's below); None without it.
+            "estimated_bytes": None if any(st["estimated_bytes"] is None for st in stats)
+            else round(len(data) - sum(st["bytes"] for st in stats) + sum(st["estimated_bytes"] for st in stats)),
+            "lambda": stats[0]["lambda"],
             "effective_bits": round(mean("effective_bits"), 3),
             "epochs": stats[0]["train_options"]["epochs"], "prune_epochs": stats[0]["train_options"]["prune_epochs"],
             "batch": min(st["batch"] for st in stats), "rollbacks": sum(st["rollbacks"] for st in stats),
@@ -219,7 +224,8 @@ class _EncodeJob:
             "train_curves_seconds": [st["train_curve_seconds"] for st in stats],
             "train_seconds_unpruned": sum(st["train_seconds_unpruned"] for st in stats),
             "segments": [{"first_frame": first,
-                          **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds")},
+                          **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds", "estimated_bytes",
+                                                "lambda", "step_scale")},
                           **{k: st["train_options"][k] for k in ("optimizer", "lr", "epochs")}}
                          for first, _, st in parts],
         }
@@ -254,6 +260,8 @@ class _EncodeJob:
     def _segment(self, i: int, first: int, frames: np.ndarray, fps, dev, group) -> tuple[bytes, dict]:
         """Fit, compress and measure one segment: (single-segment .dnv bytes, figures)."""
         from . import sizing
+        from .compress import learned_compress
+        from .compress.learned import RateTerm
         from .compress.ratecontrol import compress_to_target
         from .fit import TRAIN_OPTIONS, TrainingError, fit
         from .flops import training_flops
@@ -286,16 +294,21 @@ class _EncodeJob:
 
         def quantizer(state, tables):   # the bit depth rate control would choose now (for quantization-aware tuning)
             return compress_to_target(state, tables, self.quant_bits, target_payload).bits
+        rate = RateTerm(w * h * t, target_payload) if s.rate else None
         clock = {"start": time.perf_counter()}
         try:
             result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.config.progress and group.rank == 0,
                          log=self.log, checkpoint=checkpoint, resume=self.config.resume,
-                         checkpoint_every=self.config.checkpoint_every, quantizer=quantizer)
+                         checkpoint_every=self.config.checkpoint_every, quantizer=quantizer, rate=rate)
         except TrainingError as e:
             raise CodecError(str(e)) from None
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
         clock["fit"] = time.perf_counter()
-        packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
+        if result.rate_model is not None:
+            packed = learned_compress.compress_to_target(state, result.tables, result.rate_model, rate.bits,
+                                                         target_payload)
+        else:
+            packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
         data = bitstream.pack(header, packed.sections)
         target_bytes = None if self.bpp is None else self.bpp * w * h * t / 8
         over, limit = _rate_limit(plan, packed.bits, self.quant_bits, len(data), target_bytes)
@@ -316,6 +329,12 @@ class _EncodeJob:
             "psnr_float_model": result.float_psnr("final"), "psnr_float_unpruned": result.float_psnr("train"),
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
             "over": over, "rate_limit": limit,
+            # Rate-aware training: its estimate of the file (the modelled symbols by its rate formula, the rest
+            # as coded), its last lambda (MSE per bpp), and the factor rate control put on the learned steps.
+            "estimated_bytes": None if result.rate_model is None
+            else packed.estimated_bytes + len(data) - packed.payload_bytes,
+            "lambda": None if result.rate_model is None else float(result.rate_model.lam),
+            "step_scale": None if result.rate_model is None else packed.step_scale,
             "train_options": {k: getattr(s, k) for k in TRAIN_OPTIONS},
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,
             "train_frames_per_second": result.frames_per_second,
@@ -611,6 +630,16 @@ def _rate_fields(fps: Fraction, frames: int, size: int, width: int, height: int)
             "bpp": metrics.bpp(size, width, height, frames)}
 
 
+def _learned_tensors(data: bytes, arch) -> int:
+    from .compress import pack
+    from .models import Decoder
+
+    _, sections = bitstream.unpack(data)
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in Decoder(arch).state_dict().items()}
+    return pack.learned_count({k: v for k, v in sections.items() if k == "DECODER" or k in arch.sections}, shapes)
+
+
 def info_of_bytes(path, data: bytes) -> dict:
     header, _ = bitstream.unpack(data)
     a = header.arch
@@ -628,6 +657,8 @@ def info_of_bytes(path, data: bytes) -> dict:
         "embedding_values": a.embedding_values(header.frames),
         # Shape of each table the decoder reads its inputs from, by section (entries first).
         "tables": {name: list(shape) for name, shape in shapes.items()},
+        # Tensors coded with the learned entropy models of rate-aware training (`compress.rowcoder`).
+        "learned_tensors": _learned_tensors(data, a),
         "sections": bitstream.section_sizes(data),
     }
 

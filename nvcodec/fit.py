@@ -85,6 +85,9 @@ class TrainSettings:
     seed: int = 0
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
     qat: bool = True              # fine-tune after pruning with the file's quantizers in the loop (compress.qat)
+    # Fine-tune after pruning for D + lambda * R with learned steps and entropy models (compress.learned), which
+    # the file then carries; lambda is driven to the rate control's target.
+    rate: bool = False
 
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
@@ -103,7 +106,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
-                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat")
+                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -165,6 +168,7 @@ class FitResult:
     rollbacks: int = 0                     # times training diverged and was rolled back
     resumed: bool = False                  # continued from a checkpoint
     steady_frames_per_second: float = math.nan     # after the first epoch (see `steady_rate`)
+    rate_model: object = None              # compress.learned.RateModel of rate-aware training, or None
 
     def evaluated_psnr(self, after: str) -> float | None:
         return evaluated_psnr(self.history, after)
@@ -262,11 +266,13 @@ class Trainer:
 
     def __init__(self, frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
-                 checkpoint_every: float = 60.0, quantizer=None):
+                 checkpoint_every: float = 60.0, quantizer=None, rate=None):
         # `quantizer(decoder_state, tables) -> bits`: the bit depth the file would be quantized at now (rate
         # control's choice); given, the fine-tuning after pruning is quantization-aware at that depth.
+        # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
+        self.rate, self.rate_on = rate, False
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
         self.frames, self.height, self.width = frames_u8.shape[:3]
         self.video = self._place_video(frames_u8)
@@ -320,7 +326,10 @@ class Trainer:
 
     def _optimizers(self) -> list:
         """One optimizer per list of parameter groups the model's inputs ask for (`TrainingInputs.param_groups`)."""
-        return [self._optimizer(groups) for groups in self.inputs.param_groups(self.decoder)]
+        per_optimizer = self.inputs.param_groups(self.decoder)
+        if self.rate_on:    # the entropy models' parameters train with the decoder
+            per_optimizer[0] = per_optimizer[0] + [self.rate.param_group()]
+        return [self._optimizer(groups) for groups in per_optimizer]
 
     def _optimizer(self, groups: list[dict]):
         if self.s.optimizer == "adan":
@@ -333,6 +342,10 @@ class Trainer:
     def parameters(self) -> list[torch.Tensor]:
         """Every trained tensor, in the optimizers' order."""
         return [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
+
+    def _learned_tables(self) -> dict[str, torch.Tensor]:
+        """The tables that are parameters (and so get a learned entropy model in rate-aware training)."""
+        return self.inputs.learned_table_params()
 
     def _compiled_with_fallback(self, compiled):
         """Use the compiled step; if compiling fails (no compiler, unsupported op), say so and run eagerly."""
@@ -350,17 +363,23 @@ class Trainer:
     def _forward_loss(self, *batch):
         out, ref = self._predict(*batch)
         mse = F.mse_loss(out, ref)
-        return self.loss_fn(out, ref), mse
+        loss = self.loss_fn(out, ref)
+        if self.rate_on:
+            loss = loss + self.rate.penalty(self.decoder, self._learned_tables())
+        return loss, mse
 
     def _predict(self, *batch, amp=None):
         """(output, reference) frames of a batch, cropped to the video's own size, float32."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
-            out = self._decode(*self.inputs.decoder_inputs(batch, self.qat_bits))
+            inputs = self.inputs.decoder_inputs(batch, self.qat_bits, self.rate if self.rate_on else None)
+            out = self._decode(*inputs)
         ref = self.inputs.reference(batch)
         return out[..., : self.height, : self.width].float(), ref[..., : self.height, : self.width]
 
     def _decode(self, *inputs):
         """The decoder on its inputs; during quantization-aware fine-tuning, with the file's weights."""
+        if self.rate_on:
+            return torch.func.functional_call(self.decoder, self.rate.decoder_params(self.decoder), inputs)
         if self.qat_bits is None:
             return self.decoder(*inputs)
         return torch.func.functional_call(self.decoder, quantized_parameters(self.decoder, self.qat_bits), inputs)
@@ -391,6 +410,8 @@ class Trainer:
         for opt in self.optimizers:
             opt.step()
         apply_masks(self.decoder, self.masks)
+        if self.rate_on:
+            self.rate.after_step(self.decoder, self._learned_tables())
         return mse.detach()
 
     def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
@@ -476,10 +497,16 @@ class Trainer:
             apply_masks(self.decoder, masks)
             self.masks = masks if s.prune_epochs > 0 else {}
         self.phase = "prune" if s.prune > 0 and s.prune_epochs > 0 else "done"
-        if self.phase == "prune" and s.qat and self.quantizer is not None:
+        if self.phase == "prune" and (s.qat or s.rate) and self.quantizer is not None:
             state = {k: v.detach().float().cpu() for k, v in self.decoder.state_dict().items()}
             self.qat_bits = self.quantizer(state, self.tables())
-            self.say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
+            if s.rate and self.rate is not None:
+                mse = next((10 ** (-h["psnr"] / 10) for h in reversed(self.history) if "psnr" in h), 1e-3)
+                self.rate.start(self.decoder, self._learned_tables(), self.qat_bits, mse)
+                self.rate_on = True
+                self.say(f"rate-aware fine-tuning from {self.qat_bits:.3g} bits, lambda {self.rate.lam:.3g}")
+            else:
+                self.say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
         self.epoch, self.pos, self.order = 0, 0, None
         self.optimizers = self._optimizers()
 
@@ -525,7 +552,8 @@ class Trainer:
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), tables, seconds,
                          (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed,
-                         math.nan if self.resumed else steady_rate(self.history, self.frames))
+                         math.nan if self.resumed else steady_rate(self.history, self.frames),
+                         self.rate.model if self.rate_on else None)
 
     @torch.no_grad()
     def _evaluate(self, after: str) -> None:
@@ -571,6 +599,7 @@ class Trainer:
                      "order": self.order, "mse_sum": self.mse_sum, "history": [dict(h) for h in self.history]},
             "recovery": {"lr_cap": self.lr_cap, "rollbacks": self.rollbacks},
             "qat_bits": self.qat_bits,
+            "rate": self.rate.model.state_dict() if self.rate_on else None,
             "rng": rng,
         }
         return checkpoint.cloned(state) if copy else state
@@ -588,6 +617,11 @@ class Trainer:
         self.inputs.module.load_state_dict(state["modules"]["inputs"])
         self.decoder.load_state_dict(state["modules"]["decoder"])
         self.masks = {k: v.to(self.device) for k, v in state["masks"].items()}
+        rate_state = state.get("rate")
+        self.rate_on = rate_state is not None and self.rate is not None
+        if self.rate_on:
+            self.rate.load_state(self.decoder, self._learned_tables(), self.qat_bits,
+                                 {k: v.to(self.device) for k, v in rate_state.items()})
         self.optimizers = self._optimizers()
         if len(state["optimizers"]) != len(self.optimizers):
             raise ValueError(f"{len(state['optimizers'])} optimizers saved, {len(self.optimizers)} here")

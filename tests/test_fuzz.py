@@ -22,11 +22,12 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture(scope="module")
 def seeds(testdata, tmp_path_factory):
-    """Tiny encodes of a 64x48 crop: DNeRV on 3 frames, HNeRV on 2, DS-NeRV and HiNeRV on 3, each trained for one
-    epoch; and a segmented file of the first two (frames 0-2 and 3-4)."""
+    """Tiny encodes of a 64x48 crop: DNeRV on 3 frames, HNeRV on 2, DS-NeRV and HiNeRV on 3 (HiNeRV also trained
+    for rate, so that its file holds the learned entropy models), each trained for one epoch; and a segmented file of
+    the first two (frames 0-2 and 3-4)."""
     folder = tmp_path_factory.mktemp("seeds")
     specs = [("dnerv", 3, 8.0, (64, 48)), ("hnerv", 2, 10.0, (64, 48)), ("dsnerv", 3, 12.0, (64, 48)),
-             ("hinerv", 3, 12.0, (64, 48))]
+             ("hinerv", 3, 12.0, (64, 48)), ("hinerv", 3, 12.0, (64, 48), None, {"rate": True})]
     files = [p.read_bytes() for p in make_seeds(folder, testdata / "carphone_qcif_16f.mp4", specs, 1)]
     fps = bitstream.unpack(files[0])[0].fps
     return files + [pack_segmented(64, 48, fps, [(0, files[0]), (3, files[1])])]
@@ -100,3 +101,20 @@ def test_index_offsets_must_point_past_the_index(seeds):
     for offset in (0, 8, 9, 20):
         assert check(edit_index(seeds[-1], 20 + 8, "<Q", offset)) == (
             "rejected", "segment index entry 0 is inconsistent with the file")
+
+
+def test_every_byte_of_a_learned_table_section_changed_decodes_or_fails_with_one_line(seeds):
+    """The rate-aware seed's first table section (transform 2 or 3: step, side information, stream), each byte
+    replaced in turn."""
+    from nvcodec import codec
+
+    data = seeds[4]
+    assert codec.info_of_bytes("seed", data)["learned_tensors"] > 0
+    prefix, sections = split_sections(data)
+    index = next(i for i, (tag, payload) in enumerate(sections)
+                 if bitstream.TAG_NAMES[tag].startswith("GRID") and payload[0] in (2, 3))
+    payload = bytes(sections[index][1])
+    for pos in range(len(payload)):
+        for value in (payload[pos] ^ 0x01, 0xFF):
+            sections[index][1] = bytearray(payload[:pos] + bytes([value]) + payload[pos + 1:])
+            check(join_sections(prefix, sections))

@@ -98,7 +98,7 @@ def test_a_checkpoint_holds_state_dicts_and_plain_values_only_and_resumes_bit_id
         run(arch, path, optimizer="adan")
     saved = torch.load(path, weights_only=True)           # would raise on anything but tensors and plain values
     state = saved["state"]
-    assert set(state) == {"modules", "optimizers", "masks", "loop", "recovery", "qat_bits", "rng"}
+    assert set(state) == {"modules", "optimizers", "masks", "loop", "recovery", "qat_bits", "rate", "rng"}
     decoder = SPECS["dnerv"].decoder(arch).state_dict()
     assert state["modules"]["decoder"].keys() == decoder.keys()
     assert any(k.startswith("content.") for k in state["modules"]["inputs"])    # DNeRV's encoders

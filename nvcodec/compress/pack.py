@@ -2,14 +2,17 @@
 
 DECODER payload, for the decoder's tensors in `state_dict` order (shapes come from the header's
 architecture, so none are stored):
-    per tensor: mode u8 (0: one scale, 1: a scale per output channel), then the float16 scales
-    then the symbol blobs, each `u32 length + entropy.encode_symbols(...)`: one blob per tensor of
-    at least BLOB_MIN symbols, in order, then one blob with all smaller tensors concatenated.
+    per tensor: mode u8 (0: one scale, 1: a scale per output channel, 2: a learned step and per-row
+    Laplace or Gaussian models, `compress.rowcoder`), then the float16 scales (mode 2: the one float16 step)
+    then the symbol blobs of the tensors in modes 0 and 1, each `u32 length + entropy.encode_symbols(...)`:
+    one blob per tensor of at least BLOB_MIN symbols, in order, then one blob with all smaller tensors
+    concatenated; then, if any tensor is in mode 2, their `rowcoder.pack` payload (rows: output channels).
 
-CONTENT / DIFF payload (embedding of shape T x C x h x w):
-    transform u8 (0: symbols as they are, 1: temporal delta q[t] - q[t-1], whichever codes smaller)
-    C float16 offsets, C float16 scales
-    u32 length + entropy blob of the T*C*h*w symbols
+CONTENT / DIFF payload (embedding of shape T x C x h x w), and every other table section:
+    transform u8 (0: symbols as they are, 1: temporal delta q[t] - q[t-1], whichever codes smaller;
+                  2: a learned step and per-channel Laplace models; 3: the same on the temporal delta)
+    transforms 0 and 1: C float16 offsets, C float16 scales, u32 length + entropy blob of the T*C*h*w symbols
+    transforms 2 and 3: float16 step, then the `rowcoder.pack` payload of the table (rows: channels)
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import numpy as np
 import torch
 
 from ..bitstream import BitstreamError
-from . import entropy
+from . import entropy, rowcoder
+from .rowcoder import LearnedTensor
 from .quantize import QuantizedTensor, quantize_weight
 
 BLOB_MIN = 4096
@@ -56,6 +60,14 @@ class _Reader:
         except entropy.EntropyError as e:
             raise BitstreamError(f"{self.what} section: {e}") from None
 
+    def learned(self, shapes: list[tuple[int, ...]], axis: int) -> list[np.ndarray]:
+        """The symbols of tensors of `shapes` from a `rowcoder.pack` payload."""
+        try:
+            rows = rowcoder.unpack(self.take, [rowcoder.rows_of(s, axis) for s in shapes])
+        except entropy.EntropyError as e:
+            raise BitstreamError(f"{self.what} section: {e}") from None
+        return [rowcoder.from_rows(r, s, axis) for r, s in zip(rows, shapes)]
+
     def done(self):
         if self.pos != len(self.data):
             raise BitstreamError(f"{self.what} section has trailing bytes")
@@ -79,33 +91,60 @@ def quantize_state(state: dict[str, torch.Tensor], bits: float) -> dict[str, Qua
     return {name: quantize_weight(t, bits) for name, t in state.items()}
 
 
-def pack_weights(quantized: dict[str, QuantizedTensor]) -> bytes:
+def _plain_groups(shapes: list[tuple[int, ...]], learned: list[bool]) -> list[list[int]]:
+    """`_groups` of the tensors coded with `entropy` (not in mode 2), as indices among all tensors."""
+    plain = [i for i, is_learned in enumerate(learned) if not is_learned]
+    return [[plain[j] for j in group] for group in _groups([shapes[i] for i in plain])]
+
+
+def pack_weights(quantized: dict[str, QuantizedTensor | LearnedTensor]) -> bytes:
     params = bytearray()
     tensors = list(quantized.values())
-    for q in tensors:
-        params += struct.pack("<B", 0 if q.axis is None else 1) + q.scale.astype("<f2").tobytes()
+    learned = [isinstance(q, LearnedTensor) for q in tensors]
+    for q, is_learned in zip(tensors, learned):
+        if is_learned:
+            params += struct.pack("<B", 2) + q.step.astype("<f2").tobytes()
+        else:
+            params += struct.pack("<B", 0 if q.axis is None else 1) + q.scale.astype("<f2").tobytes()
     blobs = b"".join(_blob(np.concatenate([tensors[i].symbols.ravel() for i in group]))
-                     for group in _groups([q.symbols.shape for q in tensors]))
+                     for group in _plain_groups([q.symbols.shape for q in tensors], learned))
+    if any(learned):
+        blobs += rowcoder.pack([q.coding() for q in tensors if isinstance(q, LearnedTensor)])
     return bytes(params) + blobs
+
+
+def learned_count(sections: dict[str, bytes], shapes: dict[str, tuple[int, ...]]) -> int:
+    """Tensors a file codes with learned entropy models: DECODER tensors in mode 2, tables in transforms 2 and 3."""
+    r, count = _Reader(sections["DECODER"], "DECODER"), 0
+    for shape in shapes.values():
+        mode = r.u8()
+        count += mode == 2
+        r.take(2 * (shape[0] if mode == 1 and shape else 1))
+    return count + sum(1 for name, data in sections.items() if name != "DECODER" and data[:1] in (b"\x02", b"\x03"))
 
 
 def unpack_weights(data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     r = _Reader(data, "DECODER")
     names = list(shapes)
-    scales, axes = [], []
+    scales, axes, learned = [], [], []
     for name in names:
         mode = r.u8()
-        if mode not in (0, 1):
+        if mode not in (0, 1, 2):
             raise BitstreamError("DECODER section: bad quantization mode")
         per_channel = mode == 1 and len(shapes[name]) >= 1
         scales.append(r.f16(shapes[name][0] if per_channel else 1))
         axes.append(0 if per_channel else None)
+        learned.append(mode == 2)
     symbols: list[np.ndarray | None] = [None] * len(names)
-    for group in _groups([shapes[n] for n in names]):
+    for group in _plain_groups([shapes[n] for n in names], learned):
         sizes = [math.prod(shapes[names[i]]) for i in group]
         flat = r.blob(sum(sizes))
         for i, part in zip(group, np.split(flat, np.cumsum(sizes)[:-1])):
             symbols[i] = part.reshape(shapes[names[i]])
+    if any(learned):
+        chosen = [i for i, is_learned in enumerate(learned) if is_learned]
+        for i, s in zip(chosen, r.learned([shapes[names[i]] for i in chosen], axis=0)):
+            symbols[i] = s
     r.done()
     return {n: QuantizedTensor(s, sc, None, ax).dequantize()
             for n, s, sc, ax in zip(names, symbols, scales, axes)}
@@ -119,7 +158,9 @@ def _temporal_delta(q: np.ndarray) -> np.ndarray:
     return d
 
 
-def pack_embedding(q: QuantizedTensor) -> bytes:
+def pack_embedding(q: QuantizedTensor | LearnedTensor) -> bytes:
+    if isinstance(q, LearnedTensor):
+        return struct.pack("<B", 3 if q.delta else 2) + q.step.astype("<f2").tobytes() + rowcoder.pack([q.coding()])
     raw = q.symbols
     delta = _temporal_delta(raw) if raw.shape[0] > 1 else raw
     use_delta = raw.shape[0] > 1 and entropy.estimate_bits(delta) < entropy.estimate_bits(raw)
@@ -130,8 +171,15 @@ def pack_embedding(q: QuantizedTensor) -> bytes:
 def unpack_embedding(data: bytes, shape: tuple[int, ...], what: str) -> torch.Tensor:
     r = _Reader(data, what)
     transform = r.u8()
-    if transform not in (0, 1):
+    if transform not in (0, 1, 2, 3):
         raise BitstreamError(f"{what} section: bad transform")
+    if transform >= 2:
+        step = r.f16(1)
+        symbols = r.learned([shape], axis=1)[0]
+        r.done()
+        if transform == 3:
+            symbols = np.cumsum(symbols, axis=0)
+        return QuantizedTensor(symbols, step, None, None).dequantize()
     offset, scale = r.f16(shape[1]), r.f16(shape[1])
     symbols = r.blob(math.prod(shape)).reshape(shape).astype(np.int64)
     r.done()

@@ -243,4 +243,5 @@ register(ModelSpec(
     plan_for_bpp=plan_for_bpp, plan_for_params=plan_for_params,
     # `info` reports the content grid as the NeRV models do: the base grids lie on it.
     info=lambda arch, shapes: {"content_embedding": list(arch.content_shape)}, info_keys=("content_embedding",),
-    fuzz_seeds=((6, 1.0, None), (3, 3.0, (175, 143)))))
+    # The third seed holds the learned entropy models of rate-aware training (DECODER mode 2, table transforms 2/3).
+    fuzz_seeds=((6, 1.0, None), (3, 3.0, (175, 143)), (3, 12.0, (64, 48), None, {"rate": True}))))

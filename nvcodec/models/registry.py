@@ -57,7 +57,8 @@ class ModelSpec:
     info_keys: tuple[str, ...] = ()
     # An Arch with the same decoder network, for caching parameter counts (fields that only size tables reset).
     network_of: Callable = lambda arch: arch
-    # Files `benchmarks/fuzz_dnv.py` mutates: (frames, bpp, frame size crop or None[, frames a segment]) each.
+    # Files `benchmarks/fuzz_dnv.py` mutates: (frames, bpp, frame size crop or None[, frames a segment or None[,
+    # training options]]) each.
     fuzz_seeds: tuple = ()
 
     @property

@@ -38,8 +38,13 @@ class TrainingInputs:
     def batch(self, video: torch.Tensor, idx: torch.Tensor, device: torch.device) -> tuple:
         raise NotImplementedError
 
-    def decoder_inputs(self, batch: tuple, qat_bits: float | None) -> list:
+    def decoder_inputs(self, batch: tuple, qat_bits: float | None, rate=None) -> list:
+        """`rate`: in rate-aware fine-tuning, the `compress.learned.RateTerm` whose steps quantize the tables."""
         raise NotImplementedError
+
+    def learned_table_params(self) -> dict[str, torch.Tensor]:
+        """The stored tables that are parameters (rate-aware training gives each a learned entropy model)."""
+        return {}
 
     def reference(self, batch: tuple) -> torch.Tensor:
         raise NotImplementedError
@@ -65,7 +70,7 @@ class FrameTriplets(TrainingInputs):
             return tuple(x.to(device, non_blocking=True) for x in neighbours(video, idx.cpu()))
         return neighbours(video, idx)
 
-    def decoder_inputs(self, batch, qat_bits):
+    def decoder_inputs(self, batch, qat_bits, rate=None):
         return self.module(*batch)      # (the encoders are not stored, so not quantized)
 
     def reference(self, batch):
@@ -105,8 +110,11 @@ class LearnedTables(TrainingInputs):
         frames = video[idx.to(video.device)].to(device, non_blocking=True)
         return idx, frames.float().div_(255.0)
 
-    def decoder_inputs(self, batch, qat_bits):
+    def decoder_inputs(self, batch, qat_bits, rate=None):
         idx = batch[0]
+        if rate is not None:
+            params = rate.table_params(self.learned_table_params(), prefix="table.")
+            return torch.func.functional_call(self.module, params, (idx,))
         if qat_bits is None:
             return self.module(idx)
         params = quantized_parameters(self.module, qat_bits, table=True)
@@ -114,6 +122,9 @@ class LearnedTables(TrainingInputs):
 
     def reference(self, batch):
         return batch[1]
+
+    def learned_table_params(self):
+        return dict(self.module.table.items())
 
     def tables(self, video, device, batch):
         return self.module.tables()

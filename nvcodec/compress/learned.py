@@ -1,0 +1,369 @@
+"""Rate-aware training: learned quantization steps and entropy models, and the rate term of D + lambda * R.
+
+`RateModel` holds, for every weight tensor of two or more dimensions and every learnable input table, a learned
+quantization step (per tensor, in log2) and a zero-mean Laplace model per row (a weight's output channel, a
+table's channel): the scale index q of `compress.rowcoder`, the coder that writes them to the file. In training:
+- the decoder and the tables run on their values rounded to the step (straight-through for the values, and
+  the step learns through the rounding as in LSQ: d(step * round(x / step)) / d step = round(x / step) - x / step);
+- the rate is the bits the file's coder would spend on them: -log2 P(j) of the two-sided geometric
+  distribution over [-M, M] that q describes, on the symbols plus uniform noise (differentiable in the values
+  and the step); the same formula on the rounded symbols (`estimate_bits`) is the training's estimate of the
+  coded size, and the real coder matches it within a fraction of a percent (`tests/test_learned.py`);
+- each row's q is refitted after every step to its rounded symbols (the maximum-likelihood scale, as the
+  coder's own fit in `entropy`), so that the model the rate sees is the one the file will carry.
+
+`RateTerm` is the hook the trainer calls (`fit.Fitter`): it starts the model when the fine-tuning after pruning
+begins, adds lambda * R (bits per pixel of the video) to the loss, and after each step moves lambda so that the
+estimated file lands on the rate control's target (a multiplicative controller on the estimate's relative error).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import rowcoder
+from .qat import fake_quant_weight
+from .quantize import embedding_levels, weight_levels
+
+LN2 = math.log(2.0)
+LOG2E = 1 / LN2
+GAUSS_TERMS = 8           # terms of a narrow Gaussian row's normaliser summed on each side
+LAMBDA_GAIN = 0.05        # per step: lambda *= exp(gain * (estimate / target - 1))
+# And every step moves by this many octaves times the estimate's relative error: the distortion's pull on the steps
+# is weak, so without it the rate drifts under the target (measured on the CPU: 5 % in 100 steps, lambda falling 5x).
+STEP_GAIN = 1.0
+LAMBDA_RANGE = 1e4        # lambda stays within [lambda0 / RANGE, lambda0 * RANGE]
+STEP_LR_SCALE = 25.0      # learning rate of the log2 steps relative to the weights'
+# The rate term (weighted by this factor), the row models' refit and lambda's move come every this many steps: the
+# rate's gradient changes slowly, and NVRC found every 8th step costs nothing visible while saving step time.
+RATE_EVERY = 4
+CALIBRATION_OCTAVES, CALIBRATION_STEPS = 8.0, 16     # the search of the steps' starting factor: range, halvings
+TABLE_AXIS, WEIGHT_AXIS = 1, 0
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def rows(t: torch.Tensor, axis: int) -> torch.Tensor:
+    return t.movedim(axis, 0).flatten(1)
+
+
+def row_bits(kind: int, y: torch.Tensor, q: torch.Tensor, m, z=0) -> torch.Tensor:
+    """Bits of the rows `y` (R, n) (symbols, or symbols plus noise) under row models `q` (R,) of `kind`
+    (`rowcoder.KINDS`) over [-m, m], with the tensor's spike `z` for the kinds that have one:
+    n * log2(Z + s) + sum of cost(y) - n0 * log2(1 + s), where cost(j) = -log2 of the weight relative to the peak
+    (Laplace: slope * |j|, slope = 2**(q/8 - 16); Gaussian: c * j**2, c = 2**(q/8 - 32)), Z the sum of 2**-cost over
+    [-m, m], s = 2**(z/16 - 4) the spike's weight relative to the peak (0 without), n0 the row's zero symbols."""
+    m = torch.as_tensor(m, dtype=y.dtype, device=y.device)
+    spike = kind >= 2
+    norm, cost = _row_terms(kind, y, q, m)
+    s = spike_weight(z, y) if spike else torch.zeros((), dtype=y.dtype, device=y.device)
+    bits = y.shape[1] * torch.log2(norm.clamp_min(1.0) + s) + cost
+    if spike:
+        bits = bits - (torch.round(y.detach()) == 0).sum(1) * torch.log2(1 + s)
+    return torch.where(m > 0, bits, torch.zeros_like(bits)).sum()
+
+
+def _row_terms(kind: int, y: torch.Tensor, q: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Z, sum of cost(y)) of each row, without a spike."""
+    if kind & 1 == rowcoder.LAPLACE:
+        slope = torch.exp2(q.to(y.dtype) / 8 - 16)
+        a = slope * LN2
+        return (1 + torch.exp(-a) - 2 * torch.exp(-a * (m + 1))) / -torch.expm1(-a), slope * y.abs().sum(1)
+    norm, c = gaussian_normaliser(q.to(y.dtype), m)
+    return norm, c * y.square().sum(1)
+
+
+def gaussian_normaliser(q: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Z, c) of Gaussian rows: Z summed term by term for narrow rows (variance under one step: terms beyond |j| = 8
+    are below 2**-46) and integrated for wide ones (where the sum and the integral differ by about
+    exp(-2 pi**2 variance))."""
+    c = torch.exp2(q / 8 - 32)
+    a = c * LN2
+    j = torch.arange(GAUSS_TERMS + 1, dtype=q.dtype, device=q.device)
+    z_sum = 2 * (torch.exp(-a[:, None] * j * j) * (j <= m)).sum(1) - 1
+    z_int = torch.sqrt(math.pi / a) * torch.erf((m + 0.5) * torch.sqrt(a))
+    return torch.where(a > 0.5, z_sum, z_int), c
+
+
+def spike_weight(z, like: torch.Tensor) -> torch.Tensor:
+    """The spike's extra weight at zero relative to the peak weight, 2**(z/16 - 4) (`entropy._SPIKE`: 2**(28 + z/16)
+    on a peak of 2**32)."""
+    return torch.exp2(torch.as_tensor(z, dtype=like.dtype, device=like.device) / 16 - 4)
+
+
+def fit_z(symbol_rows: torch.Tensor, q: torch.Tensor, kind: int) -> torch.Tensor:
+    """The tensor's spike z (0-255) that minimises the rate of its rows under their q (all z at once)."""
+    y = symbol_rows.float()
+    norm, _ = _row_terms(kind, y, q, y.abs().max())
+    s = torch.exp2(torch.arange(256, dtype=y.dtype, device=y.device) / 16 - 4)[:, None]     # (z, 1)
+    zeros = (y == 0).sum(1).to(y.dtype)
+    bits = (y.shape[1] * torch.log2(norm.clamp_min(1.0) + s) - zeros * torch.log2(1 + s)).sum(1)
+    return torch.argmin(bits).to(y.dtype)
+
+
+def temporal_delta(t: torch.Tensor) -> torch.Tensor:
+    """Entry 0, then each entry minus the one before (along the first axis)."""
+    return torch.cat([t[:1], t[1:] - t[:-1]])
+
+
+def fit_q(symbol_rows: torch.Tensor, kind: int = 0) -> torch.Tensor:
+    """Each row's maximum-likelihood scale index for its integer symbols (as `entropy._laplace_q`, `_gauss_q`; with
+    a spike, fitted to the nonzero symbols, the spike taking the zeros' excess)."""
+    x = symbol_rows.float()
+    if kind >= 2:
+        nonzero = (x != 0).sum(1).clamp_min(1)
+        if kind & 1 == rowcoder.LAPLACE:     # |j| given j != 0 is geometric on 1, 2, ...: mean 1 / (1 - r)
+            mean = x.abs().sum(1) / nonzero
+            # (at most 16 bits a step: where every nonzero is +-1 the fit is unbounded, and the coder's probabilities
+            # have a floor of 2**-24 that the rate formula does not)
+            slope = (-torch.log2((1 - 1 / mean).clamp_min(1e-30))).clamp(max=16.0)
+            q = torch.round(8 * (torch.log2(slope) + 16))
+        else:
+            mean = x.square().sum(1) / nonzero
+            q = torch.round(8 * (torch.log2(LOG2E / (2 * mean.clamp_min(1e-12))) + 32))
+    elif kind == rowcoder.LAPLACE:
+        mean = x.abs().mean(1)
+        r = (torch.sqrt(1 + mean * mean) - 1) / mean.clamp_min(1e-12)
+        slope = -torch.log2(r.clamp(1e-30, 1 - 1e-7))
+        q = torch.round(8 * (torch.log2(slope) + 16))
+    else:
+        mean = x.square().mean(1)
+        q = torch.round(8 * (torch.log2(LOG2E / (2 * mean.clamp_min(1e-12))) + 32))
+    q = q.clamp(0, rowcoder.Q_MAX)
+    return torch.where(mean > 0, q, torch.full_like(q, rowcoder.Q_MAX))
+
+
+class RateModel(nn.Module):
+    """Learned steps and per-row Laplace models of the decoder's weight tensors (2+ dimensions) and the tables."""
+
+    def __init__(self, weights: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], bits: float):
+        super().__init__()
+        self.weight_names = [n for n, t in weights.items() if t.dim() >= 2]
+        self.table_names = list(tables)
+        self.log_step = nn.ParameterList()
+        self.register_buffer("lam", torch.zeros(()))
+        self.register_buffer("lam0", torch.zeros(()))   # the first lambda: the controller's range is around it
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))     # training steps taken with the model
+        for n in self.weight_names:
+            peak = weights[n].detach().abs().max().clamp_min(1e-8)
+            self.log_step.append(nn.Parameter(torch.log2(peak / weight_levels(bits)).float().reshape(())))
+        for n in self.table_names:
+            t = tables[n].detach()
+            span = (t.max() - t.min()).clamp_min(1e-8)
+            self.log_step.append(nn.Parameter(torch.log2(span / embedding_levels(bits)).float().reshape(())))
+        for i, t in enumerate([weights[n] for n in self.weight_names] + [tables[n] for n in self.table_names]):
+            axis = WEIGHT_AXIS if i < len(self.weight_names) else TABLE_AXIS
+            self.register_buffer(f"q{i}", torch.full((t.shape[axis],), float(rowcoder.Q_MAX), device=t.device))
+            # Tables: coded as their temporal differences (1) or as they are (0), whichever the estimate prefers;
+            # and each tensor's distribution (`rowcoder.LAPLACE` or `GAUSSIAN`), the same way.
+            self.register_buffer(f"delta{i}", torch.zeros((), device=t.device))
+            self.register_buffer(f"kind{i}", torch.zeros((), device=t.device))
+            self.register_buffer(f"z{i}", torch.zeros((), device=t.device))     # the spike, for the kinds with one
+        self.to(next(iter(weights.values())).device)
+        self.sync_flags()
+
+    def _index(self, name: str, table: bool) -> int:
+        return len(self.weight_names) + self.table_names.index(name) if table else self.weight_names.index(name)
+
+    def step(self, i: int) -> torch.Tensor:
+        return torch.exp2(self.log_step[i])
+
+    def q(self, i: int) -> torch.Tensor:
+        return getattr(self, f"q{i}")
+
+    def delta(self, i: int) -> bool:
+        return self._deltas[i]
+
+    def coded(self, i: int, y: torch.Tensor) -> torch.Tensor:
+        """What the stream codes of a tensor's (scaled) values `y`: them, or their temporal differences."""
+        return temporal_delta(y) if self.delta(i) else y
+
+    def quantize(self, i: int, t: torch.Tensor) -> torch.Tensor:
+        step = self.step(i)
+        return round_ste(t / step).clamp(-rowcoder.MAX_M, rowcoder.MAX_M) * step
+
+    def items(self, weights: dict, tables: dict):
+        """(index, tensor, axis) of every modelled tensor."""
+        for n in self.weight_names:
+            yield self._index(n, False), weights[n], WEIGHT_AXIS
+        for n in self.table_names:
+            yield self._index(n, True), tables[n], TABLE_AXIS
+
+    def bits(self, weights: dict, tables: dict, noise: bool) -> torch.Tensor:
+        """The rate of every modelled tensor, in bits: on the symbols plus uniform noise, or on the symbols."""
+        total = 0.0
+        for i, t, axis in self.items(weights, tables):
+            y = t / self.step(i)
+            m = self.coded(i, torch.round(y.detach()).clamp(-rowcoder.MAX_M, rowcoder.MAX_M)).abs().max()
+            y = y + torch.rand_like(y) - 0.5 if noise else round_ste(y)
+            total = total + row_bits(self.kind(i), rows(self.coded(i, y), axis), self.q(i), m, getattr(self, f"z{i}"))
+        return total
+
+    @torch.no_grad()
+    def refit(self, weights: dict, tables: dict) -> None:
+        """Each row's q, fitted to its rounded symbols."""
+        for i, t, axis in self.items(weights, tables):
+            r = rows(self.coded(i, torch.round(t / self.step(i))), axis)
+            self.q(i).copy_(fit_q(r, self.kind(i)))
+            if self.kind(i) >= 2:
+                getattr(self, f"z{i}").copy_(fit_z(r, self.q(i), self.kind(i)))
+
+    @torch.no_grad()
+    def calibrate(self, weights: dict, tables: dict, target_bits: float) -> None:
+        """Move every step by one factor so that the estimate starts on `target_bits`: the distortion's pull on the
+        steps is weak next to the rate's, so training should start where the file has to end, not far from it."""
+        start = [p.detach().clone() for p in self.log_step]
+
+        def bits_at(shift: float) -> float:
+            for p, p0 in zip(self.log_step, start):
+                p.copy_(p0 + shift)
+            self.refit(weights, tables)
+            return float(self.bits(weights, tables, noise=False))
+        lo, hi = -CALIBRATION_OCTAVES, CALIBRATION_OCTAVES       # log2 of the factor; the estimate falls with it
+        for _ in range(CALIBRATION_STEPS):
+            mid = (lo + hi) / 2
+            if bits_at(mid) > target_bits:
+                lo = mid
+            else:
+                hi = mid
+        bits_at(hi)
+
+    @torch.no_grad()
+    def choose_models(self, weights: dict, tables: dict) -> None:
+        """Each tensor's distribution, and for each table of more than one entry whether to code its temporal
+        differences: whichever the estimate finds cheapest."""
+        for i, t, axis in self.items(weights, tables):
+            symbols, costs = torch.round(t / self.step(i)), {}
+            deltas = (False, True) if axis == TABLE_AXIS and t.shape[0] > 1 else (False,)
+            for delta in deltas:
+                r = rows(temporal_delta(symbols) if delta else symbols, axis)
+                for kind in rowcoder.KINDS:
+                    q = fit_q(r, kind)
+                    z = fit_z(r, q, kind) if kind >= 2 else 0
+                    costs[(delta, kind)] = float(row_bits(kind, r, q, r.abs().max(), z))
+            delta, kind = min(costs, key=costs.get)
+            getattr(self, f"delta{i}").fill_(float(delta))
+            getattr(self, f"kind{i}").fill_(float(kind))
+        self.sync_flags()
+        self.refit(weights, tables)
+
+    def sync_flags(self) -> None:
+        """Read the flags once (the training step must not wait on the device for them)."""
+        n = len(self.log_step)
+        self._deltas = {i: bool(getattr(self, f"delta{i}")) for i in range(n)}
+        self._kinds = {i: int(getattr(self, f"kind{i}")) for i in range(n)}
+
+    def kind(self, i: int) -> int:
+        return self._kinds[i]
+
+    @torch.no_grad()
+    def learned_tensor(self, i: int, t: torch.Tensor, axis: int, step_scale: float = 1.0) -> rowcoder.LearnedTensor:
+        """The tensor as the file holds it: symbols at the float16 step (times `step_scale`), q refitted to them
+        where the step was scaled (kept as trained otherwise)."""
+        step = np.array([float(self.step(i)) * step_scale], dtype=np.float32).astype(np.float16)
+        step = np.maximum(step, np.float16(6.2e-5))
+        t = t.detach().float().cpu()
+        symbols = torch.round(t / float(step[0])).clamp(-rowcoder.MAX_M - 1, rowcoder.MAX_M + 1)
+        q, z = self.q(i).detach().cpu(), getattr(self, f"z{i}").detach().cpu()
+        if step_scale != 1.0:
+            r = rows(self.coded(i, symbols), axis)
+            q = fit_q(r, self.kind(i))
+            z = fit_z(r, q, self.kind(i)) if self.kind(i) >= 2 else z
+        return rowcoder.LearnedTensor(symbols.to(torch.int64).numpy(), step, q.to(torch.int64).numpy(), axis,
+                                      self.delta(i), self.kind(i), int(z))
+
+
+def estimate_bits(t: rowcoder.LearnedTensor) -> float:
+    """The training's rate formula on a tensor as the file holds it (bits)."""
+    r = torch.from_numpy(t.rows()).double()
+    return float(row_bits(t.kind, r, torch.from_numpy(t.q), r.abs().max() if r.numel() else 0, t.z))
+
+
+class RateTerm:
+    """The trainer's hook for D + lambda * R during the fine-tuning after pruning.
+
+    `pixels`: width x height x frames of the video (R is in bits per pixel); `target_bytes`: the payload the
+    file should have (None: lambda stays at its first value); `lam`: the first lambda (None: distortion / target
+    bpp, where a 1 % change of rate is worth a 1 % change of distortion)."""
+
+    def __init__(self, pixels: int, target_bytes: int | None, lam: float | None = None):
+        self.pixels, self.target_bytes, self.lam0 = pixels, target_bytes, lam
+        self.model: RateModel | None = None
+        self.bits = None            # the bit depth of what the model does not cover (1-D tensors)
+        self.other_bytes = 0.0      # bytes of the file's payload other than the modelled symbols (at the start)
+        self.target_bits = None
+        self.steps, self.due = 0, True     # steps taken; whether this step takes the rate term
+
+    def start(self, decoder: nn.Module, tables: dict[str, torch.Tensor], bits: float, distortion: float) -> None:
+        self.bits = bits
+        weights = dict(decoder.named_parameters())
+        self.model = RateModel(weights, tables, bits)
+        self.model.choose_models(weights, tables)
+        if self.target_bytes is not None:
+            from .learned_compress import compress      # (it imports this module)
+            state = {k: v.detach().float().cpu() for k, v in decoder.state_dict().items()}
+            self.other_bytes = compress(state, {k: v.detach().float().cpu() for k, v in tables.items()},
+                                        self.model, bits).rest_bytes
+            self.target_bits = max(1.0, 8 * (self.target_bytes - self.other_bytes))
+            self.model.calibrate(weights, tables, self.target_bits)
+        with torch.no_grad():
+            bpp = (self.target_bits or float(self.model.bits(weights, tables, noise=False))) / self.pixels
+        lam = self.lam0 if self.lam0 is not None else distortion / max(bpp, 1e-9)
+        self.model.lam.fill_(lam)
+        self.model.lam0.fill_(lam)
+
+    def load_state(self, decoder: nn.Module, tables: dict, bits: float, state: dict) -> None:
+        """Start from a checkpoint's state (`self.model.state_dict()`)."""
+        self.start(decoder, tables, bits, 1.0)
+        self.model.load_state_dict(state)
+        self.model.sync_flags()
+        self.steps = int(self.model.steps)
+        self.due = self.steps % RATE_EVERY == 0
+
+    def param_group(self) -> dict:
+        return {"params": list(self.model.parameters()), "lr_scale": STEP_LR_SCALE}
+
+    def decoder_params(self, decoder: nn.Module) -> dict[str, torch.Tensor]:
+        """The decoder's parameters as the file will hold them (`torch.func.functional_call`)."""
+        m = self.model
+        return {n: m.quantize(m._index(n, False), p) if n in m.weight_names else fake_quant_weight(p, self.bits)
+                for n, p in decoder.named_parameters()}
+
+    def table_params(self, tables: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+        m = self.model
+        return {prefix + n: m.quantize(m._index(n, True), t) for n, t in tables.items()}
+
+    def penalty(self, decoder: nn.Module, tables: dict) -> torch.Tensor:
+        """RATE_EVERY * lambda * R on the steps that take it (R in bits per pixel of the video, with noise), else 0."""
+        if not self.due:
+            return 0.0
+        bits = self.model.bits(dict(decoder.named_parameters()), tables, noise=True)
+        return RATE_EVERY * self.model.lam * bits / self.pixels
+
+    @torch.no_grad()
+    def after_step(self, decoder: nn.Module, tables: dict) -> None:
+        """Every RATE_EVERY steps: refit the row models, and move lambda and the steps towards the target (no host
+        sync)."""
+        self.steps += 1
+        self.model.steps.add_(1)
+        self.due = self.steps % RATE_EVERY == 0
+        if not self.due:
+            return
+        weights = dict(decoder.named_parameters())
+        self.model.refit(weights, tables)
+        if self.target_bits is not None:
+            estimate = self.model.bits(weights, tables, noise=False)
+            lam = self.model.lam * torch.exp(RATE_EVERY * LAMBDA_GAIN * (estimate / self.target_bits - 1))
+            for p in self.model.log_step:
+                p.add_(STEP_GAIN * (estimate / self.target_bits - 1))
+            lam0 = self.model.lam0
+            self.model.lam.copy_(torch.minimum(torch.maximum(lam, lam0 / LAMBDA_RANGE), lam0 * LAMBDA_RANGE))
+
+    @property
+    def lam(self) -> float:
+        return float(self.model.lam)

@@ -1,0 +1,201 @@
+"""Rate-aware training: the learned entropy models (compress.learned), their coder (compress.rowcoder), their place in
+the file (DECODER mode 2, table transforms 2 and 3) and in the training loop."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from nvcodec import sizing
+from nvcodec.bitstream import BitstreamError
+from nvcodec.compress import learned, learned_compress, pack, rowcoder
+from nvcodec.compress.quantize import quantize_weight
+from nvcodec.fit import CodeFitter, TrainSettings
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def laplace_rows(rng, scales, n) -> np.ndarray:
+    return np.round(rng.laplace(0, np.asarray(scales, dtype=float)[:, None], (len(scales), n))).astype(np.int64)
+
+
+def reader(data: bytes):
+    pos = [0]
+
+    def take(n):
+        out = data[pos[0]:pos[0] + n]
+        pos[0] += n
+        return out
+    return take, pos
+
+
+def test_rows_round_trip_with_every_kind_of_row():
+    rng = np.random.default_rng(0)
+    a = laplace_rows(rng, [0.2, 3, 40, 0], 200)            # a zero row, a wide row
+    q = learned.fit_q(torch.from_numpy(a)).long().numpy()
+    zeros = np.zeros((3, 7), dtype=np.int64)                 # M = 0: nothing coded
+    b = laplace_rows(rng, [1.0], 5)
+    g = np.round(rng.normal(0, [[0.3], [5]], (2, 300))).astype(np.int64)
+    gq = learned.fit_q(torch.from_numpy(g), rowcoder.GAUSSIAN).long().numpy()
+    items = [(a, q, rowcoder.LAPLACE, 0), (zeros, np.zeros(3, np.int64), rowcoder.GAUSSIAN, 0),
+             (b, np.array([7]), rowcoder.LAPLACE_SPIKE, 40),      # q 7: a poor fit still codes
+             (g, gq, rowcoder.GAUSSIAN, 0), (g, gq, rowcoder.GAUSSIAN_SPIKE, 255)]
+    data = rowcoder.pack(items)
+    take, pos = reader(data)
+    out = rowcoder.unpack(take, [x.shape for x, _, _, _ in items])
+    assert pos[0] == len(data)
+    for x, (y, _, _, _) in zip(out, items):
+        assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("kind", rowcoder.KINDS)
+def test_the_training_rate_formula_is_what_the_coder_spends(kind):
+    """On the rounded symbols, the differentiable rate equals the coder's exact code lengths (to 0.2 %: the coder's
+    probabilities are multiples of 2**-24, which shows in far tails), and the stream holds that plus a flush of a few
+    bytes: Laplace and Gaussian rows, with and without a spike, narrow and wide, on data of either with a fifth of
+    the values pruned to zero."""
+    rng = np.random.default_rng(1)
+    for scales, n in (([0.3, 0.8, 2, 9], 3000), ([50, 120], 2000), ([0.05] * 4, 500)):
+        for x in (laplace_rows(rng, scales, n),
+                  np.round(rng.normal(0, np.asarray(scales)[:, None], (len(scales), n))).astype(np.int64)):
+            x = np.where(rng.random(x.shape) < 0.2, 0, x)
+            rows = torch.from_numpy(x)
+            q = learned.fit_q(rows, kind)
+            z = int(learned.fit_z(rows, q, kind)) if kind >= 2 else 0
+            q = q.long().numpy()
+            t = rowcoder.LearnedTensor(x, np.array([1.0], np.float16), q, 0, kind=kind, z=z)
+            estimate, exact = learned.estimate_bits(t), rowcoder.coded_bits(x, q, kind, z)
+            assert estimate == pytest.approx(exact, rel=2e-3, abs=1.0)
+            stream = len(rowcoder.pack([t.coding()])) - learned_compress._side_bytes([t.coding()])
+            assert 0 <= stream - exact / 8 <= 8
+
+
+def test_a_spike_pays_where_weights_were_pruned():
+    rng = np.random.default_rng(6)
+    x = np.where(rng.random((8, 500)) < 0.3, 0, np.round(rng.laplace(0, 6, (8, 500)))).astype(np.int64)
+    rows = torch.from_numpy(x)
+    plain = rowcoder.coded_bits(x, learned.fit_q(rows, 0).long().numpy(), 0)
+    q = learned.fit_q(rows, rowcoder.LAPLACE_SPIKE)
+    spiked = rowcoder.coded_bits(x, q.long().numpy(), 2, int(learned.fit_z(rows, q, 2)))
+    assert spiked < 0.97 * plain
+
+
+def test_fit_q_is_the_coders_maximum_likelihood_scale():
+    rng = np.random.default_rng(2)
+    x = laplace_rows(rng, [0.5, 4, 30], 5000)
+    q = learned.fit_q(torch.from_numpy(x)).long().numpy()
+    for row, qr in zip(x, q):
+        costs = {c: rowcoder.coded_bits(row[None], np.array([c])) for c in (qr - 2, qr, qr + 2)}
+        assert costs[qr] == min(costs.values())
+
+
+def test_weights_in_mode_2_beside_the_other_modes_decode_exactly():
+    rng = np.random.default_rng(3)
+    symbols = laplace_rows(rng, [1, 2, 3, 4, 0, 6, 7, 8], 36).reshape(8, 4, 3, 3)
+    learned_t = rowcoder.LearnedTensor(symbols, np.array([0.01], np.float16), np.full(8, 120), 0)
+    state = {"a.weight": learned_t, "a.bias": quantize_weight(torch.randn(8), 6),
+             "b.weight": quantize_weight(torch.randn(80, 70), 6), "c.weight": learned_t}
+    data = pack.pack_weights(state)
+    back = pack.unpack_weights(data, {k: tuple(v.symbols.shape) for k, v in state.items()})
+    for k, v in state.items():
+        assert torch.equal(back[k], v.dequantize())
+    with pytest.raises(BitstreamError, match="DECODER section"):
+        pack.unpack_weights(data[:-3], {k: tuple(v.symbols.shape) for k, v in state.items()})
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_tables_in_transforms_2_and_3_decode_exactly(delta):
+    rng = np.random.default_rng(4)
+    symbols = np.cumsum(laplace_rows(rng, [1, 3, 0.5], 5 * 6).reshape(3, 5, 2, 3).transpose(1, 0, 2, 3), axis=0)
+    t = rowcoder.LearnedTensor(symbols, np.array([0.02], np.float16), np.full(3, 110), 1, delta, int(delta))
+    data = pack.pack_embedding(t)
+    assert data[0] == (3 if delta else 2)
+    assert torch.equal(pack.unpack_embedding(data, symbols.shape, "GRID0"), t.dequantize())
+
+
+def tiny_fitter(rate: learned.RateTerm | None, frames: int = 3):
+    rng = np.random.default_rng(5)
+    video = torch.from_numpy(rng.integers(0, 256, (frames, 32, 48, 3), dtype=np.uint8))
+    arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=frames).arch
+    settings = TrainSettings(epochs=1, prune_epochs=2, batch=1, rate=True, prune=0.1)
+    return CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
+                      quantizer=lambda state, tables: 6.0, rate=rate)
+
+
+def test_rate_aware_fine_tuning_learns_steps_and_moves_lambda_towards_the_target():
+    pixels = 3 * 32 * 48
+    fitter = tiny_fitter(learned.RateTerm(pixels, target_bytes=200))
+    fitter._start_pruning()
+    assert fitter.rate_on and fitter.qat_bits == 6.0
+    model = fitter.rate.model
+    assert len(model.table_names) == 3 and model.weight_names
+    steps0 = [float(p.detach()) for p in model.log_step]
+    lam0 = fitter.rate.lam
+    for _ in range(2 * learned.RATE_EVERY):
+        fitter._step(torch.tensor([1]), 1e-3)
+    assert [float(p.detach()) for p in model.log_step] != steps0      # the steps learn
+    assert fitter.rate.lam > lam0       # a network of ~3,000 parameters is far over 200 bytes: lambda rises
+    assert int(model.steps) == 2 * learned.RATE_EVERY
+
+
+def test_the_rate_model_survives_a_checkpoint():
+    """A resumed rate-aware fine-tuning takes the same next step as an uninterrupted one."""
+    a, b = tiny_fitter(learned.RateTerm(1000, 500)), tiny_fitter(learned.RateTerm(1000, 500))
+    a._start_pruning()
+    for _ in range(3):
+        a._step(torch.tensor([0]), 1e-3)
+    saved = io.BytesIO()
+    torch.save(a.state(), saved)        # as a checkpoint holds it: state dicts that weights_only reads back
+    saved.seek(0)
+    b.load_state(torch.load(saved, weights_only=True))
+    assert b.rate_on and b.rate.steps == 3
+    a._step(torch.tensor([2]), 1e-3)
+    b._step(torch.tensor([2]), 1e-3)
+    assert torch.equal(a.rate.model.lam, b.rate.model.lam)
+    for p, q in zip([*a.decoder.parameters(), *a.rate.model.parameters()],
+                    [*b.decoder.parameters(), *b.rate.model.parameters()]):
+        assert torch.equal(p, q)
+
+
+def test_learned_compression_lands_on_a_target_by_scaling_the_steps():
+    fitter = tiny_fitter(learned.RateTerm(1000, None))
+    fitter._start_pruning()
+    state = {k: v.detach() for k, v in fitter.decoder.state_dict().items()}
+    tables, model = fitter.tables(), fitter.rate.model
+    nominal = learned_compress.compress(state, tables, model, 6.0)
+    target = int(nominal.payload_bytes * 0.85)
+    landed = learned_compress.compress_to_target(state, tables, model, 6.0, target)
+    assert landed.step_scale > 1 and abs(landed.payload_bytes / target - 1) <= 0.04
+    assert landed.payload_bytes <= target
+
+
+def test_an_encode_trained_for_rate_decodes_to_what_it_reports(tmp_path, testdata):
+    from nvcodec import codec
+
+    out = tmp_path / "rate.dnv"
+    report = codec.encode(testdata / "carphone_qcif_16f.mp4", out, bpp=3.0, frame_range=(0, 3), device="cpu",
+                          epochs=2, prune_epochs=1, progress=False, train_options={"rate": True})
+    assert report["lambda"] > 0 and report["estimated_bytes"] > 0
+    assert report["segments"][0]["step_scale"] > 0
+    frames, dec = codec.decode_to_array(out, device="cpu")
+    assert frames.shape[0] == 3
+    info = codec.info(out)
+    assert info["learned_tensors"] > 0
+    plain = codec.encode(testdata / "carphone_qcif_16f.mp4", tmp_path / "plain.dnv", bpp=3.0, frame_range=(0, 3),
+                         device="cpu", epochs=2, prune_epochs=1, progress=False)
+    assert plain["lambda"] is None and plain["estimated_bytes"] is None
+    assert codec.info(tmp_path / "plain.dnv")["learned_tensors"] == 0
+
+
+def test_a_model_whose_tables_come_from_encoders_trains_its_weights_for_rate(tmp_path, testdata):
+    """DNeRV's embeddings are computed, not trained: they keep the post-training coder; its weights get the models."""
+    from nvcodec import codec
+
+    out = tmp_path / "dnerv.dnv"
+    report = codec.encode(testdata / "carphone_qcif_16f.mp4", out, bpp=3.0, frame_range=(0, 3), device="cpu",
+                          model="dnerv", epochs=1, prune_epochs=1, progress=False, train_options={"rate": True})
+    assert report["lambda"] > 0
+    assert codec.info(out)["learned_tensors"] > 0
+    assert codec.decode_to_array(out, device="cpu")[0].shape[0] == 3
