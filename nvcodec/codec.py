@@ -200,7 +200,9 @@ class _EncodeJob:
             "psnr_float_model": mean("psnr_float_model"), "psnr_float_unpruned": mean("psnr_float_unpruned"),
             "frames": t, "width": w, "height": h, "fps": float(fps),
             "params": sum(st["params"] for st in stats), "quant_bits": self.quant_bits,
-            "effective_bits": round(mean("effective_bits"), 3),
+            "effective_bits": round(mean("effective_bits"), 3), "bit_depths_choice": self.config.bit_depths,
+            # Segment 0's depth of each group of tensors (one depth for all with bit_depths_choice "single").
+            "bit_depths": stats[0]["bit_depths"],
             "epochs": stats[0]["train_options"]["epochs"], "prune_epochs": stats[0]["train_options"]["prune_epochs"],
             "batch": min(st["batch"] for st in stats), "rollbacks": sum(st["rollbacks"] for st in stats),
             "resumed": any(st["resumed"] for st in stats),
@@ -254,6 +256,7 @@ class _EncodeJob:
     def _segment(self, i: int, first: int, frames: np.ndarray, fps, dev, group) -> tuple[bytes, dict]:
         """Fit, compress and measure one segment: (single-segment .dnv bytes, figures)."""
         from . import sizing
+        from .compress.bitalloc import Probe, compress_rd, group_depths
         from .compress.ratecontrol import compress_to_target
         from .fit import TRAIN_OPTIONS, TrainingError, fit
         from .flops import training_flops
@@ -284,8 +287,16 @@ class _EncodeJob:
         framing = len(bitstream.pack(header, {})) + 9 * (1 + len(arch.sections))
         target_payload = None if self.bpp is None else int(self.bpp * w * h * t / 8) - framing
 
-        def quantizer(state, tables):   # the bit depth rate control would choose now (for quantization-aware tuning)
-            return compress_to_target(state, tables, self.quant_bits, target_payload).bits
+        probe = Probe(arch, frames, dev) if self.config.bit_depths == "rd" else None
+
+        def rate_control(state, tables):
+            if probe is None:
+                return compress_to_target(state, tables, self.quant_bits, target_payload)
+            return compress_rd(state, tables, self.quant_bits, target_payload, probe)
+
+        def quantizer(state, tables):   # the bit depths rate control would choose now (for quantization-aware tuning)
+            packed = rate_control(state, tables)
+            return {n: packed.depth(n) for n in [*state, *tables]} if packed.offsets else packed.bits
         clock = {"start": time.perf_counter()}
         try:
             result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.config.progress and group.rank == 0,
@@ -295,7 +306,7 @@ class _EncodeJob:
             raise CodecError(str(e)) from None
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
         clock["fit"] = time.perf_counter()
-        packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
+        packed = rate_control(state, result.tables)
         data = bitstream.pack(header, packed.sections)
         target_bytes = None if self.bpp is None else self.bpp * w * h * t / 8
         over, limit = _rate_limit(plan, packed.bits, self.quant_bits, len(data), target_bytes)
@@ -315,6 +326,7 @@ class _EncodeJob:
             "psnr": psnr, "ms_ssim": ms_ssim,
             "psnr_float_model": result.float_psnr("final"), "psnr_float_unpruned": result.float_psnr("train"),
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
+            "bit_depths": group_depths(packed, state, result.tables),
             "over": over, "rate_limit": limit,
             "train_options": {k: getattr(s, k) for k in TRAIN_OPTIONS},
             "rollbacks": result.rollbacks, "resumed": result.resumed, "train_seconds": result.train_seconds,

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from .compress.prune import apply_masks, magnitude_masks
-from .compress.qat import quantized_parameters
+from .compress.qat import describe as describe_bits, quantized_parameters
 from .memory import available_bytes, decode_bytes_per_frame, gib
 from .models import Arch, Decoder, spec_of
 from .models.dsnerv import Codes
@@ -311,7 +311,8 @@ class Fitter:
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
                  checkpoint_every: float = 60.0, quantizer=None):
         # `quantizer(decoder_state, tables) -> bits`: the bit depth the file would be quantized at now (rate
-        # control's choice); given, the fine-tuning after pruning is quantization-aware at that depth.
+        # control's choice: one depth, or a dict of depths by tensor, see `compress.qat`); given, the fine-tuning
+        # after pruning is quantization-aware at that depth.
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
@@ -561,7 +562,7 @@ class Fitter:
         if self.phase == "prune" and s.qat and self.quantizer is not None:
             state = {k: v.detach().float().cpu() for k, v in self.decoder.state_dict().items()}
             self.qat_bits = self.quantizer(state, self.tables())
-            self._say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
+            self._say(f"quantization-aware fine-tuning at {describe_bits(self.qat_bits)}")
         self.epoch, self.pos, self.order = 0, 0, None
         self.opt = self._optimizer()
 
