@@ -69,19 +69,25 @@ class Probe:
     @torch.no_grad()
     def __call__(self, state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor]) -> float:
         self.decoder.load_state_dict(state)
-        inputs = [x.to(self.device) for x in self._inputs(self.arch, tables, self.times, self.frames)]
-        out = self.decoder(*inputs)[..., : self.ref.shape[-2], : self.ref.shape[-1]].float()
-        return F.mse_loss(out, self.ref).item()
+        total = 0.0
+        for i, t in enumerate(self.times):     # a frame at a time: a HiNeRV-class frame holds gigabytes at 720p
+            inputs = [x.to(self.device) for x in self._inputs(self.arch, tables, t.reshape(1), self.frames)]
+            out = self.decoder(*inputs)[..., : self.ref.shape[-2], : self.ref.shape[-1]].float()
+            total += F.mse_loss(out, self.ref[i:i + 1], reduction="sum").item()
+        return total / self.ref.numel()
+
+
+def _quantized(state, tables, name: str, bits: float):
+    """Tensor or table `name` quantized as the file would hold it at `bits`."""
+    return quantize_embedding(tables[name], bits) if name in tables else quantize_weight(state[name], bits)
 
 
 def _coded(state, tables, names: list[str], bits: float) -> tuple[dict[str, torch.Tensor], int]:
     """(the tensors `names` as the file would hold them, their coded bytes) at `bits`: a table alone, or decoder
     tensors packed together."""
-    if len(names) == 1 and names[0] in tables:
-        q = quantize_embedding(tables[names[0]], bits)
-        return {names[0]: q.dequantize()}, len(pack.pack_embedding(q))
-    qs = {name: quantize_weight(state[name], bits) for name in names}
-    return {name: q.dequantize() for name, q in qs.items()}, len(pack.pack_weights(qs))
+    qs = {name: _quantized(state, tables, name, bits) for name in names}
+    size = len(pack.pack_embedding(qs[names[0]])) if names[0] in tables else len(pack.pack_weights(qs))
+    return {name: q.dequantize() for name, q in qs.items()}, size
 
 
 def choose_offsets(state, tables, bits: float, probe: Probe, offsets=OFFSETS) -> dict[str, float]:
@@ -128,7 +134,7 @@ def choose_offsets(state, tables, bits: float, probe: Probe, offsets=OFFSETS) ->
 def dequantized(state, tables, packed: Compressed) -> tuple[dict, dict]:
     """The decoder state and tables as `packed` holds them."""
     def held(name):
-        return _coded(state, tables, [name], packed.depth(name))[0][name]
+        return _quantized(state, tables, name, packed.depth(name)).dequantize()
     return {n: held(n) for n in state}, {n: held(n) for n in tables}
 
 
