@@ -256,7 +256,7 @@ class _EncodeJob:
     def _segment(self, i: int, first: int, frames: np.ndarray, fps, dev, group) -> tuple[bytes, dict]:
         """Fit, compress and measure one segment: (single-segment .dnv bytes, figures)."""
         from . import sizing
-        from .compress.bitalloc import Probe, compress_rd, group_depths
+        from .compress.bitalloc import Probe, compress_at_depths, compress_rd, group_depths
         from .compress.ratecontrol import compress_to_target
         from .fit import TRAIN_OPTIONS, TrainingError, fit
         from .flops import training_flops
@@ -289,8 +289,11 @@ class _EncodeJob:
 
         probe = Probe(arch, frames, dev) if self.config.bit_depths == "rd" else None
 
-        def rate_control(state, tables):
-            if probe is None:
+        def rate_control(state, tables, trained_at=None):
+            """The sections; `trained_at`: the depth(s) quantization-aware fine-tuning ran at, which are kept."""
+            if isinstance(trained_at, dict):
+                return compress_at_depths(state, tables, trained_at, target_payload)
+            if probe is None or trained_at is not None:
                 return compress_to_target(state, tables, self.quant_bits, target_payload)
             return compress_rd(state, tables, self.quant_bits, target_payload, probe)
 
@@ -306,7 +309,7 @@ class _EncodeJob:
             raise CodecError(str(e)) from None
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}
         clock["fit"] = time.perf_counter()
-        packed = rate_control(state, result.tables)
+        packed = rate_control(state, result.tables, result.qat_bits)
         data = bitstream.pack(header, packed.sections)
         target_bytes = None if self.bpp is None else self.bpp * w * h * t / 8
         over, limit = _rate_limit(plan, packed.bits, self.quant_bits, len(data), target_bytes)

@@ -181,6 +181,8 @@ class FitResult:
     rollbacks: int = 0                     # times training diverged and was rolled back
     resumed: bool = False                  # continued from a checkpoint
     steady_frames_per_second: float = math.nan     # after the first epoch (see `steady_rate`)
+    # The depth(s) quantization-aware fine-tuning ran at (one, or a dict by tensor); None where it did not run.
+    qat_bits: object = None
 
     def evaluated_psnr(self, after: str) -> float | None:
         return evaluated_psnr(self.history, after)
@@ -608,7 +610,7 @@ class Fitter:
         return FitResult(self.decoder.float().to(memory_format=torch.contiguous_format), tables, seconds,
                          (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed,
-                         math.nan if self.resumed else steady_rate(self.history, self.frames))
+                         math.nan if self.resumed else steady_rate(self.history, self.frames), self.qat_bits)
 
     @torch.no_grad()
     def _evaluate(self, after: str) -> None:

@@ -128,6 +128,38 @@ def test_compress_rd_on_a_network(tiny_hinerv):
     assert set(depths) == {"GRID0", "GRID1", "LOCAL", "head"} | {f"stage {i}" for i in range(len(arch.strides))}
 
 
+def test_the_depths_of_quantization_aware_tuning_move_together(tiny_hinerv):
+    """After tuning at a depth per group, rate control shifts all depths alike: their differences stay."""
+    arch, frames, state, tables, probe = tiny_hinerv
+    depths = {n: (7.0 if n.startswith("head.") else 5.0) for n in state} | {"GRID0": 6.0, "GRID1": 5.5, "LOCAL": 4.0}
+    target = int(compress(state, tables, 5.0).payload_bytes * 0.85)
+    packed = bitalloc.compress_at_depths(state, tables, depths, target)
+    assert abs(packed.payload_bytes / target - 1) <= 0.05
+    shift = packed.depth("GRID0") - 6.0
+    assert shift < 0
+    for name, b in depths.items():
+        assert packed.depth(name) == pytest.approx(b + shift), name
+    # Without a target: exactly the depths asked for.
+    assert bitalloc.compress_at_depths(state, tables, depths, None).depth("head.weight") == 7.0
+
+
+def test_fit_reports_the_depths_it_was_tuned_at(crop):
+    from nvcodec.fit import TrainSettings, fit
+
+    arch = sizing.plan_for_bpp("hinerv", 64, 48, 4, 3.0, 6, 0.1).arch
+    asked = []
+
+    def quantizer(state, tables):
+        asked.append(set(state) | set(tables))
+        return {n: 5.0 for n in state} | {n: 4.0 for n in tables}
+    settings = TrainSettings(epochs=1, prune_epochs=1, prune=0.1, lr=1e-2)
+    result = fit(torch.from_numpy(crop), arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
+                 quantizer=quantizer)
+    names = set(Decoder(arch).state_dict())
+    assert asked == [names | set(arch.sections)]
+    assert result.qat_bits == {n: 5.0 for n in names} | {n: 4.0 for n in arch.sections}
+
+
 def test_quantization_aware_training_uses_each_tensors_depth():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(4, 32, 3), torch.nn.Conv2d(32, 3, 1))

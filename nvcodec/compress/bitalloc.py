@@ -10,7 +10,8 @@ against the video (D, `Probe`: what the file would decode to). Taking both as su
 offsets that give the least D for no more bytes than the single depth are picked by a Lagrangian search
 (each group minimises dD + lambda * dR; lambda is bisected). Rate control then trims a common depth under
 those offsets to land on the target again, and the choice is kept only if its probe error is below the
-single depth's at no more bytes.
+single depth's at no more bytes. After quantization-aware fine-tuning at the chosen depths, the file keeps
+them (`compress_at_depths`): choosing again then would meet a network tuned for other depths.
 
 The file needs nothing new: each tensor's symbols and scales already say all the decoder needs, whatever
 their depth.
@@ -152,6 +153,14 @@ def compress_rd(state, tables, bits: float, target_payload: int | None, probe: P
     if probe(*dequantized(state, tables, chosen)) >= probe(*dequantized(state, tables, single)):
         return single
     return chosen
+
+
+def compress_at_depths(state, tables, depths: dict[str, float], target_payload: int | None) -> Compressed:
+    """Rate control that keeps the depths of each tensor relative to the others (those quantization-aware
+    fine-tuning ran at: a network tuned for them loses most of a dB at others) and moves them together."""
+    ref = min(depths.values())
+    offsets = {name: b - ref for name, b in depths.items() if b != ref}
+    return compress_to_target(state, tables, ref, target_payload, offsets=offsets)
 
 
 def group_depths(packed: Compressed, state_names, table_names) -> dict[str, float]:
