@@ -162,9 +162,9 @@ def main():
               help="Fraction of decoder weights pruned.")
 @click.option("--quant-bits", type=click.IntRange(2, 16), default=None,
               help=f"Quantization bit depth before rate control trims it (default {_default_quant_bits()}).")
-@click.option("--bit-depths", type=click.Choice(BIT_DEPTHS), default="rd", show_default=True,
-              help="rd: a depth per group of tensors (tables, stages, head) chosen by rate-distortion; "
-                   "single: one depth for all.")
+@click.option("--bit-depths", type=click.Choice(BIT_DEPTHS), default="single", show_default=True,
+              help="single: one quantizer depth for all tensors; rd: a depth per group of tensors (tables, stages, "
+                   "head) chosen by rate-distortion (experimental).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--frames", "frame_range", default=None, help="Encode frames START:END only (END exclusive).")
 @click.option("--size", default=None, callback=_parse_size, help="Raw .yuv input: frame size WxH.")

@@ -29,7 +29,9 @@ class EncodeConfig:
     loss: str = "l2"                    # training loss (`fit.LOSSES`)
     prune: float = 0.1                  # fraction of decoder weights pruned
     quant_bits: int | None = None       # quantizer depth before rate control trims it (None: the model's own)
-    bit_depths: str = "rd"              # "rd": a depth per group of tensors by rate-distortion; "single": one depth
+    # "single": one quantizer depth for all tensors; "rd": a depth per group of tensors by rate-distortion
+    # (`compress.bitalloc`; not the default: it has not yet won at equal bpp on two clips, see the README).
+    bit_depths: str = "single"
     device: str = "auto"                # auto, cuda, cuda:N or cpu
     frame_range: tuple = (0, None)      # encode frames [START, END) only (END None: to the end)
     size: tuple | None = None           # raw .yuv input: (width, height)
