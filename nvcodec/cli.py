@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import codec, fit, outputs
-from .config import EncodeConfig
+from .config import BIT_DEPTHS, EncodeConfig
 from .models import DEFAULT_MODEL, MODELS, SPECS
 from .models.registry import table_sections
 
@@ -162,6 +162,9 @@ def main():
               help="Fraction of decoder weights pruned.")
 @click.option("--quant-bits", type=click.IntRange(2, 16), default=None,
               help=f"Quantization bit depth before rate control trims it (default {_default_quant_bits()}).")
+@click.option("--bit-depths", type=click.Choice(BIT_DEPTHS), default="single", show_default=True,
+              help="single: one quantizer depth for all tensors; rd: a depth per group of tensors (tables, stages, "
+                   "head) chosen by rate-distortion (experimental).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--frames", "frame_range", default=None, help="Encode frames START:END only (END exclusive).")
 @click.option("--size", default=None, callback=_parse_size, help="Raw .yuv input: frame size WxH.")
@@ -185,7 +188,7 @@ def main():
               help="Override a training setting (repeatable), e.g. --train optimizer=adam --train "
                    "beta1=0.5. Names: " + ", ".join(fit.TRAIN_OPTIONS) + ".")
 def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune,
-           quant_bits, device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume,
+           quant_bits, bit_depths, device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume,
            checkpoint_every, segment_frames, gpus, train_options):
     """Fit a network to INPUT and write it as a .dnv file. INPUT - reads a y4m stream from standard input."""
     def go():
@@ -195,7 +198,8 @@ def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, pru
                              option="--json")
         config = EncodeConfig(
             bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs, prune_epochs=prune_epochs,
-            batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits, device=device,
+            batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits, bit_depths=bit_depths,
+            device=device,
             frame_range=_frames(frame_range, "--frames"), size=size, pix_fmt=pix_fmt, fps=fps,
             seed=seed, compile=compile_, progress=not quiet, resume=resume, checkpoint_every=checkpoint_every,
             segment_frames=segment_frames, gpus=gpus, train_options=train_options, overwrite=overwrite)

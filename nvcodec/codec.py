@@ -143,6 +143,9 @@ class _EncodeJob:
         # The defaults that depend on the other options, resolved once.
         self.bpp, self.quant_bits = config.target_bpp, config.planned_quant_bits
         self.segment_frames = config.segment_frames or segments.DEFAULT_SEGMENT_FRAMES
+        if self.settings.rate and config.bit_depths == "rd":
+            raise CodecError("--bit-depths rd does not combine with --train rate=true (rate-aware training learns "
+                             "its own quantization steps)")
 
     def run(self, group) -> dict | None:
         from . import distributed
@@ -206,6 +209,9 @@ class _EncodeJob:
             else round(len(data) - sum(st["bytes"] for st in stats) + sum(st["estimated_bytes"] for st in stats)),
             "lambda": stats[0]["lambda"],
             "effective_bits": round(mean("effective_bits"), 3),
+            "effective_bits": round(mean("effective_bits"), 3), "bit_depths_choice": self.config.bit_depths,
+            # Segment 0's depth of each group of tensors (one depth for all with bit_depths_choice "single").
+            "bit_depths": stats[0]["bit_depths"],
             "epochs": stats[0]["train_options"]["epochs"], "prune_epochs": stats[0]["train_options"]["prune_epochs"],
             "batch": min(st["batch"] for st in stats), "rollbacks": sum(st["rollbacks"] for st in stats),
             "resumed": any(st["resumed"] for st in stats),
@@ -262,6 +268,7 @@ class _EncodeJob:
         from . import sizing
         from .compress import learned_compress
         from .compress.learned import RateTerm
+        from .compress.bitalloc import Probe, compress_at_depths, compress_rd, group_depths
         from .compress.ratecontrol import compress_to_target
         from .fit import TRAIN_OPTIONS, TrainingError, fit
         from .flops import training_flops
@@ -292,8 +299,19 @@ class _EncodeJob:
         framing = len(bitstream.pack(header, {})) + 9 * (1 + len(arch.sections))
         target_payload = None if self.bpp is None else int(self.bpp * w * h * t / 8) - framing
 
-        def quantizer(state, tables):   # the bit depth rate control would choose now (for quantization-aware tuning)
-            return compress_to_target(state, tables, self.quant_bits, target_payload).bits
+        probe = Probe(arch, frames, dev) if self.config.bit_depths == "rd" else None
+
+        def rate_control(state, tables, trained_at=None):
+            """The sections; `trained_at`: the depth(s) quantization-aware fine-tuning ran at, which are kept."""
+            if isinstance(trained_at, dict):
+                return compress_at_depths(state, tables, trained_at, target_payload)
+            if probe is None or trained_at is not None:
+                return compress_to_target(state, tables, self.quant_bits, target_payload)
+            return compress_rd(state, tables, self.quant_bits, target_payload, probe)
+
+        def quantizer(state, tables):   # the bit depths rate control would choose now (for quantization-aware tuning)
+            packed = rate_control(state, tables)
+            return {n: packed.depth(n) for n in [*state, *tables]} if packed.offsets else packed.bits
         rate = RateTerm(w * h * t, target_payload) if s.rate else None
         clock = {"start": time.perf_counter()}
         try:
@@ -308,7 +326,7 @@ class _EncodeJob:
             packed = learned_compress.compress_to_target(state, result.tables, result.rate_model, rate.bits,
                                                          target_payload)
         else:
-            packed = compress_to_target(state, result.tables, self.quant_bits, target_payload)
+            packed = rate_control(state, result.tables, result.qat_bits)
         data = bitstream.pack(header, packed.sections)
         target_bytes = None if self.bpp is None else self.bpp * w * h * t / 8
         over, limit = _rate_limit(plan, packed.bits, self.quant_bits, len(data), target_bytes)
@@ -328,6 +346,7 @@ class _EncodeJob:
             "psnr": psnr, "ms_ssim": ms_ssim,
             "psnr_float_model": result.float_psnr("final"), "psnr_float_unpruned": result.float_psnr("train"),
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
+            "bit_depths": group_depths(packed, state, result.tables),
             "over": over, "rate_limit": limit,
             # Rate-aware training: its estimate of the file (the modelled symbols by its rate formula, the rest
             # as coded), its last lambda (MSE per bpp), and the factor rate control put on the learned steps.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .models import DEFAULT_MODEL, MODELS, quant_bits_for
 
 DEFAULT_BPP = 0.05      # the target when neither bpp nor model_size is given
+BIT_DEPTHS = ("rd", "single")   # how rate control sets the quantizer's depths (`compress.bitalloc`)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class EncodeConfig:
     loss: str = "l2"                    # training loss (`fit.LOSSES`)
     prune: float = 0.1                  # fraction of decoder weights pruned
     quant_bits: int | None = None       # quantizer depth before rate control trims it (None: the model's own)
+    # "single": one quantizer depth for all tensors; "rd": a depth per group of tensors by rate-distortion
+    # (`compress.bitalloc`; not the default: it has not yet won at equal bpp on two clips, see the README).
+    bit_depths: str = "single"
     device: str = "auto"                # auto, cuda, cuda:N or cpu
     frame_range: tuple = (0, None)      # encode frames [START, END) only (END None: to the end)
     size: tuple | None = None           # raw .yuv input: (width, height)
@@ -58,6 +62,8 @@ class EncodeConfig:
             raise CodecError("--bpp must be a positive number")
         if not (2 <= self.planned_quant_bits <= 16):
             raise CodecError("--quant-bits must be between 2 and 16")
+        if self.bit_depths not in BIT_DEPTHS:
+            raise CodecError(f"unknown --bit-depths {self.bit_depths!r} (choose {', '.join(BIT_DEPTHS)})")
         if not (0 <= self.prune < 1):
             raise CodecError("--prune must be in [0, 1)")
         if self.segment_frames is not None and self.segment_frames < 2:

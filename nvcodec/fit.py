@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .compress.prune import apply_masks, magnitude_masks
-from .compress.qat import quantized_parameters
+from .compress.qat import describe as describe_bits, quantized_parameters
 from .memory import gib
 from .models import Arch, Decoder, spec_of
 from .train import checkpoint, recovery
@@ -169,6 +169,8 @@ class FitResult:
     resumed: bool = False                  # continued from a checkpoint
     steady_frames_per_second: float = math.nan     # after the first epoch (see `steady_rate`)
     rate_model: object = None              # compress.learned.RateModel of rate-aware training, or None
+    # The depth(s) quantization-aware fine-tuning ran at (one, or a dict by tensor); None where it did not run.
+    qat_bits: object = None
 
     def evaluated_psnr(self, after: str) -> float | None:
         return evaluated_psnr(self.history, after)
@@ -268,7 +270,8 @@ class Trainer:
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
                  checkpoint_every: float = 60.0, quantizer=None, rate=None):
         # `quantizer(decoder_state, tables) -> bits`: the bit depth the file would be quantized at now (rate
-        # control's choice); given, the fine-tuning after pruning is quantization-aware at that depth.
+        # control's choice: one depth, or a dict of depths by tensor, see `compress.qat`); given, the fine-tuning
+        # after pruning is quantization-aware at that depth.
         # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
@@ -506,7 +509,7 @@ class Trainer:
                 self.rate_on = True
                 self.say(f"rate-aware fine-tuning from {self.qat_bits:.3g} bits, lambda {self.rate.lam:.3g}")
             else:
-                self.say(f"quantization-aware fine-tuning at {self.qat_bits:.3g} bits")
+                self.say(f"quantization-aware fine-tuning at {describe_bits(self.qat_bits)}")
         self.epoch, self.pos, self.order = 0, 0, None
         self.optimizers = self._optimizers()
 
@@ -553,7 +556,7 @@ class Trainer:
                          (total_frames - done) / max(seconds, 1e-9), psnr, self.history,
                          self.batch, self.rollbacks, self.resumed,
                          math.nan if self.resumed else steady_rate(self.history, self.frames),
-                         self.rate.model if self.rate_on else None)
+                         self.rate.model if self.rate_on else None, self.qat_bits)
 
     @torch.no_grad()
     def _evaluate(self, after: str) -> None:

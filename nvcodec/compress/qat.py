@@ -35,7 +35,23 @@ def fake_quant_table(t: torch.Tensor, bits: float) -> torch.Tensor:
     return t + (q - t).detach()
 
 
-def quantized_parameters(module: torch.nn.Module, bits: float, table: bool = False) -> dict[str, torch.Tensor]:
-    """The module's parameters as the file will hold them, for `torch.func.functional_call`."""
+def quantized_parameters(module: torch.nn.Module, bits, table: bool = False) -> dict[str, torch.Tensor]:
+    """The module's parameters as the file will hold them, for `torch.func.functional_call`.
+
+    `bits`: one depth for all, or a depth per tensor (`compress.bitalloc`): by parameter name for weights, by
+    section name (a table parameter's last name component) for tables."""
     quant = fake_quant_table if table else fake_quant_weight
-    return {name: quant(p, bits) for name, p in module.named_parameters()}
+    return {name: quant(p, depth_of(bits, name.rsplit(".", 1)[-1] if table else name))
+            for name, p in module.named_parameters()}
+
+
+def depth_of(bits, name: str) -> float:
+    """A tensor's depth from one depth for all or a depth per tensor name."""
+    return bits[name] if isinstance(bits, dict) else bits
+
+
+def describe(bits) -> str:
+    """A depth for all, or the range of depths per tensor, for messages."""
+    if not isinstance(bits, dict):
+        return f"{bits:.3g} bits"
+    return f"{min(bits.values()):.3g}-{max(bits.values()):.3g} bits by tensor group"

@@ -7,30 +7,45 @@ and embeddings is moved together (a fractional bit depth) until the file fits.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from . import pack
-from .quantize import quantize_embedding
+from .quantize import quantize_embedding, quantize_weight
 
 
 @dataclass
 class Compressed:
     sections: dict[str, bytes]
     bits: float             # the bit depth used (may differ from the requested one after trimming)
+    # Bits above `bits` of some tensors, by decoder state name or table section name (`compress.bitalloc`).
+    offsets: dict[str, float] = field(default_factory=dict)
 
     @property
     def payload_bytes(self) -> int:
         return sum(len(v) for v in self.sections.values())
 
+    def depth(self, name: str) -> float:
+        """The bit depth tensor or table `name` is quantized at."""
+        return depth(self.bits + self.offsets.get(name, 0.0))
 
-def compress(state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], bits: float) -> Compressed:
-    """DECODER from the decoder's state, then one section per input table (CONTENT, DIFF / STATIC, DYNAMIC)."""
-    sections = {"DECODER": pack.pack_weights(pack.quantize_state(state, bits))}
+
+def depth(bits: float) -> float:
+    """A tensor's bit depth, kept within what the quantizers handle (2 bits: symbols -1, 0, 1)."""
+    return min(16.0, max(2.0, bits))
+
+
+def compress(state: dict[str, torch.Tensor], tables: dict[str, torch.Tensor], bits: float,
+             offsets: dict[str, float] | None = None) -> Compressed:
+    """DECODER from the decoder's state, then one section per input table (CONTENT, DIFF / STATIC, DYNAMIC).
+
+    Every tensor at `bits`, plus its `offsets` entry where it has one."""
+    out = Compressed({}, bits, dict(offsets or {}))
+    out.sections["DECODER"] = pack.pack_weights({n: quantize_weight(t, out.depth(n)) for n, t in state.items()})
     for name, table in tables.items():
-        sections[name] = pack.pack_embedding(quantize_embedding(table, bits))
-    return Compressed(sections, bits)
+        out.sections[name] = pack.pack_embedding(quantize_embedding(table, out.depth(name)))
+    return out
 
 
 # The bit depths the search below may use: down to MIN_BITS, and up to MAX_RAISE_BITS above the requested depth
@@ -46,25 +61,28 @@ def highest_bits(bits: float) -> float:
 
 
 def compress_to_target(state, tables, bits: float, target_payload: int | None,
-                       tolerance: float = 0.04, min_bits: float = MIN_BITS) -> Compressed:
+                       tolerance: float = 0.04, min_bits: float = MIN_BITS, offsets=None) -> Compressed:
     """Compress at `bits`; if a target is given and missed by more than `tolerance`, search the bit depth.
 
     Never goes above `highest_bits(bits)` nor below `min_bits`; the closest result under the target (or
-    the smallest, if none fits) is returned.
+    the smallest, if none fits) is returned. `offsets` (see `compress`) move with the common depth.
     """
-    nominal = compress(state, tables, bits)
+    def at(b: float) -> Compressed:
+        return compress(state, tables, b, offsets)
+
+    nominal = at(bits)
     if target_payload is None or abs(nominal.payload_bytes / target_payload - 1) <= tolerance:
         return nominal
     upward = nominal.payload_bytes < target_payload
     lo, hi = (bits, highest_bits(bits)) if upward else (min_bits, bits)
     # The far end of the range first: if even it stays on the same side of the target, it is the closest result.
-    edge = compress(state, tables, hi if upward else lo)
+    edge = at(hi if upward else lo)
     if (edge.payload_bytes <= target_payload) == upward:
         return edge
     best = nominal if nominal.payload_bytes <= target_payload else None
     for _ in range(10):
         mid = (lo + hi) / 2
-        trial = compress(state, tables, mid)
+        trial = at(mid)
         if trial.payload_bytes <= target_payload:
             if best is None or trial.payload_bytes > best.payload_bytes:
                 best = trial
