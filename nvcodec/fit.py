@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import planeloss
 from .compress.prune import apply_masks, magnitude_masks
 from .compress.qat import quantized_parameters
 from .memory import available_bytes, decode_bytes_per_frame, gib
@@ -101,6 +102,7 @@ class TrainSettings:
     seed: int = 0
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
     qat: bool = True              # fine-tune after pruning with the file's quantizers in the loop (compress.qat)
+    plane_weights: str = planeloss.DEFAULT_WEIGHTS    # Y:U:V weights of the loss on YUV 4:2:0 planes (planeloss)
 
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
@@ -119,7 +121,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
-                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat")
+                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "plane_weights")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -165,6 +167,8 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be in [0, 1)")
     if name in ("prune_epochs", "grad_clip") and value < 0:
         raise ValueError(f"{name} must not be negative")
+    if name == "plane_weights":
+        planeloss.parse_weights(value)
 
 
 @dataclass
@@ -322,7 +326,7 @@ class Fitter:
         if device.type == "cuda":
             self.encoders.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
-        self.loss_fn = make_loss(settings.loss)
+        self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color.planes, settings.plane_weights)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
         if settings.compile:
@@ -400,7 +404,7 @@ class Fitter:
 
     def _forward_loss(self, *batch):
         out, ref = self._predict(*batch)
-        mse = F.mse_loss(out, ref)
+        mse = planeloss.batch_mse(out, ref, self.arch.color.planes, self.s.plane_weights)
         return self.loss_fn(out, ref), mse
 
     def _predict(self, prev, cur, nxt, amp=None):
@@ -619,7 +623,7 @@ class Fitter:
         for i in range(0, self.frames, self.batch):
             idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
             out, ref = self._predict(*self._batch(idx), amp=False)
-            mse = (out.clamp(0, 1) - ref).square().flatten(1).mean(1).double()
+            mse = planeloss.frame_mse(out.clamp(0, 1), ref, self.arch.color.planes, self.s.plane_weights).double()
             psnrs.append(-10 * torch.log10(mse.clamp_min(1e-12)))
         self.encoders.train()
         self.decoder.train()

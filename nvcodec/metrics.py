@@ -108,12 +108,28 @@ def ms_ssim(a, b, device=None, batch: int = BATCH) -> float:
 
 
 class Tally:
-    """Per-frame PSNR and mean MS-SSIM of a clip compared batch by batch, as it is decoded."""
+    """Per-frame PSNR (RGB and YUV 4:2:0, 6:1:1) and mean MS-SSIM (RGB) of a clip compared batch by batch, as
+    it is decoded. The frames are in the sample format of `color` (`nvcodec.color`): 4:2:0 planes are compared
+    as they are for the YUV PSNR, and converted to RGB with the declared matrix and range (as the source's own
+    frames would be) for the RGB figures; RGB frames are converted to 4:2:0 planes in the source's matrix and
+    range for the YUV PSNR."""
 
-    def __init__(self, device=None):
-        self.device, self.psnr, self.ssim_sum = device, [], 0.0
+    def __init__(self, device=None, color=None):
+        from .color import RGB
+
+        self.device, self.color, self.psnr, self.psnr_yuv, self.ssim_sum = device, color or RGB, [], [], 0.0
 
     def add(self, out, ref) -> None:
+        from .color import psnr_yuv
+        from .video import rgb_to_yuv, yuv_to_rgb
+
+        out, ref = np.asarray(out), np.asarray(ref)
+        if self.color.yuv:
+            yuv = (out, ref)
+            out, ref = yuv_to_rgb(out, self.color), yuv_to_rgb(ref, self.color)
+        else:
+            yuv = (rgb_to_yuv(out, self.color), rgb_to_yuv(ref, self.color))
+        self.psnr_yuv += [min(100.0, float(p)) for p in psnr_yuv(*yuv)]
         out, ref = _as_tensor(out).to(self.device), _as_tensor(ref).to(self.device)    # one copy for both
         self.psnr += psnr_per_frame(out, ref, self.device)
         self.ssim_sum += ms_ssim(out, ref, self.device) * len(out)
@@ -125,6 +141,10 @@ class Tally:
     def result(self) -> tuple[float, float]:
         """(mean PSNR, mean MS-SSIM)."""
         return sum(self.psnr) / len(self.psnr), self.ssim_sum / len(self.psnr)
+
+    def yuv_result(self) -> float:
+        """Mean YUV 4:2:0 PSNR (6:1:1)."""
+        return sum(self.psnr_yuv) / len(self.psnr_yuv)
 
 
 _YUV_MATRICES = {
