@@ -348,7 +348,7 @@ def print_info(r: dict) -> None:
                f"bitrate: {_sig(r['bitrate'] / 1000)} kb/s")
     model = "" if segs else f"{MODEL_NAMES.get(r['model'], r['model'])}, "
     color = (r["first_segment"] if segs else r)["color_description"]
-    click.echo(f"  Video: {model}{r['width']}x{r['height']}, {color}, {_rate(r['fps'])} fps, {_sig(r['bpp'])} bpp, "
+    click.echo(f"  Video: {model}{color}, {r['width']}x{r['height']}, {_rate(r['fps'])} fps, {_sig(r['bpp'])} bpp, "
                f"{r['bytes']:,} bytes")
     if segs:
         click.echo("  Segments:")

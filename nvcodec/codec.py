@@ -445,21 +445,23 @@ class _Scorer:
             held = max(0, ref_range[1] - ref_start)
             raise CodecError(f"--ref-frames {ref_range[0]}:{ref_range[1]} holds {held} frames from frame {first} on, "
                              f"but {count} frames are decoded")
-        # The reference in the file's sample format: 4:2:0 planes of a 4:2:0 file are compared as they are.
-        self.reader = VideoReader(ref, frame_range=(ref_start, ref_end), color=parts.color.planes)
+        # The reference in its own sample format: the YUV PSNR against a 4:2:0 source's own planes, whatever the
+        # file's, and the RGB PSNR against its RGB conversion (the frames an RGB encode reads).
+        self.reader = VideoReader(ref, frame_range=(ref_start, ref_end), color=None)
         info = self.reader.info
         if (info.width, info.height) != (parts.width, parts.height):
             self.reader.close()
             raise CodecError(f"--ref {ref} is {info.width}x{info.height}, but the .dnv holds "
                              f"{parts.width}x{parts.height}")
         self.frames = iter(self.reader)
-        self.tally, self.ref, self.expected = metrics.Tally(device, parts.color), ref, count
+        self.tally, self.ref, self.expected = metrics.Tally(device, parts.color, info.color), ref, count
 
     def add(self, batch: np.ndarray) -> None:
         ref = [next(self.frames, None) for _ in range(len(batch))]
         if any(r is None for r in ref):
             raise CodecError(f"--ref {self.ref} ends after {self.tally.frames + sum(r is not None for r in ref)} "
                              f"of the {self.expected} frames decoded")
+        self.tally.ref_color = self.reader.info.color   # (as its first frame declares it)
         self.tally.add(batch, np.stack(ref))
 
     def close(self):

@@ -59,10 +59,13 @@ class Color:
         return self.range == RANGE_PC
 
     def describe(self) -> str:
-        """How `dnv info` and the logs name it, e.g. 'yuv420 (BT.709, limited range)'."""
+        """How `dnv info` and the logs name it, e.g. 'yuv420 (BT.709, limited range)', 'rgb (source: BT.601,
+        limited range)', 'rgb' (nothing declared: every file before the COLOR section)."""
+        if self == RGB:
+            return "rgb"
         matrix = MATRIX_NAMES.get(self.matrix, f"matrix {self.matrix}")
         range_ = {RANGE_TV: "limited range", RANGE_PC: "full range"}.get(self.range, "range unspecified")
-        return f"{self.planes} ({matrix}, {range_})"
+        return f"{self.planes} ({'source: ' if self.planes == 'rgb' else ''}{matrix}, {range_})"
 
 
 RGB = Color()

@@ -109,27 +109,29 @@ def ms_ssim(a, b, device=None, batch: int = BATCH) -> float:
 
 class Tally:
     """Per-frame PSNR (RGB and YUV 4:2:0, 6:1:1) and mean MS-SSIM (RGB) of a clip compared batch by batch, as
-    it is decoded. The frames are in the sample format of `color` (`nvcodec.color`): 4:2:0 planes are compared
-    as they are for the YUV PSNR, and converted to RGB with the declared matrix and range (as the source's own
-    frames would be) for the RGB figures; RGB frames are converted to 4:2:0 planes in the source's matrix and
-    range for the YUV PSNR."""
+    it is decoded. The decoded frames are in the sample format of `color`, the reference in that of `ref_color`
+    (default: the same; `nvcodec.color`). 4:2:0 planes are compared as they are for the YUV PSNR, and converted to
+    RGB with their matrix and range (as the source's own frames are when read as RGB) for the RGB figures; RGB
+    frames are converted to 4:2:0 planes in the reference's matrix and range for the YUV PSNR (exact against a
+    4:2:0 reference; against an RGB one, both sides are converted)."""
 
-    def __init__(self, device=None, color=None):
+    def __init__(self, device=None, color=None, ref_color=None):
         from .color import RGB
 
-        self.device, self.color, self.psnr, self.psnr_yuv, self.ssim_sum = device, color or RGB, [], [], 0.0
+        self.device, self.psnr, self.psnr_yuv, self.ssim_sum = device, [], [], 0.0
+        self.color = color or RGB
+        self.ref_color = ref_color or self.color
 
     def add(self, out, ref) -> None:
         from .color import psnr_yuv
         from .video import rgb_to_yuv, yuv_to_rgb
 
         out, ref = np.asarray(out), np.asarray(ref)
-        if self.color.yuv:
-            yuv = (out, ref)
-            out, ref = yuv_to_rgb(out, self.color), yuv_to_rgb(ref, self.color)
-        else:
-            yuv = (rgb_to_yuv(out, self.color), rgb_to_yuv(ref, self.color))
-        self.psnr_yuv += [min(100.0, float(p)) for p in psnr_yuv(*yuv)]
+        yuv_out = out if self.color.yuv else rgb_to_yuv(out, self.ref_color)
+        yuv_ref = ref if self.ref_color.yuv else rgb_to_yuv(ref, self.ref_color)
+        self.psnr_yuv += [min(100.0, float(p)) for p in psnr_yuv(yuv_out, yuv_ref)]
+        out = yuv_to_rgb(out, self.color) if self.color.yuv else out
+        ref = yuv_to_rgb(ref, self.ref_color) if self.ref_color.yuv else ref
         out, ref = _as_tensor(out).to(self.device), _as_tensor(ref).to(self.device)    # one copy for both
         self.psnr += psnr_per_frame(out, ref, self.device)
         self.ssim_sum += ms_ssim(out, ref, self.device) * len(out)
