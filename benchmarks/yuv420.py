@@ -3,7 +3,8 @@
     python3 -m benchmarks.yuv420 JOBFILE --out DIR [--parallel N]
 
 JOBFILE is a `benchmarks.sweep` job file whose job names end in `-rgb` or `-yuv420` (the same job otherwise,
-with `--color rgb` or `--color yuv420`). Each job is encoded as `benchmarks.sweep` does, keeping its .dnv
+with `--color rgb` or `--color yuv420`); a variant `CLIP-BPP-VARIANT-yuv420` (other training settings, say) is
+compared with `CLIP-BPP-rgb`. Each job is encoded as `benchmarks.sweep` does, keeping its .dnv
 (DIR/NAME.dnv, resumable), then decoded and scored against its source read in the source's own format:
 - YUV PSNR (6:1:1, per frame, averaged) against the source's own 4:2:0 planes; an RGB file's frames are
   converted to 4:2:0 with the source's matrix and range (swscale);
@@ -69,24 +70,33 @@ def score(dnv: Path, args: list[str], device: str = "auto", batch: int = 16) -> 
             "color": color.describe(), "source_color": tally.ref_color.describe()}
 
 
+def rgb_partner(pair: str, names: list[str]) -> str | None:
+    """The RGB job a yuv420 job `pair`-yuv420 is compared with: `pair`-rgb, or that of a shorter prefix."""
+    parts = pair.split("-")
+    for n in range(len(parts), 0, -1):
+        if "-".join(parts[:n]) + "-rgb" in names:
+            return "-".join(parts[:n]) + "-rgb"
+    return None
+
+
 def table(out: Path, jobs, figures: dict, meta: dict) -> str:
     rows = ["| pair | bpp rgb / yuv420 | PSNR RGB: rgb / yuv420 (Δ) | PSNR YUV 6:1:1: rgb / yuv420 (Δ) | "
             "MS-SSIM: rgb / yuv420 | train s rgb / yuv420 |", "|---|---|---|---|---|---|"]
-    pairs = sorted({name[: -len(s)] for name, _ in jobs for s in SUFFIXES if name.endswith(s)})
     deltas = []
-    for pair in pairs:
-        a, b = figures.get(pair + "-rgb"), figures.get(pair + "-yuv420")
+    for pair in [name[: -len("-yuv420")] for name, _ in jobs if name.endswith("-yuv420")]:
+        a, b = figures.get(rgb_partner(pair, [name for name, _ in jobs])), figures.get(pair + "-yuv420")
         if not a or not b:
             rows.append(f"| {pair} | (missing) | | | | |")
             continue
         d_rgb, d_yuv = b["psnr_rgb"] - a["psnr_rgb"], b["psnr_yuv"] - a["psnr_yuv"]
-        deltas.append((d_rgb, d_yuv))
+        if figures.get(pair + "-rgb") is a:     # (the mean is over the plain pairs, not the variants)
+            deltas.append((d_rgb, d_yuv))
         rows.append(f"| {pair} | {a['bpp']:.4f} / {b['bpp']:.4f} | {a['psnr_rgb']:.2f} / {b['psnr_rgb']:.2f} "
                     f"({d_rgb:+.2f}) | {a['psnr_yuv']:.2f} / {b['psnr_yuv']:.2f} ({d_yuv:+.2f}) | "
                     f"{a['ms_ssim']:.4f} / {b['ms_ssim']:.4f} | {a.get('train_seconds', 0):.0f} / "
                     f"{b.get('train_seconds', 0):.0f} |")
     if deltas:
-        rows.append(f"| **mean of {len(deltas)}** | | ({sum(d for d, _ in deltas) / len(deltas):+.2f}) | "
+        rows.append(f"| **mean of {len(deltas)} pairs** | | ({sum(d for d, _ in deltas) / len(deltas):+.2f}) | "
                     f"({sum(d for _, d in deltas) / len(deltas):+.2f}) | | |")
     head = [f"# RGB against YUV 4:2:0 coding: {out.name}", "", f"- command: `{meta['command']}`",
             f"- machine: {meta['machine']}", f"- GPU: {meta['gpu']}; torch {meta['torch']}; date {meta['date']}",

@@ -103,6 +103,7 @@ class TrainSettings:
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
     qat: bool = True              # fine-tune after pruning with the file's quantizers in the loop (compress.qat)
     plane_weights: str = planeloss.DEFAULT_WEIGHTS    # Y:U:V weights of the loss on YUV 4:2:0 planes (planeloss)
+    plane_balance: str = "mse"    # what the plane weights weigh: the planes' losses or their logarithms (planeloss)
 
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
@@ -121,7 +122,8 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
-                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "plane_weights")
+                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "plane_weights",
+                 "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -169,6 +171,8 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must not be negative")
     if name == "plane_weights":
         planeloss.parse_weights(value)
+    if name == "plane_balance" and value not in planeloss.BALANCES:
+        raise ValueError(f"plane_balance {value!r}: choose {' or '.join(planeloss.BALANCES)}")
 
 
 @dataclass
@@ -326,7 +330,8 @@ class Fitter:
         if device.type == "cuda":
             self.encoders.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
-        self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color.planes, settings.plane_weights)
+        self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color.planes, settings.plane_weights,
+                                            settings.plane_balance)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
         if settings.compile:

@@ -25,15 +25,25 @@ def parse_weights(text: str) -> tuple[float, float, float]:
     return weights
 
 
-def plane_loss(loss_fn, planes: str, weights: str):
-    """`loss_fn(out, ref)` applied to each coded plane of (B, 3, H, W) frames and weighted; on RGB, `loss_fn`."""
+# How the planes' losses are combined: "mse" weighs the losses themselves; "psnr" weighs their logarithms, i.e.
+# each plane's PSNR, which is what the YUV PSNR averages (the weight of a plane's loss then grows as the loss
+# shrinks: chroma, whose error is several times smaller than luma's, is not neglected).
+BALANCES = ("mse", "psnr")
+
+
+def plane_loss(loss_fn, planes: str, weights: str, balance: str = "mse"):
+    """`loss_fn(out, ref)` applied to each coded plane of (B, 3, H, W) frames and weighted (`BALANCES`); on RGB,
+    `loss_fn`."""
     if planes == "rgb":
         return loss_fn
     w = parse_weights(weights)
+    if balance not in BALANCES:
+        raise ValueError(f"plane_balance {balance!r}: choose {' or '.join(BALANCES)}")
+    combine = (lambda x: x) if balance == "mse" else (lambda x: torch.log10(x.clamp_min(1e-10)))  # noqa: E731
 
     def weighted(out, ref):
-        return sum(wi * loss_fn(o, r) for wi, o, r in zip(w, plane_views(out, planes), plane_views(ref, planes))
-                   if wi) / sum(w)
+        return sum(wi * combine(loss_fn(o, r)) for wi, o, r in
+                   zip(w, plane_views(out, planes), plane_views(ref, planes)) if wi) / sum(w)
     return weighted
 
 

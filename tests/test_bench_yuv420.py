@@ -51,9 +51,11 @@ def test_job_arguments_are_parsed_as_dnv_encode_parses_them():
 
 
 def test_the_table_pairs_each_clip_and_gives_the_differences():
-    jobs = [("a-0.1-rgb", []), ("a-0.1-yuv420", []), ("b-rgb", []), ("b-yuv420", [])]
+    jobs = [("a-0.1-rgb", []), ("a-0.1-yuv420", []), ("b-rgb", []), ("b-yuv420", []), ("a-0.1-mse-yuv420", [])]
     fig = lambda rgb, yuv: {"bpp": 0.1, "psnr_rgb": rgb, "psnr_yuv": yuv, "ms_ssim": 0.9}  # noqa: E731
-    figures = {"a-0.1-rgb": fig(30, 31), "a-0.1-yuv420": fig(30.2, 32), "b-rgb": fig(20, 21), "b-yuv420": fig(20, 22)}
+    figures = {"a-0.1-rgb": fig(30, 31), "a-0.1-yuv420": fig(30.2, 32), "b-rgb": fig(20, 21), "b-yuv420": fig(20, 22),
+               "a-0.1-mse-yuv420": fig(29.9, 31.5)}
     md = table(Path("out"), jobs, figures, {"command": "c", "machine": "m", "gpu": "g", "torch": "t", "date": "d"})
     assert "| a-0.1 | 0.1000 / 0.1000 | 30.00 / 30.20 (+0.20) | 31.00 / 32.00 (+1.00) |" in md
-    assert "| **mean of 2** | | (+0.10) | (+1.00) |" in md
+    assert "| a-0.1-mse | 0.1000 / 0.1000 | 30.00 / 29.90 (-0.10) | 31.00 / 31.50 (+0.50) |" in md
+    assert "| **mean of 2 pairs** | | (+0.10) | (+1.00) |" in md

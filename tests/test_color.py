@@ -250,3 +250,14 @@ def test_an_odd_padded_size_needs_no_extra_padding():
         out, full = head_output(head, x, "yuv420"), head_output(head, x, "rgb")
     assert out.shape == (1, 3, 7, 9)
     assert torch.allclose(out[:, 1:, ::2, ::2], full[:, 1:, ::2, ::2], atol=1e-6)     # 4x5 chroma samples
+
+
+def test_psnr_balance_weighs_each_planes_log_error():
+    ref = torch.zeros(1, 3, 4, 4)
+    out = ref.clone()
+    out[:, 0] += 0.1                 # Y: MSE 1e-2
+    out[:, 1, ::2, ::2] += 0.01      # U: MSE 1e-4 at its samples; V exact (clamped at 1e-10)
+    loss = planeloss.plane_loss(lambda a, b: F.mse_loss(a, b), "yuv420", "6:1:1", "psnr")(out, ref)
+    assert torch.isclose(loss, torch.tensor((6 * -2.0 + -4.0 + -10.0) / 8))
+    with pytest.raises(codec.CodecError, match="plane_balance"):
+        codec.EncodeConfig(train_options={"plane_balance": "ssim"})
