@@ -103,7 +103,10 @@ class TrainSettings:
     code_lr_scale: float = 30.0   # DS-NeRV: learning rate of the codes relative to the decoder's
     qat: bool = True              # fine-tune after pruning with the file's quantizers in the loop (compress.qat)
     plane_weights: str = planeloss.DEFAULT_WEIGHTS    # Y:U:V weights of the loss on YUV 4:2:0 planes (planeloss)
-    plane_balance: str = "mse"    # what the plane weights weigh: the planes' losses or their logarithms (planeloss)
+    # What the plane weights weigh: the planes' losses ("mse") or their logarithms ("psnr", planeloss). On the CPU
+    # (carphone and CiscoVT crops, 300 epochs, 0.3 bpp) "mse" lost 0.3-1.4 dB of RGB and YUV PSNR to RGB coding, its
+    # chroma starved; "psnr" gained 0.4-0.6 dB RGB and 0.8-1.4 dB YUV (benchmarks/results/yuv420_cpu_smoke_2026-12-02).
+    plane_balance: str = "psnr"
 
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
