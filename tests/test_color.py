@@ -261,3 +261,34 @@ def test_psnr_balance_weighs_each_planes_log_error():
     assert torch.isclose(loss, torch.tensor((6 * -2.0 + -4.0 + -10.0) / 8))
     with pytest.raises(codec.CodecError, match="plane_balance"):
         codec.EncodeConfig(train_options={"plane_balance": "ssim"})
+
+
+@pytest.mark.parametrize("pix_fmt, default, note", [
+    ("yuv420p", "yuv420", None),
+    ("yuv420p10le", "yuv420", "10-bit source (yuv420p10le) coded as 8-bit 4:2:0"),
+    ("yuv422p", "rgb", None),
+    ("yuv444p", "rgb", None),
+    ("gray", "rgb", None),
+])
+def test_each_source_format_is_coded_as_the_supported_inputs_table_says(tmp_path, pix_fmt, default, note):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (2, 143, 175, 3), np.uint8)         # an odd size too
+    path = tmp_path / "in.mkv"
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 175, 143, pix_fmt
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    got, info = read_video(path, color=None)
+    assert info.color.planes == default and got.shape == (2, 143, 175, 3)
+    assert (note in info.notes) if note else not info.notes
+    planes, info = read_video(path, color="yuv420")     # asked for: every format can be coded as 4:2:0
+    y, u, v = chroma_planes(planes)
+    assert u.shape == v.shape == (2, 72, 88)
+    if pix_fmt in ("yuv422p", "yuv444p"):
+        assert any("chroma subsampled to 4:2:0" in n for n in info.notes)
+    if pix_fmt == "gray":
+        assert (u == 128).all() and (v == 128).all()
