@@ -224,9 +224,10 @@ def print_encode_report(r: dict) -> None:
                + (f" (target {r['target_bpp']:g})" if r.get("target_bpp") else ""))
     if r.get("target_missed"):
         click.echo(f"  note     {r['target_missed']}")
+    training = " on the 4:2:0 planes, weighted" if r["color"].startswith("yuv420") else ""
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB (RGB), {r['psnr_yuv']:.3f} dB (YUV 6:1:1), MS-SSIM "
                f"{r['ms_ssim']:.5f} (from the file; the float model before quantization "
-               f"{r['psnr_float_model']:.2f} dB)")
+               f"{r['psnr_float_model']:.2f} dB{training})")
     click.echo(f"  coded as {r['color']}")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {_quantizer_words(r)}")
     # The first epoch of each segment holds any start-up (compiling, CUDA-graph capture, cuDNN's search): a
