@@ -2,7 +2,9 @@
 
 - PSNR: RGB, computed per frame over the whole frame at the original size, then averaged over frames
   (the NeRV papers' convention).
-- YUV PSNR: BT.709/601 limited-range 4:2:0 planes, 6:1:1 weighted (video coding community's figure).
+- YUV PSNR: 4:2:0 planes, 6:1:1 weighted (video coding community's figure). `Tally` (what dnv reports) compares
+  the source's own planes (`nvcodec.color.psnr_yuv`); `psnr_yuv420` (the benchmarks' anchors) converts RGB to
+  BT.709/601 limited-range planes.
 - MS-SSIM: pytorch-msssim on RGB in [0, 1]; frames smaller than its 5-scale minimum use fewer scales.
 - bpp: file bytes * 8 / (width * height * frames) at the original size.
 """

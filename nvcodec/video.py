@@ -1,7 +1,11 @@
 """Video reading and writing for nvcodec, through PyAV only.
 
-Frames are uint8 RGB numpy arrays of shape (H, W, 3) at the source's own
-resolution: nothing is ever cropped or resized.
+Frames are uint8 numpy arrays of shape (H, W, 3) at the source's own
+resolution: nothing is ever cropped or resized. They are RGB, or with
+``color="yuv420"`` (``None``: the source's own format, `default_planes`) the
+source's 4:2:0 planes as they are stored, chroma repeated over 2x2 blocks
+(`nvcodec.color`); ``info.color`` says which, with the colour description the
+source declares.
 
 Reading (``VideoReader`` / ``read_video``) accepts
   * any file FFmpeg can open (mp4, mkv, mov, avi, webm, y4m, raw H.264/H.265
@@ -28,6 +32,8 @@ Writing (``VideoWriter`` / ``write_video``) picks the format from the path:
   * a folder (path ends in '/' or is an existing empty folder): PNG files
     ``frame_000001.png``, ``frame_000002.png``, ...
   * ``-``: a y4m stream on standard output (as ``.y4m``).
+Frames of a YUV 4:2:0 ``color`` go into .mp4, .mkv and .y4m as they are (no
+conversion), tagged with its description; PNG converts them to RGB with it.
 Output to a path is atomic: it goes to a hidden temporary sibling that is
 renamed onto the final name only on a successful ``close()``. The RGB -> YUV
 conversion is done once per frame, straight from the array (no copy), by one
