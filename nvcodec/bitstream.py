@@ -180,6 +180,30 @@ def _split(data: bytes):
     return payloads["HEAD"], payloads, spans
 
 
+def color_of(prefix: bytes) -> colors.Color:
+    """The sample format of a file from its first bytes (HEAD and COLOR come first; 512 are plenty): for a
+    segmented file's random access, which should not read a whole segment to learn it. The COLOR payload's CRC is
+    checked; the rest is checked when the segment is decoded."""
+    if len(prefix) < len(MAGIC) + 2 or prefix[:len(MAGIC)] != MAGIC:
+        raise BitstreamError("not a .dnv file (bad magic bytes)")
+    pos = len(MAGIC) + 2
+    for _ in range(min(prefix[5], 2)):
+        if pos + _SECTION.size > len(prefix):
+            break
+        tag, length, crc = _SECTION.unpack_from(prefix, pos)
+        pos += _SECTION.size
+        if tag == SECTION_TAGS["COLOR"]:
+            payload = prefix[pos:pos + length]
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                raise BitstreamError("section COLOR is corrupted (CRC mismatch)")
+            try:
+                return colors.unpack(payload)
+            except colors.ColorError as e:
+                raise BitstreamError(str(e)) from None
+        pos += length
+    return colors.RGB
+
+
 def unpack(data: bytes) -> tuple[Header, dict[str, bytes]]:
     head, payloads, _ = _split(data)
     header = unpack_header(head)

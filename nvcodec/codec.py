@@ -379,7 +379,7 @@ class _Parts:
             self.items = [(e.first_frame, e.frames, partial(segments.read_segment, path, e)) for e in index.entries]
             self.header = None
             # Every segment is coded from the same reader: the first one's sample format is the file's.
-            self.color = bitstream.unpack(self.items[0][2]())[0].arch.color
+            self.color = segments.read_color(path, index.entries[0])
         else:
             data = path.read_bytes()
             header, _ = bitstream.unpack(data)
@@ -490,7 +490,8 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: st
 
     N = the selected frames, or K*(T-1)+1 with `fps_scale` K > 1 (frame interpolation, see `decode`).
     A file coded as YUV 4:2:0 is converted to RGB with its matrix and range, unless `planes`: then the frames
-    are the coded planes as they are (replicated 4:2:0, `nvcodec.color`; the report's `color` says which).
+    are the coded planes as they are (each chroma sample repeated over its 2x2 block, `nvcodec.color`; the
+    report's `color` says which).
     """
     dev = resolve_device(device)
     started = time.perf_counter()
@@ -501,6 +502,9 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: st
     if parts.color.yuv and not planes:
         from .video import yuv_to_rgb
         frames = yuv_to_rgb(frames, parts.color)
+    elif parts.color.yuv:
+        from .color import fill_chroma
+        frames = fill_chroma(frames)
     timings["decode_seconds"] = time.perf_counter() - started
     return frames, {"frames": len(frames), "coded_frames": parts.frames, "fps_scale": fps_scale,
                     "color": parts.color.describe() if planes else "rgb",

@@ -59,7 +59,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .color import PLANES, RANGE_PC, RANGE_TV, RGB, Color, replicate
+from .color import PLANES, RANGE_PC, RANGE_TV, RGB, Color, chroma_planes, replicate
 from .outputs import temp_file, temp_folder
 
 __all__ = [
@@ -256,21 +256,23 @@ def _to_yuv420(frame: av.VideoFrame, color: Color, notes: list[str]) -> np.ndarr
 
 
 def yuv_frame(planes: np.ndarray, color: Color, pix_fmt: str = "yuv420p") -> av.VideoFrame:
-    """(H, W, 3) replicated 4:2:0 planes -> an AVFrame of `pix_fmt` (yuv420p, or yuv444p: the chroma repeated)
-    that declares `color`'s matrix and range; no conversion."""
+    """(H, W, 3) 4:2:0 planes (`nvcodec.color`) -> an AVFrame of `pix_fmt` (yuv420p, or yuv444p: the chroma
+    repeated) that declares `color`'s matrix and range; no conversion."""
     h, w = planes.shape[:2]
     frame = av.VideoFrame(w, h, pix_fmt)
-    step = 2 if pix_fmt == "yuv420p" else 1
-    for c, plane in enumerate(frame.planes):
+    chroma = chroma_planes(planes)[1:]
+    if pix_fmt == "yuv444p":
+        chroma = [np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)[:h, :w] for c in chroma]
+    for plane, values in zip(frame.planes, (planes[..., 0], *chroma)):
         dst = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-        dst[: plane.height, : plane.width] = planes[::step, ::step, c] if c else planes[..., 0]
+        dst[: plane.height, : plane.width] = values
     frame.colorspace = color.matrix if color.matrix in _MATRIX else _AVCOL_SPC_UNSPECIFIED
     frame.color_range = RANGE_PC if color.full_range else RANGE_TV
     return frame
 
 
 def yuv_to_rgb(frames: np.ndarray, color: Color) -> np.ndarray:
-    """(T, H, W, 3) replicated 4:2:0 frames -> RGB through swscale with the declared matrix and range: the RGB
+    """(T, H, W, 3) 4:2:0 frames -> RGB through swscale with the declared matrix and range: the RGB
     the source's own frames convert to (`_to_rgb`)."""
     return np.stack([_to_rgb(yuv_frame(f, color), []) for f in frames])
 

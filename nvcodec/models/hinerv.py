@@ -15,7 +15,7 @@ Inputs at a frame time t (all tables are evenly spaced over [0, T-1] and linearl
 
 Stage i: bilinear upsampling by `strides[i]`, + local encoding, then `depths[i]` blocks (depthwise k x k
 conv, LayerNorm, 1x1 to `expansions[i]` x width, GELU, 1x1; residual where the width stays), the first
-block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give the planes (`planes`).
+block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give the three planes (`nvcodec.color`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from .. import sizing
 from .arch import Arch, ArchError, entries_for
 from .blocks import LayerNorm2d
-from .planes import head_output, plane_head
 from .registry import ModelSpec, Table, register
 
 MAX_GRID_LEVELS = 2               # levels of the base feature grid (sections GRID0, GRID1)
@@ -65,7 +64,7 @@ class HiNeRVDecoder(nn.Module):
         self.stages = nn.ModuleList(
             nn.Sequential(*(MLPBlock(w[i] if j == 0 else w[i + 1], w[i + 1], k, e) for j in range(d)))
             for i, (k, e, d) in enumerate(zip(arch.kernels, arch.expansions, arch.depths)))
-        self.head = plane_head(w[-1], arch.head_kernel)
+        self.head = nn.Conv2d(w[-1], 3, arch.head_kernel, padding=arch.head_kernel // 2)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         """The tables of `arch.sections` at B frame times -> (B, 3, pad_h, pad_w) in [0, 1]."""
@@ -82,7 +81,7 @@ class HiNeRVDecoder(nn.Module):
                 h, w = x.shape[-2] // s, x.shape[-1] // s
                 x = x + self.local[i](cell).repeat(1, 1, h, w)
             x = stage(x)
-        return head_output(self.head, x, self.arch.color.planes)
+        return torch.sigmoid(self.head(x))
 
 
 # --- configuration --------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from .. import sizing
 from .arch import Arch, ArchError, entries_for, reduced_widths
 from .blocks import CCU, NeRVBlock
 from .dsnerv import CrossChannelAttention
-from .planes import head_output, plane_head
 from .registry import ModelSpec, Table, register
 
 STAGES = 5
@@ -74,7 +73,7 @@ class NeRVDecoder(nn.Module):
                 self.cca = CrossChannelAttention(w[f + 1], arch.heads)
             else:
                 self.ccu = CCU(w[f + 1], w[f + 1], arch.ccu_kernel)
-        self.head = plane_head(w[-1], arch.head_kernel)
+        self.head = nn.Conv2d(w[-1], 3, arch.head_kernel, padding=arch.head_kernel // 2)
 
     def forward(self, content: torch.Tensor, diff: torch.Tensor | None = None) -> torch.Tensor:
         """(B, emb_ch, h, w) [+ (B, diff_ch, hd, wd)] -> (B, 3, pad_h, pad_w) in [0, 1]."""
@@ -84,7 +83,7 @@ class NeRVDecoder(nn.Module):
             if self.arch.two_stream and i == self.arch.fuse_stage:
                 fuse = self.cca if self.arch.model == "dsnerv" else self.ccu
                 x = fuse(x, self.diff_up(self.diff_stem(diff)))
-        return head_output(self.head, x, self.arch.color.planes)
+        return torch.sigmoid(self.head(x))
 
 
 # --- configuration --------------------------------------------------------------------------------------------
