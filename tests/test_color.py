@@ -85,7 +85,7 @@ def test_every_model_codes_yuv420(model, crop, tmp_path):
     rgb, yuv = tiny_arch(model, RGB), tiny_arch(model, BT709_TV)
     assert param_count(rgb) == param_count(yuv)
     out = tmp_path / "m.dnv"
-    report = codec.encode(crop, out, model=model, bpp=12, epochs=1, prune_epochs=0, device="cpu", progress=False)
+    report = codec.encode(crop, out, model=model, bpp=24, epochs=1, prune_epochs=0, device="cpu", progress=False)
     assert report["color"].startswith("yuv420")
     planes, meta = codec.decode_to_array(out, device="cpu", planes=True)
     assert planes.shape == (3, 32, 48, 3) and meta["color"].startswith("yuv420")
