@@ -495,7 +495,7 @@ class Dnv:
             "optimizer": (report.get("train_options") or {}).get("optimizer"),
             "params": report.get("params"),
             "report_psnr": report.get("psnr"),
-            "color": report["color"].split(" ")[0],     # the sample format coded: rgb or yuv420
+            "color": report.get("color", "rgb").split(" ")[0],     # the sample format coded: rgb or yuv420
         }
 
 
