@@ -335,6 +335,8 @@ class Fitter:
             self.decoder.to(memory_format=torch.channels_last)
         self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color.planes, settings.plane_weights,
                                             settings.plane_balance)
+        self.batch_mse = planeloss.batch_mse(arch.color.planes, settings.plane_weights)
+        self.frame_mse = planeloss.frame_mse(arch.color.planes, settings.plane_weights)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
         if settings.compile:
@@ -412,7 +414,7 @@ class Fitter:
 
     def _forward_loss(self, *batch):
         out, ref = self._predict(*batch)
-        mse = planeloss.batch_mse(out, ref, self.arch.color.planes, self.s.plane_weights)
+        mse = self.batch_mse(out, ref)
         return self.loss_fn(out, ref), mse
 
     def _predict(self, prev, cur, nxt, amp=None):
@@ -631,7 +633,7 @@ class Fitter:
         for i in range(0, self.frames, self.batch):
             idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
             out, ref = self._predict(*self._batch(idx), amp=False)
-            mse = planeloss.frame_mse(out.clamp(0, 1), ref, self.arch.color.planes, self.s.plane_weights).double()
+            mse = self.frame_mse(out.clamp(0, 1), ref).double()
             psnrs.append(-10 * torch.log10(mse.clamp_min(1e-12)))
         self.encoders.train()
         self.decoder.train()

@@ -47,17 +47,24 @@ def plane_loss(loss_fn, planes: str, weights: str, balance: str = "mse"):
     return weighted
 
 
-def frame_mse(out: torch.Tensor, ref: torch.Tensor, planes: str, weights: str) -> torch.Tensor:
-    """(B,) mean squared error of each frame over its coded planes, weighted as the loss is."""
+def frame_mse(planes: str, weights: str):
+    """A function (out, ref) -> (B,) mean squared error of each frame over its coded planes, weighted (the weights
+    parsed once, outside a compiled training step)."""
     if planes == "rgb":
-        return (out - ref).square().flatten(1).mean(1)
+        return lambda out, ref: (out - ref).square().flatten(1).mean(1)
     w = parse_weights(weights)
-    per_plane = [(o - r).square().flatten(1).mean(1) for o, r in zip(plane_views(out, planes), plane_views(ref, planes))]
-    return sum(wi * p for wi, p in zip(w, per_plane)) / sum(w)
+
+    def weighted(out, ref):
+        per_plane = [(o - r).square().flatten(1).mean(1)
+                     for o, r in zip(plane_views(out, planes), plane_views(ref, planes))]
+        return sum(wi * p for wi, p in zip(w, per_plane)) / sum(w)
+    return weighted
 
 
-def batch_mse(out: torch.Tensor, ref: torch.Tensor, planes: str, weights: str) -> torch.Tensor:
-    """The batch's mean squared error over its coded planes (what a training epoch's PSNR is made of)."""
+def batch_mse(planes: str, weights: str):
+    """A function (out, ref) -> the batch's mean squared error over its coded planes (what a training epoch's
+    PSNR is made of)."""
     if planes == "rgb":
-        return F.mse_loss(out, ref)
-    return frame_mse(out, ref, planes, weights).mean()
+        return F.mse_loss
+    per_frame = frame_mse(planes, weights)
+    return lambda out, ref: per_frame(out, ref).mean()

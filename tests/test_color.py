@@ -108,14 +108,14 @@ def test_yuv_loss_counts_each_stored_sample_once_with_the_plane_weights():
     out = ref.clone()
     out[:, 1:, 1::2, :] += 0.5      # chroma rows that are only copies: not stored, not counted
     out[:, 1:, :, 1::2] += 0.5
-    assert planeloss.frame_mse(out, ref, "yuv420", "6:1:1").abs().max() == 0
+    assert planeloss.frame_mse("yuv420", "6:1:1")(out, ref).abs().max() == 0
     out = ref.clone()
     out[:, 0] += 0.1
-    assert torch.allclose(planeloss.frame_mse(out, ref, "yuv420", "6:1:1"), torch.full((2,), 0.75 * 0.01))
+    assert torch.allclose(planeloss.frame_mse("yuv420", "6:1:1")(out, ref), torch.full((2,), 0.75 * 0.01))
     out[:, 2, ::2, ::2] += 0.2
     loss = planeloss.plane_loss(lambda a, b: F.mse_loss(a, b), "yuv420", "6:1:1")(out, ref)
     assert torch.isclose(loss, torch.tensor((6 * 0.01 + 0.04) / 8))
-    assert torch.equal(planeloss.batch_mse(out, ref, "rgb", "6:1:1"), F.mse_loss(out, ref))
+    assert torch.equal(planeloss.batch_mse("rgb", "6:1:1")(out, ref), F.mse_loss(out, ref))
 
 
 # --- reading and writing -----------------------------------------------------------------------------------------
