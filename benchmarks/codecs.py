@@ -445,8 +445,9 @@ class Dnv:
     name = "dnv"
 
     def __init__(self, preset: str = "medium", epochs: int | None = None, device: str = "auto",
-                 model: str = "dnerv"):
-        self.preset, self.epochs, self.device, self.model = preset, epochs, device, model
+                 model: str = "dnerv", color: str | None = None):
+        # color: the sample format dnv codes (`dnv encode --color`; None: the source's own).
+        self.preset, self.epochs, self.device, self.model, self.color = preset, epochs, device, model, color
 
     def __repr__(self) -> str:
         return f"Dnv({self.preset!r}, epochs={self.epochs})"
@@ -469,7 +470,7 @@ class Dnv:
             try:
                 report = encode(str(source), str(path), bpp=target_bpp, model=self.model,
                                 preset=self.preset, epochs=self.epochs, device=self.device,
-                                frame_range=tuple(frame_range), progress=False)
+                                frame_range=tuple(frame_range), progress=False, color=self.color)
             except Exception as exc:  # noqa: BLE001 - only the infeasible case is kept
                 if _is_infeasible(exc):
                     return {**base, "skipped": f"{type(exc).__name__}: {exc}"}
@@ -494,6 +495,7 @@ class Dnv:
             "optimizer": (report.get("train_options") or {}).get("optimizer"),
             "params": report.get("params"),
             "report_psnr": report.get("psnr"),
+            "color": report.get("color", "rgb").split(" ")[0],     # the sample format coded: rgb or yuv420
         }
 
 

@@ -1,6 +1,7 @@
-"""End-to-end speed of `dnv decode` to .mp4: loading, the network, writing, and frames/s over the whole.
+"""End-to-end speed of `dnv decode` to .mp4 (or .y4m): loading, the network, writing, and frames/s over the whole.
 
-    python3 -m benchmarks.decode_speed CLIP --frames N [--out benchmarks/results/decode_speed]
+    python3 -m benchmarks.decode_speed CLIP --frames N [--color rgb|yuv420] [--to mp4|y4m]
+        [--out benchmarks/results/decode_speed]
     python3 -m benchmarks.decode_speed CLIP --dnv FILE [--out DIR]      # time an existing .dnv of CLIP
     (python3 benchmarks/decode_speed.py ... works too)
 
@@ -44,28 +45,30 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_decodes(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path) -> list[dict]:
-    """One warm-up decode, then `runs` timed ones, each to a new .mp4 (the writer's real work)."""
+def time_decodes(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path,
+                 to: str = "mp4") -> list[dict]:
+    """One warm-up decode, then `runs` timed ones, each to a new .mp4 or .y4m (the writer's real work)."""
     reports = []
     for i in range(runs + 1):
         _sync(device)
         start = time.perf_counter()
-        r = codec.decode(dnv, folder / f"run{i}.mp4", device=device, batch=batch, precision=precision)
+        r = codec.decode(dnv, folder / f"run{i}.{to}", device=device, batch=batch, precision=precision)
         _sync(device)
         r["wall_seconds"] = time.perf_counter() - start
-        (folder / f"run{i}.mp4").unlink()
+        (folder / f"run{i}.{to}").unlink()
         if i:
             reports.append(r)
     return reports
 
 
-def time_command(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path) -> list[float]:
+def time_command(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path,
+                 to: str = "mp4") -> list[float]:
     """Wall seconds of `dnv decode` in a fresh process (this checkout's code), `runs` times."""
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     seconds = []
     for i in range(runs):
-        out = folder / f"cmd{i}.mp4"
+        out = folder / f"cmd{i}.{to}"
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "nvcodec", "decode", str(dnv), "-o", str(out), "--device", device,
                         "--batch", str(batch), "--precision", precision], env=env, check=True,
@@ -89,6 +92,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="Frames per decoder call (default 8, as dnv decode).")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--runs", type=int, default=3, help="Timed runs after the warm-up (default 3).")
+    ap.add_argument("--color", choices=["source", "rgb", "yuv420"], default="source",
+                    help="The sample format of the encode (dnv encode --color; default: the source's own).")
+    ap.add_argument("--to", choices=["mp4", "y4m"], default="mp4", help="What to decode to (default mp4).")
     ap.add_argument("--out", type=Path, default=None, help="Folder to write the record in.")
     a = ap.parse_args()
     if not a.clip.is_file():
@@ -104,11 +110,12 @@ def main() -> None:
             dnv = tmp / "clip.dnv"
             print(f"encoding frames 0-{a.frames - 1} of {a.clip} ...", file=sys.stderr, flush=True)
             enc = codec.encode(a.clip, dnv, bpp=a.bpp, model=a.model, preset=a.preset, epochs=a.epochs, prune_epochs=0,
-                               frame_range=(0, a.frames), device=device, progress=False, compile=False)
+                               frame_range=(0, a.frames), device=device, progress=False, compile=False,
+                               color=None if a.color == "source" else a.color)
             encode = {k: enc[k] for k in ("model", "bpp", "target_bpp", "psnr", "preset", "epochs", "encode_seconds")}
         info = codec.info(dnv)
-        reports = time_decodes(dnv, device, a.runs, a.batch, a.precision, tmp)
-        command = time_command(dnv, device, a.runs, a.batch, a.precision, tmp)
+        reports = time_decodes(dnv, device, a.runs, a.batch, a.precision, tmp, a.to)
+        command = time_command(dnv, device, a.runs, a.batch, a.precision, tmp, a.to)
     median = {k: statistics.median(r[k] for r in reports) for k in TIMES}
     frames = reports[0]["frames"]
     record = {
@@ -116,7 +123,9 @@ def main() -> None:
         "bpp": info["bpp"], "bytes": info["bytes"], "model": info.get("model", info.get("first_segment", {})
                                                                     .get("model")),
         "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": a.batch,
-        "precision": a.precision, "runs": a.runs, "output": ".mp4 (H.264, CRF 10, veryfast)",
+        "precision": a.precision, "runs": a.runs,
+        "output": ".mp4 (H.264, CRF 10, veryfast)" if a.to == "mp4" else ".y4m (raw 4:2:0)",
+        "color": info.get("color", info.get("first_segment", {}).get("color")),
         **{k: round(v, 4) for k, v in median.items()},
         "neural_fps": round(frames / median["neural_seconds"], 1),
         "decode_fps": round(frames / median["decode_seconds"], 1),
@@ -130,7 +139,7 @@ def main() -> None:
     print(text, end="")
     if a.out is not None:
         slug = re.sub(r"[^a-z0-9]+", "-", record["device"].lower()).strip("-")
-        path = a.out / (f"{record['width']}x{record['height']}_{frames}f_{record['model']}_{slug}_"
+        path = a.out / (f"{record['width']}x{record['height']}_{frames}f_{record['model']}_{slug}_{record['color']}_{a.to}_"
                         f"{time.strftime('%Y-%m-%d')}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text.encode())

@@ -54,6 +54,7 @@ from pathlib import Path
 MAGIC = b"DNV\x1a"
 SECTION = struct.Struct("<BII")
 INDEX, SEGMENT = 7, 8                   # section tags of a segmented file (layout in nvcodec.segments)
+COLOR_TAG = 12                          # the COLOR section's tag (nvcodec.bitstream; not imported: workers stay light)
 INDEX_HEAD = struct.Struct("<HHIIII")   # width, height, fps_num, fps_den, total_frames, count
 INDEX_ENTRY = struct.Struct("<IIQI")    # first_frame, frames, offset, length
 CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "carphone_qcif_16f.mp4"  # runs from a clone
@@ -79,12 +80,14 @@ def make_seeds(folder: Path, clip: Path = CLIP, specs=None, epochs: int = 3) -> 
     folder.mkdir(parents=True, exist_ok=True)
     specs = seed_specs() if specs is None else specs
     seeds = []
-    for model, frames, bpp, crop, *rest in specs:
+    for i, (model, frames, bpp, crop, *rest) in enumerate(specs):
         segment_frames = rest[0] if rest else None
         train_options = rest[1] if len(rest) > 1 else {}
+        # Both sample formats: the clip's own 4:2:0 planes (a COLOR section), or RGB (two of every four seeds).
+        color = "rgb" if i % 4 >= 2 else "yuv420"
         name = (f"{model}_{frames}f_{bpp:g}bpp" + (f"_{crop[0]}x{crop[1]}" if crop else "")
                 + (f"_seg{segment_frames}" if segment_frames else "")
-                + "".join(f"_{k}{v}" for k, v in sorted(train_options.items())) + ".dnv")
+                + "".join(f"_{k}{v}" for k, v in sorted(train_options.items())) + f"_{color}.dnv")
         path = folder / name
         if not path.is_file():
             from nvcodec import codec
@@ -97,7 +100,7 @@ def make_seeds(folder: Path, clip: Path = CLIP, specs=None, epochs: int = 3) -> 
                     write_video(source, video[:, : crop[1], : crop[0]].copy(), info.fps)
             codec.encode(source, path, bpp=bpp, model=model, frame_range=(0, frames), device="cpu",
                          epochs=epochs, prune_epochs=1, progress=False, segment_frames=segment_frames,
-                         train_options=train_options)
+                         train_options=train_options, color=color)
         seeds.append(path)
     return seeds
 
@@ -269,6 +272,18 @@ def head_fields(head: bytes) -> list[tuple[str, int, int]]:
     return [f for f in fields if f[1] + f[2] <= len(head)]
 
 
+def m_color(rng, sections, other):
+    """Change a byte of the COLOR section (sample format, matrix, range, primaries, transfer), or add one."""
+    colors = [s for s in sections if s[0] == COLOR_TAG]
+    if not colors:
+        sections.insert(min(1, len(sections)), [COLOR_TAG, bytearray([1, 1, 1, 1, 1])])
+        return
+    payload = colors[0][1]
+    if payload:
+        i = rng.randrange(len(payload))
+        payload[i] = rng.choice([_interesting(rng, 1), payload[i] + 1 & 255, rng.randrange(24)])
+
+
 def m_header(rng, sections, other):
     """Change one header field: an edge value, or a scaled one (a grown count still decodes)."""
     heads = [s for s in sections if s[0] == 1]
@@ -337,9 +352,10 @@ def m_sections(rng, sections, other):
     elif op == 2:
         rng.shuffle(sections)
     elif op == 3:
-        sections[i][0] = rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 255])
+        sections[i][0] = rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, COLOR_TAG, 255])
     else:
-        sections.append([rng.choice([2, 3, 4, 5, 6, 8, 9]), bytearray(rng.randbytes(rng.choice([0, 8, 100])))])
+        sections.append([rng.choice([2, 3, 4, 5, 6, 8, 9, COLOR_TAG]),
+                         bytearray(rng.randbytes(rng.choice([0, 5, 8, 100])))])
 
 
 def m_index(rng, sections, other):
@@ -373,7 +389,7 @@ def m_index(rng, sections, other):
 
 
 STRUCTURAL = [m_bitflip, m_byteset, m_truncate, m_delete, m_insert, m_field, m_header, m_header, m_inflate,
-              m_splice_section, m_splice_bytes, m_sections]
+              m_splice_section, m_splice_bytes, m_sections, m_color]
 
 
 def raw_mutation(rng: random.Random, data: bytes) -> tuple[str, bytes]:
@@ -526,6 +542,9 @@ def run_case(data: bytes, on_loaded=None) -> tuple[str, str]:
         for idx in sorted({0, min(1, n - 1), n - 1}):
             (out,) = decoding.render(loaded, torch.device("cpu"), batch=1, frames=range(idx, idx + 1))
             assert out.shape == (1, loaded.header.height, loaded.header.width, 3) and out.dtype == np.uint8
+            if loaded.header.arch.color.yuv:    # what PNG output and --ref scoring do with the colour description
+                from nvcodec.video import yuv_to_rgb
+                assert yuv_to_rgb(out, loaded.header.arch.color).shape == out.shape
         return "decoded", ""
     except (bitstream.BitstreamError, CodecError) as e:
         message = str(e)

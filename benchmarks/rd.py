@@ -24,9 +24,9 @@ clip/frames/preset/epochs/target does). Outputs are rewritten after every sweep 
 --budget stops starting new work after that many seconds, so a 10-minute machine slot can run a
 few clips per command and the next command picks up where it stopped.
 
-BD figures: dnv (each preset/epochs variant) against every anchor, per clip with PCHIP
-Bjøntegaard on RGB PSNR (benchmarks/bd.py; rd.json also holds the YUV 4:2:0 PSNR figures), and
-their mean over the clips where both exist (clip 'average', with the number of clips).
+BD figures: dnv (each preset/epochs/sample-format variant) against every anchor, per clip with PCHIP
+Bjøntegaard on RGB PSNR and on YUV 4:2:0 PSNR (6:1:1; benchmarks/bd.py), and their mean over the clips where
+both exist (clip 'average', with the number of clips). `--dnv-color` chooses the sample format dnv codes.
 """
 from __future__ import annotations
 
@@ -75,6 +75,8 @@ def series(p: dict) -> str:
     label = f"{p['codec']}-{'' if model == 'dnerv' else model + '-'}{p['preset']}"
     if p["codec"] == "dnv" and p.get("epochs"):
         label += f"-e{p['epochs']}"
+    if p["codec"] == "dnv" and p.get("color") == "yuv420":     # (points before the sample format existed: RGB)
+        label += "-yuv420"
     return label
 
 
@@ -114,7 +116,7 @@ def _same_clip(p: dict, clip: str, frames) -> bool:
 
 
 def compute_bd(points: list[dict]) -> list[dict]:
-    """BD-rate/BD-PSNR (RGB PSNR) of each dnv series against each anchor series, per clip + mean."""
+    """BD-rate/BD-PSNR (RGB and YUV PSNR) of each dnv series against each anchor series, per clip + mean."""
     by_clip: dict[str, dict[str, list[dict]]] = {}
     for p in points:
         if "bpp" in p and "skipped" not in p:
@@ -177,15 +179,17 @@ def render_md(data: dict) -> str:
     if len(meta.get("runs", [])) > 1:
         lines += ["Earlier runs merged into this file (--append):", ""]
         lines += [f"- {r['date']} on {r['machine']}: `{r['command']}`" for r in meta["runs"][:-1]] + [""]
-    lines += ["## BD summary (dnv vs anchors, RGB PSNR, PCHIP)", "",
-              "| clip | dnv | anchor | BD-rate % | BD-PSNR dB | points (dnv/anchor) or clips |", "|---|---|---|---|---|---|"]
+    lines += ["## BD summary (dnv vs anchors, PCHIP; RGB PSNR, and YUV 4:2:0 PSNR 6:1:1)", "",
+              "| clip | dnv | anchor | BD-rate % | BD-PSNR dB | BD-rate % YUV | BD-PSNR dB YUV "
+              "| points (dnv/anchor) or clips |", "|---|---|---|---|---|---|---|---|"]
     for r in data["bd"]:
         n = (f"clips: {r['clips_bd_rate_percent']} (BD-rate), {r['clips_bd_psnr_db']} (BD-PSNR)"
              if r["clip"] == "average" else f"{r['points_test']}/{r['points_anchor']}")
         lines.append(f"| {r['clip']} | {r['test']} | {r['anchor']} | {_fmt(r['bd_rate_percent'], 2)} "
-                     f"| {_fmt(r['bd_psnr_db'], 3)} | {n} |")
+                     f"| {_fmt(r['bd_psnr_db'], 3)} | {_fmt(r.get('bd_rate_yuv_percent'), 2)} "
+                     f"| {_fmt(r.get('bd_psnr_yuv_db'), 3)} | {n} |")
     if not data["bd"]:
-        lines.append("| (no dnv and anchor curves to compare yet) | | | | | |")
+        lines.append("| (no dnv and anchor curves to compare yet) | | | | | | | |")
     lines.append("")
     for clip in sorted({clip_label(p) for p in points}):
         mine = sorted((p for p in points if clip_label(p) == clip),
@@ -318,7 +322,7 @@ def run(args) -> dict:
                 jobs = ([("dnv", preset, t) for t in targets] if codec == "dnv"
                         else [(codec, preset, None)])
                 for _, _, target in jobs:
-                    if _present(have, codec, preset, target, args.epochs, args.dnv_model):
+                    if _present(have, codec, preset, target, args.epochs, args.dnv_model, args.dnv_color):
                         continue
                     if out_of_time():
                         save(out, data)
@@ -332,7 +336,8 @@ def run(args) -> dict:
                     base = {"clip": clip, "frame_range": list(frame_range)}
                     if codec == "dnv":
                         log(f"{clip}: dnv {preset} at {target} bpp")
-                        r = Dnv(preset, epochs=args.epochs, device=args.device, model=args.dnv_model).run(
+                        r = Dnv(preset, epochs=args.epochs, device=args.device, model=args.dnv_model,
+                                color=None if args.dnv_color == "source" else args.dnv_color).run(
                             clip_path, frames, target, frame_range=frame_range,
                             matrix=source.colour.metric if source else None)
                         log("  -> " + (r.get("skipped") or f"{r['bpp']:.4f} bpp, {r['psnr_rgb']:.2f} dB"))
@@ -354,11 +359,14 @@ def _point_key(p: dict) -> tuple:
             p.get("epochs"), p.get("target_bpp"), p.get("crf"), p.get("bpp"))
 
 
-def _present(have, codec, preset, target, epochs, model) -> bool:
+def _present(have, codec, preset, target, epochs, model, color="source") -> bool:
+    """Whether `have` holds the point; dnv's `color` 'source' (the source's own format) counts only points that
+    recorded their sample format."""
     if codec != "dnv":
         return any(p["codec"] == codec and p["preset"] == preset for p in have)
     return any(p["codec"] == "dnv" and p["preset"] == preset and p.get("epochs") == epochs
-               and p.get("model", "dnerv") == model and math.isclose(p["target_bpp"], target) for p in have)
+               and p.get("model", "dnerv") == model and math.isclose(p["target_bpp"], target)
+               and ("color" in p if color == "source" else p.get("color", "rgb") == color) for p in have)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -374,6 +382,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dnv-preset", default="medium")
     ap.add_argument("--dnv-model", default=DEFAULT_MODEL, help="dnv's network (default: dnv's own default)")
     ap.add_argument("--device", default="auto", help="dnv device")
+    ap.add_argument("--dnv-color", choices=("source", "yuv420", "rgb"), default="source",
+                    help="the sample format dnv codes (default: the source's own; yuv420 points form their own "
+                         "series, e.g. dnv-hinerv-fast-yuv420)")
     ap.add_argument("--margin", type=float, default=1.5,
                     help="anchors also aim at min(bpp)/margin and max(bpp)*margin, to span dnv's curve")
     ap.add_argument("--tries", type=int, default=3, help="at most this many encodes per anchor target")

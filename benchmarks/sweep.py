@@ -23,8 +23,8 @@ from pathlib import Path
 
 from benchmarks.common import machine, write_file
 
-COLUMNS = ("bpp", "psnr", "psnr_float_model", "params", "effective_bits", "bytes", "estimated_bytes", "lambda",
-           "epochs", "train_seconds",
+COLUMNS = ("bpp", "psnr", "psnr_yuv", "color", "psnr_float_model", "params", "effective_bits", "bytes",
+           "estimated_bytes", "lambda", "epochs", "train_seconds",
            "train_steady_frames_per_second", "encode_seconds")
 
 
@@ -38,12 +38,14 @@ def read_jobs(path: Path) -> list[tuple[str, list[str]]]:
     return jobs
 
 
-def run_job(name: str, args: list[str], out: Path) -> str:
+def run_job(name: str, args: list[str], out: Path, keep: bool = False) -> str:
+    """Encode one job; `keep`: its .dnv stays as DIR/NAME.dnv (else it is removed)."""
     report = out / f"{name}.json"
     if report.is_file():
         return f"{name}: kept"
     with tempfile.TemporaryDirectory(prefix="sweep-") as tmp:
-        command = [sys.executable, "-m", "nvcodec", "encode", args[0], "-o", str(Path(tmp) / "out.dnv"),
+        dnv = out / f"{name}.dnv" if keep else Path(tmp) / "out.dnv"
+        command = [sys.executable, "-m", "nvcodec", "encode", args[0], "-o", str(dnv), "-y",
                    "--json", str(Path(tmp) / "report.json"), "-q", *args[1:]]
         started = time.perf_counter()
         with open(out / f"{name}.log", "w") as log:

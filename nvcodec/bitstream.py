@@ -13,12 +13,14 @@ Layout (all integers little-endian):
 
 The first section is always HEAD: the header (video size, frame count, frame rate, architecture),
 packed by `pack_header`; a model may add its own fields at its end (its `ModelSpec.pack_tail`: the
-model id says which). The other sections are the decoder's weights and the model's input tables
+model id says which). An optional COLOR section (`nvcodec.color`) follows it: the sample format (RGB or YUV
+4:2:0 planes) and the source's colour description; a file without one is RGB, as every file before it. The other sections are the decoder's weights and the model's input tables
 (each model's `ModelSpec.tables` gives their tags). The reader checks every length against the bytes really present and every
 CRC before anything is parsed, so a damaged file ends in a `BitstreamError` with one line.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import struct
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from . import color as colors
 from .models import Arch, ArchError, spec_by_id, spec_of
 from .models.registry import table_sections
 from .outputs import temp_file
@@ -34,7 +37,7 @@ from .outputs import temp_file
 MAGIC = b"DNV\x1a"
 FORMAT_VERSION = 1
 # INDEX and SEGMENT make a segmented file (see `segments`); the models' tables come with the models.
-CONTAINER_TAGS = {"HEAD": 1, "DECODER": 2, "INDEX": 7, "SEGMENT": 8}
+CONTAINER_TAGS = {"HEAD": 1, "DECODER": 2, "INDEX": 7, "SEGMENT": 8, "COLOR": 12}
 SECTION_TAGS = {**CONTAINER_TAGS, **{name: table.tag for name, table in table_sections().items()}}
 assert len(set(SECTION_TAGS.values())) == len(SECTION_TAGS), "two sections share a tag"
 TAG_NAMES = {v: k for k, v in SECTION_TAGS.items()}
@@ -124,7 +127,10 @@ _SECTION = struct.Struct("<BII")
 
 def pack(header: Header, sections: dict[str, bytes]) -> bytes:
     """Serialize the header and the named sections into the bytes of a .dnv file."""
-    items = [("HEAD", pack_header(header))] + [(k, v) for k, v in sections.items() if k != "HEAD"]
+    items = [("HEAD", pack_header(header))]
+    if header.arch.color != colors.RGB:     # (RGB with nothing declared: the file as before COLOR existed)
+        items.append(("COLOR", colors.pack(header.arch.color)))
+    items += [(k, v) for k, v in sections.items() if k not in ("HEAD", "COLOR")]
     out = io.BytesIO()
     out.write(MAGIC + struct.pack("<BB", FORMAT_VERSION, len(items)))
     for name, payload in items:
@@ -174,10 +180,40 @@ def _split(data: bytes):
     return payloads["HEAD"], payloads, spans
 
 
+def color_of(prefix: bytes) -> colors.Color:
+    """The sample format of a file from its first bytes (HEAD and COLOR come first; 512 are plenty): for a
+    segmented file's random access, which should not read a whole segment to learn it. The COLOR payload's CRC is
+    checked; the rest is checked when the segment is decoded."""
+    if len(prefix) < len(MAGIC) + 2 or prefix[:len(MAGIC)] != MAGIC:
+        raise BitstreamError("not a .dnv file (bad magic bytes)")
+    pos = len(MAGIC) + 2
+    for _ in range(min(prefix[5], 2)):
+        if pos + _SECTION.size > len(prefix):
+            break
+        tag, length, crc = _SECTION.unpack_from(prefix, pos)
+        pos += _SECTION.size
+        if tag == SECTION_TAGS["COLOR"]:
+            payload = prefix[pos:pos + length]
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                raise BitstreamError("section COLOR is corrupted (CRC mismatch)")
+            try:
+                return colors.unpack(payload)
+            except colors.ColorError as e:
+                raise BitstreamError(str(e)) from None
+        pos += length
+    return colors.RGB
+
+
 def unpack(data: bytes) -> tuple[Header, dict[str, bytes]]:
     head, payloads, _ = _split(data)
     header = unpack_header(head)
     payloads.pop("HEAD")
+    if "COLOR" in payloads:
+        try:
+            color = colors.unpack(payloads.pop("COLOR"))
+        except colors.ColorError as e:
+            raise BitstreamError(str(e)) from None
+        header = dataclasses.replace(header, arch=dataclasses.replace(header.arch, color=color))
     return header, payloads
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import codec, fit, outputs
+from .color import PLANES
 from .config import BIT_DEPTHS, EncodeConfig
 from .models import DEFAULT_MODEL, MODELS, SPECS
 from .models.registry import table_sections
@@ -171,6 +172,9 @@ def main():
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Raw .yuv input: pixel format.")
 @click.option("--fps", default=None, callback=_parse_fps,
               help="Frame rate for raw .yuv and image folders (default 25).")
+@click.option("--color", type=click.Choice(PLANES), default=None,
+              help="Sample format to code: the YUV 4:2:0 planes, or RGB (default: the source's own, yuv420 for "
+                   "4:2:0 sources, rgb for the others).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed of training (the same seed and input give the same file on one device).")
 @click.option("--compile/--no-compile", "compile_", default=None,
@@ -188,8 +192,8 @@ def main():
               help="Override a training setting (repeatable), e.g. --train optimizer=adam --train "
                    "beta1=0.5. Names: " + ", ".join(fit.TRAIN_OPTIONS) + ".")
 def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, prune_epochs, batch, lr, loss, prune,
-           quant_bits, bit_depths, device, frame_range, size, pix_fmt, fps, seed, compile_, json_path, quiet, resume,
-           checkpoint_every, segment_frames, gpus, train_options):
+           quant_bits, bit_depths, device, frame_range, size, pix_fmt, fps, color, seed, compile_, json_path, quiet,
+           resume, checkpoint_every, segment_frames, gpus, train_options):
     """Fit a network to INPUT and write it as a .dnv file. INPUT - reads a y4m stream from standard input."""
     def go():
         if input == "-" and gpus > 1:     # each process would read the video itself
@@ -200,7 +204,7 @@ def encode(input, output, overwrite, bpp, model_size, model, preset, epochs, pru
             bpp=bpp, model_size=model_size, model=model, preset=preset, epochs=epochs, prune_epochs=prune_epochs,
             batch=batch, lr=lr, loss=loss, prune=prune, quant_bits=quant_bits, bit_depths=bit_depths,
             device=device,
-            frame_range=_frames(frame_range, "--frames"), size=size, pix_fmt=pix_fmt, fps=fps,
+            frame_range=_frames(frame_range, "--frames"), size=size, pix_fmt=pix_fmt, fps=fps, color=color,
             seed=seed, compile=compile_, progress=not quiet, resume=resume, checkpoint_every=checkpoint_every,
             segment_frames=segment_frames, gpus=gpus, train_options=train_options, overwrite=overwrite)
         report = codec.encode(input, output, config, log=lambda m: click.echo(m, err=True))
@@ -224,8 +228,11 @@ def print_encode_report(r: dict) -> None:
                + (f" (target {r['target_bpp']:g})" if r.get("target_bpp") else ""))
     if r.get("target_missed"):
         click.echo(f"  note     {r['target_missed']}")
-    click.echo(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f} (from the file; the float model "
-               f"before quantization {r['psnr_float_model']:.2f} dB)")
+    training = " on the 4:2:0 planes, weighted" if r["color"].startswith("yuv420") else ""
+    click.echo(f"  quality  PSNR {r['psnr']:.3f} dB (RGB), {r['psnr_yuv']:.3f} dB (YUV 6:1:1), MS-SSIM "
+               f"{r['ms_ssim']:.5f} (from the file; the float model before quantization "
+               f"{r['psnr_float_model']:.2f} dB{training})")
+    click.echo(f"  coded as {r['color']}")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {_quantizer_words(r)}")
     if r.get("estimated_bytes") is not None:
         click.echo(f"  rate     trained for rate at lambda {r['lambda']:.4g}: the training estimated "
@@ -299,7 +306,7 @@ def print_decode_report(r: dict, err: bool = False) -> None:
         + (f", {r['neural_tflops']:.2f} TFLOP/s" if "neural_tflops" in r else "") + ")"
         + (f", writing {r['write_seconds']:.3f} s alongside" if r["output"] else ""))
     if r["psnr"] is not None:
-        say(f"  quality  PSNR {r['psnr']:.3f} dB, MS-SSIM {r['ms_ssim']:.5f}"
+        say(f"  quality  PSNR {r['psnr']:.3f} dB (RGB), {r['psnr_yuv']:.3f} dB (YUV 6:1:1), MS-SSIM {r['ms_ssim']:.5f}"
             + (f" (coded frames {r['psnr_coded']:.3f} dB, interpolated "
                f"{r['psnr_interpolated']:.3f} dB)" if r["psnr_interpolated"] is not None else "")
             + f"; reading and scoring --ref took {r['score_seconds']:.3f} s more")
@@ -322,7 +329,7 @@ def info(input, as_json):
 MODEL_NAMES = {name: spec.display for name, spec in SPECS.items()}
 SECTION_NAMES = {"HEAD": "header", "DECODER": "decoder weights",
                  **{name: table.label for name, table in table_sections().items()},
-                 "INDEX": "segment index", "SEGMENT": "segments", "container": "file header"}
+                 "INDEX": "segment index", "SEGMENT": "segments", "COLOR": "sample format", "container": "file header"}
 
 
 def _sig(x: float, digits: int = 4) -> str:
@@ -352,7 +359,8 @@ def print_info(r: dict) -> None:
     click.echo(f"  Duration: {_duration(r['duration_seconds'])}, {r['frames']:,} frames, "
                f"bitrate: {_sig(r['bitrate'] / 1000)} kb/s")
     model = "" if segs else f"{MODEL_NAMES.get(r['model'], r['model'])}, "
-    click.echo(f"  Video: {model}{r['width']}x{r['height']}, {_rate(r['fps'])} fps, {_sig(r['bpp'])} bpp, "
+    color = (r["first_segment"] if segs else r)["color_description"]
+    click.echo(f"  Video: {model}{color}, {r['width']}x{r['height']}, {_rate(r['fps'])} fps, {_sig(r['bpp'])} bpp, "
                f"{r['bytes']:,} bytes")
     if segs:
         click.echo("  Segments:")

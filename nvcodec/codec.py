@@ -172,7 +172,7 @@ class _EncodeJob:
                 for i, first, frames in segments.read_segments(reader, self.segment_frames):
                     log_new_notes()
                     if group.mine(i):
-                        done[i] = (first, *self._segment(i, first, frames, fps, dev, group))
+                        done[i] = (first, *self._segment(i, first, frames, fps, reader.info.color, dev, group))
                     if i == 0 and frames.shape[0] < 2:
                         raise CodecError(f"{self.input}: the video has {frames.shape[0]} frame; dnv needs at least 2")
                 log_new_notes()
@@ -199,7 +199,8 @@ class _EncodeJob:
             "input": str(self.input), "output": str(self.output),
             "model": self.config.model, "preset": self.config.preset,
             "bpp": metrics.bpp(len(data), w, h, t), "target_bpp": self.bpp, "bytes": len(data),
-            "psnr": mean("psnr"), "ms_ssim": mean("ms_ssim"),
+            "psnr": mean("psnr"), "psnr_yuv": mean("psnr_yuv"), "ms_ssim": mean("ms_ssim"),
+            "color": stats[0]["color"],
             "psnr_float_model": mean("psnr_float_model"), "psnr_float_unpruned": mean("psnr_float_unpruned"),
             "frames": t, "width": w, "height": h, "fps": float(fps),
             "params": sum(st["params"] for st in stats), "quant_bits": self.quant_bits,
@@ -263,8 +264,9 @@ class _EncodeJob:
         base = checkpoint_path(self.output)
         return base if i == 0 and count == 1 else base.with_name(base.name.replace(".ckpt", f".seg{i}.ckpt"))
 
-    def _segment(self, i: int, first: int, frames: np.ndarray, fps, dev, group) -> tuple[bytes, dict]:
-        """Fit, compress and measure one segment: (single-segment .dnv bytes, figures)."""
+    def _segment(self, i: int, first: int, frames: np.ndarray, fps, color, dev, group) -> tuple[bytes, dict]:
+        """Fit, compress and measure one segment: (single-segment .dnv bytes, figures). `frames` are in the sample
+        format of `color` (`nvcodec.color`), which the network is built to output."""
         from . import sizing
         from .compress import learned_compress
         from .compress.learned import RateTerm
@@ -283,13 +285,13 @@ class _EncodeJob:
                 raise CodecError(str(e)) from None
         else:
             plan = sizing.plan_for_params(self.config.model, w, h, self.config.model_size, frames=t)
-        arch, s = plan.arch, self._settings_for(plan.params)
+        arch, s = dataclasses.replace(plan.arch, color=color), self._settings_for(plan.params)
         where = f"segment {i} (frames {first}-{first + t - 1}): " if i or t >= self.segment_frames else ""
         self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.config.model} with {plan.params:,} "
                  "decoder parameters, "
                  + ", ".join(f"{name.lower()} {'x'.join(map(str, shape))}"
                              for name, shape in arch.section_shapes(t).items())
-                 + f"; {s.epochs}+{s.prune_epochs} epochs, {s.optimizer} at lr {s.lr:g}, on {device_name(dev)}"
+                 + f"; coded as {color.describe()}; {s.epochs}+{s.prune_epochs} epochs, {s.optimizer} at lr {s.lr:g}, on {device_name(dev)}"
                  + (f" (process {group.rank})" if group.world > 1 else ""))
         checkpoint = self._checkpoint(i, 1 if t < self.segment_frames and i == 0 else 2)  # plain name if alone
         if checkpoint.is_file() and not self.config.resume:
@@ -335,7 +337,7 @@ class _EncodeJob:
         # Batch by batch on the device: the whole segment in float on the host would take gigabytes
         # (and minutes of CPU time that several ranks would fight over).
         loaded = decoding.load(data, dev)
-        quality = metrics.Tally(dev)
+        quality = metrics.Tally(dev, color)
         for batch in decoding.render(loaded, dev):
             quality.add(batch, frames[quality.frames:quality.frames + len(batch)])
         psnr, ms_ssim = quality.result()
@@ -343,7 +345,7 @@ class _EncodeJob:
         tflop_per_frame = training_flops(arch, s.enc_dim) / 1e12
         return data, {
             "frames": t, "width": w, "height": h, "bytes": len(data), "bpp": metrics.bpp(len(data), w, h, t),
-            "psnr": psnr, "ms_ssim": ms_ssim,
+            "psnr": psnr, "psnr_yuv": quality.yuv_result(), "ms_ssim": ms_ssim, "color": color.describe(),
             "psnr_float_model": result.float_psnr("final"), "psnr_float_unpruned": result.float_psnr("train"),
             "params": plan.params, "effective_bits": packed.bits, "batch": result.batch,
             "bit_depths": group_depths(packed, state, result.tables),
@@ -414,12 +416,15 @@ class _Parts:
             self.width, self.height, self.fps, self.frames = index.width, index.height, index.fps, index.total_frames
             self.items = [(e.first_frame, e.frames, partial(segments.read_segment, path, e)) for e in index.entries]
             self.header = None
+            # Every segment is coded from the same reader: the first one's sample format is the file's.
+            self.color = segments.read_color(path, index.entries[0])
         else:
             data = path.read_bytes()
             header, _ = bitstream.unpack(data)
             self.width, self.height, self.fps, self.frames = header.width, header.height, header.fps, header.frames
             self.items = [(0, header.frames, lambda: data)]
             self.header = header    # (a plain file's; None for a segmented one)
+            self.color = header.arch.color
 
     def select(self, frame_range) -> tuple[int, int]:
         start, end = frame_range
@@ -459,6 +464,8 @@ class _Parts:
             loaded = decoding.load(get(), dev)
             if loaded.header.width != self.width or loaded.header.height != self.height:
                 raise BitstreamError("a segment's frame size differs from the index")
+            if loaded.header.arch.color != self.color:
+                raise BitstreamError("a segment's sample format differs from the first segment's")
             timings["load_seconds"] += time.perf_counter() - t0
             wanted = range(max(start, first) - first, min(end, first + count) - first)
             yield from decoding.render(loaded, dev, batch, frames=wanted, timings=timings, precision=precision)
@@ -476,20 +483,23 @@ class _Scorer:
             held = max(0, ref_range[1] - ref_start)
             raise CodecError(f"--ref-frames {ref_range[0]}:{ref_range[1]} holds {held} frames from frame {first} on, "
                              f"but {count} frames are decoded")
-        self.reader = VideoReader(ref, frame_range=(ref_start, ref_end))
+        # The reference in its own sample format: the YUV PSNR against a 4:2:0 source's own planes, whatever the
+        # file's, and the RGB PSNR against its RGB conversion (the frames an RGB encode reads).
+        self.reader = VideoReader(ref, frame_range=(ref_start, ref_end), color=None)
         info = self.reader.info
         if (info.width, info.height) != (parts.width, parts.height):
             self.reader.close()
             raise CodecError(f"--ref {ref} is {info.width}x{info.height}, but the .dnv holds "
                              f"{parts.width}x{parts.height}")
         self.frames = iter(self.reader)
-        self.tally, self.ref, self.expected = metrics.Tally(device), ref, count
+        self.tally, self.ref, self.expected = metrics.Tally(device, parts.color, info.color), ref, count
 
     def add(self, batch: np.ndarray) -> None:
         ref = [next(self.frames, None) for _ in range(len(batch))]
         if any(r is None for r in ref):
             raise CodecError(f"--ref {self.ref} ends after {self.tally.frames + sum(r is not None for r in ref)} "
                              f"of the {self.expected} frames decoded")
+        self.tally.ref_color = self.reader.info.color   # (as its first frame declares it)
         self.tally.add(batch, np.stack(ref))
 
     def close(self):
@@ -513,10 +523,13 @@ def _output_times(frames: int, fps_scale: int) -> torch.Tensor:
 
 
 def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: str = "fp32",
-                    frame_range=(0, None), fps_scale: int = 1) -> tuple[np.ndarray, dict]:
+                    frame_range=(0, None), fps_scale: int = 1, planes: bool = False) -> tuple[np.ndarray, dict]:
     """Decode a .dnv (or frames START:END of it) into a (N, H, W, 3) uint8 RGB array at its own size.
 
     N = the selected frames, or K*(T-1)+1 with `fps_scale` K > 1 (frame interpolation, see `decode`).
+    A file coded as YUV 4:2:0 is converted to RGB with its matrix and range, unless `planes`: then the frames
+    are the coded planes as they are (each chroma sample repeated over its 2x2 block, `nvcodec.color`; the
+    report's `color` says which).
     """
     dev = resolve_device(device)
     started = time.perf_counter()
@@ -524,8 +537,15 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: st
     selected = parts.select(frame_range)
     timings = {}
     frames = np.concatenate(list(parts.render(dev, batch, precision, selected, timings, fps_scale)))
+    if parts.color.yuv and not planes:
+        from .video import yuv_to_rgb
+        frames = yuv_to_rgb(frames, parts.color)
+    elif parts.color.yuv:
+        from .color import fill_chroma
+        frames = fill_chroma(frames)
     timings["decode_seconds"] = time.perf_counter() - started
     return frames, {"frames": len(frames), "coded_frames": parts.frames, "fps_scale": fps_scale,
+                    "color": parts.color.describe() if planes else "rgb",
                     "width": parts.width, "height": parts.height,
                     "device": device_name(dev), "bytes": parts.file_bytes,
                     "bpp": metrics.bpp(parts.file_bytes, parts.width, parts.height, parts.frames), **timings}
@@ -569,7 +589,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     writer = None
     try:
         if output is not None:
-            writer = BackgroundWriter(VideoWriter(output, parts.width, parts.height, fps))
+            writer = BackgroundWriter(VideoWriter(output, parts.width, parts.height, fps, parts.color))
         for frames in parts.render(dev, batch, precision, selected, timings, fps_scale):
             count += len(frames)
             if writer is not None:
@@ -599,7 +619,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
         "load_seconds": timings["load_seconds"], "neural_seconds": neural,
         "neural_fps": count / max(neural, 1e-9), "write_seconds": writer.busy_seconds if writer is not None else 0.0,
         "score_seconds": score_seconds if scorer is not None else 0.0, "total_seconds": total,
-        "psnr": None, "ms_ssim": None, "psnr_coded": None,
+        "color": parts.color.describe(), "psnr": None, "psnr_yuv": None, "ms_ssim": None, "psnr_coded": None,
         "psnr_interpolated": None, "device": device_name(dev), "precision": precision,
     }
     if parts.header is not None:
@@ -607,6 +627,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
     if scorer is not None:
         t0 = time.perf_counter()
         report["psnr"], report["ms_ssim"] = scorer.result()
+        report["psnr_yuv"] = scorer.tally.yuv_result()
         if fps_scale > 1:
             report["psnr_coded"], report["psnr_interpolated"] = scorer.psnr_every(fps_scale)
         scoring = time.perf_counter() - t0
@@ -668,6 +689,9 @@ def info_of_bytes(path, data: bytes) -> dict:
         "model": a.model, "width": a.width, "height": a.height, "frames": header.frames,
         **_rate_fields(header.fps, header.frames, len(data), a.width, a.height),
         "quant_bits": header.quant_bits,
+        # The sample format coded and the source's colour description (COLOR section; files without one: rgb).
+        "color": a.color.planes, "color_matrix": a.color.matrix, "color_range": a.color.range,
+        "color_primaries": a.color.primaries, "color_trc": a.color.trc, "color_description": a.color.describe(),
         "padded_size": list(a.padded_size)[::-1], "strides": list(a.strides), "widths": list(a.widths),
         "kernels": list(a.kernels),
         # Each model's own fields, None in the files of the models without them.

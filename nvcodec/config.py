@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .color import PLANES
 from .models import DEFAULT_MODEL, MODELS, quant_bits_for
 
 DEFAULT_BPP = 0.05      # the target when neither bpp nor model_size is given
@@ -37,6 +38,9 @@ class EncodeConfig:
     size: tuple | None = None           # raw .yuv input: (width, height)
     pix_fmt: str = "yuv420p"            # raw .yuv input: pixel format
     fps: object = None                  # frame rate of raw .yuv and image folders (None: the reader's default)
+    # The sample format coded (`color.PLANES`): None codes the source's own, its 4:2:0 planes where it is 4:2:0
+    # (`video.default_planes`), RGB otherwise.
+    color: str | None = None
     seed: int = 0                       # random seed of training
     compile: bool | None = None         # torch.compile the training step (None: on CUDA only)
     progress: bool = True               # show a progress bar
@@ -56,6 +60,8 @@ class EncodeConfig:
         object.__setattr__(self, "train_options", dict(self.train_options or {}))
         if self.model not in MODELS:
             raise CodecError(f"unknown model {self.model!r} (choose {', '.join(MODELS)})")
+        if self.color is not None and self.color not in PLANES:
+            raise CodecError(f"unknown --color {self.color!r} (choose {' or '.join(PLANES)})")
         if self.preset not in PRESETS:
             raise CodecError(f"unknown preset {self.preset!r} (choose {', '.join(PRESETS)})")
         if self.bpp is not None and not 0 < self.bpp < float("inf"):
@@ -84,7 +90,7 @@ class EncodeConfig:
     @property
     def read_options(self) -> dict:
         """`video.VideoReader`'s keywords."""
-        return dict(frame_range=self.frame_range, size=self.size, pix_fmt=self.pix_fmt, fps=self.fps)
+        return dict(frame_range=self.frame_range, size=self.size, pix_fmt=self.pix_fmt, fps=self.fps, color=self.color)
 
     def train_settings(self):
         """(fit.TrainSettings, the names the caller chose). Optimizer, learning rate and epochs not chosen come

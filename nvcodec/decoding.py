@@ -2,8 +2,8 @@
 
 `load` validates the container, rebuilds the decoder from the header's architecture and the
 dequantized weights, and dequantizes the input tables (CONTENT/DIFF embeddings, or DS-NeRV's
-STATIC/DYNAMIC codes). `render` runs the network in batches on the device and yields uint8 RGB
-frames cropped back to the video's own size. Both check what they are about to allocate against
+STATIC/DYNAMIC codes). `render` runs the network in batches on the device and yields uint8 frames in
+the file's sample format (RGB or replicated YUV 4:2:0, `nvcodec.color`) cropped back to the video's own size. Both check what they are about to allocate against
 the memory available and refuse with one line what cannot fit; `render` lowers its batch to what
 fits (and halves it again if the GPU still runs out), and limits cuDNN to deterministic algorithms
 so that a file decodes to the same frames on every run.
@@ -112,7 +112,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
            timings: dict | None = None, times: torch.Tensor | None = None,
            precision: str = "fp32") -> Iterator[np.ndarray]:
-    """Yield (B, H, W, 3) uint8 batches of decoded frames; adds 'neural_seconds' to `timings`, and the time
+    """Yield (B, H, W, 3) uint8 batches of decoded frames (in the file's sample format, `arch.color`); adds
+    'neural_seconds' to `timings`, and the time
     spent planning the batch to 'load_seconds'.
 
     `frames`: which coded frames (default all); `times`: fractional frame times instead (see

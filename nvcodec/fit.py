@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import planeloss
 from .compress.prune import apply_masks, magnitude_masks
 from .compress.qat import describe as describe_bits, quantized_parameters
 from .memory import gib
@@ -88,6 +89,11 @@ class TrainSettings:
     # Fine-tune after pruning for D + lambda * R with learned steps and entropy models (compress.learned), which
     # the file then carries; lambda is driven to the rate control's target.
     rate: bool = False
+    plane_weights: str = planeloss.DEFAULT_WEIGHTS    # Y:U:V weights of the loss on YUV 4:2:0 planes (planeloss)
+    # What the plane weights weigh: the planes' losses ("mse") or their logarithms ("psnr", planeloss). On the CPU
+    # (carphone and CiscoVT crops, 300 epochs, 0.3 bpp) "mse" lost 0.3-1.4 dB of RGB and YUV PSNR to RGB coding, its
+    # chroma starved; "psnr" gained 0.4-0.6 dB RGB and 0.8-1.4 dB YUV (benchmarks/results/yuv420_cpu_smoke_2026-12-02).
+    plane_balance: str = "psnr"
 
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
@@ -106,7 +112,8 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
-                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate")
+                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate", "plane_weights",
+                 "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -152,6 +159,10 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be in [0, 1)")
     if name in ("prune_epochs", "grad_clip") and value < 0:
         raise ValueError(f"{name} must not be negative")
+    if name == "plane_weights":
+        planeloss.parse_weights(value)
+    if name == "plane_balance" and value not in planeloss.BALANCES:
+        raise ValueError(f"plane_balance {value!r}: choose {' or '.join(planeloss.BALANCES)}")
 
 
 @dataclass
@@ -285,7 +296,10 @@ class Trainer:
         if device.type == "cuda":
             self.inputs.module.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
-        self.loss_fn = make_loss(settings.loss)
+        self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color.planes, settings.plane_weights,
+                                            settings.plane_balance)
+        self.batch_mse = planeloss.batch_mse(arch.color.planes, settings.plane_weights)
+        self.frame_mse = planeloss.frame_mse(arch.color.planes, settings.plane_weights)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
         if settings.compile:
@@ -365,7 +379,7 @@ class Trainer:
 
     def _forward_loss(self, *batch):
         out, ref = self._predict(*batch)
-        mse = F.mse_loss(out, ref)
+        mse = self.batch_mse(out, ref)
         loss = self.loss_fn(out, ref)
         if self.rate_on:
             loss = loss + self.rate.penalty(self.decoder, self._learned_tables())
@@ -568,7 +582,7 @@ class Trainer:
         for i in range(0, self.frames, self.batch):
             idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
             out, ref = self._predict(*self._batch(idx), amp=False)
-            mse = (out.clamp(0, 1) - ref).square().flatten(1).mean(1).double()
+            mse = self.frame_mse(out.clamp(0, 1), ref).double()
             psnrs.append(-10 * torch.log10(mse.clamp_min(1e-12)))
         self.inputs.module.train()
         self.decoder.train()

@@ -2,7 +2,9 @@
 
 - PSNR: RGB, computed per frame over the whole frame at the original size, then averaged over frames
   (the NeRV papers' convention).
-- YUV PSNR: BT.709/601 limited-range 4:2:0 planes, 6:1:1 weighted (video coding community's figure).
+- YUV PSNR: 4:2:0 planes, 6:1:1 weighted (video coding community's figure). `Tally` (what dnv reports) compares
+  the source's own planes (`nvcodec.color.psnr_yuv`); `psnr_yuv420` (the benchmarks' anchors) converts RGB to
+  BT.709/601 limited-range planes.
 - MS-SSIM: pytorch-msssim on RGB in [0, 1]; frames smaller than its 5-scale minimum use fewer scales.
 - bpp: file bytes * 8 / (width * height * frames) at the original size.
 """
@@ -108,12 +110,30 @@ def ms_ssim(a, b, device=None, batch: int = BATCH) -> float:
 
 
 class Tally:
-    """Per-frame PSNR and mean MS-SSIM of a clip compared batch by batch, as it is decoded."""
+    """Per-frame PSNR (RGB and YUV 4:2:0, 6:1:1) and mean MS-SSIM (RGB) of a clip compared batch by batch, as
+    it is decoded. The decoded frames are in the sample format of `color`, the reference in that of `ref_color`
+    (default: the same; `nvcodec.color`). 4:2:0 planes are compared as they are for the YUV PSNR, and converted to
+    RGB with their matrix and range (as the source's own frames are when read as RGB) for the RGB figures; RGB
+    frames are converted to 4:2:0 planes in the reference's matrix and range for the YUV PSNR (exact against a
+    4:2:0 reference; against an RGB one, both sides are converted)."""
 
-    def __init__(self, device=None):
-        self.device, self.psnr, self.ssim_sum = device, [], 0.0
+    def __init__(self, device=None, color=None, ref_color=None):
+        from .color import RGB
+
+        self.device, self.psnr, self.psnr_yuv, self.ssim_sum = device, [], [], 0.0
+        self.color = color or RGB
+        self.ref_color = ref_color or self.color
 
     def add(self, out, ref) -> None:
+        from .color import psnr_yuv
+        from .video import rgb_to_yuv, yuv_to_rgb
+
+        out, ref = np.asarray(out), np.asarray(ref)
+        yuv_out = out if self.color.yuv else rgb_to_yuv(out, self.ref_color)
+        yuv_ref = ref if self.ref_color.yuv else rgb_to_yuv(ref, self.ref_color)
+        self.psnr_yuv += [min(100.0, float(p)) for p in psnr_yuv(yuv_out, yuv_ref)]
+        out = yuv_to_rgb(out, self.color) if self.color.yuv else out
+        ref = yuv_to_rgb(ref, self.ref_color) if self.ref_color.yuv else ref
         out, ref = _as_tensor(out).to(self.device), _as_tensor(ref).to(self.device)    # one copy for both
         self.psnr += psnr_per_frame(out, ref, self.device)
         self.ssim_sum += ms_ssim(out, ref, self.device) * len(out)
@@ -125,6 +145,10 @@ class Tally:
     def result(self) -> tuple[float, float]:
         """(mean PSNR, mean MS-SSIM)."""
         return sum(self.psnr) / len(self.psnr), self.ssim_sum / len(self.psnr)
+
+    def yuv_result(self) -> float:
+        """Mean YUV 4:2:0 PSNR (6:1:1)."""
+        return sum(self.psnr_yuv) / len(self.psnr_yuv)
 
 
 _YUV_MATRICES = {

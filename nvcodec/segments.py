@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .bitstream import (FORMAT_VERSION, MAGIC, SECTION_TAGS, BitstreamError, _SECTION, MAX_FRAMES)
+from .bitstream import (FORMAT_VERSION, MAGIC, SECTION_TAGS, BitstreamError, _SECTION, MAX_FRAMES, color_of)
 
 DEFAULT_SEGMENT_FRAMES = 300
 _INDEX_HEAD = struct.Struct("<HHIIII")
@@ -137,6 +137,13 @@ def read_segment(path, entry: SegmentEntry) -> bytes:
         raise BitstreamError(f"segment at frame {entry.first_frame} holds {frames} frames, the index says "
                              f"{entry.frames}")
     return data
+
+
+def read_color(path, entry: SegmentEntry):
+    """The sample format of a segment (`bitstream.color_of`), from its first bytes only."""
+    with open(path, "rb") as f:
+        f.seek(entry.offset)
+        return color_of(f.read(min(entry.length, 512)))
 
 
 def read_segments(reader, segment_frames: int):

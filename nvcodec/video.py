@@ -1,7 +1,11 @@
 """Video reading and writing for nvcodec, through PyAV only.
 
-Frames are uint8 RGB numpy arrays of shape (H, W, 3) at the source's own
-resolution: nothing is ever cropped or resized.
+Frames are uint8 numpy arrays of shape (H, W, 3) at the source's own
+resolution: nothing is ever cropped or resized. They are RGB, or with
+``color="yuv420"`` (``None``: the source's own format, `default_planes`) the
+source's 4:2:0 planes as they are stored, chroma repeated over 2x2 blocks
+(`nvcodec.color`); ``info.color`` says which, with the colour description the
+source declares.
 
 Reading (``VideoReader`` / ``read_video``) accepts
   * any file FFmpeg can open (mp4, mkv, mov, avi, webm, y4m, raw H.264/H.265
@@ -28,6 +32,8 @@ Writing (``VideoWriter`` / ``write_video``) picks the format from the path:
   * a folder (path ends in '/' or is an existing empty folder): PNG files
     ``frame_000001.png``, ``frame_000002.png``, ...
   * ``-``: a y4m stream on standard output (as ``.y4m``).
+Frames of a YUV 4:2:0 ``color`` go into .mp4, .mkv and .y4m as they are (no
+conversion), tagged with its description; PNG converts them to RGB with it.
 Output to a path is atomic: it goes to a hidden temporary sibling that is
 renamed onto the final name only on a successful ``close()``. The RGB -> YUV
 conversion is done once per frame, straight from the array (no copy), by one
@@ -53,6 +59,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from .color import PLANES, RANGE_PC, RANGE_TV, RGB, Color, chroma_planes, replicate
 from .outputs import temp_file, temp_folder
 
 __all__ = [
@@ -91,6 +98,9 @@ class VideoInfo:
     pix_fmt: str  # source pixel format as stored
     color_range: str  # 'tv' or 'pc': the range used for conversion to RGB
     notes: list[str] = field(default_factory=list)
+    # The sample format the frames are given in, and the colour description the source declares (`color`):
+    # set when the reader opens, and from the first frame's own declaration once it is read.
+    color: Color = RGB
 
 
 # ---------------------------------------------------------------- small parsers
@@ -192,6 +202,115 @@ def _to_rgb(frame: av.VideoFrame, notes: list[str]) -> np.ndarray:
     return rgb.to_ndarray()
 
 
+def is_420(fmt: av.VideoFormat) -> bool:
+    """A YUV format with chroma at half the resolution in both directions (yuv420p, yuvj420p, nv12, 10-bit ...)."""
+    comps = av.VideoFormat(fmt.name, 64, 64).components     # (a format without a size has no plane sizes)
+    return (_is_yuv(fmt) and len(comps) >= 3 and not fmt.is_rgb
+            and comps[1].width == 32 and comps[1].height == 32)
+
+
+def default_planes(fmt: av.VideoFormat) -> str:
+    """What a source is coded as without --color: its 4:2:0 planes when it is 4:2:0, else RGB."""
+    return "yuv420" if is_420(fmt) else "rgb"
+
+
+def _describe(fmt: av.VideoFormat, planes: str, colorspace: int, color_range: int, primaries: int,
+              trc: int, height: int) -> Color:
+    """The Color of frames of `fmt` read as `planes`, with what the source declares."""
+    if not _is_yuv(fmt):
+        if planes == "rgb":
+            return Color("rgb", 0, RANGE_PC, primaries, trc)
+        # An RGB or gray source read as 4:2:0 planes: converted with BT.709 (HD) or BT.601, limited range.
+        return Color("yuv420", 1 if height >= 720 else 6, RANGE_TV, primaries, trc)
+    full = _is_full_range(fmt.name, color_range)
+    matrix = colorspace if colorspace in _MATRIX or colorspace == _AVCOL_SPC_UNSPECIFIED else _AVCOL_SPC_UNSPECIFIED
+    return Color(planes, matrix, RANGE_PC if full else RANGE_TV, primaries if primaries <= 22 else 2,
+                 trc if trc <= 18 else 2)
+
+
+def frame_color(frame: av.VideoFrame, planes: str) -> Color:
+    return _describe(frame.format, planes, frame.colorspace, frame.color_range, frame.color_primaries,
+                     frame.color_trc, frame.height)
+
+
+def _to_yuv420(frame: av.VideoFrame, color: Color, notes: list[str]) -> np.ndarray:
+    """A decoded frame as (H, W, 3) replicated 4:2:0 planes (`nvcodec.color`): 8-bit 4:2:0 as it is stored,
+    other YUV formats resampled to 4:2:0 8 bits in their own matrix and range, RGB and gray converted."""
+    fmt = frame.format
+    if fmt.name not in ("yuv420p", "yuvj420p"):
+        bits = max(c.bits for c in fmt.components)
+        for note, applies in (("alpha channel dropped", any(c.is_alpha for c in fmt.components)),
+                              (f"{bits}-bit source ({fmt.name}) coded as 8-bit 4:2:0", bits > 8),
+                              (f"{fmt.name} source: chroma subsampled to 4:2:0 (--color rgb keeps it)",
+                               _is_yuv(fmt) and not is_420(fmt)),
+                              (f"{fmt.name} source converted to 4:2:0 ({color.describe()})", not _is_yuv(fmt))):
+            if applies and note not in notes:
+                notes.append(note)
+        range_ = "JPEG" if color.full_range else "MPEG"
+        if _is_yuv(fmt):    # same matrix and range: only the chroma is resampled (and the depth reduced)
+            frame = frame.reformat(format="yuv420p", src_color_range=range_, dst_color_range=range_)
+        else:
+            frame = frame.reformat(format="yuv420p", dst_colorspace=_MATRIX[color.matrix], dst_color_range=range_)
+    y, u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[: p.height, : p.width] for p in frame.planes)
+    return replicate(y, u, v)
+
+
+def yuv_frame(planes: np.ndarray, color: Color, pix_fmt: str = "yuv420p") -> av.VideoFrame:
+    """(H, W, 3) 4:2:0 planes (`nvcodec.color`) -> an AVFrame of `pix_fmt` (yuv420p, or yuv444p: the chroma
+    repeated) that declares `color`'s matrix and range; no conversion."""
+    h, w = planes.shape[:2]
+    frame = av.VideoFrame(w, h, pix_fmt)
+    chroma = chroma_planes(planes)[1:]
+    if pix_fmt == "yuv444p":
+        chroma = [np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)[:h, :w] for c in chroma]
+    for plane, values in zip(frame.planes, (planes[..., 0], *chroma)):
+        dst = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        dst[: plane.height, : plane.width] = values
+    frame.colorspace = color.matrix if color.matrix in _MATRIX else _AVCOL_SPC_UNSPECIFIED
+    frame.color_range = RANGE_PC if color.full_range else RANGE_TV
+    return frame
+
+
+def yuv_to_rgb(frames: np.ndarray, color: Color) -> np.ndarray:
+    """(T, H, W, 3) 4:2:0 frames -> RGB through swscale with the declared matrix and range: the RGB
+    the source's own frames convert to (`_to_rgb`)."""
+    return np.stack([_to_rgb(yuv_frame(f, color), []) for f in frames])
+
+
+def rgb_to_yuv(frames: np.ndarray, color: Color) -> np.ndarray:
+    """(T, H, W, 3) RGB -> replicated 4:2:0 planes through swscale, in the matrix and range of `color` (BT.601
+    where it declares none, as `_to_rgb` assumes)."""
+    matrix = _MATRIX.get(color.matrix, "ITU601")
+    range_ = "JPEG" if color.full_range else "MPEG"
+    out = []
+    for rgb in frames:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=matrix, dst_color_range=range_)
+        y, u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[: p.height, : p.width] for p in frame.planes)
+        out.append(replicate(y, u, v))
+    return np.stack(out)
+
+
+class _Source:
+    """What every input source shares: how a decoded frame becomes an array (`planes`: None for the source's
+    own format, see `default_planes`), and the Color that says so in `info.color`."""
+    planes: str | None = None
+    info: VideoInfo
+
+    def _set_planes(self, planes: str | None, fmt: av.VideoFormat, declared: tuple) -> None:
+        self.planes = planes or default_planes(fmt)
+        self.info.color = _describe(fmt, self.planes, *declared, self.info.height)
+        self._first = True
+
+    def convert(self, frame: av.VideoFrame) -> np.ndarray:
+        if self._first:     # the first frame's own declaration (a raw stream declares none before it)
+            self._first = False
+            self.info.color = frame_color(frame, self.planes)
+        if self.planes == "rgb":
+            return _to_rgb(frame, self.info.notes)
+        return _to_yuv420(frame, self.info.color, self.info.notes)
+
+
 # ---------------------------------------------------------------- input sources
 
 class _StandardStream:
@@ -250,14 +369,16 @@ def _declared_seconds(container) -> float | None:
     return None
 
 
-class _ContainerSource:
+class _ContainerSource(_Source):
     """A file FFmpeg demuxes and decodes (including raw elementary streams)."""
 
-    def __init__(self, path: Path, start: int, end: int | None, size, fps):
+    def __init__(self, path: Path, start: int, end: int | None, size, fps, planes=None):
         self.path, self.start, self.end = path, start, end
         self.container = _open_container(path)
         try:
             self.info = self._probe(size, fps)
+            cc = self.container.streams.video[0].codec_context
+            self._set_planes(planes, cc.format, (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc))
         except BaseException:
             self.container.close()
             raise
@@ -348,7 +469,7 @@ class _ContainerSource:
                     if last_time is not None:
                         self._intervals.append(frame.time - last_time)
                     last_time = frame.time
-                yield _to_rgb(frame, self.info.notes)
+                yield self.convert(frame)
                 done += 1
             index += 1
 
@@ -390,10 +511,10 @@ def _decode_image(path: Path) -> av.VideoFrame:
         raise VideoError(f"{path}: unreadable image ({e})") from None
 
 
-class _ImageFolderSource:
+class _ImageFolderSource(_Source):
     """A folder of still images, one frame each, in natural name order."""
 
-    def __init__(self, path: Path, start: int, end: int | None, fps):
+    def __init__(self, path: Path, start: int, end: int | None, fps, planes=None):
         self.path = path
         files = sorted((p for p in path.iterdir()
                         if p.suffix.lower() in IMAGE_EXTS and p.is_file()), key=_natural_key)
@@ -411,6 +532,8 @@ class _ImageFolderSource:
                               pix_fmt=first.format.name,
                               color_range=_range_name(first.format, first.color_range),
                               notes=notes)
+        self._set_planes(planes, first.format, (first.colorspace, first.color_range, first.color_primaries,
+                                                first.color_trc))
 
     def frames(self) -> Iterator[np.ndarray]:
         for f in self.files:
@@ -418,7 +541,7 @@ class _ImageFolderSource:
             if (frame.width, frame.height) != (self.info.width, self.info.height):
                 raise VideoError(f"{f}: image is {frame.width}x{frame.height}, the others are "
                                  f"{self.info.width}x{self.info.height}")
-            yield _to_rgb(frame, self.info.notes)
+            yield self.convert(frame)
 
     def close(self):
         pass
@@ -444,10 +567,10 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-class _RawYuvSource:
+class _RawYuvSource(_Source):
     """Headerless raw frames; size, pixel format and fps come from the caller."""
 
-    def __init__(self, path: Path, start: int, end: int | None, size, pix_fmt: str, fps):
+    def __init__(self, path: Path, start: int, end: int | None, size, pix_fmt: str, fps, planes=None):
         self.path, self.pix_fmt = path, pix_fmt
         if size is None:
             raise VideoError(f"{path}: raw .yuv needs --size WxH")
@@ -476,6 +599,7 @@ class _RawYuvSource:
         self.info = VideoInfo(width=w, height=h, fps=fps,
                               frames=_selected_count(total, start, end), pix_fmt=pix_fmt,
                               color_range=range_, notes=notes)
+        self._set_planes(planes, fmt, (_AVCOL_SPC_UNSPECIFIED, 2 if range_ == "pc" else 1, 2, 2))
 
     def frames(self) -> Iterator[np.ndarray]:
         with open(self.path, "rb") as f:
@@ -484,7 +608,7 @@ class _RawYuvSource:
                 data = f.read(self.frame_bytes)
                 if len(data) < self.frame_bytes:  # file shrank while reading
                     raise VideoError(f"{self.path}: file ended in the middle of a frame")
-                yield _to_rgb(self._frame(data), self.info.notes)
+                yield self.convert(self._frame(data))
 
     def _frame(self, data: bytes) -> av.VideoFrame:
         """Copy one frame's packed planes into an AVFrame (whose rows may be padded)."""
@@ -505,7 +629,9 @@ class _RawYuvSource:
 # ---------------------------------------------------------------- public reading
 
 class VideoReader:
-    """Streaming reader: iterate to get (H, W, 3) uint8 RGB frames of the selected range.
+    """Streaming reader: iterate to get (H, W, 3) uint8 frames of the selected range: RGB, or with `color`
+    "yuv420" the source's 4:2:0 planes (replicated, see `nvcodec.color`); `color` None: the source's own format
+    (`default_planes`). `info.color` says which, with the source's colour description.
 
     ``info`` is available right after construction. ``size``, ``pix_fmt`` and (for
     raw input and image folders) ``fps`` describe raw ``.yuv`` input; ``fps`` also
@@ -514,20 +640,22 @@ class VideoReader:
     """
 
     def __init__(self, path, *, frame_range=(0, None), size: tuple[int, int] | None = None,
-                 pix_fmt: str = "yuv420p", fps=None):
+                 pix_fmt: str = "yuv420p", fps=None, color: str | None = "rgb"):
         self.path = Path(path)
         start, end = _check_range(frame_range)
         fps = None if fps is None else parse_fps(fps)
+        if color not in (None, *PLANES):
+            raise VideoError(f"unknown sample format {color!r} (choose {' or '.join(PLANES)})")
         if str(path) == STDIO:
-            self._source = _ContainerSource(self.path, start, end, size, fps)
+            self._source = _ContainerSource(self.path, start, end, size, fps, color)
         elif not self.path.exists():
             raise VideoError(f"No such file: {self.path}")
         elif self.path.is_dir():
-            self._source = _ImageFolderSource(self.path, start, end, fps)
+            self._source = _ImageFolderSource(self.path, start, end, fps, color)
         elif self.path.suffix.lower() == ".yuv":
-            self._source = _RawYuvSource(self.path, start, end, size, pix_fmt, fps)
+            self._source = _RawYuvSource(self.path, start, end, size, pix_fmt, fps, color)
         else:
-            self._source = _ContainerSource(self.path, start, end, size, fps)
+            self._source = _ContainerSource(self.path, start, end, size, fps, color)
         self.info: VideoInfo = self._source.info
         self._range = (start, end)
         self._active = None
@@ -564,10 +692,10 @@ class VideoReader:
 
 
 def read_video(path, *, frame_range=(0, None), size=None, pix_fmt="yuv420p",
-               fps=None) -> tuple[np.ndarray, VideoInfo]:
+               fps=None, color: str | None = "rgb") -> tuple[np.ndarray, VideoInfo]:
     """All selected frames as one (T, H, W, 3) uint8 array; ``info.frames`` is set to T."""
     with VideoReader(path, frame_range=frame_range, size=size, pix_fmt=pix_fmt,
-                     fps=fps) as reader:
+                     fps=fps, color=color) as reader:
         frames = list(reader)
         info = reader.info
     info.frames = len(frames)
@@ -601,9 +729,11 @@ _CONTAINER_SPECS = {
 class _ContainerSink:
     """Frames into one container: `target` is a file path or a file object (standard output)."""
 
-    def __init__(self, target, spec: _ContainerSpec, width, height, fps, notes):
-        self.spec, self.fps = spec, fps
-        pix_fmt = spec.pix_fmt
+    def __init__(self, target, spec: _ContainerSpec, width, height, fps, notes, color: Color = RGB):
+        self.spec, self.fps, self.color = spec, fps, color
+        pix_fmt = "yuv420p" if color.yuv else spec.pix_fmt     # 4:2:0 planes go in as they are (FFV1 too)
+        if (width % 2 or height % 2) and spec.codec == "ffv1" and color.yuv:
+            pix_fmt = "yuv444p"     # FFV1 takes no odd-sized 4:2:0: the chroma repeated, still lossless
         if spec.codec == "libx264" and (width % 2 or height % 2):
             pix_fmt = "yuv444p"
             notes.append(f"odd size {width}x{height}: H.264 written as yuv444p "
@@ -620,6 +750,10 @@ class _ContainerSink:
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
             cc = self.stream.codec_context
             cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = spec.tags
+            if color.yuv:   # the source's own description, written back
+                cc.colorspace = color.matrix if color.matrix in _MATRIX else _AVCOL_SPC_UNSPECIFIED
+                cc.color_range = RANGE_PC if color.full_range else RANGE_TV
+                cc.color_primaries, cc.color_trc = color.primaries, color.trc
             cc.thread_type, cc.thread_count = "AUTO", 0     # 0: as many threads as the machine has cores
         except BaseException:
             self.container.close()
@@ -627,6 +761,14 @@ class _ContainerSink:
         self.count = 0
 
     def write(self, rgb: np.ndarray):
+        if self.color.yuv:  # the planes are copied in: no conversion
+            frame = yuv_frame(rgb, self.color, self.pix_fmt)
+            frame.pts = self.count
+            frame.time_base = 1 / self.fps
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            self.count += 1
+            return
         # No copy: swscale reads the array, and its output (never rgb24) is a new frame the encoder may keep.
         frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
         # swscale's threads are PyAV's default (every core from PyAV 17); the result is the same whatever the count.
@@ -654,13 +796,15 @@ class _ContainerSink:
 
 
 class _PngSink:
-    def __init__(self, tmp: Path, width, height):
-        self.dir = tmp
+    def __init__(self, tmp: Path, width, height, color: Color = RGB):
+        self.dir, self.color = tmp, color
         self.codec = av.CodecContext.create("png", "w")
         self.codec.width, self.codec.height, self.codec.pix_fmt = width, height, "rgb24"
         self.count = 0
 
     def write(self, rgb: np.ndarray):
+        if self.color.yuv:  # PNG is RGB: converted with the declared matrix and range
+            rgb = _to_rgb(yuv_frame(rgb, self.color), [])
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         data = b"".join(bytes(p) for p in self.codec.encode(frame))
         self.count += 1
@@ -687,9 +831,12 @@ class VideoWriter:
     ``path`` ``-`` writes a y4m stream to standard output instead.
     An existing file at ``path`` is replaced; an existing folder must be empty.
     ``notes`` lists anything the user should know (e.g. odd-size mp4 as 4:4:4).
+    With a YUV 4:2:0 ``color``, frames are replicated 4:2:0 planes (`nvcodec.color`): .mp4, .mkv (FFV1) and .y4m
+    store them as they are, tagged with the colour description; PNG converts them to RGB with it.
     """
 
-    def __init__(self, path, width: int, height: int, fps: Fraction):
+    def __init__(self, path, width: int, height: int, fps: Fraction, color: Color = RGB):
+        self.color = color
         self.folder = _is_folder_target(path)
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -715,13 +862,13 @@ class VideoWriter:
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise VideoError(f"{self.path}: output folder exists and is not empty")
         self._tmp = temp_folder(parent / self.path.name)
-        self._sink = _PngSink(self._tmp, self.width, self.height)
+        self._sink = _PngSink(self._tmp, self.width, self.height, self.color)
 
     def _open_stdout(self):
         self._stdout = sys.stdout.buffer
         try:
             self._sink = _ContainerSink(_StandardStream(self._stdout), _CONTAINER_SPECS[".y4m"], self.width,
-                                        self.height, self.fps, self.notes)
+                                        self.height, self.fps, self.notes, self.color)
         except av.FFmpegError as e:
             raise VideoError(f"standard output: cannot start the y4m writer ({e})") from None
 
@@ -735,7 +882,7 @@ class VideoWriter:
         self._tmp = temp_file(parent / self.path.name, ".partial")
         try:
             self._sink = _ContainerSink(self._tmp, spec, self.width, self.height, self.fps,
-                                        self.notes)
+                                        self.notes, self.color)
         except av.FFmpegError as e:
             self._remove_tmp()
             raise VideoError(f"{self.path}: cannot start {spec.codec} encoder ({e})") from None
@@ -832,10 +979,10 @@ def _drop_standard_output() -> None:
         pass
 
 
-def write_video(path, frames: np.ndarray, fps) -> None:
-    """Write (T, H, W, 3) uint8 RGB frames to ``path`` (format from the extension)."""
+def write_video(path, frames: np.ndarray, fps, color: Color = RGB) -> None:
+    """Write (T, H, W, 3) uint8 frames (RGB, or replicated 4:2:0 planes of `color`) to ``path``."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise VideoError(f"{path}: expected frames of shape (T, H, W, 3), got {frames.shape}")
-    with VideoWriter(path, frames.shape[2], frames.shape[1], fps) as writer:
+    with VideoWriter(path, frames.shape[2], frames.shape[1], fps, color) as writer:
         writer.write(frames)

@@ -22,7 +22,9 @@ from nvcodec.cli import main
 from nvcodec.video import VideoError, VideoWriter, read_video, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(model="dnerv", bpp=2.0, frame_range=(0, 4), epochs=2, prune_epochs=0, device="cpu", progress=False)
+# RGB: these pin the RGB path (conversions, pipes); the 4:2:0 path is tested in test_color.py.
+TINY = dict(model="dnerv", bpp=2.0, frame_range=(0, 4), epochs=2, prune_epochs=0, device="cpu", progress=False,
+            color="rgb")
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +197,8 @@ def test_decode_to_standard_output_is_the_y4m_file_and_nothing_else(tiny, tmp_pa
 def test_y4m_round_trip_through_pipes(tiny, tmp_path, single_thread):
     """dnv decode F -o - | dnv encode - -o G: G is the file an encode of the same y4m from disk makes."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    settings = ["--model", "dnerv", "--bpp", "2", "--epochs", "2", "--prune-epochs", "0", "--device", "cpu", "-q"]
+    settings = ["--model", "dnerv", "--bpp", "2", "--epochs", "2", "--prune-epochs", "0", "--device", "cpu", "-q",
+                "--color", "rgb"]
     decode = subprocess.Popen([sys.executable, "-m", "nvcodec", "decode", tiny, "-o", "-", "--device", "cpu"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     encode = subprocess.Popen([sys.executable, "-m", "nvcodec", "encode", "-", "-o", tmp_path / "back.dnv",
@@ -249,7 +252,8 @@ def test_info_reads_like_ffprobe(tiny):
     _check_readable(text)
     rec = codec.info(tiny)
     size = tiny.stat().st_size
-    bpp = re.search(r"Video: DNeRV, 176x144, 29.97 \(30000/1001\) fps, ([\d.]+) bpp, ([\d,]+) bytes", text)
+    bpp = re.search(r"Video: DNeRV, rgb \(source: [^)]+\), 176x144, 29.97 \(30000/1001\) fps, ([\d.]+) bpp, "
+                    r"([\d,]+) bytes", text)
     assert float(bpp[1]) == pytest.approx(rec["bpp"], rel=1e-3) and bpp[2] == f"{size:,}"
     rate = re.search(r"Duration: 00:00:00.13, 4 frames, bitrate: ([\d,.]+) kb/s", text)
     assert float(rate[1].replace(",", "")) == pytest.approx(size * 8 / (4 / (30000 / 1001)) / 1000, rel=1e-3)
@@ -295,5 +299,5 @@ def test_info_of_a_hinerv_file_names_its_grids(carphone, tmp_path, single_thread
     codec.encode(carphone, path, **{**TINY, "model": "hinerv"})
     r = _cli("info", path)
     assert r.exit_code == 0, r.output
-    assert "Video: HiNeRV, 176x144" in r.output and "feature grid 1" in r.output and "local grid" in r.output
+    assert "Video: HiNeRV, rgb (source: " in r.output and ", 176x144" in r.output and "feature grid 1" in r.output and "local grid" in r.output
     assert sum(json.loads(_cli("info", path, "--json").stdout)["sections"].values()) == path.stat().st_size

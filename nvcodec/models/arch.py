@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..color import RGB, Color
 from .registry import spec_of
 
 
@@ -70,6 +71,9 @@ class Arch:
     grid_every: tuple[int, ...] = ()
     local_ch: int = 0
     local_every: int = 1
+    # The sample format the network's three outputs are (RGB or YUV 4:2:0 planes, `nvcodec.color`) and the
+    # source's colour description; stored in the file's COLOR section, not in the header (files without one: RGB).
+    color: Color = RGB
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):

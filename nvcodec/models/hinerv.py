@@ -15,7 +15,7 @@ Inputs at a frame time t (all tables are evenly spaced over [0, T-1] and linearl
 
 Stage i: bilinear upsampling by `strides[i]`, + local encoding, then `depths[i]` blocks (depthwise k x k
 conv, LayerNorm, 1x1 to `expansions[i]` x width, GELU, 1x1; residual where the width stays), the first
-block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give RGB.
+block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give the three planes (`nvcodec.color`).
 """
 from __future__ import annotations
 
