@@ -42,23 +42,9 @@ plan_multi() {   # 1.61x at 12 epochs (results/multi_gpu), where start-up weighs
 BUNNY() { local out=$1; shift
     python3 -m benchmarks.bunny $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # Issue 17, for one H200 (benchmarks/GPU_RUNS.md), most wanted first.
-    # The --preset medium target: 100 frames of 1280x720 in at most 5 minutes, alone on the GPU.
-    job 9 python3 -m nvcodec encode $T/sam2_04_coffee_1280x720.mp4 --frames 0:100 -o $RES/coffee100-medium.dnv \
-        --bpp 0.05 --json $RES/coffee100-medium.json > $RES/coffee100-medium.log 2>&1
-    # Decoding targets (issues 17 and 21): the default network and DNeRV, 96 frames of 1280x720 at 0.05 bpp.
-    job 3 python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --model hinerv \
-        --batch 16 --precision bf16 --out $RES/decode_speed > $RES/decode-hinerv.log 2>&1
-    job 3 python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --model dnerv \
-        --batch 16 --precision bf16 --out $RES/decode_speed > $RES/decode-dnerv.log 2>&1
-    # Issue 20: a process's fixed cost with a cold and then a warm compile cache (the same short encode twice).
-    for run in cold warm; do
-        job 2 python3 -m nvcodec encode $T/sam2_04_coffee_1280x720.mp4 --frames 0:24 -o $RES/fixed-$run.dnv \
-            --bpp 0.05 --epochs 2 --prune-epochs 1 --json $RES/fixed-$run.json > $RES/fixed-$run.log 2>&1
-    done
-    # Issue 17's RD at --preset medium on the clips one session can afford, side by side (quality only).
-    job 8 python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small --parallel 8 \
-        > $RES/medium_small.log 2>&1
+    # This round's parts, each against the default, side by side (quality only): benchmarks/jobs/parts_ablation.txt.
+    job 10 python3 -m benchmarks.yuv420 benchmarks/jobs/parts_ablation.txt --out $RES/parts --parallel 12 \
+        > $RES/parts.log 2>&1
 }
 lane1() { :; }
 lane2() { :; }
