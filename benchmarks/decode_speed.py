@@ -124,7 +124,7 @@ def main() -> None:
                                                                     .get("model")),
         "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": a.batch,
         "precision": a.precision, "runs": a.runs,
-        "output": ".mp4 (H.264, CRF 10, veryfast)" if a.to == "mp4" else ".y4m (raw 4:2:0)",
+        "output": ".mp4 (H.264, CRF 10, superfast)" if a.to == "mp4" else ".y4m (raw 4:2:0)",
         "color": info.get("color", info.get("first_segment", {}).get("color")),
         **{k: round(v, 4) for k, v in median.items()},
         "neural_fps": round(frames / median["neural_seconds"], 1),

@@ -42,9 +42,11 @@ plan_multi() {   # 1.61x at 12 epochs (results/multi_gpu), where start-up weighs
 BUNNY() { local out=$1; shift
     python3 -m benchmarks.bunny $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 lane0() {
-    # This round's parts, each against the default, side by side (quality only): benchmarks/jobs/parts_ablation.txt.
-    job 10 python3 -m benchmarks.yuv420 benchmarks/jobs/parts_ablation.txt --out $RES/parts --parallel 12 \
-        > $RES/parts.log 2>&1
+    # Decoding to .mp4 with the writer at preset superfast (issue 21's 200 frames/s), alone on the GPU.
+    for model in dnerv hinerv; do
+        job 2 python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --model $model \
+            --batch 16 --precision bf16 --out $RES/decode_speed > $RES/decode-$model.log 2>&1
+    done
 }
 lane1() { :; }
 lane2() { :; }
