@@ -115,6 +115,8 @@ def pack_weights(quantized: dict[str, QuantizedTensor | LearnedTensor]) -> bytes
 
 def learned_count(sections: dict[str, bytes], shapes: dict[str, tuple[int, ...]]) -> int:
     """Tensors a file codes with learned entropy models: DECODER tensors in mode 2, tables in transforms 2 and 3."""
+    if "DECODER" not in sections:
+        raise BitstreamError("file has no DECODER section")
     r, count = _Reader(sections["DECODER"], "DECODER"), 0
     for shape in shapes.values():
         mode = r.u8()
