@@ -94,7 +94,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="Timed runs after the warm-up (default 3).")
     ap.add_argument("--color", choices=["source", "rgb", "yuv420"], default="source",
                     help="The sample format of the encode (dnv encode --color; default: the source's own).")
-    ap.add_argument("--to", choices=["mp4", "y4m"], default="mp4", help="What to decode to (default mp4).")
+    ap.add_argument("--to", choices=["mp4", "y4m"], nargs="+", default=["mp4"],
+                    help="What to decode to (default mp4); several: one record each, from the same .dnv.")
     ap.add_argument("--out", type=Path, default=None, help="Folder to write the record in.")
     a = ap.parse_args()
     if not a.clip.is_file():
@@ -114,8 +115,15 @@ def main() -> None:
                                color=None if a.color == "source" else a.color)
             encode = {k: enc[k] for k in ("model", "bpp", "target_bpp", "psnr", "preset", "epochs", "encode_seconds")}
         info = codec.info(dnv)
-        reports = time_decodes(dnv, device, a.runs, a.batch, a.precision, tmp, a.to)
-        command = time_command(dnv, device, a.runs, a.batch, a.precision, tmp, a.to)
+        for to in a.to:
+            reports = time_decodes(dnv, device, a.runs, a.batch, a.precision, tmp, to)
+            command = time_command(dnv, device, a.runs, a.batch, a.precision, tmp, to)
+            write_record(a, info, encode, to, reports, command)
+
+
+def write_record(a: argparse.Namespace, info: dict, encode: dict | None, to: str, reports: list[dict],
+                 command: list[float]) -> None:
+    """Print the medians of one output kind's decodes and, with --out, write them as a JSON record."""
     median = {k: statistics.median(r[k] for r in reports) for k in TIMES}
     frames = reports[0]["frames"]
     record = {
@@ -124,7 +132,7 @@ def main() -> None:
                                                                     .get("model")),
         "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": a.batch,
         "precision": a.precision, "runs": a.runs,
-        "output": ".mp4 (H.264, CRF 10, superfast)" if a.to == "mp4" else ".y4m (raw 4:2:0)",
+        "output": ".mp4 (H.264, CRF 10, superfast)" if to == "mp4" else ".y4m (raw 4:2:0)",
         "color": info.get("color", info.get("first_segment", {}).get("color")),
         **{k: round(v, 4) for k, v in median.items()},
         "neural_fps": round(frames / median["neural_seconds"], 1),
@@ -139,12 +147,11 @@ def main() -> None:
     print(text, end="")
     if a.out is not None:
         slug = re.sub(r"[^a-z0-9]+", "-", record["device"].lower()).strip("-")
-        path = a.out / (f"{record['width']}x{record['height']}_{frames}f_{record['model']}_{slug}_{record['color']}_{a.to}_"
+        path = a.out / (f"{record['width']}x{record['height']}_{frames}f_{record['model']}_{slug}_{record['color']}_{to}_"
                         f"{time.strftime('%Y-%m-%d')}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text.encode())
         print(f"wrote {path}", file=sys.stderr)
-
 
 if __name__ == "__main__":
     main()
