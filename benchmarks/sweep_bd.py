@@ -2,13 +2,21 @@
 
     python3 -m benchmarks.sweep_bd REPORT.json... --anchors rd.json... [--out FILE.md] [--add-to rd.json]
 
-Reports are grouped into curves by clip, frame range, model, preset and requested quantizer depth; each
-curve with two points or more is compared, per clip and frame range, with every anchor curve (codec, preset)
-of the rd.json files: BD-PSNR (dB, positive: dnv better) and BD-rate (%, negative: dnv needs fewer bits),
-on RGB PSNR, PCHIP over the overlap (benchmarks.bd). Anchors must cover the same frames.
+    python3 -m benchmarks.sweep_bd DIR/*-rgb.json DIR/*-yuv420.json --scores DIR/yuv420.json... --anchors rd.json...
 
---add-to appends the reports to an rd.json as dnv points (with their model, preset and GPU; an encode report
-has no YUV PSNR), so that `python3 -m benchmarks.rd --report-only --out FOLDER` puts them in its tables.
+Reports are grouped into curves by clip, frame range, model, preset, sample format (rgb, yuv420) and requested
+quantizer depth; each curve with two points or more is compared, per clip and frame range, with every anchor
+curve (codec, preset) of the rd.json files: BD-PSNR (dB, positive: dnv better) and BD-rate (%, negative: dnv
+needs fewer bits), PCHIP over the overlap (benchmarks.bd), on RGB PSNR and on YUV PSNR (6:1:1). Anchors must
+cover the same frames.
+
+The YUV figures need both sides scored against the same 4:2:0 planes: `--scores` takes them from a
+`benchmarks.yuv420` run (every file against the source's own planes; an encode report's own YUV PSNR of an RGB
+encode is not), and an anchor curve counts only where its encodes read the source's own 4:2:0 frames (rd.json's
+`input` "source 4:2:0"; a JPEG folder's anchors code an RGB conversion, another reference).
+
+--add-to appends the reports to an rd.json as dnv points (with their model, preset and GPU), so that
+`python3 -m benchmarks.rd --report-only --out FOLDER` puts them in its tables.
 """
 from __future__ import annotations
 
@@ -29,14 +37,45 @@ def frame_range(args: list[str], frames: int) -> tuple[int, int | None]:
     return 0, None
 
 
+CURVE_AXES = ("--bpp", "--frames", "--color", "--preset", "--model", "--size", "--fps", "--pix-fmt")
+
+
+def variant(args: list[str]) -> tuple[str, ...]:
+    """The job's other settings (`--train rate=true`, `--bit-depths rd`, ...): each variant is a curve of its own."""
+    rest, skip = [], False
+    for a in args[1:]:
+        if skip:
+            skip = False
+        elif a in CURVE_AXES:
+            skip = True
+        else:
+            rest.append(a)
+    return tuple(rest)
+
+
+def sample_format(r: dict) -> str:
+    """rgb or yuv420: the first word of a report's colour ("rgb (source: ...)", "yuv420 (BT.601, ...)")."""
+    return (r.get("color") or "rgb").split()[0]
+
+
 def curves(reports: list[dict]) -> dict:
+    """{(clip, frames, model, preset, sample format, bits, extra): [(bpp, PSNR RGB, PSNR YUV or None)]}."""
     out = defaultdict(list)
     for r in reports:
         args = r.get("sweep_args", [])
-        key = (Path(r["input"]).name, frame_range(args, r["frames"]), r["model"], r["preset"], r["quant_bits"],
-               tuple(a for a in args if a.startswith("qat=")))
-        out[key].append((r["bpp"], r["psnr"]))
+        key = (Path(r["input"]).name, frame_range(args, r["frames"]), r["model"], r["preset"], sample_format(r),
+               r["quant_bits"], variant(args))
+        out[key].append((r["bpp"], r["psnr"], r.get("psnr_yuv")))
     return {k: sorted(v) for k, v in out.items() if len(v) >= 2}
+
+
+def apply_scores(reports: list[dict], names: list[str], scores: dict) -> None:
+    """Replace each report's PSNRs by its `benchmarks.yuv420` scores (same references for every file)."""
+    for r, name in zip(reports, names):
+        if name in scores:
+            r["psnr"], r["psnr_yuv"] = scores[name]["psnr_rgb"], scores[name]["psnr_yuv"]
+        else:
+            r["psnr_yuv"] = None
 
 
 def rd_point(r: dict) -> dict:
@@ -45,7 +84,7 @@ def rd_point(r: dict) -> dict:
     return {"clip": Path(r["input"]).name, "frame_range": [start, end], "codec": "dnv", "model": r["model"],
             "preset": r["preset"], "target_bpp": r["target_bpp"], "epochs": None, "frames": r["frames"],
             "width": r["width"], "height": r["height"], "bpp": r["bpp"], "bpp_container": r["bpp"],
-            "psnr_rgb": r["psnr"], "psnr_yuv": None, "ms_ssim": r["ms_ssim"], "encode_seconds": r["encode_seconds"],
+            "psnr_rgb": r["psnr"], "psnr_yuv": r.get("psnr_yuv"), "color": sample_format(r), "ms_ssim": r["ms_ssim"], "encode_seconds": r["encode_seconds"],
             "decode_seconds": None, "device": r["device"], "gpu": r["device"] if r["device"] != "cpu" else "none",
             "epochs_used": r["epochs"], "prune_epochs_used": r["prune_epochs"], "params": r["params"],
             "quant_bits": r["quant_bits"], "optimizer": r["train_options"]["optimizer"], "report_psnr": r["psnr"],
@@ -53,30 +92,47 @@ def rd_point(r: dict) -> dict:
 
 
 def anchor_curves(paths: list[Path]) -> dict:
+    """{(clip, frames, codec, preset): [(bpp, PSNR RGB, PSNR YUV or None)]}; YUV only for source-plane inputs."""
     out = defaultdict(list)
     for path in paths:
         for p in json.loads(path.read_text())["points"]:
             if p.get("codec") != "dnv" and "psnr_rgb" in p and not p.get("skipped"):
                 key = (p["clip"], tuple(p["frame_range"]), p["codec"], p["preset"])
-                if (p["bpp"], p["psnr_rgb"]) not in out[key]:
-                    out[key].append((p["bpp"], p["psnr_rgb"]))
+                same_planes = str(p.get("input", "")).startswith("source 4:2:0")
+                point = (p["bpp"], p["psnr_rgb"], p.get("psnr_yuv") if same_planes else None)
+                if point not in out[key]:
+                    out[key].append(point)
     return {k: sorted(v) for k, v in out.items()}
 
 
+def bd_pair(anchor: list[tuple], points: list[tuple], metric: int) -> tuple[float | None, float | None]:
+    """(BD-PSNR, BD-rate) on column `metric` (1: RGB, 2: YUV) of both curves; None where a side lacks it."""
+    a = [(p[0], p[metric]) for p in anchor if p[metric] is not None]
+    b = [(p[0], p[metric]) for p in points if p[metric] is not None]
+    if len(a) < 2 or len(b) < 2 or len(a) < len(anchor) or len(b) < len(points):
+        return None, None
+    (ra, pa), (rb, pb) = zip(*a), zip(*b)
+    return bd.bd_psnr(ra, pa, rb, pb), bd.bd_rate(ra, pa, rb, pb)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:+.{digits}f}"
+
+
 def table(dnv: dict, anchors: dict) -> list[str]:
-    rows = ["| clip | frames | model, preset, bits | points (bpp: dB) | anchor | BD-PSNR (dB) | BD-rate (%) |",
-            "|---|---|---|---|---|---:|---:|"]
-    for (clip, frames, model, preset, bits, extra), points in sorted(dnv.items(), key=lambda kv: str(kv[0])):
-        shown = ", ".join(f"{b:.4f}: {p:.2f}" for b, p in points)
+    rows = ["| clip | frames | model, preset, format, bits | points (bpp: dB RGB / YUV) | anchor | BD-PSNR RGB (dB) "
+            "| BD-rate RGB (%) | BD-PSNR YUV (dB) | BD-rate YUV (%) |",
+            "|---|---|---|---|---|---:|---:|---:|---:|"]
+    for (clip, frames, model, preset, color, bits, extra), points in sorted(dnv.items(), key=lambda kv: str(kv[0])):
+        shown = ", ".join(f"{b:.4f}: {p:.2f}" + ("" if y is None else f" / {y:.2f}") for b, p, y in points)
         for (aclip, aframes, codec, apreset), apoints in sorted(anchors.items(), key=lambda kv: str(kv[0])):
             if aclip != clip or (aframes[0], aframes[1]) != frames:
                 continue
-            ra, pa = zip(*apoints)
-            rb, pb = zip(*points)
-            dp, dr = bd.bd_psnr(ra, pa, rb, pb), bd.bd_rate(ra, pa, rb, pb)
+            dp, dr = bd_pair(apoints, points, 1)
+            dpy, dry = bd_pair(apoints, points, 2)
             rows.append(f"| {clip} | {frames[0]}:{'' if frames[1] is None else frames[1]} | {model}, {preset}, "
-                        f"{bits}{' ' + ' '.join(extra) if extra else ''} | {shown} | {codec} {apreset} | "
-                        f"{'n/a' if dp is None else f'{dp:+.2f}'} | {'n/a' if dr is None else f'{dr:+.1f}'} |")
+                        f"{color}, {bits}{' ' + ' '.join(extra) if extra else ''} | {shown} | {codec} {apreset} | "
+                        f"{_fmt(dp, 2)} | {_fmt(dr, 1)} | {_fmt(dpy, 2)} | {_fmt(dry, 1)} |")
     return rows
 
 
@@ -84,10 +140,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("reports", nargs="+", type=Path)
     ap.add_argument("--anchors", nargs="+", type=Path, required=True)
+    ap.add_argument("--scores", type=Path, nargs="+", default=[],
+                    help="benchmarks.yuv420 yuv420.json files: both PSNRs of each report, against the same references")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--add-to", type=Path, default=None, help="append the reports to this rd.json as dnv points")
     opts = ap.parse_args(argv)
     reports = [json.loads(p.read_text()) for p in opts.reports]
+    scores = {name: f for path in opts.scores for name, f in json.loads(path.read_text())["figures"].items()}
+    apply_scores(reports, [p.stem for p in opts.reports], scores)
     text = "\n".join([f"Command: `{command_line()}`", "", *table(curves(reports), anchor_curves(opts.anchors))]) + "\n"
     print(text)
     if opts.out:

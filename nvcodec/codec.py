@@ -442,8 +442,9 @@ class _Parts:
             raise CodecError("--fps-scale works on whole single-segment files (no --frames, no segments)")
         return len(_output_times(self.frames, fps_scale))
 
-    def render(self, dev, batch, precision, frame_range, timings, fps_scale: int = 1):
-        """Yield uint8 frame batches of frames [start, end), loading only the segments needed.
+    def render(self, dev, batch, precision, frame_range, timings, fps_scale: int = 1, packed: bool = False):
+        """Yield uint8 frame batches of frames [start, end), loading only the segments needed (`packed`: in
+        yuv420p's layout, see `decoding.render`).
 
         With `fps_scale` K > 1 (whole single-segment files), K*(T-1)+1 frames at fractional times.
         """
@@ -455,7 +456,7 @@ class _Parts:
             loaded = decoding.load(self.items[0][2](), dev)
             timings["load_seconds"] += time.perf_counter() - t0
             yield from decoding.render(loaded, dev, batch, timings=timings, precision=precision,
-                                       times=_output_times(self.frames, fps_scale))
+                                       times=_output_times(self.frames, fps_scale), packed=packed)
             return
         for first, count, get in self.items:
             if first >= end or first + count <= start:
@@ -468,7 +469,8 @@ class _Parts:
                 raise BitstreamError("a segment's sample format differs from the first segment's")
             timings["load_seconds"] += time.perf_counter() - t0
             wanted = range(max(start, first) - first, min(end, first + count) - first)
-            yield from decoding.render(loaded, dev, batch, frames=wanted, timings=timings, precision=precision)
+            yield from decoding.render(loaded, dev, batch, frames=wanted, timings=timings, precision=precision,
+                                       packed=packed)
 
 
 class _Scorer:
@@ -588,9 +590,14 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
         score_seconds += time.perf_counter() - t0
     writer = None
     try:
+        packed = False
         if output is not None:
-            writer = BackgroundWriter(VideoWriter(output, parts.width, parts.height, fps, parts.color))
-        for frames in parts.render(dev, batch, precision, selected, timings, fps_scale):
+            video = VideoWriter(output, parts.width, parts.height, fps, parts.color)
+            # 4:2:0 planes go to a video file as the encoder takes them, packed on the device: no conversion,
+            # half the bytes to copy. Scoring and PNG need whole frames.
+            packed = video.takes_packed and scorer is None
+            writer = BackgroundWriter(video)
+        for frames in parts.render(dev, batch, precision, selected, timings, fps_scale, packed=packed):
             count += len(frames)
             if writer is not None:
                 writer.write(frames)

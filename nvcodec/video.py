@@ -764,12 +764,7 @@ class _ContainerSink:
 
     def write(self, rgb: np.ndarray):
         if self.color.yuv:  # the planes are copied in: no conversion
-            frame = yuv_frame(rgb, self.color, self.pix_fmt)
-            frame.pts = self.count
-            frame.time_base = 1 / self.fps
-            for packet in self.stream.encode(frame):
-                self.container.mux(packet)
-            self.count += 1
+            self._encode(yuv_frame(rgb, self.color, self.pix_fmt))
             return
         # No copy: swscale reads the array, and its output (never rgb24) is a new frame the encoder may keep.
         frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
@@ -779,6 +774,16 @@ class _ContainerSink:
         else:
             frame = self.reformatter.reformat(frame, format=self.pix_fmt, dst_colorspace=self.spec.matrix,
                                               dst_color_range="MPEG")
+        self._encode(frame)
+
+    def write_packed(self, packed: np.ndarray):
+        """One (3H/2, W) yuv420p frame, contiguous: the encoder reads the array itself (no copy)."""
+        frame = av.VideoFrame.from_numpy_buffer(packed, format="yuv420p")
+        frame.colorspace = self.color.matrix if self.color.matrix in _MATRIX else _AVCOL_SPC_UNSPECIFIED
+        frame.color_range = RANGE_PC if self.color.full_range else RANGE_TV
+        self._encode(frame)
+
+    def _encode(self, frame: av.VideoFrame):
         frame.pts = self.count
         frame.time_base = 1 / self.fps
         for packet in self.stream.encode(frame):
@@ -889,11 +894,29 @@ class VideoWriter:
             self._remove_tmp()
             raise VideoError(f"{self.path}: cannot start {spec.codec} encoder ({e})") from None
 
+    @property
+    def takes_packed(self) -> bool:
+        """Whether `write` takes 4:2:0 frames packed as yuv420p (N, 3H/2, W): a video file (not PNG) of 4:2:0
+        planes of even size, which its encoder takes as they are."""
+        return (isinstance(self._sink, _ContainerSink) and self._sink.pix_fmt == "yuv420p" and self.color.yuv
+                and self.width % 2 == 0 and self.height % 2 == 0)
+
     def write(self, frames: np.ndarray):
-        """Append one (H, W, 3) frame or a batch (N, H, W, 3) of uint8 RGB frames."""
+        """Append one (H, W, 3) frame or a batch (N, H, W, 3) of uint8 RGB frames (or replicated 4:2:0 planes,
+        `nvcodec.color`), or where `takes_packed`, a batch (N, 3H/2, W) of yuv420p frames."""
         if self._sink is None:
             raise VideoError(f"{self.path}: writer is closed")
         frames = np.asarray(frames)
+        if frames.ndim == 3 and frames.shape == (len(frames), self.height * 3 // 2, self.width) and self.takes_packed:
+            try:
+                for packed in frames:
+                    self._sink.write_packed(np.ascontiguousarray(packed))
+            except BrokenPipeError:
+                _drop_standard_output()
+                raise VideoError("standard output was closed before the last frame") from None
+            except (av.FFmpegError, OSError) as e:
+                raise VideoError(f"{self._name()}: encoding failed ({e})") from None
+            return
         if frames.ndim == 3:
             frames = frames[None]
         if (frames.dtype != np.uint8 or frames.ndim != 4

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nvcodec import codec, segments
+from nvcodec import codec, segments, video
+from nvcodec.color import Color
 from nvcodec.background import BackgroundWriter
 from nvcodec.cli import main
 from nvcodec.video import VideoError, VideoWriter, read_video, write_video
@@ -66,6 +67,33 @@ def test_decode_to_file_is_what_the_writer_makes_of_decode_to_array(tiny, tmp_pa
     else:
         write_video(tmp_path / f"direct.{kind}", frames, codec.info(tiny)["fps"])
         assert (tmp_path / name).read_bytes() == (tmp_path / f"direct.{kind}").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def tiny420(carphone, tmp_path_factory, single_thread) -> Path:
+    out = tmp_path_factory.mktemp("tiny420") / "tiny420.dnv"
+    codec.encode(carphone, out, **{**TINY, "color": "yuv420"})
+    return out
+
+
+@pytest.mark.parametrize("kind", ["y4m", "mp4"])
+def test_420_planes_go_to_a_video_file_packed_with_the_same_bytes(tiny420, tmp_path, kind, monkeypatch):
+    """A 4:2:0 file decodes to .y4m/.mp4 as yuv420p planes packed on the device (no per-frame plane copies on
+    the host): the same bytes as writing its decoded planes in one piece."""
+    packed_writes = []
+    original = video._ContainerSink.write_packed
+    monkeypatch.setattr(video._ContainerSink, "write_packed",
+                        lambda sink, frame: (packed_writes.append(frame.shape), original(sink, frame))[1])
+    planes, _ = codec.decode_to_array(tiny420, device="cpu", planes=True)
+    codec.decode(tiny420, tmp_path / f"rec.{kind}", device="cpu", batch=3)
+    assert packed_writes == [(144 * 3 // 2, 176)] * 4
+    write_video(tmp_path / f"direct.{kind}", planes, codec.info(tiny420)["fps"], info_color(tiny420))
+    assert (tmp_path / f"rec.{kind}").read_bytes() == (tmp_path / f"direct.{kind}").read_bytes()
+
+
+def info_color(path) -> Color:
+    i = codec.info(path)
+    return Color(i["color"], i["color_matrix"], i["color_range"], i["color_primaries"], i["color_trc"])
 
 
 def test_y4m_pixels_are_the_bt601_conversion_of_the_decoded_frames(tiny, tmp_path):

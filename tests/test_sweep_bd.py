@@ -1,0 +1,48 @@
+"""benchmarks.sweep_bd: curves per sample format and variant, BD in both metrics where both sides have it."""
+import json
+import math
+
+from benchmarks import sweep_bd
+
+
+def report(color: str, bpp: float, psnr: float, psnr_yuv: float, *extra: str) -> dict:
+    args = ["clip.mp4", "--bpp", str(bpp), "--preset", "fast", "--color", color.split()[0], *extra]
+    return {"input": "/x/clip.mp4", "frames": 10, "model": "hinerv", "preset": "fast", "quant_bits": 6,
+            "color": color, "bpp": bpp, "psnr": psnr, "psnr_yuv": psnr_yuv, "sweep_args": args}
+
+
+def anchors(tmp_path, source_planes: bool):
+    points = [{"clip": "clip.mp4", "frame_range": [0, None], "codec": "x265", "preset": "medium", "bpp": b,
+               "psnr_rgb": 20 + 10 * math.log10(b), "psnr_yuv": 24 + 10 * math.log10(b),
+               "input": "source 4:2:0, BT.601 limited range" if source_planes else "RGB -> 4:2:0, BT.601"}
+              for b in (0.01, 0.03, 0.06, 0.12)]
+    path = tmp_path / "rd.json"
+    path.write_text(json.dumps({"points": points}))
+    return sweep_bd.anchor_curves([path])
+
+
+def test_formats_and_variants_are_separate_curves():
+    reports = [report("yuv420 (BT.601)", b, 21 + 100 * b, 25 + 100 * b) for b in (0.025, 0.05)]
+    reports += [report("rgb (source: BT.601)", b, 20 + 100 * b, 24 + 100 * b) for b in (0.025, 0.05)]
+    reports += [report("yuv420 (BT.601)", b, 21 + 100 * b, 25 + 100 * b, "--train", "rate=true") for b in (0.025, 0.05)]
+    keys = sorted(sweep_bd.curves(reports))
+    assert [(k[4], k[6]) for k in keys] == [("rgb", ()), ("yuv420", ()), ("yuv420", ("--train", "rate=true"))]
+
+
+def test_bd_in_both_metrics_and_only_against_the_same_planes(tmp_path):
+    # PSNR linear in log-rate on both sides, so the interpolation is exact: BD-PSNR is the offset.
+    points = [(b, 21 + 10 * math.log10(b), 26 + 10 * math.log10(b)) for b in (0.025, 0.05, 0.1)]
+    same = anchors(tmp_path, source_planes=True)[("clip.mp4", (0, None), "x265", "medium")]
+    rgb_bd, _ = sweep_bd.bd_pair(same, points, 1)
+    yuv_bd, yuv_rate = sweep_bd.bd_pair(same, points, 2)
+    assert abs(rgb_bd - 1.0) < 1e-6 and abs(yuv_bd - 2.0) < 1e-6 and yuv_rate < 0
+    other = anchors(tmp_path, source_planes=False)[("clip.mp4", (0, None), "x265", "medium")]
+    assert sweep_bd.bd_pair(other, points, 2) == (None, None)
+    assert sweep_bd.bd_pair(other, points, 1)[0] is not None
+
+
+def test_scores_replace_the_reports_psnrs():
+    reports = [report("rgb (source: BT.601)", 0.05, 25.0, 29.0), report("rgb (source: BT.601)", 0.1, 27.0, 31.0)]
+    sweep_bd.apply_scores(reports, ["a-rgb", "b-rgb"], {"a-rgb": {"psnr_rgb": 25.5, "psnr_yuv": 28.5}})
+    assert (reports[0]["psnr"], reports[0]["psnr_yuv"]) == (25.5, 28.5)
+    assert reports[1]["psnr_yuv"] is None     # not rescored: its encode report's YUV PSNR is another reference
