@@ -93,7 +93,8 @@ queue() {
 }
 
 snapshot() {
-    tar -czf "$OUT/res.tar.gz" -C /tmp res 2>/dev/null
+    # Figures and logs only: the kept .dnv and decoded videos would push the archive over what comes back.
+    tar -czf "$OUT/res.tar.gz" --exclude='*.dnv' --exclude='*.mp4' --exclude='*.y4m' -C /tmp res 2>/dev/null
     tail -n 4 $RES/queue.log $RES/*.log 2>/dev/null | tail -n 40
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv 2>/dev/null
 }
