@@ -46,6 +46,7 @@ FFmpeg can read without seeking), once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -908,14 +909,9 @@ class VideoWriter:
             raise VideoError(f"{self.path}: writer is closed")
         frames = np.asarray(frames)
         if frames.ndim == 3 and frames.shape == (len(frames), self.height * 3 // 2, self.width) and self.takes_packed:
-            try:
+            with self._encoding_errors():
                 for packed in frames:
                     self._sink.write_packed(np.ascontiguousarray(packed))
-            except BrokenPipeError:
-                _drop_standard_output()
-                raise VideoError("standard output was closed before the last frame") from None
-            except (av.FFmpegError, OSError) as e:
-                raise VideoError(f"{self._name()}: encoding failed ({e})") from None
             return
         if frames.ndim == 3:
             frames = frames[None]
@@ -924,9 +920,15 @@ class VideoWriter:
             raise VideoError(f"{self.path}: expected uint8 frames of shape "
                              f"({self.height}, {self.width}, 3), got {frames.dtype} "
                              f"{frames.shape}")
-        try:
+        with self._encoding_errors():
             for rgb in frames:
                 self._sink.write(np.ascontiguousarray(rgb))
+
+    @contextlib.contextmanager
+    def _encoding_errors(self):
+        """A closed standard output or an encoder's failure, as one line."""
+        try:
+            yield
         except BrokenPipeError:
             _drop_standard_output()
             raise VideoError("standard output was closed before the last frame") from None
