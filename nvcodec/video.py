@@ -267,6 +267,11 @@ def yuv_frame(planes: np.ndarray, color: Color, pix_fmt: str = "yuv420p") -> av.
     for plane, values in zip(frame.planes, (planes[..., 0], *chroma)):
         dst = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
         dst[: plane.height, : plane.width] = values
+    return tag_color(frame, color)
+
+
+def tag_color(frame: av.VideoFrame, color: Color) -> av.VideoFrame:
+    """`frame`, declaring `color`'s matrix and range."""
     frame.colorspace = color.matrix if color.matrix in _MATRIX else _AVCOL_SPC_UNSPECIFIED
     frame.color_range = RANGE_PC if color.full_range else RANGE_TV
     return frame
@@ -779,10 +784,7 @@ class _ContainerSink:
 
     def write_packed(self, packed: np.ndarray):
         """One (3H/2, W) yuv420p frame, contiguous: the encoder reads the array itself (no copy)."""
-        frame = av.VideoFrame.from_numpy_buffer(packed, format="yuv420p")
-        frame.colorspace = self.color.matrix if self.color.matrix in _MATRIX else _AVCOL_SPC_UNSPECIFIED
-        frame.color_range = RANGE_PC if self.color.full_range else RANGE_TV
-        self._encode(frame)
+        self._encode(tag_color(av.VideoFrame.from_numpy_buffer(packed, format="yuv420p"), self.color))
 
     def _encode(self, frame: av.VideoFrame):
         frame.pts = self.count
@@ -908,7 +910,8 @@ class VideoWriter:
         if self._sink is None:
             raise VideoError(f"{self.path}: writer is closed")
         frames = np.asarray(frames)
-        if frames.ndim == 3 and frames.shape == (len(frames), self.height * 3 // 2, self.width) and self.takes_packed:
+        if (frames.dtype == np.uint8 and frames.ndim == 3 and frames.shape[1:] == (self.height * 3 // 2, self.width)
+                and self.takes_packed):
             with self._encoding_errors():
                 for packed in frames:
                     self._sink.write_packed(np.ascontiguousarray(packed))
