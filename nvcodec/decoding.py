@@ -16,6 +16,7 @@ frame's own inputs exactly.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -124,6 +125,21 @@ def to_yuv420p(frames: torch.Tensor) -> torch.Tensor:
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
+def _for_precision(decoder: torch.nn.Module, device: torch.device, dtype: torch.dtype | None):
+    """The decoder and a function for its inputs at `dtype` (None: fp32 as loaded). bf16 on a GPU: a copy of
+    the network in bf16 and channels-last layout, its inputs likewise, rather than autocast, which converts
+    every weight at every call and keeps LayerNorm in fp32 (1.35x the frames/s on an H200, see
+    benchmarks.network_speed). On a CPU bf16 stays autocast."""
+    if dtype is None or device.type != "cuda":
+        return decoder, lambda x: x
+    fast = copy.deepcopy(decoder).to(dtype=dtype, memory_format=torch.channels_last)
+
+    def cast(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(dtype)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    return fast, cast
+
+
 @torch.no_grad()
 def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
            timings: dict | None = None, times: torch.Tensor | None = None,
@@ -134,8 +150,8 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     spent planning the batch to 'load_seconds'.
 
     `frames`: which coded frames (default all); `times`: fractional frame times instead (see
-    `output_times`). fp32 is the default and what encode measures; bf16 runs the network under
-    autocast (faster on GPUs, within a few hundredths of a dB, see benchmarks/results).
+    `output_times`). fp32 is the default and what encode measures; bf16 is faster on GPUs, within a few
+    hundredths of a dB (`_for_precision`, benchmarks/results/decode_speed).
     """
     arch = loaded.header.arch
     if packed and (not arch.color.yuv or arch.width % 2 or arch.height % 2):
@@ -149,17 +165,18 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     batch = max(1, min(batch, int(room // per_frame)))
     if timings is not None:
         timings["load_seconds"] = timings.get("load_seconds", 0.0) + time.perf_counter() - planning
+    decoder, cast = _for_precision(loaded.decoder, device, dtype)
     neural, i = 0.0, 0
     while i < len(times):
-        inputs = [x.to(device, non_blocking=True)
+        inputs = [cast(x.to(device, non_blocking=True))
                   for x in decoder_inputs(arch, loaded.tables, times[i:i + batch], loaded.header.frames)]
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         try:
             with _deterministic(device), torch.autocast(device.type, dtype=dtype or torch.float32,
-                                                        enabled=dtype is not None):
-                out = (to_yuv420p if packed else to_uint8)(loaded.decoder(*inputs)[..., : arch.height, : arch.width])
+                                                        enabled=dtype is not None and device.type != "cuda"):
+                out = (to_yuv420p if packed else to_uint8)(decoder(*inputs)[..., : arch.height, : arch.width])
         except torch.OutOfMemoryError:
             if batch == 1:
                 raise

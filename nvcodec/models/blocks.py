@@ -36,6 +36,13 @@ class CCU(nn.Module):
         return s * torch.tanh(p) + (1 - s) * c
 
 
+def layer_norm_by_reductions(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm over the channel axis of (B, C, H, W), as mean and variance reductions."""
+    centred = x - x.mean(1, keepdim=True)
+    var = centred.square().mean(1, keepdim=True)
+    return centred * torch.rsqrt(var + eps) * weight[:, None, None] + bias[:, None, None]
+
+
 class LayerNorm2d(nn.Module):
     """Channels-first LayerNorm (ConvNeXt)."""
 
@@ -46,6 +53,12 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x):
+        if x.is_cuda and not torch.is_grad_enabled():
+            # Decoding on a GPU: F.layer_norm's CUDA kernel gives each row (one pixel's few dozen channels) a
+            # thread block and runs far below memory bandwidth; reductions over the channel axis do not
+            # (benchmarks.network_speed). Training keeps F.layer_norm (compiled, or autocast's fp32), and so do
+            # CPUs, where it is the faster.
+            return layer_norm_by_reductions(x, self.weight, self.bias, self.eps)
         return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 

@@ -79,8 +79,10 @@ class HiNeRVDecoder(nn.Module):
             if local is not None:
                 cell = local[..., start:start + s * s].reshape(local.shape[0], local.shape[1], s, s)
                 start += s * s
-                h, w = x.shape[-2] // s, x.shape[-1] // s
-                x = x + self.local[i](cell).repeat(1, 1, h, w)
+                # Every s x s cell of x gets the same code: added by broadcasting, without a full-size copy.
+                b, c, hs, ws = x.shape
+                code = self.local[i](cell)
+                x = (x.view(b, c, hs // s, s, ws // s, s) + code.view(b, c, 1, s, 1, s)).reshape(b, c, hs, ws)
             x = stage(x)
         return torch.sigmoid(self.head(x))
 
