@@ -7,7 +7,7 @@
 #   bash benchmarks/gpu_queue.sh wait SECONDS                  # each later call: wait, copy results back
 #   bash benchmarks/gpu_queue.sh stop                          # last call: end what still runs, copy back
 #
-# PLAN is `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean),
+# PLAN is `decode` (lane 0 alone), `rd` (lane 1 alone), `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean),
 # `lanes` (the other benchmarks, one lane of jobs per GPU; written for an nvidia-h200-x4, the lanes
 # fold onto fewer GPUs where there are fewer, one after another) or `together` (all four lanes at once,
 # sharing GPUs where there are fewer: quality experiments only, their timings are not clean). A job starts only if its estimated minutes still fit in
@@ -41,9 +41,17 @@ plan_multi() {   # 1.61x at 12 epochs (results/multi_gpu), where start-up weighs
 # issue 3, for one GPU.
 BUNNY() { local out=$1; shift
     python3 -m benchmarks.bunny $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
+NETWORK_SPEED() {   # the decoder network alone, in each execution setting, with its slowest kernels
+    for model in hinerv dnerv dsnerv; do
+        python3 -m benchmarks.network_speed --model $model --size 1280x720 --frames 96 --bpp 0.05 --batch 16 \
+            --out $RES/network_speed > $RES/network-$model.log 2>&1
+    done
+}
 lane0() {
     # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s (default 4:2:0 coding, and RGB coding
-    # for the comparison with the earlier records) and issue 19's RGB against 4:2:0 decode speed.
+    # for the comparison with the earlier records) and issue 19's RGB against 4:2:0 decode speed. Last run:
+    # results/decode_speed/network_and_precision_2026-12-03/.
+    job 2 NETWORK_SPEED
     for run in "dnerv source" "hinerv yuv420" "hinerv rgb"; do
         set -- $run
         job 2 python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --model $1 \
@@ -51,9 +59,21 @@ lane0() {
     done
 }
 lane1() {
-    # Issue 19's 4:2:0 RD curves and Bunny's pair, 9 encodes side by side (quality only).
+    # Issue 19's 4:2:0 RD curves and Bunny's pair, 9 encodes side by side (quality only), then what bf16 decoding
+    # costs on three of the files. Last run: results/yuv420_rd_2026-12-03/.
     OMP_NUM_THREADS=1 job 7 python3 -m benchmarks.yuv420 benchmarks/jobs/yuv420_rd.txt --out $RES/yuv420_rd \
         --parallel 9 > $RES/yuv420_rd.log 2>&1
+    mkdir -p $RES/precision
+    job 1 PRECISION_CHECK bunny48-0.05-yuv420 $T/bigbuckbunny_1280x720_132f.mp4 --ref-frames 0:48
+    job 1 PRECISION_CHECK bunny48-0.05-rgb $T/bigbuckbunny_1280x720_132f.mp4 --ref-frames 0:48
+    job 1 PRECISION_CHECK carphone-0.1-rgb $T/carphone_qcif_120f_x264qp10.mp4
+}
+PRECISION_CHECK() {   # what bf16 decoding costs in PSNR on trained files (fp32 is dnv decode's default)
+    local name=$1 ref=$2; shift 2
+    for p in fp32 bf16; do
+        python3 -m nvcodec decode $RES/yuv420_rd/$name.dnv --ref $ref "$@" --precision $p --batch 16 \
+            --json $RES/precision/$name-$p.json > $RES/precision-$name-$p.log 2>&1
+    done
 }
 lane2() { :; }
 lane3() { :; }
@@ -74,6 +94,9 @@ plan_lanes() {
     wait
 }
 
+plan_decode() { export OMP_NUM_THREADS=$(nproc); LANE=0 lane0; }   # lane 0 alone: clean timings
+plan_rd() { LANE=1 lane1; }                                          # lane 1 alone
+
 plan_together() {   # every lane at once, lane N on GPU N mod GPUs: for quality, not timing, where lanes share a GPU
     local gpus; gpus=$(nvidia-smi -L | wc -l)
     [ "$gpus" -ge 1 ] || { echo "no GPU" >> $RES/queue.log; return; }
@@ -93,18 +116,19 @@ queue() {
 }
 
 snapshot() {
-    # Figures and logs only: the kept .dnv and decoded videos would push the archive over what comes back.
-    tar -czf "$OUT/res.tar.gz" --exclude='*.dnv' --exclude='*.mp4' --exclude='*.y4m' -C /tmp res 2>/dev/null
-    tail -n 4 $RES/queue.log $RES/*.log 2>/dev/null | tail -n 40
+    # Figures and logs only: the kept .dnv, checkpoints and decoded videos would push the archive over what
+    # comes back, so nothing over 2 MB travels.
+    (cd /tmp && find res -type f -size -2M ! -name '*.dnv' ! -name '*.mp4' ! -name '*.y4m' | tar -czf "$OUT/res.tar.gz" -T -)
+    tail -n 3 $RES/queue.log 2>/dev/null
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv 2>/dev/null
 }
 
 case "${1:-}" in
 start)
-    PLAN=${2:?plan: multi, lanes or together}; QUEUE_MINUTES=${3:?minutes}
+    PLAN=${2:?plan: multi, lanes, decode, rd or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
-    export -f queue job BUNNY plan_multi plan_lanes plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED PRECISION_CHECK plan_multi plan_lanes plan_decode plan_rd plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
