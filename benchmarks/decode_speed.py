@@ -3,7 +3,6 @@
     python3 -m benchmarks.decode_speed CLIP --frames N [--color rgb|yuv420] [--to mp4|y4m]
         [--out benchmarks/results/decode_speed]
     python3 -m benchmarks.decode_speed CLIP --dnv FILE [--out DIR]      # time an existing .dnv of CLIP
-    (python3 benchmarks/decode_speed.py ... works too)
 
 Without --dnv, frames 0..N-1 of CLIP are encoded first (--bpp, --preset, --epochs: the speed of decoding
 depends on the network's size, which --bpp sets, not on how long it trained). Then `codec.decode` runs
@@ -28,14 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-if not __package__:     # run as a file, not with -m: import the benchmarks package it belongs to
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks.common import machine  # noqa: E402
-from nvcodec import codec  # noqa: E402
-from nvcodec.bitstream import write_atomic  # noqa: E402
+from benchmarks.common import machine
+from nvcodec import codec
+from nvcodec.bitstream import write_atomic
 
 TIMES = ("load_seconds", "neural_seconds", "write_seconds", "decode_seconds")
 
