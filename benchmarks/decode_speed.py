@@ -1,6 +1,6 @@
 """End-to-end speed of `dnv decode` to .mp4 (or .y4m): loading, the network, writing, and frames/s over the whole.
 
-    python3 -m benchmarks.decode_speed CLIP --frames N [--color rgb|yuv420] [--to mp4|y4m]
+    python3 -m benchmarks.decode_speed CLIP --frames N [--color rgb|yuv420] [--to mp4|y4m|none]
         [--out benchmarks/results/decode_speed]
     python3 -m benchmarks.decode_speed CLIP --dnv FILE [--out DIR]      # time an existing .dnv of CLIP
 
@@ -43,15 +43,18 @@ def _sync(device: str) -> None:
 
 def time_decodes(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path,
                  to: str = "mp4") -> list[dict]:
-    """One warm-up decode, then `runs` timed ones, each to a new .mp4 or .y4m (the writer's real work)."""
+    """One warm-up decode, then `runs` timed ones, each to a new .mp4 or .y4m (the writer's real work), or to
+    nothing (`none`: the frames reach the host and are dropped, which shows what writing adds)."""
     reports = []
     for i in range(runs + 1):
+        out = None if to == "none" else folder / f"run{i}.{to}"
         _sync(device)
         start = time.perf_counter()
-        r = codec.decode(dnv, folder / f"run{i}.{to}", device=device, batch=batch, precision=precision)
+        r = codec.decode(dnv, out, device=device, batch=batch, precision=precision)
         _sync(device)
         r["wall_seconds"] = time.perf_counter() - start
-        (folder / f"run{i}.{to}").unlink()
+        if out is not None:
+            out.unlink()
         if i:
             reports.append(r)
     return reports
@@ -64,13 +67,14 @@ def time_command(dnv: Path, device: str, runs: int, batch: int, precision: str, 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     seconds = []
     for i in range(runs):
-        out = folder / f"cmd{i}.{to}"
+        out = None if to == "none" else folder / f"cmd{i}.{to}"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "nvcodec", "decode", str(dnv), "-o", str(out), "--device", device,
-                        "--batch", str(batch), "--precision", precision], env=env, check=True,
+        subprocess.run([sys.executable, "-m", "nvcodec", "decode", str(dnv), *(["-o", str(out)] if out else []),
+                        "--device", device, "--batch", str(batch), "--precision", precision], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         seconds.append(time.perf_counter() - start)
-        out.unlink()
+        if out is not None:
+            out.unlink()
     return seconds
 
 
@@ -90,8 +94,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="Timed runs after the warm-up (default 3).")
     ap.add_argument("--color", choices=["source", "rgb", "yuv420"], default="source",
                     help="The sample format of the encode (dnv encode --color; default: the source's own).")
-    ap.add_argument("--to", choices=["mp4", "y4m"], nargs="+", default=["mp4"],
-                    help="What to decode to (default mp4); several: one record each, from the same .dnv.")
+    ap.add_argument("--to", choices=["mp4", "y4m", "none"], nargs="+", default=["mp4"],
+                    help="What to decode to (default mp4; none: no file, what writing adds shows against it); "
+                         "several: one record each, from the same .dnv.")
     ap.add_argument("--out", type=Path, default=None, help="Folder to write the record in.")
     a = ap.parse_args()
     if not a.clip.is_file():
@@ -128,7 +133,7 @@ def write_record(a: argparse.Namespace, info: dict, encode: dict | None, to: str
                                                                     .get("model")),
         "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": a.batch,
         "precision": a.precision, "runs": a.runs,
-        "output": ".mp4 (H.264, CRF 10, superfast)" if to == "mp4" else ".y4m (raw 4:2:0)",
+        "output": {"mp4": ".mp4 (H.264, CRF 10, superfast)", "y4m": ".y4m (raw 4:2:0)", "none": "none (no file)"}[to],
         "color": info.get("color", info.get("first_segment", {}).get("color")),
         **{k: round(v, 4) for k, v in median.items()},
         "neural_fps": round(frames / median["neural_seconds"], 1),

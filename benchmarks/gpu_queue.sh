@@ -55,7 +55,7 @@ lane0() {
     for run in "dnerv source" "hinerv yuv420" "hinerv rgb"; do
         set -- $run
         job 2 python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --model $1 \
-            --color $2 --to mp4 y4m --batch 16 --precision bf16 --out $RES/decode_speed > $RES/decode-$1-$2.log 2>&1
+            --color $2 --to mp4 y4m none --batch 16 --precision bf16 --out $RES/decode_speed > $RES/decode-$1-$2.log 2>&1
     done
 }
 lane1() {
