@@ -15,6 +15,8 @@ that time (inputs already on the device, no conversion to uint8). The settings:
 - `bf16_layer_norm`: weights and inputs cast to bf16 once, channels-last layout, F.layer_norm;
 - `bf16`: the same with `LayerNorm2d`'s reductions: `dnv decode --precision bf16` on a GPU
   (`decoding._for_precision`);
+- `bf16_var_mean`: as `bf16` with LayerNorm in fewer memory passes (`torch.var_mean`, then fused
+  multiply-adds): a candidate for `LayerNorm2d`;
 - `benchmark`: as `bf16` with cuDNN free to time its algorithms (the frames may then differ in the
   last bit between runs);
 - `compiled`: as `bf16` through torch.compile (its compile time is `first_call_seconds`: it would be paid
@@ -46,7 +48,7 @@ from nvcodec.models.blocks import LayerNorm2d
 from nvcodec.models.dsnerv import decoder_inputs
 from nvcodec.models.registry import spec_of
 
-SETTINGS = ("autocast_layer_norm", "fp32", "bf16_layer_norm", "bf16", "benchmark", "compiled")
+SETTINGS = ("autocast_layer_norm", "fp32", "bf16_layer_norm", "bf16", "bf16_var_mean", "benchmark", "compiled")
 
 
 def build(model: str, width: int, height: int, frames: int, bpp: float):
@@ -63,16 +65,27 @@ def _layer_norm(self, x):
     return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
-def use_layer_norm(decoder: torch.nn.Module, kernel: bool) -> None:
-    """Make the decoder's LayerNorm2d run F.layer_norm (`kernel`) or as LayerNorm2d itself decides."""
+def _var_mean_norm(self, x):
+    """LayerNorm2d in fewer memory passes than LayerNorm2d's reductions (the `bf16_var_mean` setting): one
+    reduction for mean and variance, one fused multiply-add to normalise, one for the affine."""
+    var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+    scale = torch.rsqrt(var + self.eps)
+    return torch.addcmul(self.bias[:, None, None], torch.addcmul(-mean * scale, x, scale), self.weight[:, None, None])
+
+
+def use_layer_norm(decoder: torch.nn.Module, form: str = "") -> None:
+    """Make the decoder's LayerNorm2d run F.layer_norm (`form` "kernel"), `_var_mean_norm` ("var_mean") or as
+    LayerNorm2d itself decides ("")."""
     for m in decoder.modules():
         if isinstance(m, LayerNorm2d):
-            m.forward = types.MethodType(_layer_norm, m) if kernel else type(m).forward.__get__(m)
+            replacement = {"kernel": _layer_norm, "var_mean": _var_mean_norm}.get(form)
+            m.forward = types.MethodType(replacement, m) if replacement else type(m).forward.__get__(m)
 
 
 def prepare(setting: str, decoder: torch.nn.Module, inputs: list, device: torch.device):
     """(callable, inputs, context factory) for one setting."""
-    use_layer_norm(decoder, setting.endswith("layer_norm"))
+    use_layer_norm(decoder, "kernel" if setting.endswith("layer_norm") else
+                   "var_mean" if setting.endswith("var_mean") else "")
     decoder = decoder.to(device)
     if setting in ("autocast_layer_norm", "fp32"):
         net, cast = decoder, (lambda x: x)
@@ -158,7 +171,7 @@ def main(argv=None) -> int:
     times = torch.arange(args.batch, dtype=torch.float64) % args.frames
     inputs = decoder_inputs(plan.arch, tables, times, args.frames)
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
-        use_layer_norm(decoder, True)       # the reference: fp32 without TF32, F.layer_norm
+        use_layer_norm(decoder, "kernel")   # the reference: fp32 without TF32, F.layer_norm
         reference = decoder.to(device)(*(x.to(device) for x in inputs)).float().cpu()
     rows = []
     for setting in args.settings:
