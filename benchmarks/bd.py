@@ -70,3 +70,10 @@ def bd_psnr(rates_a, psnr_a, rates_b, psnr_b) -> float | None:
     if a is None or b is None:
         return None
     return _mean_gap(a[0], a[1], b[0], b[1])  # x = log-rate, y = PSNR
+
+
+def yuv_against_source_planes(point: dict) -> bool:
+    """Whether a result point's YUV PSNR is measured against the source's own 4:2:0 planes, so that it compares
+    with dnv's (scored against them): an anchor counts only where its encode read those planes (rd.json's
+    `input` "source 4:2:0"); a JPEG folder's anchors coded an RGB conversion, another reference."""
+    return point.get("codec") == "dnv" or str(point.get("input", "")).startswith("source 4:2:0")

@@ -130,7 +130,8 @@ def compute_bd(points: list[dict]) -> list[dict]:
                 a, b = curves[anchor], curves[test]
                 row = {"clip": clip, "test": test, "anchor": anchor}
                 for metric, suffix in (("psnr_rgb", ""), ("psnr_yuv", "_yuv")):
-                    if any(p.get(metric) is None for p in a + b):     # (encode reports carry no YUV PSNR)
+                    # (Encode reports carry no YUV PSNR; YUV PSNRs compare only against the same planes.)
+                    if any(p.get(metric) is None or (suffix and not bd.yuv_against_source_planes(p)) for p in a + b):
                         row[f"bd_rate{suffix}_percent"] = row[f"bd_psnr{suffix}_db"] = None
                         continue
                     args = ([p["bpp"] for p in a], [p[metric] for p in a],

@@ -98,8 +98,7 @@ def anchor_curves(paths: list[Path]) -> dict:
         for p in json.loads(path.read_text())["points"]:
             if p.get("codec") != "dnv" and "psnr_rgb" in p and not p.get("skipped"):
                 key = (p["clip"], tuple(p["frame_range"]), p["codec"], p["preset"])
-                same_planes = str(p.get("input", "")).startswith("source 4:2:0")
-                point = (p["bpp"], p["psnr_rgb"], p.get("psnr_yuv") if same_planes else None)
+                point = (p["bpp"], p["psnr_rgb"], p.get("psnr_yuv") if bd.yuv_against_source_planes(p) else None)
                 if point not in out[key]:
                     out[key].append(point)
     return {k: sorted(v) for k, v in out.items()}
