@@ -19,7 +19,8 @@ def point(codec, bpp, rgb, yuv, **extra):
 
 def test_rd_keeps_yuv420_points_in_their_own_series_with_bd_in_both_psnrs():
     db = lambda b: 10 * math.log10(b)   # noqa: E731 - PSNR linear in log-rate: BD-PSNR is the offset
-    anchor = [point("x265", b, 30 + db(b), 32 + db(b), crf=20) for b in (0.5, 1, 2, 4)]
+    anchor = [point("x265", b, 30 + db(b), 32 + db(b), crf=20, input="source 4:2:0, BT.601 limited range")
+              for b in (0.5, 1, 2, 4)]
     rgb = [point("dnv", b, 29 + db(b), 31 + db(b), model="hinerv", preset="fast", color="rgb", target_bpp=b)
            for b in (0.6, 1.2, 2.4)]
     yuv = [point("dnv", b, 29 + db(b), 31.5 + db(b), model="hinerv", preset="fast", color="yuv420",
