@@ -20,6 +20,9 @@ MAX_STEM = 512
 # (benchmarks/results/bunny_fast_encode_h100_2026-11-21: 7.5 bits per kept weight). Each model says its tables'
 # (`ModelSpec.table_bits_below_quant`).
 WEIGHT_BITS_BELOW_QUANT = 0.5
+# The fewest bits per coded table value the planner counts on (at the lowest depths the offset below the
+# quantizer's depth would go under it).
+MIN_TABLE_BITS = 1.0
 FIXED_OVERHEAD_BYTES = 400
 # Channel widths are rounded to multiples of this (see `reduced_widths`): 3M Bunny trained at 187 frames/s
 # instead of 148 on an H200, with the same parameters (benchmarks/results/bunny/recipes.md). 1: the authors' widths.
@@ -49,26 +52,26 @@ def _figure(value: float, digits: int) -> str:
     return f"{value:.{digits}g}" if value < 10 ** digits else f"{value:,.0f}"
 
 
-def largest_arch(make, params: float) -> Arch | None:
+def largest_arch(make, params: float, min_stem: int = MIN_STEM) -> Arch | None:
     """The largest decoder `make(stem, align)` with at most `params` parameters (None if even the smallest is
     over): widths in multiples of WIDTH_ALIGN, unless that gives up more than ALIGN_SLACK of the parameters."""
-    stem = stem_for_params(lambda s: make(s, 1), params)
+    stem = stem_for_params(lambda s: make(s, 1), params, min_stem)
     if stem is None:
         return None
     plain = make(stem, 1)
     if WIDTH_ALIGN > 1:
-        stem = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params)
+        stem = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params, min_stem)
         aligned = make(stem, WIDTH_ALIGN) if stem is not None else None
         if aligned is not None and param_count(aligned) >= (1 - ALIGN_SLACK) * param_count(plain):
             return aligned
     return plain
 
 
-def stem_for_params(make, params: float) -> int | None:
-    """Largest stem width whose decoder has at most `params` parameters (None if even MIN_STEM is over)."""
-    if param_count(make(MIN_STEM)) > params:
+def stem_for_params(make, params: float, min_stem: int = MIN_STEM) -> int | None:
+    """Largest stem width whose decoder has at most `params` parameters (None if even `min_stem` is over)."""
+    if param_count(make(min_stem)) > params:
         return None
-    lo, hi = MIN_STEM, MAX_STEM
+    lo, hi = min_stem, MAX_STEM
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if param_count(make(mid)) <= params:
@@ -89,13 +92,33 @@ class Plan:
 
 def embedding_bytes(arch: Arch, frames: int, quant_bits: float) -> float:
     below = spec_of(arch.model).table_bits_below_quant
-    return arch.embedding_values(frames) * (quant_bits - below) / 8
+    return arch.embedding_values(frames) * max(quant_bits - below, MIN_TABLE_BITS) / 8
 
 
 def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:
     w_bits = param_count(arch) * (1 - prune) * (quant_bits - WEIGHT_BITS_BELOW_QUANT)
     scales = 2 * sum(arch.widths) * 6  # float16 per-channel scales, a few tensors per stage
     return int(w_bits / 8 + embedding_bytes(arch, frames, quant_bits) + scales + FIXED_OVERHEAD_BYTES)
+
+
+def smallest_plan(floors: list[Arch], budget: float, bpp: float, frame_pixels: int, frames: int, predict,
+                  quant_bits: float) -> Plan:
+    """The plan for a budget below what every network holds at the planned depth `quant_bits`: of the smallest
+    networks the planner makes (`floors`), the largest that fits at a depth halfway down to
+    `ratecontrol.MIN_BITS`, else the largest that fits at MIN_BITS (rate control then lowers the depth to the
+    target), else InfeasibleRate with the smallest's rate. `predict(arch, bits)`: its bytes at that depth.
+
+    Halfway rather than at MIN_BITS: 9 frames of 320x192 (CiscoVT, `--preset fast`) at 0.025 bpp came out
+    1.1 dB better in RGB PSNR with the smaller network at 5.4 bits than with the larger at 3.1 (a tie at 0.05)."""
+    from .compress.ratecontrol import MIN_BITS
+
+    for bits in ((MIN_BITS + quant_bits) / 2, MIN_BITS):
+        fitting = [arch for arch in floors if predict(arch, bits) <= budget]
+        if fitting:
+            arch = max(fitting, key=lambda a: predict(a, bits))
+            predicted = predict(arch, quant_bits)
+            return Plan(arch, param_count(arch), predicted, embedding_bytes(arch, frames, quant_bits) / predicted)
+    raise InfeasibleRate(bpp, minimum=min(predict(a, MIN_BITS) for a in floors) * 8 / (frame_pixels * frames))
 
 
 def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,

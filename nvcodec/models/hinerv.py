@@ -155,6 +155,10 @@ GRID_BITS_BELOW_QUANT = 2.0
 GRID_LEVELS = ((2, 3), (4, 6))
 GRID_SCALES = (1, 2, 0.5, 4)       # the planner's choices of grid width, preferred first
 LOCAL_CH, LOCAL_EVERY = 4, 6       # local grids: channels, frames per entry
+# The smallest networks, as (stem width, blocks a stage but the last), for budgets below what the planner's
+# usual networks hold: down to every stage 4 wide (`stage_widths`' floor) with one block, what the lowest
+# rates of short, small clips can hold (9 frames of 320x192 at 0.025 bpp are 1,728 bytes).
+FLOORS = ((8, 3), (4, 3), (4, 2), (4, 1))
 GRID_SHARE_GOAL = 0.25             # share of the file the grids should take (HiNeRV's models: about a fifth)
 POSITIONS_PER_PIXEL = 1 / 1600     # base grid positions: 18 x 32 at 1280 x 720, as HiNeRV's configurations
 
@@ -181,10 +185,12 @@ def stage_widths(stem: int, stages: int, align: int = 1) -> tuple[int, ...]:
     return tuple(w if w < align else max(align, align * round(w / align)) for w in widths)
 
 
-def make_arch(width: int, height: int, strides, stem: int, grid_scale: float = 1, align: int = 1) -> Arch:
+def make_arch(width: int, height: int, strides, stem: int, grid_scale: float = 1, align: int = 1,
+              depth: int = 3) -> Arch:
+    """`depth` blocks in every stage but the last (one)."""
     n = len(strides)
     return Arch("hinerv", width, height, tuple(strides), stage_widths(stem, n, align), (3,) * n,
-                depths=(3,) * (n - 1) + (1,), expansions=(4,) * (n - 1) + (1,),
+                depths=(depth,) * (n - 1) + (1,), expansions=(4,) * (n - 1) + (1,),
                 grid_ch=tuple(max(1, int(ch * grid_scale)) for ch, _ in GRID_LEVELS),
                 grid_every=tuple(every for _, every in GRID_LEVELS), local_ch=LOCAL_CH, local_every=LOCAL_EVERY)
 
@@ -202,12 +208,15 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
     MIN_STEM, MAX_STEM = sizing.MIN_STEM, sizing.MAX_STEM
     budget = bpp * width * height * frames / 8
     strides = choose_strides(width, height)
-    best, best_score, smallest, largest = None, math.inf, math.inf, 0
+    best, best_score, largest = None, math.inf, 0
+    # The smallest networks, for budgets below what any holds at the planned depth (`sizing.smallest_plan`):
+    # the usual smallest, then narrower, then fewer blocks a stage.
+    floors = [make_arch(width, height, strides, stem, scale, depth=depth)
+              for stem, depth in FLOORS for scale in GRID_SCALES]
     for preference, scale in enumerate(GRID_SCALES):
         def make(stem, align=1, scale=scale):
             return make_arch(width, height, strides, stem, scale, align)
         floor = make(MIN_STEM)
-        smallest = min(smallest, predict_bytes(floor, frames, quant_bits, prune))
         largest = max(largest, predict_bytes(make(MAX_STEM), frames, highest_bits(quant_bits), prune))
         grid_bytes = sizing.embedding_bytes(floor, frames, quant_bits)
         weight_bits_each = (1 - prune) * (quant_bits - sizing.WEIGHT_BITS_BELOW_QUANT)
@@ -222,7 +231,8 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
             best = sizing.Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM)
             best_score = score
     if best is None:
-        raise sizing.InfeasibleRate(bpp, minimum=smallest * 8 / (width * height * frames))
+        best = sizing.smallest_plan(floors, budget, bpp, width * height, frames,
+                                    lambda arch, bits: predict_bytes(arch, frames, bits, prune), quant_bits)
     if budget > largest:
         raise sizing.InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
     return best

@@ -212,7 +212,7 @@ def plan_for_bpp(model: str, candidates, embed_share_goal: float, width: int, he
     Plan, MIN_STEM, MAX_STEM = sizing.Plan, sizing.MIN_STEM, sizing.MAX_STEM
     budget = bpp * width * height * frames / 8
     strides = choose_strides(width, height)
-    best, best_score, smallest, largest = None, math.inf, math.inf, 0
+    best, best_score, largest, floors = None, math.inf, 0, []
     for options, penalty in candidates(strides):
         def make(stem, align=1, options=options):
             return make_arch(model, width, height, strides, stem, frames=frames, align=align, **options)
@@ -220,7 +220,7 @@ def plan_for_bpp(model: str, candidates, embed_share_goal: float, width: int, he
             floor = make(MIN_STEM)
         except ArchError:
             continue
-        smallest = min(smallest, sizing.predict_bytes(floor, frames, quant_bits, prune))
+        floors.append(floor)    # (`sizing.smallest_plan`)
         largest = max(largest, sizing.predict_bytes(make(MAX_STEM), frames, highest_bits(quant_bits), prune))
         embed_bytes = sizing.embedding_bytes(floor, frames, quant_bits)
         weight_bits_each = (1 - prune) * (quant_bits - sizing.WEIGHT_BITS_BELOW_QUANT)
@@ -235,7 +235,8 @@ def plan_for_bpp(model: str, candidates, embed_share_goal: float, width: int, he
         if score < best_score:
             best, best_score = Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM), score
     if best is None:
-        raise sizing.InfeasibleRate(bpp, minimum=smallest * 8 / (width * height * frames))
+        best = sizing.smallest_plan(floors, budget, bpp, width * height, frames,
+                                    lambda arch, bits: sizing.predict_bytes(arch, frames, bits, prune), quant_bits)
     if budget > largest:
         raise sizing.InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
     return best
