@@ -108,8 +108,9 @@ def smallest_plan(floors: list[Arch], budget: float, bpp: float, frame_pixels: i
     `ratecontrol.MIN_BITS`, else the largest that fits at MIN_BITS (rate control then lowers the depth to the
     target), else InfeasibleRate with the smallest's rate. `predict(arch, bits)`: its bytes at that depth.
 
-    Halfway rather than at MIN_BITS: 9 frames of 320x192 (CiscoVT, `--preset fast`) at 0.025 bpp came out
-    1.1 dB better in RGB PSNR with the smaller network at 5.4 bits than with the larger at 3.1 (a tie at 0.05)."""
+    Halfway rather than at MIN_BITS: at 0.025 bpp (`--preset fast`) the smaller network came out 1.1 dB (CiscoVT)
+    and 1.3 dB (carphone, 40 frames) better in RGB PSNR than the larger one at 3 bits (a tie on CiscoVT at 0.05;
+    benchmarks/results/low_rates_cpu_2026-12-03)."""
     from .compress.ratecontrol import MIN_BITS
 
     for bits in ((MIN_BITS + quant_bits) / 2, MIN_BITS):
