@@ -52,26 +52,26 @@ def _figure(value: float, digits: int) -> str:
     return f"{value:.{digits}g}" if value < 10 ** digits else f"{value:,.0f}"
 
 
-def largest_arch(make, params: float, min_stem: int = MIN_STEM) -> Arch | None:
+def largest_arch(make, params: float) -> Arch | None:
     """The largest decoder `make(stem, align)` with at most `params` parameters (None if even the smallest is
     over): widths in multiples of WIDTH_ALIGN, unless that gives up more than ALIGN_SLACK of the parameters."""
-    stem = stem_for_params(lambda s: make(s, 1), params, min_stem)
+    stem = stem_for_params(lambda s: make(s, 1), params)
     if stem is None:
         return None
     plain = make(stem, 1)
     if WIDTH_ALIGN > 1:
-        stem = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params, min_stem)
+        stem = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params)
         aligned = make(stem, WIDTH_ALIGN) if stem is not None else None
         if aligned is not None and param_count(aligned) >= (1 - ALIGN_SLACK) * param_count(plain):
             return aligned
     return plain
 
 
-def stem_for_params(make, params: float, min_stem: int = MIN_STEM) -> int | None:
-    """Largest stem width whose decoder has at most `params` parameters (None if even `min_stem` is over)."""
-    if param_count(make(min_stem)) > params:
+def stem_for_params(make, params: float) -> int | None:
+    """Largest stem width whose decoder has at most `params` parameters (None if even MIN_STEM is over)."""
+    if param_count(make(MIN_STEM)) > params:
         return None
-    lo, hi = min_stem, MAX_STEM
+    lo, hi = MIN_STEM, MAX_STEM
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if param_count(make(mid)) <= params:

@@ -158,7 +158,7 @@ LOCAL_CH, LOCAL_EVERY = 4, 6       # local grids: channels, frames per entry
 # The smallest networks, as (stem width, blocks a stage but the last), for budgets below what the planner's
 # usual networks hold: down to every stage 4 wide (`stage_widths`' floor) with one block, what the lowest
 # rates of short, small clips can hold (9 frames of 320x192 at 0.025 bpp are 1,728 bytes).
-FLOORS = ((8, 3), (4, 3), (4, 2), (4, 1))
+FLOORS = ((8, 3), (4, 3), (4, 2), (4, 1))       # (8: sizing.MIN_STEM, the usual smallest stem)
 GRID_SHARE_GOAL = 0.25             # share of the file the grids should take (HiNeRV's models: about a fifth)
 POSITIONS_PER_PIXEL = 1 / 1600     # base grid positions: 18 x 32 at 1280 x 720, as HiNeRV's configurations
 
