@@ -76,6 +76,15 @@ def machine() -> dict:
     }
 
 
+def sync(device) -> None:
+    """Wait for the GPU's queued work (timings must include it); nothing on a CPU. `device`: a torch.device
+    or its name ("auto" counts as the GPU where there is one)."""
+    import torch
+
+    if str(device) != "cpu" and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def write_file(path: Path, content: str | bytes) -> None:
     """Write a result file whole or not at all (never a half-written file), creating its folder."""
     path = Path(path)

@@ -27,18 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from benchmarks.common import machine
+from benchmarks.common import machine, sync
 from nvcodec import codec
 from nvcodec.bitstream import write_atomic
 
 TIMES = ("load_seconds", "neural_seconds", "write_seconds", "decode_seconds")
-
-
-def _sync(device: str) -> None:
-    if device != "cpu" and torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def time_decodes(dnv: Path, device: str, runs: int, batch: int, precision: str, folder: Path,
@@ -48,10 +41,10 @@ def time_decodes(dnv: Path, device: str, runs: int, batch: int, precision: str, 
     reports = []
     for i in range(runs + 1):
         out = None if to == "none" else folder / f"run{i}.{to}"
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         r = codec.decode(dnv, out, device=device, batch=batch, precision=precision)
-        _sync(device)
+        sync(device)
         r["wall_seconds"] = time.perf_counter() - start
         if out is not None:
             out.unlink()

@@ -39,12 +39,11 @@ import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from benchmarks.common import machine, markdown_table, write_file
+from benchmarks.common import machine, markdown_table, sync, write_file
 from nvcodec import decoding, sizing
 from nvcodec.models import Decoder
-from nvcodec.models.blocks import LayerNorm2d
+from nvcodec.models.blocks import LayerNorm2d, layer_norm_by_kernel
 from nvcodec.models.dsnerv import decoder_inputs
 from nvcodec.models.registry import spec_of
 
@@ -62,7 +61,7 @@ def build(model: str, width: int, height: int, frames: int, bpp: float):
 
 def _layer_norm(self, x):
     """LayerNorm2d through F.layer_norm's kernel, as training runs it (the `*_layer_norm` settings)."""
-    return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+    return layer_norm_by_kernel(x, self.weight, self.bias, self.eps)
 
 
 def _var_mean_norm(self, x):
@@ -104,28 +103,23 @@ def prepare(setting: str, decoder: torch.nn.Module, inputs: list, device: torch.
     return fn, xs, context
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def run_setting(setting: str, decoder, inputs, device, batch: int, iters: int, reference: torch.Tensor) -> dict:
     fn, xs, context = prepare(setting, decoder, inputs, device)
     start = time.perf_counter()
     with context():
         out = fn(*xs)
-    _sync(device)
+    sync(device)
     first = time.perf_counter() - start
     mse = (out.float().cpu() - reference).square().mean().item()
     with context():
         for _ in range(3):
             fn(*xs)
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for _ in range(iters):
             fn(*xs)
-        _sync(device)
+        sync(device)
     seconds = time.perf_counter() - start
     return {"setting": setting, "frames_per_second": round(batch * iters / seconds, 1),
             "ms_per_batch": round(1000 * seconds / iters, 2), "first_call_seconds": round(first, 2),
@@ -139,11 +133,11 @@ def top_kernels(setting: str, decoder, inputs, device, count: int = 10) -> list[
     fn, xs, context = prepare(setting, decoder, inputs, device)
     with context():
         fn(*xs)
-        _sync(device)
+        sync(device)
         with profile(activities=[ProfilerActivity.CUDA if device.type == "cuda" else ProfilerActivity.CPU]) as prof:
             for _ in range(3):
                 fn(*xs)
-            _sync(device)
+            sync(device)
     spent = (lambda e: e.device_time_total) if device.type == "cuda" else (lambda e: e.self_cpu_time_total)
     events = sorted((e for e in prof.key_averages() if spent(e) > 0), key=lambda e: -spent(e))
     total = sum(spent(e) for e in events)

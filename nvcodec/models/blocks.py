@@ -36,6 +36,11 @@ class CCU(nn.Module):
         return s * torch.tanh(p) + (1 - s) * c
 
 
+def layer_norm_by_kernel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm over the channel axis of (B, C, H, W) through F.layer_norm (channels moved last)."""
+    return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], weight, bias, eps).permute(0, 3, 1, 2)
+
+
 def layer_norm_by_reductions(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     """LayerNorm over the channel axis of (B, C, H, W), as mean and variance reductions."""
     centred = x - x.mean(1, keepdim=True)
@@ -59,7 +64,7 @@ class LayerNorm2d(nn.Module):
             # (benchmarks.network_speed). Training keeps F.layer_norm (compiled, or autocast's fp32), and so do
             # CPUs, where it is the faster.
             return layer_norm_by_reductions(x, self.weight, self.bias, self.eps)
-        return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+        return layer_norm_by_kernel(x, self.weight, self.bias, self.eps)
 
 
 class ConvNeXtBlock(nn.Module):
