@@ -12,7 +12,7 @@ of each figure: `load_seconds` (reading, entropy decoding, building the network)
 `decode_seconds` and `decode_fps` (the whole decode). `command_seconds` is the median wall time of the
 `dnv decode` command in a fresh process, which adds the interpreter's and torch's start-up. Timing is
 synchronised with the GPU. Prints the JSON record; with --out, writes it there as
-WxH_Nf_MODEL_DEVICE_DATE.json.
+WxH_Nf_MODEL_DEVICE_COLOR_PRECISION_bBATCH_TO_DATE.json.
 """
 from __future__ import annotations
 
@@ -90,6 +90,9 @@ def main() -> None:
     ap.add_argument("--to", choices=["mp4", "y4m", "none"], nargs="+", default=["mp4"],
                     help="What to decode to (default mp4; none: no file, what writing adds shows against it); "
                          "several: one record each, from the same .dnv.")
+    ap.add_argument("--command-runs", type=int, default=None,
+                    help="Fresh `dnv decode` processes to time (default: --runs; 0: none).")
+    ap.add_argument("--save-dnv", type=Path, default=None, help="Keep the encoded .dnv here (for later --dnv runs).")
     ap.add_argument("--out", type=Path, default=None, help="Folder to write the record in.")
     a = ap.parse_args()
     if not a.clip.is_file():
@@ -108,10 +111,13 @@ def main() -> None:
                                frame_range=(0, a.frames), device=device, progress=False, compile=False,
                                color=None if a.color == "source" else a.color)
             encode = {k: enc[k] for k in ("model", "bpp", "target_bpp", "psnr", "preset", "epochs", "encode_seconds")}
+            if a.save_dnv is not None:
+                write_atomic(a.save_dnv, dnv.read_bytes())
         info = codec.info(dnv)
         for to in a.to:
             reports = time_decodes(dnv, device, a.runs, a.batch, a.precision, tmp, to)
-            command = time_command(dnv, device, a.runs, a.batch, a.precision, tmp, to)
+            command_runs = a.runs if a.command_runs is None else a.command_runs
+            command = time_command(dnv, device, command_runs, a.batch, a.precision, tmp, to)
             write_record(a, info, encode, to, reports, command)
 
 
@@ -126,13 +132,13 @@ def write_record(a: argparse.Namespace, info: dict, encode: dict | None, to: str
                                                                     .get("model")),
         "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": a.batch,
         "precision": a.precision, "runs": a.runs,
-        "output": {"mp4": ".mp4 (H.264, CRF 10, superfast)", "y4m": ".y4m (raw 4:2:0)", "none": "none (no file)"}[to],
+        "output": {"mp4": ".mp4 (H.264, CRF 10, ultrafast)", "y4m": ".y4m (raw 4:2:0)", "none": "none (no file)"}[to],
         "color": info.get("color", info.get("first_segment", {}).get("color")),
         **{k: round(v, 4) for k, v in median.items()},
         "neural_fps": round(frames / median["neural_seconds"], 1),
         "decode_fps": round(frames / median["decode_seconds"], 1),
-        "command_seconds": round(statistics.median(command), 3),
-        "command_fps": round(frames / statistics.median(command), 1),
+        "command_seconds": round(statistics.median(command), 3) if command else None,
+        "command_fps": round(frames / statistics.median(command), 1) if command else None,
         "decode_seconds_each": [round(r["decode_seconds"], 4) for r in reports],
         "command_seconds_each": [round(s, 3) for s in command],
         "encode": encode, **machine(),
@@ -141,7 +147,8 @@ def write_record(a: argparse.Namespace, info: dict, encode: dict | None, to: str
     print(text, end="")
     if a.out is not None:
         slug = re.sub(r"[^a-z0-9]+", "-", record["device"].lower()).strip("-")
-        path = a.out / (f"{record['width']}x{record['height']}_{frames}f_{record['model']}_{slug}_{record['color']}_{to}_"
+        path = a.out / (f"{record['width']}x{record['height']}_{frames}f_{record['model']}_{slug}_{record['color']}_"
+                        f"{a.precision}_b{a.batch}_{to}_"
                         f"{time.strftime('%Y-%m-%d')}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text.encode())

@@ -42,21 +42,28 @@ plan_multi() {   # 1.61x at 12 epochs (results/multi_gpu), where start-up weighs
 BUNNY() { local out=$1; shift
     python3 -m benchmarks.bunny $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 NETWORK_SPEED() {   # the decoder network alone, in each execution setting, with its slowest kernels
-    for model in hinerv dnerv dsnerv; do
-        python3 -m benchmarks.network_speed --model $model --size 1280x720 --frames 96 --bpp 0.05 --batch 16 \
-            --out $RES/network_speed > $RES/network-$model.log 2>&1
-    done
+    python3 -m benchmarks.network_speed --model hinerv --size 1280x720 --frames 96 --bpp 0.05 --batch 16 \
+        --settings fp32_reductions fp32 bf16_reductions bf16_var_mean bf16 --out $RES/network_speed > $RES/network-hinerv.log 2>&1
+    python3 -m benchmarks.network_speed --model dnerv --size 1280x720 --frames 96 --bpp 0.05 --batch 16 \
+        --settings fp32 bf16 --out $RES/network_speed > $RES/network-dnerv.log 2>&1
+}
+DECODE_SPEED() { local log=$1; shift   # 96 or more frames of Bunny 1280x720 at 0.05 bpp, decoded alone on the GPU
+    python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/decode_speed "$@" > $RES/decode-$log.log 2>&1
 }
 lane0() {
-    # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s (default 4:2:0 coding, and RGB coding
-    # for the comparison with the earlier records) and issue 19's RGB against 4:2:0 decode speed. Last run:
-    # results/decode_speed/network_and_precision_2026-12-03/.
+    # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with the fused LayerNorm, the pipelined
+    # render and the ultrafast writer. Last run: results/decode_speed/network_and_precision_2026-12-03/.
     job 2 NETWORK_SPEED
-    for run in "dnerv source" "hinerv yuv420" "hinerv rgb"; do
-        set -- $run
-        job 2 python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --model $1 \
-            --color $2 --to mp4 y4m none --batch 16 --precision bf16 --out $RES/decode_speed > $RES/decode-$1-$2.log 2>&1
-    done
+    job 3 DECODE_SPEED hinerv-yuv420 --frames 96 --model hinerv --color yuv420 --to mp4 y4m none --batch 16 \
+        --precision bf16 --command-runs 1 --save-dnv $RES/hinerv96.dnv
+    job 1 DECODE_SPEED hinerv-fp32 --dnv $RES/hinerv96.dnv --to mp4 none --batch 16 --precision fp32 --command-runs 1
+    job 1 DECODE_SPEED hinerv-b8 --dnv $RES/hinerv96.dnv --to mp4 --batch 8 --precision bf16 --command-runs 1
+    job 1 DECODE_SPEED hinerv-b32 --dnv $RES/hinerv96.dnv --to mp4 --batch 32 --precision bf16 --command-runs 0
+    job 2 DECODE_SPEED dnerv-source --frames 96 --model dnerv --to mp4 y4m none --batch 16 --precision bf16 --command-runs 1
+    job 2 DECODE_SPEED hinerv-rgb --frames 96 --model hinerv --color rgb --to mp4 y4m --batch 16 --precision bf16 \
+        --command-runs 1
+    job 2 DECODE_SPEED hinerv-132 --frames 132 --model hinerv --color yuv420 --to mp4 --batch 16 --precision bf16 \
+        --command-runs 1
 }
 lane1() {
     # Issue 19's 4:2:0 RD curves and Bunny's pair, 9 encodes side by side (quality only), then what bf16 decoding
@@ -128,7 +135,7 @@ start)
     PLAN=${2:?plan: multi, lanes, decode, rd or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
-    export -f queue job BUNNY NETWORK_SPEED PRECISION_CHECK plan_multi plan_lanes plan_decode plan_rd plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED PRECISION_CHECK plan_multi plan_lanes plan_decode plan_rd plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid

@@ -10,13 +10,16 @@ that time (inputs already on the device, no conversion to uint8). The settings:
 
 - `autocast_layer_norm`: bf16 autocast over fp32 weights, NCHW, LayerNorm through F.layer_norm, cuDNN limited
   to deterministic algorithms: how `decoding.render` ran bf16 before `decoding._for_precision`;
-- `fp32`: fp32, NCHW, LayerNorm as `LayerNorm2d` computes it when decoding on a GPU (reductions over the
-  channel axis): `dnv decode`'s default precision;
+- `fp32_reductions`: fp32, NCHW, LayerNorm as reductions over the channel axis in PyTorch
+  (`blocks.layer_norm_by_reductions`, what `LayerNorm2d` falls back to on a GPU without Triton);
+- `fp32`: fp32, NCHW, LayerNorm as `LayerNorm2d` computes it when decoding on a GPU (the fused kernel of
+  `models.channel_norm`): `dnv decode`'s default precision;
 - `bf16_layer_norm`: weights and inputs cast to bf16 once, channels-last layout, F.layer_norm;
-- `bf16`: the same with `LayerNorm2d`'s reductions: `dnv decode --precision bf16` on a GPU
+- `bf16_reductions`: the same with PyTorch's reductions;
+- `bf16_var_mean`: the same with LayerNorm in fewer memory passes (`torch.var_mean`, then fused
+  multiply-adds);
+- `bf16`: the same with `LayerNorm2d`'s own choice (the fused kernel): `dnv decode --precision bf16` on a GPU
   (`decoding._for_precision`);
-- `bf16_var_mean`: as `bf16` with LayerNorm in fewer memory passes (`torch.var_mean`, then fused
-  multiply-adds): a candidate for `LayerNorm2d`;
 - `benchmark`: as `bf16` with cuDNN free to time its algorithms (the frames may then differ in the
   last bit between runs);
 - `compiled`: as `bf16` through torch.compile (its compile time is `first_call_seconds`: it would be paid
@@ -25,7 +28,8 @@ that time (inputs already on the device, no conversion to uint8). The settings:
 Each setting's output is compared with fp32 (no autocast) on the same inputs: `psnr_vs_fp32` in dB over
 [0, 1] frames (random weights: a check that the setting computes the same network, not a quality figure).
 The record also holds the ten kernels that take the most GPU time in the first and the fastest setting
-(torch.profiler). Prints a table; with --out writes network_MODEL_WxH_DATE.json there.
+(torch.profiler), and `fused_norm_max_error`: the largest difference between the fused LayerNorm kernel and
+F.layer_norm in fp32 over a few shapes and both layouts (GPU only). Prints a table; with --out writes network_MODEL_WxH_DATE.json there.
 """
 from __future__ import annotations
 
@@ -43,11 +47,13 @@ import torch
 from benchmarks.common import machine, markdown_table, sync, write_file
 from nvcodec import decoding, sizing
 from nvcodec.models import Decoder
-from nvcodec.models.blocks import LayerNorm2d, layer_norm_by_kernel
+from nvcodec.models import channel_norm
+from nvcodec.models.blocks import LayerNorm2d, layer_norm_by_kernel, layer_norm_by_reductions
 from nvcodec.models.dsnerv import decoder_inputs
 from nvcodec.models.registry import spec_of
 
-SETTINGS = ("autocast_layer_norm", "fp32", "bf16_layer_norm", "bf16", "bf16_var_mean", "benchmark", "compiled")
+SETTINGS = ("autocast_layer_norm", "fp32_reductions", "fp32", "bf16_layer_norm", "bf16_reductions", "bf16_var_mean",
+            "bf16", "benchmark", "compiled")
 
 
 def build(model: str, width: int, height: int, frames: int, bpp: float):
@@ -64,6 +70,11 @@ def _layer_norm(self, x):
     return layer_norm_by_kernel(x, self.weight, self.bias, self.eps)
 
 
+def _reductions_norm(self, x):
+    """LayerNorm2d as PyTorch reductions (the `*_reductions` settings)."""
+    return layer_norm_by_reductions(x, self.weight, self.bias, self.eps)
+
+
 def _var_mean_norm(self, x):
     """LayerNorm2d in fewer memory passes than LayerNorm2d's reductions (the `bf16_var_mean` setting): one
     reduction for mean and variance, one fused multiply-add to normalise, one for the affine."""
@@ -73,20 +84,20 @@ def _var_mean_norm(self, x):
 
 
 def use_layer_norm(decoder: torch.nn.Module, form: str = "") -> None:
-    """Make the decoder's LayerNorm2d run F.layer_norm (`form` "kernel"), `_var_mean_norm` ("var_mean") or as
-    LayerNorm2d itself decides ("")."""
+    """Make the decoder's LayerNorm2d run F.layer_norm (`form` "kernel"), PyTorch reductions ("reductions"),
+    `_var_mean_norm` ("var_mean") or as LayerNorm2d itself decides ("")."""
     for m in decoder.modules():
         if isinstance(m, LayerNorm2d):
-            replacement = {"kernel": _layer_norm, "var_mean": _var_mean_norm}.get(form)
+            replacement = {"kernel": _layer_norm, "reductions": _reductions_norm, "var_mean": _var_mean_norm}.get(form)
             m.forward = types.MethodType(replacement, m) if replacement else type(m).forward.__get__(m)
 
 
 def prepare(setting: str, decoder: torch.nn.Module, inputs: list, device: torch.device):
     """(callable, inputs, context factory) for one setting."""
-    use_layer_norm(decoder, "kernel" if setting.endswith("layer_norm") else
-                   "var_mean" if setting.endswith("var_mean") else "")
+    use_layer_norm(decoder, next((form for suffix, form in (("layer_norm", "kernel"), ("reductions", "reductions"),
+                                                           ("var_mean", "var_mean")) if setting.endswith(suffix)), ""))
     decoder = decoder.to(device)
-    if setting in ("autocast_layer_norm", "fp32"):
+    if setting in ("autocast_layer_norm", "fp32", "fp32_reductions"):
         net, cast = decoder, (lambda x: x)
     else:
         net, cast = decoding._for_precision(decoder, device, torch.bfloat16)
@@ -145,6 +156,25 @@ def top_kernels(setting: str, decoder, inputs, device, count: int = 10) -> list[
              "ms_per_batch": round(spent(e) / 3 / 1000, 3)} for e in events[:count]]
 
 
+@torch.no_grad()
+def fused_norm_max_error(widths, device) -> float | None:
+    """Largest |fused kernel - F.layer_norm| in fp32 over each width, odd sizes, both layouts (None: no kernel)."""
+    probe = torch.empty(1, 1, 1, 1, device=device)
+    if not channel_norm.usable(probe):
+        return None
+    worst = 0.0
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    for c in sorted(set(widths)):
+        for shape in ((3, c, 37, 23), (2, c, 9, 1), (1, c, 1, 1)):
+            x = (torch.randn(shape, generator=gen) * 3 + 1).to(device)
+            w, b = torch.randn(c, generator=gen).to(device), torch.randn(c, generator=gen).to(device)
+            ref = layer_norm_by_kernel(x, w, b, 1e-6)
+            for layout in (torch.contiguous_format, torch.channels_last):
+                y = channel_norm.layer_norm(x.contiguous(memory_format=layout), w, b, 1e-6)
+                worst = max(worst, (y - ref).abs().max().item())
+    return worst
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="hinerv")
@@ -167,6 +197,8 @@ def main(argv=None) -> int:
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
         use_layer_norm(decoder, "kernel")   # the reference: fp32 without TF32, F.layer_norm
         reference = decoder.to(device)(*(x.to(device) for x in inputs)).float().cpu()
+    norm_error = fused_norm_max_error(plan.arch.widths, device)
+    print(json.dumps({"fused_norm_max_error": norm_error}), flush=True)
     rows = []
     for setting in args.settings:
         rows.append(run_setting(setting, decoder, inputs, device, args.batch, args.iters, reference))
@@ -175,7 +207,7 @@ def main(argv=None) -> int:
     kernels = {s: top_kernels(s, decoder, inputs, device) for s in dict.fromkeys([args.settings[0], fastest])}
     record = {"model": args.model, "width": width, "height": height, "frames": args.frames, "bpp": args.bpp,
               "params": plan.params, "widths": list(plan.arch.widths), "strides": list(plan.arch.strides),
-              "batch": args.batch, "iters": args.iters, "settings": rows, "top_kernels": kernels, **machine()}
+              "batch": args.batch, "iters": args.iters, "fused_norm_max_error": norm_error, "settings": rows, "top_kernels": kernels, **machine()}
     print(markdown_table(rows, ["setting", "frames_per_second", "ms_per_batch", "first_call_seconds", "psnr_vs_fp32",
                               "peak_gib"]))
     for s, ks in kernels.items():

@@ -140,14 +140,70 @@ def _for_precision(decoder: torch.nn.Module, device: torch.device, dtype: torch.
     return fast, cast
 
 
+class _Clock:
+    """The network's own time over batches: CUDA events on a GPU (no synchronising between batches, so the next
+    batch is queued while the last is copied out), the wall clock on a CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.seconds = 0.0
+        self._spans: list = []
+
+    def start(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def stop(self, started) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self._spans.append((started, event))
+        else:
+            self.seconds += time.perf_counter() - started
+
+    def total(self) -> float:
+        """Seconds so far (on a GPU, after waiting for the batches queued)."""
+        for started, stopped in self._spans:
+            stopped.synchronize()
+            self.seconds += started.elapsed_time(stopped) / 1000
+        self._spans.clear()
+        return self.seconds
+
+
+class _Pending:
+    """One batch's frames on their way to the host: on a GPU into pinned memory, asynchronously."""
+
+    def __init__(self, out: torch.Tensor):
+        if out.device.type == "cuda":
+            self.host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+            self.host.copy_(out, non_blocking=True)
+            self.done = torch.cuda.Event()
+            self.done.record()
+        else:
+            self.host, self.done = out, None
+
+    def numpy(self) -> np.ndarray:
+        if self.done is not None:
+            self.done.synchronize()
+        # The array keeps the pinned block alive: the allocator reuses it only once the array is gone.
+        return self.host.numpy()
+
+
 @torch.no_grad()
 def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
            timings: dict | None = None, times: torch.Tensor | None = None,
            precision: str = "fp32", packed: bool = False) -> Iterator[np.ndarray]:
     """Yield (B, H, W, 3) uint8 batches of decoded frames (in the file's sample format, `arch.color`), or with
     `packed` (4:2:0 files of even size) (B, 3H/2, W) batches in yuv420p's layout (`to_yuv420p`); adds
-    'neural_seconds' to `timings`, and the time
-    spent planning the batch to 'load_seconds'.
+    'neural_seconds' (the network's own time) to `timings`, and the time spent planning the batch to
+    'load_seconds'.
+
+    On a GPU the batches are pipelined: batch i+1 is queued on the GPU before batch i, copied out
+    asynchronously into pinned memory, is yielded, so the caller's work on a batch overlaps the network's on
+    the next.
 
     `frames`: which coded frames (default all); `times`: fractional frame times instead (see
     `output_times`). fp32 is the default and what encode measures; bf16 is faster on GPUs, within a few
@@ -162,17 +218,16 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     planning = time.perf_counter()
     per_frame = memory.decode_bytes_per_frame(arch)
     room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
+    # Two batches are in flight at once on a GPU (`_Pending`).
     batch = max(1, min(batch, int(room // per_frame)))
     if timings is not None:
         timings["load_seconds"] = timings.get("load_seconds", 0.0) + time.perf_counter() - planning
     decoder, cast = _for_precision(loaded.decoder, device, dtype)
-    neural, i = 0.0, 0
+    clock, pending, i = _Clock(device), None, 0
     while i < len(times):
         inputs = [cast(x.to(device, non_blocking=True))
                   for x in decoder_inputs(arch, loaded.tables, times[i:i + batch], loaded.header.frames)]
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        started = clock.start()
         try:
             with _deterministic(device), torch.autocast(device.type, dtype=dtype or torch.float32,
                                                         enabled=dtype is not None and device.type != "cuda"):
@@ -185,10 +240,12 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
             batch //= 2
             torch.cuda.empty_cache()
             continue
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        neural += time.perf_counter() - start
+        clock.stop(started)
         i += len(inputs[0])
-        yield out.cpu().numpy()
+        if pending is not None:
+            yield pending.numpy()
+        pending = _Pending(out)
+    if pending is not None:
+        yield pending.numpy()
     if timings is not None:
-        timings["neural_seconds"] = timings.get("neural_seconds", 0.0) + neural
+        timings["neural_seconds"] = timings.get("neural_seconds", 0.0) + clock.total()

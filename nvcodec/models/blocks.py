@@ -1,9 +1,13 @@
 """Building blocks shared by the networks: NeRV block, CCU, and the ConvNeXt encoder stages."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from . import channel_norm
 
 
 class NeRVBlock(nn.Module):
@@ -60,9 +64,16 @@ class LayerNorm2d(nn.Module):
     def forward(self, x):
         if x.is_cuda and not torch.is_grad_enabled():
             # Decoding on a GPU: F.layer_norm's CUDA kernel gives each row (one pixel's few dozen channels) a
-            # thread block and runs far below memory bandwidth; reductions over the channel axis do not
-            # (benchmarks.network_speed). Training keeps F.layer_norm (compiled, or autocast's fp32), and so do
-            # CPUs, where it is the faster.
+            # thread block and runs far below memory bandwidth; a fused kernel (`channel_norm`) reads and
+            # writes the tensor once, and where Triton is missing, reductions over the channel axis still beat
+            # F.layer_norm (benchmarks.network_speed). Training keeps F.layer_norm (compiled, or autocast's
+            # fp32), and so do CPUs, where it is the faster.
+            if channel_norm.usable(x) and not torch.compiler.is_compiling():    # (compiled: fused anyway)
+                try:
+                    return channel_norm.layer_norm(x, self.weight, self.bias, self.eps)
+                except Exception as e:  # noqa: BLE001 - not retried (`channel_norm.usable`)
+                    warnings.warn(f"fused LayerNorm kernel unavailable ({type(e).__name__}: {e}); "
+                                  "using PyTorch reductions", RuntimeWarning, stacklevel=2)
             return layer_norm_by_reductions(x, self.weight, self.bias, self.eps)
         return layer_norm_by_kernel(x, self.weight, self.bias, self.eps)
 
