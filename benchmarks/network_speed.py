@@ -47,7 +47,7 @@ import torch
 from benchmarks.common import machine, markdown_table, sync, write_file
 from nvcodec import decoding, sizing
 from nvcodec.models import Decoder
-from nvcodec.models import channel_norm
+from nvcodec.kernels import channel_norm
 from nvcodec.models.blocks import LayerNorm2d, layer_norm_by_kernel, layer_norm_by_reductions
 from nvcodec.models.dsnerv import decoder_inputs
 from nvcodec.models.registry import spec_of

@@ -524,7 +524,7 @@ def _output_times(frames: int, fps_scale: int) -> torch.Tensor:
         raise CodecError(str(e)) from None
 
 
-def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: str = "fp32",
+def decode_to_array(path, *, device: str = "auto", batch: int | None = None, precision: str = "fp32",
                     frame_range=(0, None), fps_scale: int = 1, planes: bool = False) -> tuple[np.ndarray, dict]:
     """Decode a .dnv (or frames START:END of it) into a (N, H, W, 3) uint8 RGB array at its own size.
 
@@ -554,7 +554,8 @@ def decode_to_array(path, *, device: str = "auto", batch: int = 8, precision: st
 
 
 def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, None), device: str = "auto",
-           batch: int = 8, precision: str = "fp32", fps_scale: int = 1, log=_quiet, overwrite: bool = True) -> dict:
+           batch: int | None = None, precision: str = "fp32", fps_scale: int = 1, log=_quiet,
+           overwrite: bool = True) -> dict:
     """Decode `path` (or frames START:END of it), write them to `output`, measure against `ref`.
 
     Frames stream from the network to the writer and the metrics: memory does not grow with length.

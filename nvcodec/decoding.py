@@ -75,8 +75,9 @@ def load(data: bytes, device: torch.device) -> Loaded:
     _require(16 * values + 32 * sum(math.prod(s) for s in shapes.values()), torch.device("cpu"),
              "loading this file")
     state = pack.unpack_weights(sections["DECODER"], shapes)
-    decoder = Decoder(arch)
-    decoder.load_state_dict(state)
+    with torch.device("meta"):      # no random initialisation of weights that the file's replace
+        decoder = Decoder(arch)
+    decoder.load_state_dict(state, assign=True)
     decoder.to(device).eval()
     tables = {name: pack.unpack_embedding(sections[name], shape, name)
               for name, shape in arch.section_shapes(header.frames).items()}
@@ -123,6 +124,14 @@ def to_yuv420p(frames: torch.Tensor) -> torch.Tensor:
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+# Frames per decoder call unless told: on a GPU enough to keep it busy and the writer fed in long runs (at 720p
+# hinerv to .mp4 on an H200, 32 frames a call beat 16 and 8: benchmarks/results/decode_speed); on a CPU a
+# batch only costs memory. Either is lowered to what the device's memory holds.
+DEFAULT_BATCH = {"cuda": 32, "cpu": 8}
+
+
+def default_batch(device: torch.device) -> int:
+    return DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
 
 
 def _for_precision(decoder: torch.nn.Module, device: torch.device, dtype: torch.dtype | None):
@@ -193,7 +202,7 @@ class _Pending:
 
 
 @torch.no_grad()
-def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range | None = None,
+def render(loaded: Loaded, device: torch.device, batch: int | None = None, frames: range | None = None,
            timings: dict | None = None, times: torch.Tensor | None = None,
            precision: str = "fp32", packed: bool = False) -> Iterator[np.ndarray]:
     """Yield (B, H, W, 3) uint8 batches of decoded frames (in the file's sample format, `arch.color`), or with
@@ -205,8 +214,8 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     asynchronously into pinned memory, is yielded, so the caller's work on a batch overlaps the network's on
     the next.
 
-    `frames`: which coded frames (default all); `times`: fractional frame times instead (see
-    `output_times`). fp32 is the default and what encode measures; bf16 is faster on GPUs, within a few
+    `batch`: frames per call (default `default_batch`); `frames`: which coded frames (default all); `times`:
+    fractional frame times instead (see `output_times`). fp32 is the default and what encode measures; bf16 is faster on GPUs, within a few
     hundredths of a dB (`_for_precision`, benchmarks/results/decode_speed).
     """
     arch = loaded.header.arch
@@ -219,7 +228,7 @@ def render(loaded: Loaded, device: torch.device, batch: int = 8, frames: range |
     per_frame = memory.decode_bytes_per_frame(arch)
     room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
     # Two batches are in flight at once on a GPU (`_Pending`).
-    batch = max(1, min(batch, int(room // per_frame)))
+    batch = max(1, min(batch or default_batch(device), int(room // per_frame)))
     if timings is not None:
         timings["load_seconds"] = timings.get("load_seconds", 0.0) + time.perf_counter() - planning
     decoder, cast = _for_precision(loaded.decoder, device, dtype)

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import channel_norm
+from ..kernels import channel_norm
 
 
 class NeRVBlock(nn.Module):
