@@ -18,8 +18,10 @@ that time (inputs already on the device, no conversion to uint8). The settings:
 - `bf16_reductions`: the same with PyTorch's reductions;
 - `bf16_var_mean`: the same with LayerNorm in fewer memory passes (`torch.var_mean`, then fused
   multiply-adds);
-- `bf16`: the same with `LayerNorm2d`'s own choice (the fused kernel): `dnv decode --precision bf16` on a GPU
-  (`decoding._for_precision`);
+- `bf16_conv1x1`: the same with `LayerNorm2d`'s own choice (the fused kernel), hinerv's 1x1 convolutions
+  through cuDNN (with their bias added apart);
+- `bf16`: the same with hinerv's 1x1 convolutions as matrix products with the bias inside (`hinerv._pointwise`):
+  `dnv decode --precision bf16` on a GPU (`decoding._for_precision`);
 - `benchmark`: as `bf16` with cuDNN free to time its algorithms (the frames may then differ in the
   last bit between runs);
 - `compiled`: as `bf16` through torch.compile (its compile time is `first_call_seconds`: it would be paid
@@ -49,11 +51,13 @@ from nvcodec import decoding, sizing
 from nvcodec.models import Decoder
 from nvcodec.kernels import channel_norm
 from nvcodec.models.blocks import LayerNorm2d, layer_norm_by_kernel, layer_norm_by_reductions
+from nvcodec.models import hinerv
 from nvcodec.models.dsnerv import decoder_inputs
 from nvcodec.models.registry import spec_of
 
 SETTINGS = ("autocast_layer_norm", "fp32_reductions", "fp32", "bf16_layer_norm", "bf16_reductions", "bf16_var_mean",
-            "bf16", "benchmark", "compiled")
+            "bf16_conv1x1", "bf16", "benchmark", "compiled")
+POINTWISE = hinerv._pointwise
 
 
 def build(model: str, width: int, height: int, frames: int, bpp: float):
@@ -96,6 +100,7 @@ def prepare(setting: str, decoder: torch.nn.Module, inputs: list, device: torch.
     """(callable, inputs, context factory) for one setting."""
     use_layer_norm(decoder, next((form for suffix, form in (("layer_norm", "kernel"), ("reductions", "reductions"),
                                                            ("var_mean", "var_mean")) if setting.endswith(suffix)), ""))
+    hinerv._pointwise = (lambda conv, x: conv(x)) if setting.endswith("conv1x1") else POINTWISE
     decoder = decoder.to(device)
     if setting in ("autocast_layer_norm", "fp32", "fp32_reductions"):
         net, cast = decoder, (lambda x: x)
