@@ -18,10 +18,11 @@ that time (inputs already on the device, no conversion to uint8). The settings:
 - `bf16_reductions`: the same with PyTorch's reductions;
 - `bf16_var_mean`: the same with LayerNorm in fewer memory passes (`torch.var_mean`, then fused
   multiply-adds);
-- `bf16_conv1x1`: the same with `LayerNorm2d`'s own choice (the fused kernel), hinerv's 1x1 convolutions
-  through cuDNN (with their bias added apart);
-- `bf16`: the same with hinerv's 1x1 convolutions as matrix products with the bias inside (`hinerv._pointwise`):
-  `dnv decode --precision bf16` on a GPU (`decoding._for_precision`);
+- `bf16`: the same with `LayerNorm2d`'s own choice (the fused kernel): `dnv decode --precision bf16` on a GPU
+  (`decoding._for_precision`);
+- `bf16_products`: as `bf16` with hinerv's 1x1 convolutions as matrix products over the channel axis, whose
+  bias cuBLASLt adds inside the product (`_pointwise_as_product`), where cuDNN leaves it to a broadcast add over
+  the whole output: a candidate for hinerv's blocks;
 - `benchmark`: as `bf16` with cuDNN free to time its algorithms (the frames may then differ in the
   last bit between runs);
 - `compiled`: as `bf16` through torch.compile (its compile time is `first_call_seconds`: it would be paid
@@ -45,19 +46,19 @@ import types
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from benchmarks.common import machine, markdown_table, sync, write_file
 from nvcodec import decoding, sizing
 from nvcodec.models import Decoder
 from nvcodec.kernels import channel_norm
 from nvcodec.models.blocks import LayerNorm2d, layer_norm_by_kernel, layer_norm_by_reductions
-from nvcodec.models import hinerv
 from nvcodec.models.dsnerv import decoder_inputs
+from nvcodec.models.hinerv import MLPBlock
 from nvcodec.models.registry import spec_of
 
 SETTINGS = ("autocast_layer_norm", "fp32_reductions", "fp32", "bf16_layer_norm", "bf16_reductions", "bf16_var_mean",
-            "bf16_conv1x1", "bf16", "benchmark", "compiled")
-POINTWISE = hinerv._pointwise
+            "bf16", "bf16_products", "benchmark", "compiled")
 
 
 def build(model: str, width: int, height: int, frames: int, bpp: float):
@@ -96,11 +97,32 @@ def use_layer_norm(decoder: torch.nn.Module, form: str = "") -> None:
             m.forward = types.MethodType(replacement, m) if replacement else type(m).forward.__get__(m)
 
 
+def _pointwise_as_product(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution of a channels-last tensor as a matrix product over the channel axis (else the conv)."""
+    if torch.is_grad_enabled() or not x.is_contiguous(memory_format=torch.channels_last):
+        return conv(x)
+    b, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)     # a view: channels-last is (B, H, W, C) in memory
+    return F.linear(rows, conv.weight.flatten(1), conv.bias).view(b, h, w, -1).permute(0, 3, 1, 2)
+
+
+def _block_with_products(self, x):
+    """hinerv's MLPBlock with its 1x1 convolutions through `_pointwise_as_product` (the `*_products` settings)."""
+    y = _pointwise_as_product(self.pw2, F.gelu(_pointwise_as_product(self.pw1, self.norm(self.dwconv(x)))))
+    return x + y if self.residual else y
+
+
+def use_products(decoder: torch.nn.Module, on: bool) -> None:
+    for m in decoder.modules():
+        if isinstance(m, MLPBlock):
+            m.forward = types.MethodType(_block_with_products, m) if on else type(m).forward.__get__(m)
+
+
 def prepare(setting: str, decoder: torch.nn.Module, inputs: list, device: torch.device):
     """(callable, inputs, context factory) for one setting."""
     use_layer_norm(decoder, next((form for suffix, form in (("layer_norm", "kernel"), ("reductions", "reductions"),
                                                            ("var_mean", "var_mean")) if setting.endswith(suffix)), ""))
-    hinerv._pointwise = (lambda conv, x: conv(x)) if setting.endswith("conv1x1") else POINTWISE
+    use_products(decoder, setting.endswith("products"))
     decoder = decoder.to(device)
     if setting in ("autocast_layer_norm", "fp32", "fp32_reductions"):
         net, cast = decoder, (lambda x: x)

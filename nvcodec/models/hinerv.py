@@ -50,19 +50,8 @@ class MLPBlock(nn.Module):
         self.residual = cin == cout
 
     def forward(self, x):
-        y = _pointwise(self.pw2, F.gelu(_pointwise(self.pw1, self.norm(self.dwconv(x)))))
+        y = self.pw2(F.gelu(self.pw1(self.norm(self.dwconv(x)))))
         return x + y if self.residual else y
-
-
-def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution. Decoding a channels-last tensor, as a matrix product over the channel axis: cuBLASLt adds
-    the bias inside the product, where cuDNN's convolution leaves it to a broadcast add over the whole output
-    (in bf16 on a GPU such adds took 40 % of the decoder's time, benchmarks.network_speed)."""
-    if torch.is_grad_enabled() or not x.is_contiguous(memory_format=torch.channels_last):
-        return conv(x)
-    b, c, h, w = x.shape
-    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)     # a view: channels-last is (B, H, W, C) in memory
-    return F.linear(rows, conv.weight.flatten(1), conv.bias).view(b, h, w, -1).permute(0, 3, 1, 2)
 
 
 class HiNeRVDecoder(nn.Module):
