@@ -43,27 +43,23 @@ BUNNY() { local out=$1; shift
     python3 -m benchmarks.bunny $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/$out "$@"; }
 NETWORK_SPEED() {   # the decoder network alone, in each execution setting, with its slowest kernels
     python3 -m benchmarks.network_speed --model hinerv --size 1280x720 --frames 96 --bpp 0.05 --batch 16 \
-        --settings fp32_reductions fp32 bf16_reductions bf16_var_mean bf16 --out $RES/network_speed > $RES/network-hinerv.log 2>&1
-    python3 -m benchmarks.network_speed --model dnerv --size 1280x720 --frames 96 --bpp 0.05 --batch 16 \
-        --settings fp32 bf16 --out $RES/network_speed > $RES/network-dnerv.log 2>&1
+        --settings fp32_reductions fp32 bf16_reductions bf16 bf16_products --out $RES/network_speed > $RES/network-hinerv.log 2>&1
 }
 DECODE_SPEED() { local log=$1; shift   # 96 or more frames of Bunny 1280x720 at 0.05 bpp, decoded alone on the GPU
     python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/decode_speed "$@" > $RES/decode-$log.log 2>&1
 }
 lane0() {
-    # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with the fused LayerNorm, the pipelined
-    # render and the ultrafast writer. Last run: results/decode_speed/network_and_precision_2026-12-03/.
+    # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with dnv decode's defaults (32 frames a
+    # call on a GPU), five decodes a row (runs of one setting differed by up to 60 %), and the bf16_products
+    # candidate. Last run: results/decode_speed/fused_norm_pipeline_2026-12-03/.
     job 2 NETWORK_SPEED
-    job 3 DECODE_SPEED hinerv-yuv420 --frames 96 --model hinerv --color yuv420 --to mp4 y4m none --batch 16 \
+    job 3 DECODE_SPEED hinerv-yuv420 --frames 96 --model hinerv --color yuv420 --to mp4 y4m none --runs 5 \
         --precision bf16 --command-runs 1 --save-dnv $RES/hinerv96.dnv
-    job 1 DECODE_SPEED hinerv-fp32 --dnv $RES/hinerv96.dnv --to mp4 none --batch 16 --precision fp32 --command-runs 1
-    job 1 DECODE_SPEED hinerv-b8 --dnv $RES/hinerv96.dnv --to mp4 --batch 8 --precision bf16 --command-runs 1
-    job 1 DECODE_SPEED hinerv-b32 --dnv $RES/hinerv96.dnv --to mp4 --batch 32 --precision bf16 --command-runs 0
-    job 2 DECODE_SPEED dnerv-source --frames 96 --model dnerv --to mp4 y4m none --batch 16 --precision bf16 --command-runs 1
-    job 2 DECODE_SPEED hinerv-rgb --frames 96 --model hinerv --color rgb --to mp4 y4m --batch 16 --precision bf16 \
-        --command-runs 1
-    job 2 DECODE_SPEED hinerv-132 --frames 132 --model hinerv --color yuv420 --to mp4 --batch 16 --precision bf16 \
-        --command-runs 1
+    job 1 DECODE_SPEED hinerv-fp32 --dnv $RES/hinerv96.dnv --to mp4 none --runs 5 --precision fp32 --command-runs 1
+    job 1 DECODE_SPEED hinerv-b16 --dnv $RES/hinerv96.dnv --to mp4 --runs 5 --batch 16 --precision bf16 --command-runs 0
+    job 2 DECODE_SPEED dnerv-source --frames 96 --model dnerv --to mp4 y4m none --runs 5 --precision bf16 --command-runs 1
+    job 2 DECODE_SPEED hinerv-132 --frames 132 --model hinerv --color yuv420 --to mp4 none --runs 5 --precision bf16 \
+        --command-runs 0
 }
 lane1() {
     # Issue 19's 4:2:0 RD curves and Bunny's pair, 9 encodes side by side (quality only), then what bf16 decoding

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .models import Arch, Decoder
+from .models import Arch
 
 # Peak memory of a decoder forward / the sum of its layers' outputs, measured on CPU (0.7-1.2 for
 # 176x144 .. 3840x2160 models, conv workspaces included), with a margin.
@@ -52,20 +52,7 @@ def decoder_input_shapes_example(arch: Arch):
 
 
 def decode_bytes_per_frame(arch: Arch) -> int:
-    """Peak float32 memory of decoding one frame: the sum of every layer's output, with a margin.
-
-    Computed by running the decoder on the meta device (no memory, no arithmetic).
-    """
-    total = 0
-
-    def count(_module, _inputs, output):
-        nonlocal total
-        total += output.numel()
-
-    with torch.device("meta"), torch.no_grad():
-        decoder = Decoder(arch)
-        for m in decoder.modules():
-            if not any(True for _ in m.children()):
-                m.register_forward_hook(count)
-        decoder(*decoder_input_shapes_example(arch))
-    return int(DECODE_PEAK_FACTOR * 4 * total)
+    """Peak float32 memory of decoding one frame: the sum of every layer's output (`flops.frame_cost`), with a
+    margin."""
+    from .flops import frame_cost
+    return int(DECODE_PEAK_FACTOR * 4 * frame_cost(arch)[0])

@@ -77,6 +77,11 @@ class CrossChannelAttention(nn.Module):
         attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
         return x + self.proj((attn @ v).reshape(b, c, h, w))
 
+    def matmul_flops(self, output: torch.Tensor) -> int:
+        """FLOPs of the two matrix products in `forward` (`flops.frame_cost` counts its convolutions itself)."""
+        b, c, h, w = output.shape
+        return 2 * 2 * b * c * (c // self.heads) * h * w
+
 
 class Codes(nn.Module):
     """Learnable input tables (DS-NeRV's static and dynamic codes, HiNeRV's grids); forward(times) gives
