@@ -28,9 +28,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine, sync
-import torch
-
-from nvcodec import codec, decoding
+from nvcodec import codec
 from nvcodec.bitstream import write_atomic
 
 TIMES = ("load_seconds", "neural_seconds", "write_seconds", "decode_seconds")
@@ -86,7 +84,7 @@ def main() -> None:
                                                           "on them).")
     ap.add_argument("--device", default="auto", help="auto (default), cuda or cpu.")
     ap.add_argument("--batch", type=int, default=None,
-                    help="Frames per decoder call (default: dnv decode's, 32 on a GPU and 8 on a CPU).")
+                    help="Frames per decoder call (default: dnv decode's).")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--runs", type=int, default=3, help="Timed runs after the warm-up (default 3).")
     ap.add_argument("--color", choices=["source", "rgb", "yuv420"], default="source",
@@ -104,7 +102,6 @@ def main() -> None:
     if a.dnv is not None and not a.dnv.is_file():
         ap.error(f"--dnv {a.dnv}: no such file")
     device = str(codec.resolve_device(a.device))
-    a.device_resolved = device
     with tempfile.TemporaryDirectory(prefix="decode_speed.") as tmp:
         tmp = Path(tmp)
         encode = None
@@ -135,7 +132,7 @@ def write_record(a: argparse.Namespace, info: dict, encode: dict | None, to: str
         "clip": a.clip.name, "frames": frames, "width": info["width"], "height": info["height"],
         "bpp": info["bpp"], "bytes": info["bytes"], "model": info.get("model", info.get("first_segment", {})
                                                                     .get("model")),
-        "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": a.batch or decoding.default_batch(torch.device(a.device_resolved)),
+        "decoder_params": info.get("decoder_params"), "device": reports[0]["device"], "batch": reports[0]["batch"],
         "precision": a.precision, "runs": a.runs, "default_batch": a.batch is None,
         "output": {"mp4": ".mp4 (H.264, CRF 10, ultrafast)", "y4m": ".y4m (raw 4:2:0)", "none": "none (no file)"}[to],
         "color": info.get("color", info.get("first_segment", {}).get("color")),

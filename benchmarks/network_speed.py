@@ -13,7 +13,8 @@ that time (inputs already on the device, no conversion to uint8). The settings:
 - `fp32_reductions`: fp32, NCHW, LayerNorm as reductions over the channel axis in PyTorch
   (`blocks.layer_norm_by_reductions`, what `LayerNorm2d` falls back to on a GPU without Triton);
 - `fp32`: fp32, NCHW, LayerNorm as `LayerNorm2d` computes it when decoding on a GPU (the fused kernel of
-  `models.channel_norm`): `dnv decode`'s default precision;
+  `kernels.channel_norm`): `dnv decode`'s default precision on a GPU;
+- `fp32_channels_last`: the same in channels-last layout: `dnv decode` on a CPU (`decoding._for_precision`);
 - `bf16_layer_norm`: weights and inputs cast to bf16 once, channels-last layout, F.layer_norm;
 - `bf16_reductions`: the same with PyTorch's reductions;
 - `bf16_var_mean`: the same with LayerNorm in fewer memory passes (`torch.var_mean`, then fused
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime
 import json
 import math
@@ -57,7 +59,7 @@ from nvcodec.models.dsnerv import decoder_inputs
 from nvcodec.models.hinerv import MLPBlock
 from nvcodec.models.registry import spec_of
 
-SETTINGS = ("autocast_layer_norm", "fp32_reductions", "fp32", "bf16_layer_norm", "bf16_reductions", "bf16_var_mean",
+SETTINGS = ("autocast_layer_norm", "fp32_reductions", "fp32", "fp32_channels_last", "bf16_layer_norm", "bf16_reductions", "bf16_var_mean",
             "bf16", "bf16_products", "benchmark", "compiled")
 
 
@@ -126,6 +128,11 @@ def prepare(setting: str, decoder: torch.nn.Module, inputs: list, device: torch.
     decoder = decoder.to(device)
     if setting in ("autocast_layer_norm", "fp32", "fp32_reductions"):
         net, cast = decoder, (lambda x: x)
+    elif setting == "fp32_channels_last":
+        net = copy.deepcopy(decoder).to(memory_format=torch.channels_last)
+
+        def cast(x):
+            return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
     else:
         net, cast = decoding._for_precision(decoder, device, torch.bfloat16)
     xs = [cast(x.to(device)) for x in inputs]

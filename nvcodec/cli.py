@@ -273,7 +273,8 @@ def _quantizer_words(r: dict) -> str:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT (and the --json file) if it exists.")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N or cpu.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Frames per decoder call [default: 32 on a GPU, 8 on a CPU; lowered to what memory holds].")
+              help="Frames per decoder call [default: 32 on a GPU; on a CPU up to 8, fewer for large frames; "
+                   "lowered to what memory holds].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Arithmetic of the neural decoder (bf16: faster on GPUs, within a few 0.01 dB).")
 @click.option("--fps-scale", type=int, default=1, show_default=True,

@@ -627,6 +627,7 @@ def decode(path, output=None, *, ref=None, ref_range=(0, None), frame_range=(0, 
         "load_seconds": timings["load_seconds"], "neural_seconds": neural,
         "neural_fps": count / max(neural, 1e-9), "write_seconds": writer.busy_seconds if writer is not None else 0.0,
         "score_seconds": score_seconds if scorer is not None else 0.0, "total_seconds": total,
+        "batch": timings.get("batch"),
         "color": parts.color.describe(), "psnr": None, "psnr_yuv": None, "ms_ssim": None, "psnr_coded": None,
         "psnr_interpolated": None, "device": device_name(dev), "precision": precision,
     }

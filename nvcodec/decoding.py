@@ -124,27 +124,39 @@ def to_yuv420p(frames: torch.Tensor) -> torch.Tensor:
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-# Frames per decoder call unless told: on a GPU enough to keep it busy and the writer fed in long runs (at 720p
-# hinerv to .mp4 on an H200, 32 frames a call beat 16 and 8: benchmarks/results/decode_speed); on a CPU a
-# batch only costs memory. Either is lowered to what the device's memory holds.
-DEFAULT_BATCH = {"cuda": 32, "cpu": 8}
+# Frames per decoder call unless told (either is lowered to what the device's memory holds):
+# - on a GPU, enough to keep it busy and the writer fed: at 720p hinerv to .mp4 on an H200, 32 frames a call beat
+#   16 and 8 (benchmarks/results/decode_speed);
+# - on a CPU, up to 8, fewer for large frames: in channels-last fp32 on 2 cores, one 1280x720 frame a call ran
+#   1.2 to 1.4x faster than 8 (hinerv, dnerv), while at 176x144 8 ran twice as fast as one.
+GPU_BATCH = 32
+CPU_BATCH, CPU_BATCH_BYTES = 8, 256 * 2**20
 
 
-def default_batch(device: torch.device) -> int:
-    return DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
+def default_batch(device: torch.device, frame_bytes: int) -> int:
+    """Frames a call for a decoder needing `frame_bytes` a frame (`memory.decode_bytes_per_frame`)."""
+    if device.type == "cuda":
+        return GPU_BATCH
+    return max(1, min(CPU_BATCH, CPU_BATCH_BYTES // max(frame_bytes, 1)))
 
 
 def _for_precision(decoder: torch.nn.Module, device: torch.device, dtype: torch.dtype | None):
-    """The decoder and a function for its inputs at `dtype` (None: fp32 as loaded). bf16 on a GPU: a copy of
-    the network in bf16 and channels-last layout, its inputs likewise, rather than autocast, which converts
-    every weight at every call and keeps LayerNorm in fp32 (1.35x the frames/s on an H200, see
-    benchmarks.network_speed). On a CPU bf16 stays autocast."""
-    if dtype is None or device.type != "cuda":
+    """The decoder and a function for its inputs (None: fp32). Channels-last layout, on a copy of the network,
+    where it was measured faster:
+    - bf16 on a GPU: the network cast to bf16 once, rather than autocast, which converts every weight at every
+      call and keeps LayerNorm in fp32 (1.35x the frames/s on an H200, benchmarks.network_speed);
+    - fp32 on a CPU: 1.6 to 1.8x the frames/s of NCHW at 1280x720 on 2 cores (hinerv, dnerv; `CPU_BATCH_BYTES`).
+    fp32 on a GPU stays NCHW as loaded (not measured channels-last), and bf16 on a CPU stays autocast."""
+    if dtype is not None and device.type == "cuda":
+        layout_dtype = dict(dtype=dtype)
+    elif dtype is None and device.type == "cpu":
+        layout_dtype = {}
+    else:
         return decoder, lambda x: x
-    fast = copy.deepcopy(decoder).to(dtype=dtype, memory_format=torch.channels_last)
+    fast = copy.deepcopy(decoder).to(memory_format=torch.channels_last, **layout_dtype)
 
     def cast(x: torch.Tensor) -> torch.Tensor:
-        x = x.to(dtype)
+        x = x.to(**layout_dtype)
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
     return fast, cast
 
@@ -207,8 +219,8 @@ def render(loaded: Loaded, device: torch.device, batch: int | None = None, frame
            precision: str = "fp32", packed: bool = False) -> Iterator[np.ndarray]:
     """Yield (B, H, W, 3) uint8 batches of decoded frames (in the file's sample format, `arch.color`), or with
     `packed` (4:2:0 files of even size) (B, 3H/2, W) batches in yuv420p's layout (`to_yuv420p`); adds
-    'neural_seconds' (the network's own time) to `timings`, and the time spent planning the batch to
-    'load_seconds'.
+    'neural_seconds' (the network's own time) to `timings`, the time spent planning the batch to
+    'load_seconds', and the frames a call it ran with to 'batch'.
 
     On a GPU the batches are pipelined: batch i+1 is queued on the GPU before batch i, copied out
     asynchronously into pinned memory, is yielded, so the caller's work on a batch overlaps the network's on
@@ -228,7 +240,7 @@ def render(loaded: Loaded, device: torch.device, batch: int | None = None, frame
     per_frame = memory.decode_bytes_per_frame(arch)
     room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
     # Two batches are in flight at once on a GPU (`_Pending`).
-    batch = max(1, min(batch or default_batch(device), int(room // per_frame)))
+    batch = max(1, min(batch or default_batch(device, per_frame), int(room // per_frame)))
     if timings is not None:
         timings["load_seconds"] = timings.get("load_seconds", 0.0) + time.perf_counter() - planning
     decoder, cast = _for_precision(loaded.decoder, device, dtype)
@@ -258,3 +270,4 @@ def render(loaded: Loaded, device: torch.device, batch: int | None = None, frame
         yield pending.numpy()
     if timings is not None:
         timings["neural_seconds"] = timings.get("neural_seconds", 0.0) + clock.total()
+        timings["batch"] = batch

@@ -6,7 +6,7 @@ from benchmarks import network_speed
 
 
 def test_each_setting_runs_the_same_network_and_the_record_says_so(tmp_path, capsys):
-    settings = ["autocast_layer_norm", "fp32_reductions", "fp32", "bf16_layer_norm", "bf16_reductions", "bf16",
+    settings = ["autocast_layer_norm", "fp32_reductions", "fp32", "fp32_channels_last", "bf16_layer_norm", "bf16_reductions", "bf16",
                 "bf16_var_mean", "bf16_products"]
     assert network_speed.main(["--device", "cpu", "--model", "hinerv", "--size", "96x64", "--frames", "4",
                                "--bpp", "2", "--batch", "2", "--iters", "1", "--settings", *settings,
