@@ -167,20 +167,21 @@ class _Clock:
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
+        self.device = device
         self.seconds = 0.0
         self._spans: list = []
 
     def start(self):
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))   # the decoding device's, not the current one's
             return event
         return time.perf_counter()
 
     def stop(self, started) -> None:
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))
             self._spans.append((started, event))
         else:
             self.seconds += time.perf_counter() - started
@@ -202,7 +203,7 @@ class _Pending:
             self.host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
             self.host.copy_(out, non_blocking=True)
             self.done = torch.cuda.Event()
-            self.done.record()
+            self.done.record(torch.cuda.current_stream(out.device))   # where the copy was queued
         else:
             self.host, self.done = out, None
 
