@@ -128,7 +128,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 # - on a GPU, enough to keep it busy and the writer fed: at 720p hinerv to .mp4 on an H200, 32 frames a call beat
 #   16 and 8 (benchmarks/results/decode_speed);
 # - on a CPU, up to 8, fewer for large frames: in channels-last fp32 on 2 cores, one 1280x720 frame a call ran
-#   1.2 to 1.4x faster than 8 (hinerv, dnerv), while at 176x144 8 ran twice as fast as one.
+#   1.4 to 1.5x faster than 8 (dnerv, hinerv), while at 176x144 8 ran twice as fast as one
+#   (benchmarks/results/decode_speed/cpu_channels_last_2026-12-03).
 GPU_BATCH = 32
 CPU_BATCH, CPU_BATCH_BYTES = 8, 256 * 2**20
 
@@ -145,7 +146,7 @@ def _for_precision(decoder: torch.nn.Module, device: torch.device, dtype: torch.
     where it was measured faster:
     - bf16 on a GPU: the network cast to bf16 once, rather than autocast, which converts every weight at every
       call and keeps LayerNorm in fp32 (1.35x the frames/s on an H200, benchmarks.network_speed);
-    - fp32 on a CPU: 1.6 to 1.8x the frames/s of NCHW at 1280x720 on 2 cores (hinerv, dnerv; `CPU_BATCH_BYTES`).
+    - fp32 on a CPU: 1.65 to 1.8x the frames/s of NCHW at 1280x720 on 2 cores, one frame a call (hinerv, dnerv).
     fp32 on a GPU stays NCHW as loaded (not measured channels-last), and bf16 on a CPU stays autocast."""
     if dtype is not None and device.type == "cuda":
         layout_dtype = dict(dtype=dtype)
