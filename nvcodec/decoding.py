@@ -224,13 +224,13 @@ def render(loaded: Loaded, device: torch.device, batch: int | None = None, frame
     'neural_seconds' (the network's own time) to `timings`, the time spent planning the batch to
     'load_seconds', and the frames a call it ran with to 'batch'.
 
-    On a GPU the batches are pipelined: batch i+1 is queued on the GPU before batch i, copied out
-    asynchronously into pinned memory, is yielded, so the caller's work on a batch overlaps the network's on
-    the next.
+    On a GPU the batches are pipelined: each batch is copied out asynchronously into pinned memory, and it is
+    yielded only once the next batch is queued on the GPU, so the caller's work on a batch (writing it) overlaps
+    the network's on the next.
 
     `batch`: frames per call (default `default_batch`); `frames`: which coded frames (default all); `times`:
-    fractional frame times instead (see `output_times`). fp32 is the default and what encode measures; bf16 is faster on GPUs, within a few
-    hundredths of a dB (`_for_precision`, benchmarks/results/decode_speed).
+    fractional frame times instead (see `output_times`). fp32 is the default and what encode measures; bf16 is
+    faster on GPUs, within a few hundredths of a dB (`_for_precision`, benchmarks/results/decode_speed).
     """
     arch = loaded.header.arch
     if packed and (not arch.color.yuv or arch.width % 2 or arch.height % 2):
@@ -241,7 +241,6 @@ def render(loaded: Loaded, device: torch.device, batch: int | None = None, frame
     planning = time.perf_counter()
     per_frame = memory.decode_bytes_per_frame(arch)
     room = _require(per_frame, device, f"decoding one {arch.width}x{arch.height} frame")
-    # Two batches are in flight at once on a GPU (`_Pending`).
     batch = max(1, min(batch or default_batch(device, per_frame), int(room // per_frame)))
     if timings is not None:
         timings["load_seconds"] = timings.get("load_seconds", 0.0) + time.perf_counter() - planning
