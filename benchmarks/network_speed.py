@@ -33,7 +33,8 @@ Each setting's output is compared with fp32 (no autocast) on the same inputs: `p
 [0, 1] frames (random weights: a check that the setting computes the same network, not a quality figure).
 The record also holds the ten kernels that take the most GPU time in the first and the fastest setting
 (torch.profiler), and `fused_norm_max_error`: the largest difference between the fused LayerNorm kernel and
-F.layer_norm in fp32 over a few shapes and both layouts (GPU only). Prints a table; with --out writes network_MODEL_WxH_DATE.json there.
+F.layer_norm in fp32 over a few shapes and both layouts (GPU only). Prints a table; with --out writes
+network_MODEL_WxH_DATE.json there.
 """
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ from nvcodec.models.dsnerv import decoder_inputs
 from nvcodec.models.hinerv import MLPBlock
 from nvcodec.models.registry import spec_of
 
-SETTINGS = ("autocast_layer_norm", "fp32_reductions", "fp32", "fp32_channels_last", "bf16_layer_norm", "bf16_reductions", "bf16_var_mean",
-            "bf16", "bf16_products", "benchmark", "compiled")
+SETTINGS = ("autocast_layer_norm", "fp32_reductions", "fp32", "fp32_channels_last", "bf16_layer_norm",
+            "bf16_reductions", "bf16_var_mean", "bf16", "bf16_products", "benchmark", "compiled")
 
 
 def build(model: str, width: int, height: int, frames: int, bpp: float):
@@ -95,7 +96,8 @@ def use_layer_norm(decoder: torch.nn.Module, form: str = "") -> None:
     `_var_mean_norm` ("var_mean") or as LayerNorm2d itself decides ("")."""
     for m in decoder.modules():
         if isinstance(m, LayerNorm2d):
-            replacement = {"kernel": _layer_norm, "reductions": _reductions_norm, "var_mean": _var_mean_norm}.get(form)
+            replacement = {"kernel": _layer_norm, "reductions": _reductions_norm,
+                           "var_mean": _var_mean_norm}.get(form)
             m.forward = types.MethodType(replacement, m) if replacement else type(m).forward.__get__(m)
 
 
@@ -241,7 +243,8 @@ def main(argv=None) -> int:
     kernels = {s: top_kernels(s, decoder, inputs, device) for s in dict.fromkeys([args.settings[0], fastest])}
     record = {"model": args.model, "width": width, "height": height, "frames": args.frames, "bpp": args.bpp,
               "params": plan.params, "widths": list(plan.arch.widths), "strides": list(plan.arch.strides),
-              "batch": args.batch, "iters": args.iters, "fused_norm_max_error": norm_error, "settings": rows, "top_kernels": kernels, **machine()}
+              "batch": args.batch, "iters": args.iters, "fused_norm_max_error": norm_error, "settings": rows,
+              "top_kernels": kernels, **machine()}
     print(markdown_table(rows, ["setting", "frames_per_second", "ms_per_batch", "first_call_seconds", "psnr_vs_fp32",
                               "peak_gib"]))
     for s, ks in kernels.items():
