@@ -18,7 +18,7 @@ import functools
 import torch
 import torch.nn as nn
 
-from .models import Arch, Decoder, spec_of
+from .models import Arch, ArchError, Decoder, spec_of
 
 
 def decoder_flops(arch: Arch) -> int:
@@ -32,9 +32,32 @@ def frame_cost(arch: Arch) -> tuple[int, int]:
     s = arch.total_stride
     ph, pw = arch.padded_size
     cells = (ph // s) * (pw // s)
-    one = _measure(dataclasses.replace(arch, width=s, height=s))
-    two = _measure(dataclasses.replace(arch, width=2 * s, height=s))
+    try:
+        one = _measure(dataclasses.replace(arch, width=s, height=s))
+        two = _measure(dataclasses.replace(arch, width=2 * s, height=s))
+    except ArchError:       # a cell larger than any frame (a header's strides can ask for it): count it as it is
+        return count_on_meta(arch)
     return tuple(a + (b - a) * (cells - 1) for a, b in zip(one, two))
+
+
+def count_on_meta(arch: Arch) -> tuple[int, int]:
+    """`frame_cost` counted at the full size on meta tensors, with torch's FlopCounterMode (imports torch._dynamo)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    values = 0
+
+    def count(_module, _inputs, output):
+        nonlocal values
+        values += output.numel()
+
+    with torch.device("meta"), torch.no_grad():
+        decoder = Decoder(arch)
+        for m in decoder.modules():
+            if not any(True for _ in m.children()):
+                m.register_forward_hook(count)
+        inputs = [torch.empty(1, *shape[1:]) for shape in arch.section_shapes(1).values()]
+        with FlopCounterMode(display=False) as counter:
+            decoder(*inputs)
+    return values, counter.get_total_flops()
 
 
 @torch.no_grad()
