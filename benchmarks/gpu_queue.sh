@@ -62,21 +62,11 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 19's 4:2:0 RD curves and Bunny's pair, 9 encodes side by side (quality only), then what bf16 decoding
-    # costs on three of the files. Last run: results/yuv420_rd_2026-12-03/.
-    OMP_NUM_THREADS=1 job 7 python3 -m benchmarks.yuv420 benchmarks/jobs/yuv420_rd.txt --out $RES/yuv420_rd \
-        --parallel 9 > $RES/yuv420_rd.log 2>&1
-    mkdir -p $RES/precision
-    job 1 PRECISION_CHECK bunny48-0.05-yuv420 $T/bigbuckbunny_1280x720_132f.mp4 --ref-frames 0:48
-    job 1 PRECISION_CHECK bunny48-0.05-rgb $T/bigbuckbunny_1280x720_132f.mp4 --ref-frames 0:48
-    job 1 PRECISION_CHECK carphone-0.1-rgb $T/carphone_qcif_120f_x264qp10.mp4
-}
-PRECISION_CHECK() {   # what bf16 decoding costs in PSNR on trained files (fp32 is dnv decode's default)
-    local name=$1 ref=$2; shift 2
-    for p in fp32 bf16; do
-        python3 -m nvcodec decode $RES/yuv420_rd/$name.dnv --ref $ref "$@" --precision $p --batch 16 \
-            --json $RES/precision/$name-$p.json > $RES/precision-$name-$p.log 2>&1
-    done
+    # Issue 17's BD target at the default preset (medium) and model: blackswan and carphone at 0.01-0.1 bpp, 8
+    # encodes side by side (quality only; benchmarks/jobs/medium_small.txt). Then `benchmarks.sweep_bd --scores`
+    # against rd.json's anchors. Last RD run: results/yuv420_rd_2026-12-03/ (preset fast).
+    OMP_NUM_THREADS=2 job 12 python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
+        --parallel 8 > $RES/medium_small.log 2>&1
 }
 lane2() { :; }
 lane3() { :; }
@@ -131,7 +121,7 @@ start)
     PLAN=${2:?plan: multi, lanes, decode, rd or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED PRECISION_CHECK plan_multi plan_lanes plan_decode plan_rd plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED plan_multi plan_lanes plan_decode plan_rd plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
