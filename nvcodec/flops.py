@@ -18,6 +18,7 @@ import functools
 import torch
 import torch.nn as nn
 
+from .memory import decoder_input_shapes_example
 from .models import Arch, ArchError, Decoder, spec_of
 
 
@@ -54,7 +55,7 @@ def count_on_meta(arch: Arch) -> tuple[int, int]:
         for m in decoder.modules():
             if not any(True for _ in m.children()):
                 m.register_forward_hook(count)
-        inputs = [torch.empty(1, *shape[1:]) for shape in arch.section_shapes(1).values()]
+        inputs = decoder_input_shapes_example(arch)
         with FlopCounterMode(display=False) as counter:
             decoder(*inputs)
     return values, counter.get_total_flops()
@@ -82,7 +83,7 @@ def _measure(arch: Arch) -> tuple[int, int]:
             m.register_forward_hook(count)
         if hasattr(m, "matmul_flops"):      # matrix products in a module's own forward (DS-NeRV's attention)
             m.register_forward_hook(count_matmuls)
-    decoder(*(torch.zeros(1, *shape[1:]) for shape in arch.section_shapes(1).values()))
+    decoder(*decoder_input_shapes_example(arch))
     return values, flops
 
 
