@@ -128,7 +128,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 # - on a GPU, enough to keep it busy and the writer fed: at 720p hinerv to .mp4 on an H200, 32 frames a call beat
 #   16 and 8 (benchmarks/results/decode_speed);
 # - on a CPU, up to 8, fewer for large frames: in channels-last fp32 on 2 cores, one 1280x720 frame a call ran
-#   1.4 to 1.5x faster than 8 (dnerv, hinerv), while at 176x144 8 ran twice as fast as one
+#   1.4 to 1.5x faster than 8 (dnerv, hinerv), while at 176x144 8 a call ran 1.36x as fast as one (hinerv)
 #   (benchmarks/results/decode_speed/cpu_channels_last_2026-12-03).
 GPU_BATCH = 32
 CPU_BATCH, CPU_BATCH_BYTES = 8, 256 * 2**20

@@ -722,9 +722,9 @@ class _ContainerSpec:
 
 _BT709_TV = (1, 1, 1, 1)
 # .mp4 at CRF 10 stays near-transparent (about 50 dB against the frames written). Preset ultrafast, because the
-# writer bounds decoding to .mp4: on 2 cores it writes 720p 2.3 to 3.3x as fast as superfast (48 frames: Bunny 243
-# to 269 against 105 to 131 frames/s, coffee 335 to 347 against 101 to 154), 0.5 dB closer to the frames written,
-# in files 1.4 to 2x as large (no CABAC, no deblocking).
+# writer bounds decoding to .mp4: on 2 cores it writes 720p 1.7 to 2.1x as fast as superfast, 0.5 dB closer to the
+# frames written, in files 1.4 to 2x as large (no CABAC, no deblocking; benchmarks.writer_speed,
+# benchmarks/results/decode_speed/fused_norm_pipeline_2026-12-03/writer_preset).
 _CONTAINER_SPECS = {
     ".mp4": _ContainerSpec("mp4", "libx264", "yuv420p", "ITU709", _BT709_TV, {"crf": "10", "preset": "ultrafast"}),
     # FFV1 has no 8-bit gbrp; bgr0 is its lossless 8-bit RGB layout.
