@@ -62,14 +62,14 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17's BD target at the default preset (medium) and model: blackswan and carphone at 0.01-0.1 bpp, 8
+    # Issue 17's BD target at the default preset (medium) and model: blackswan and carphone at 0.025-0.1 bpp, 6
     # encodes side by side (quality only; benchmarks/jobs/medium_small.txt), beside the training-knob jobs at
     # --preset fast (benchmarks/jobs/training_knobs.txt). Then `benchmarks.sweep_bd --scores` against rd.json's
     # anchors. Last RD run: results/yuv420_rd_2026-12-03/ (preset fast).
     OMP_NUM_THREADS=1 job 10 python3 -m benchmarks.sweep benchmarks/jobs/training_knobs.txt --out $RES/training_knobs \
         --parallel 10 > $RES/training_knobs.log 2>&1 &
-    OMP_NUM_THREADS=1 job 16 python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
-        --parallel 8 > $RES/medium_small.log 2>&1
+    OMP_NUM_THREADS=1 job 15 python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
+        --parallel 6 > $RES/medium_small.log 2>&1
     wait
 }
 lane2() { :; }
