@@ -44,7 +44,8 @@ class ModelSpec:
     check_header: Callable = lambda fields, stages, frames: None
     # How its inputs are trained (`models.training`): (arch, frames, TrainSettings) -> a TrainingInputs, e.g.
     # `FrameTriplets` (encoders compute them from frames t-1, t, t+1; the file holds their outputs) or
-    # `LearnedTables` (learnable tables trained with the decoder; the file holds them). Required.
+    # `LearnedTables` (learnable tables trained with the decoder; the file holds them), or `TablesAndDiff` (learnable
+    # tables and an encoder's diff embeddings). Required.
     training: Callable = None
     # A second input branch joins the first after `Arch.fuse_stage` (the header's diff-branch fields are used).
     two_stream: bool = False

@@ -20,7 +20,7 @@ import torch
 from ..compress.qat import quantized_parameters
 from .arch import Arch
 from .dsnerv import Codes
-from .encoders import Encoders
+from .encoders import DiffEncoder, Encoders
 
 
 def neighbours(video: torch.Tensor, idx: torch.Tensor):
@@ -150,3 +150,40 @@ class LearnedTables(TrainingInputs):
     def tables(self, video, device, batch):
         return self.module.tables()
 
+
+class TablesAndDiff(TrainingInputs):
+    """HiNeRV-diff: `LearnedTables`' tables (every section but DIFF), and DNeRV's diff embedding of each frame,
+    which the diff encoder computes from frames t-1, t, t+1 as in `FrameTriplets` (it trains with the decoder, in
+    its parameter group; the file holds its outputs, DIFF, not it)."""
+    encoders = staticmethod(DiffEncoder)
+
+    def __init__(self, arch: Arch, frames: int, settings):
+        self.arch = arch
+        self.learned = LearnedTables(arch, frames, settings, tuple(s for s in arch.sections if s != "DIFF"))
+        self.encoder = self.encoders(arch, settings.enc_dim)
+        self.module = torch.nn.ModuleDict({"tables": self.learned.module, "diff": self.encoder})
+
+    def param_groups(self, decoder):
+        return [[{"params": list(self.encoder.parameters()) + list(decoder.parameters())},
+                 self.learned.table_group()]]
+
+    def batch(self, video, idx, device):
+        return idx, *frame_triplets(video, idx, device)
+
+    def decoder_inputs(self, batch, qat_bits, rate=None):
+        idx, prev, cur, nxt = batch
+        inputs = dict(zip(self.learned.module.sections, self.learned.decoder_inputs((idx,), qat_bits, rate)))
+        inputs["DIFF"] = self.encoder(prev, cur, nxt)       # (the encoder is not stored, so not quantized)
+        return [inputs[name] for name in self.arch.sections]
+
+    def reference(self, batch):
+        return batch[2]
+
+    def learned_table_params(self):
+        return self.learned.learned_table_params()
+
+    def tables(self, video, device, batch):
+        """The learned tables, and the diff embedding of every frame."""
+        tables = {**self.learned.tables(video, device, batch),
+                  "DIFF": encode_every_frame(self.encoder, video, device, batch)[0]}
+        return {name: tables[name] for name in self.arch.sections}
