@@ -396,7 +396,7 @@ def _print_decoder(r: dict, where: str) -> None:
                f"{len(r['strides'])} upsampling stages {stages}, channels "
                + "-".join(map(str, r["widths"])) + ", kernels " + ",".join(map(str, r["kernels"])))
     if r.get("fuse_stage") is not None:
-        other = SECTION_NAMES[list(r["tables"])[1]]      # the second input is the branch that joins
+        other = SECTION_NAMES[list(r["tables"])[-1]]     # the last input is the branch that joins
         click.echo(f"           the {other} join after stage {r['fuse_stage'] + 1}"
                    + (f", through {r['attention_heads']} attention head{'s' if r['attention_heads'] > 1 else ''}"
                       if r.get("attention_heads") else ""))

@@ -88,18 +88,17 @@ def _measure(arch: Arch) -> tuple[int, int]:
 
 
 def training_flops(arch: Arch, enc_dim: int = 64) -> int:
-    """FLOPs of one training step per frame: 3x the forward pass of encoders + decoder (models with learned
-    tables have no encoders: their tables are read by interpolation, whose cost is negligible)."""
+    """FLOPs of one training step per frame: 3x the forward pass of the model's encoders (`TrainingInputs.encoders`,
+    where it has any) + decoder (learned tables are read by interpolation, whose cost is negligible)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .models.encoders import Encoders
-
-    if spec_of(arch.model).learned_tables:
+    with torch.device("meta"):
+        encoders = spec_of(arch.model).training.encoders(arch, enc_dim)
+    if encoders is None:
         return 3 * decoder_flops(arch)
 
     with torch.device("meta"):
-        enc, dec = Encoders(arch, enc_dim), Decoder(arch)
         x = torch.empty(1, 3, *arch.padded_size)
         with FlopCounterMode(display=False) as counter:
-            dec(*enc(x, x, x))
-    return 3 * counter.get_total_flops()
+            encoders(x, x, x)
+    return 3 * (counter.get_total_flops() + decoder_flops(arch))

@@ -10,6 +10,7 @@ the target (see `compress.ratecontrol`).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from .models import Arch, param_count, spec_of
@@ -91,8 +92,14 @@ class Plan:
 
 
 def embedding_bytes(arch: Arch, frames: int, quant_bits: float) -> float:
-    below = spec_of(arch.model).table_bits_below_quant
-    return arch.embedding_values(frames) * max(quant_bits - below, MIN_TABLE_BITS) / 8
+    """The input tables' bytes, each table's values at its model's bits per value (or its own, `Table`)."""
+    spec = spec_of(arch.model)
+    values_at = {}      # values by bits per value (tables of one depth: exactly values * bits / 8)
+    for name, shape in arch.section_shapes(frames).items():
+        below = spec.tables[name].bits_below_quant
+        bits = max(quant_bits - (spec.table_bits_below_quant if below is None else below), MIN_TABLE_BITS)
+        values_at[bits] = values_at.get(bits, 0) + math.prod(shape)
+    return sum(values * bits for bits, values in values_at.items()) / 8
 
 
 def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:

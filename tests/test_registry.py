@@ -17,6 +17,8 @@ HEADERS = {
               "0000007800000001",
     "hinerv": "03b00090007800000030750000e903000006040303030202030303031d001d000e000700040010020204030303030301040404"
               "0102040300080600040600",
+    "hinerv-diff": "04b00090007800000030750000e9030000060403030302020303030318001800080005000400100200030101030303010404"
+                   "040102040300080600040600",
 }
 
 
@@ -31,7 +33,7 @@ def test_each_model_packs_and_unpacks_the_header_bytes_files_hold(model):
 
 
 def test_the_registry_lists_every_model_once_with_distinct_ids_and_section_tags():
-    assert MODELS == ("hnerv", "dnerv", "dsnerv", "hinerv")
+    assert MODELS == ("hnerv", "dnerv", "dsnerv", "hinerv", "hinerv-diff")
     assert len({spec.model_id for spec in SPECS.values()}) == len(SPECS)
     assert len(set(bitstream.SECTION_TAGS.values())) == len(bitstream.SECTION_TAGS)
     for spec in SPECS.values():

@@ -153,10 +153,11 @@ def test_a_checkpoint_of_another_version_or_kind_is_refused_with_one_line(tmp_pa
 
 
 def test_every_model_says_how_it_is_trained(monkeypatch):
-    from nvcodec.models.training import FrameTriplets
+    from nvcodec.models.training import FrameTriplets, TablesAndDiff
     assert {name: spec.training for name, spec in SPECS.items()} == {
-        "hnerv": FrameTriplets, "dnerv": FrameTriplets, "dsnerv": LearnedTables, "hinerv": LearnedTables}
-    assert [spec.learned_tables for spec in SPECS.values()] == [False, False, True, True]
+        "hnerv": FrameTriplets, "dnerv": FrameTriplets, "dsnerv": LearnedTables, "hinerv": LearnedTables,
+        "hinerv-diff": TablesAndDiff}
+    assert [spec.learned_tables for spec in SPECS.values()] == [False, False, True, True, False]
     monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))
     monkeypatch.setattr(registry, "_BY_ID", dict(registry._BY_ID))
     with pytest.raises(ValueError, match="does not say how it is trained"):

@@ -63,8 +63,9 @@ class Arch:
     static_codes: int = 0           # DS-NeRV only: number of static codes (emb_ch channels each)
     dynamic_codes: int = 0          # DS-NeRV only: number of dynamic codes (diff_ch channels each)
     heads: int = 1                  # DS-NeRV only: heads of the cross-channel attention
-    # HiNeRV-class (`hinerv`) only, see models/hinerv.py: blocks and MLP expansion of each stage; channels and
-    # frames-per-entry of each level of the base feature grid; channels and frames-per-entry of the local grids.
+    # HiNeRV-class (`hinerv`, `hinerv-diff`) only, see models/hinerv.py: blocks and MLP expansion of each stage;
+    # channels and frames-per-entry of each level of the base feature grid; channels and frames-per-entry of the
+    # local grids.
     depths: tuple[int, ...] = ()
     expansions: tuple[int, ...] = ()
     grid_ch: tuple[int, ...] = ()

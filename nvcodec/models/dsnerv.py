@@ -85,17 +85,19 @@ class CrossChannelAttention(nn.Module):
 
 class Codes(nn.Module):
     """Learnable input tables (DS-NeRV's static and dynamic codes, HiNeRV's grids); forward(times) gives
-    the decoder's inputs, in `arch.sections` order."""
+    them at those times, in `sections` order: by default every table of `arch.sections` (the decoder's inputs),
+    or those named (where the model computes the others, as hinerv-diff its diff embeddings)."""
 
-    def __init__(self, arch: Arch, frames: int):
+    def __init__(self, arch: Arch, frames: int, sections: tuple[str, ...] | None = None):
         super().__init__()
         self.arch, self.frames = arch, frames
-        tables = spec_of(arch.model).tables
-        self.table = nn.ParameterDict({name: nn.Parameter(torch.randn(shape) * tables[name].init_std)
-                                       for name, shape in arch.section_shapes(frames).items()})
+        self.sections = arch.sections if sections is None else tuple(sections)
+        tables, shapes = spec_of(arch.model).tables, arch.section_shapes(frames)
+        self.table = nn.ParameterDict({name: nn.Parameter(torch.randn(shapes[name]) * tables[name].init_std)
+                                       for name in self.sections})
 
     def forward(self, times: torch.Tensor) -> list:
-        return [interpolate(self.table[name], times, self.frames) for name in self.arch.sections]
+        return [interpolate(self.table[name], times, self.frames) for name in self.sections]
 
     def tables(self) -> dict[str, torch.Tensor]:
         return {name: t.detach().float().cpu().contiguous() for name, t in self.table.items()}

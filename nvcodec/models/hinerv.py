@@ -16,6 +16,10 @@ Inputs at a frame time t (all tables are evenly spaced over [0, T-1] and linearl
 Stage i: bilinear upsampling by `strides[i]`, + local encoding, then `depths[i]` blocks (depthwise k x k
 conv, LayerNorm, 1x1 to `expansions[i]` x width, GELU, 1x1; residual where the width stays), the first
 block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give the three planes (`nvcodec.color`).
+
+The same network serves `hinerv-diff` (models/hinerv_diff.py), which adds DNeRV's difference stream (`DIFF`, the
+last input) fused after stage `fuse_stage` exactly as in the NeRV decoder (`nerv.SecondStream`); its planner is
+this one (`plan_for_bpp`, `plan_for_params` with `model` and `stream`).
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from .. import sizing
 from .arch import Arch, ArchError, entries_for
 from .blocks import LayerNorm2d
+from .nerv import SecondStream
 from .registry import ModelSpec, Table, register
 from .training import LearnedTables
 
@@ -54,7 +59,7 @@ class MLPBlock(nn.Module):
         return x + y if self.residual else y
 
 
-class HiNeRVDecoder(nn.Module):
+class HiNeRVDecoder(SecondStream, nn.Module):
     def __init__(self, arch: Arch):
         super().__init__()
         self.arch = arch
@@ -65,10 +70,13 @@ class HiNeRVDecoder(nn.Module):
         self.stages = nn.ModuleList(
             nn.Sequential(*(MLPBlock(w[i] if j == 0 else w[i + 1], w[i + 1], k, e) for j in range(d)))
             for i, (k, e, d) in enumerate(zip(arch.kernels, arch.expansions, arch.depths)))
+        if arch.two_stream:     # (hinerv-diff; registered here, hinerv's state dict keeps its order)
+            self._build_second_stream(arch)
         self.head = nn.Conv2d(w[-1], 3, arch.head_kernel, padding=arch.head_kernel // 2)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """The tables of `arch.sections` at B frame times -> (B, 3, pad_h, pad_w) in [0, 1]."""
+        """The tables of `arch.sections` at B frame times -> (B, 3, pad_h, pad_w) in [0, 1]. The diff embedding of
+        a two-stream model is the last."""
         levels = len(self.arch.grid_ch)
         x = self.stem(torch.cat(inputs[:levels], dim=1))
         local = inputs[levels] if self.local is not None else None
@@ -84,6 +92,8 @@ class HiNeRVDecoder(nn.Module):
                 code = self.local[i](cell)
                 x = (x.view(b, c, hs // s, s, ws // s, s) + code.view(b, c, 1, s, 1, s)).reshape(b, c, hs, ws)
             x = stage(x)
+            if self.arch.two_stream and i == self.arch.fuse_stage:
+                x = self._fuse_second_stream(x, inputs[-1])
         return torch.sigmoid(self.head(x))
 
 
@@ -100,6 +110,8 @@ def section_shapes(arch: Arch, frames: int) -> dict:
               for i, (ch, every) in enumerate(zip(arch.grid_ch, arch.grid_every))}
     if arch.local_ch:
         shapes["LOCAL"] = (entries_for(frames, arch.local_every), arch.local_ch, 1, sum(s * s for s in arch.strides))
+    if arch.two_stream:
+        shapes["DIFF"] = (frames, *arch.diff_shape)     # (hinerv-diff) one per frame, as DNeRV's
     return shapes
 
 
@@ -186,13 +198,20 @@ def stage_widths(stem: int, stages: int, align: int = 1) -> tuple[int, ...]:
 
 
 def make_arch(width: int, height: int, strides, stem: int, grid_scale: float = 1, align: int = 1,
-              depth: int = 3) -> Arch:
-    """`depth` blocks in every stage but the last (one)."""
+              depth: int = 3, model: str = "hinerv", **stream) -> Arch:
+    """`depth` blocks in every stage but the last (one); `stream`: a two-stream model's Arch fields of its second
+    stream (`no_stream` for hinerv)."""
     n = len(strides)
-    return Arch("hinerv", width, height, tuple(strides), stage_widths(stem, n, align), (3,) * n,
+    return Arch(model, width, height, tuple(strides), stage_widths(stem, n, align), (3,) * n,
                 depths=(depth,) * (n - 1) + (1,), expansions=(4,) * (n - 1) + (1,),
                 grid_ch=tuple(max(1, int(ch * grid_scale)) for ch, _ in GRID_LEVELS),
-                grid_every=tuple(every for _, every in GRID_LEVELS), local_ch=LOCAL_CH, local_every=LOCAL_EVERY)
+                grid_every=tuple(every for _, every in GRID_LEVELS), local_ch=LOCAL_CH, local_every=LOCAL_EVERY,
+                **stream)
+
+
+def no_stream(strides) -> dict:
+    """hinerv's second-stream fields: none (the header keeps Arch's defaults)."""
+    return {}
 
 
 def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> int:
@@ -202,20 +221,22 @@ def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> i
 
 
 def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: float = 8,
-                 prune: float = 0.1) -> sizing.Plan:
+                 prune: float = 0.1, model: str = "hinerv", stream=no_stream) -> sizing.Plan:
+    """`model`, `stream(strides)`: the model planned and its second stream's Arch fields (see `make_arch`)."""
     from ..compress.ratecontrol import highest_bits
 
     MIN_STEM, MAX_STEM = sizing.MIN_STEM, sizing.MAX_STEM
     budget = bpp * width * height * frames / 8
     strides = choose_strides(width, height)
+    fields = dict(model=model, **stream(strides))
     best, best_score, largest = None, math.inf, 0
     # The smallest networks, for budgets below what any holds at the planned depth (`sizing.smallest_plan`):
     # the usual smallest, then narrower, then fewer blocks a stage.
-    floors = [make_arch(width, height, strides, stem, scale, depth=depth)
+    floors = [make_arch(width, height, strides, stem, scale, depth=depth, **fields)
               for stem, depth in FLOORS for scale in GRID_SCALES]
     for preference, scale in enumerate(GRID_SCALES):
         def make(stem, align=1, scale=scale):
-            return make_arch(width, height, strides, stem, scale, align)
+            return make_arch(width, height, strides, stem, scale, align, **fields)
         floor = make(MIN_STEM)
         largest = max(largest, predict_bytes(make(MAX_STEM), frames, highest_bits(quant_bits), prune))
         grid_bytes = sizing.embedding_bytes(floor, frames, quant_bits)
@@ -238,10 +259,13 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
     return best
 
 
-def plan_for_params(width: int, height: int, params: float, frames: int = 2) -> sizing.Plan:
+def plan_for_params(width: int, height: int, params: float, frames: int = 2, model: str = "hinerv",
+                    stream=no_stream) -> sizing.Plan:
     strides = choose_strides(width, height)
-    arch = sizing.largest_arch(lambda stem, align: make_arch(width, height, strides, stem, align=align), params)
-    arch = arch or make_arch(width, height, strides, sizing.MIN_STEM)
+    fields = dict(model=model, **stream(strides))
+    arch = sizing.largest_arch(lambda stem, align: make_arch(width, height, strides, stem, align=align, **fields),
+                               params)
+    arch = arch or make_arch(width, height, strides, sizing.MIN_STEM, **fields)
     return sizing.Plan(arch, sizing.param_count(arch), 0, 0.0)
 
 

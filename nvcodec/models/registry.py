@@ -18,6 +18,9 @@ class Table:
     tag: int                    # the section's tag byte in the file (unique among all sections)
     label: str                  # what `dnv info` calls it
     init_std: float = 1.0       # starting spread of a learnable table (models whose tables are trained)
+    # Bits per coded value below the quantizer's depth, where not the model's (`ModelSpec.table_bits_below_quant`):
+    # a table whose values code unlike the model's others (encoder outputs beside learned grids).
+    bits_below_quant: float | None = None
 
 
 @dataclass(eq=False)
@@ -41,12 +44,14 @@ class ModelSpec:
     check_header: Callable = lambda fields, stages, frames: None
     # How its inputs are trained (`models.training`): (arch, frames, TrainSettings) -> a TrainingInputs, e.g.
     # `FrameTriplets` (encoders compute them from frames t-1, t, t+1; the file holds their outputs) or
-    # `LearnedTables` (learnable tables trained with the decoder; the file holds them). Required.
+    # `LearnedTables` (learnable tables trained with the decoder; the file holds them), or `TablesAndDiff` (learnable
+    # tables and an encoder's diff embeddings). Required.
     training: Callable = None
     # A second input branch joins the first after `Arch.fuse_stage` (the header's diff-branch fields are used).
     two_stream: bool = False
     quant_bits: int = 8         # the quantizer depth the planner assumes (rate control then trims it)
-    table_bits_below_quant: float = 4.0     # bits per coded table value below the quantizer's depth
+    table_bits_below_quant: float = 4.0     # bits per coded table value below the quantizer's depth (unless
+    # the `Table` says its own)
     # plan_for_bpp(width, height, frames, bpp, quant_bits, prune) -> sizing.Plan (or sizing.InfeasibleRate);
     # plan_for_params(width, height, params, frames) -> sizing.Plan.
     plan_for_bpp: Callable = None

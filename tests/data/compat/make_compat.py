@@ -1,6 +1,9 @@
 """Tiny .dnv files written by the codec before the model interface (run at commit e5a9ee9, from its checkout:
 `python3 make_compat.py OUT_DIR tests/data/carphone_qcif_16f.mp4`), with the SHA-256 of the frames it decoded them
-to: tests/test_compat.py checks that today's decoder gives the same frames, bit for bit."""
+to: tests/test_compat.py checks that today's decoder gives the same frames, bit for bit.
+
+hinerv_64x48_4f.dnv came later, the same way with ("hinerv", 8.0), at commit a254003: before the HiNeRV decoder
+was shared with hinerv-diff."""
 import hashlib, json, sys
 from pathlib import Path
 import numpy as np
