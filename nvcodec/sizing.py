@@ -91,11 +91,14 @@ class Plan:
     largest: bool = False       # the largest network the planner makes (MAX_STEM): a higher target cannot grow it
 
 
-def embedding_bytes(arch: Arch, frames: int, quant_bits: float) -> float:
-    """The input tables' bytes, each table's values at its model's bits per value (or its own, `Table`)."""
+def embedding_bytes(arch: Arch, frames: int, quant_bits: float, exclude: tuple[str, ...] = ()) -> float:
+    """The input tables' bytes (but those named in `exclude`), each table's values at its model's bits per value
+    (or its own, `Table`)."""
     spec = spec_of(arch.model)
     values_at = {}      # values by bits per value (tables of one depth: exactly values * bits / 8)
     for name, shape in arch.section_shapes(frames).items():
+        if name in exclude:
+            continue
         below = spec.tables[name].bits_below_quant
         bits = max(quant_bits - (spec.table_bits_below_quant if below is None else below), MIN_TABLE_BITS)
         values_at[bits] = values_at.get(bits, 0) + math.prod(shape)

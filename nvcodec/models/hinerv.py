@@ -18,7 +18,7 @@ conv, LayerNorm, 1x1 to `expansions[i]` x width, GELU, 1x1; residual where the w
 block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give the three planes (`nvcodec.color`).
 
 The same network serves `hinerv-diff` (models/hinerv_diff.py), which adds DNeRV's difference stream (`DIFF`, the
-last input) fused after stage `fuse_stage` exactly as in the NeRV decoder (`nerv.SecondStream`); its planner is
+last input): upsampled bilinearly to stage `fuse_stage`'s output and fused there by DNeRV's CCU; its planner is
 this one (`plan_for_bpp`, `plan_for_params` with `model` and `stream`).
 """
 from __future__ import annotations
@@ -33,8 +33,7 @@ import torch.nn.functional as F
 
 from .. import sizing
 from .arch import Arch, ArchError, entries_for
-from .blocks import LayerNorm2d
-from .nerv import SecondStream
+from .blocks import CCU, LayerNorm2d
 from .registry import ModelSpec, Table, register
 from .training import LearnedTables
 
@@ -59,7 +58,7 @@ class MLPBlock(nn.Module):
         return x + y if self.residual else y
 
 
-class HiNeRVDecoder(SecondStream, nn.Module):
+class HiNeRVDecoder(nn.Module):
     def __init__(self, arch: Arch):
         super().__init__()
         self.arch = arch
@@ -71,7 +70,10 @@ class HiNeRVDecoder(SecondStream, nn.Module):
             nn.Sequential(*(MLPBlock(w[i] if j == 0 else w[i + 1], w[i + 1], k, e) for j in range(d)))
             for i, (k, e, d) in enumerate(zip(arch.kernels, arch.expansions, arch.depths)))
         if arch.two_stream:     # (hinerv-diff; registered here, hinerv's state dict keeps its order)
-            self._build_second_stream(arch)
+            # The diff embedding (a few channels) goes straight into the CCU's gate: a 1x1 stem before it would be
+            # a second linear map of the same inputs, and DNeRV's PixelShuffle block (widths[f] x widths[f+1] x
+            # diff_up^2 weights) held 45 % of the network at 1280x720, 0.05 bpp, for 2 input channels.
+            self.ccu = CCU(w[arch.fuse_stage + 1], arch.diff_ch, arch.ccu_kernel)
         self.head = nn.Conv2d(w[-1], 3, arch.head_kernel, padding=arch.head_kernel // 2)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -93,7 +95,8 @@ class HiNeRVDecoder(SecondStream, nn.Module):
                 x = (x.view(b, c, hs // s, s, ws // s, s) + code.view(b, c, 1, s, 1, s)).reshape(b, c, hs, ws)
             x = stage(x)
             if self.arch.two_stream and i == self.arch.fuse_stage:
-                x = self._fuse_second_stream(x, inputs[-1])
+                diff = F.interpolate(inputs[-1], size=x.shape[-2:], mode="bilinear", align_corners=False)
+                x = self.ccu(x, diff)
         return torch.sigmoid(self.head(x))
 
 
@@ -246,7 +249,8 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
         if arch is None:
             continue
         predicted = predict_bytes(arch, frames, quant_bits, prune)
-        share = grid_bytes / predicted
+        # The grids' share, as hinerv's: a second stream's table (DIFF) adds to the file, not to the grids' goal.
+        share = sizing.embedding_bytes(floor, frames, quant_bits, exclude=("DIFF",)) / predicted
         score = abs(math.log(share / GRID_SHARE_GOAL)) + 0.1 * preference
         if score < best_score:
             best = sizing.Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM)

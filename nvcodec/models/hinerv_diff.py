@@ -3,9 +3,9 @@
 The decoder is hinerv's (`hinerv.HiNeRVDecoder`: feature grids GRID0, GRID1 and local grids LOCAL, learnable tables
 trained with the network), with DNeRV's second input: a diff embedding per frame (DIFF, `diff_ch x (pad_h/D) x
 (pad_w/D)`, `Arch.diff_shape`), which a diff encoder computes during training from the differences of frames t-1,
-t, t+1 (`encoders.DiffEncoder`; trained with the decoder, not stored: the file stores its outputs). As in DNeRV
-(`nerv.SecondStream`), it goes through a 1x1 stem and a NeRV block upsampling by `diff_up`, and the CCU fuses it
-into the main path after stage `fuse_stage`. Header, tables, planner and training are hinerv's, plus the diff stream.
+t, t+1 (`encoders.DiffEncoder`; trained with the decoder, not stored: the file stores its outputs). It is upsampled
+bilinearly by `diff_up` to the output of stage `fuse_stage`, where DNeRV's CCU fuses it into the main path
+(`hinerv.HiNeRVDecoder`). Header, tables, planner and training are hinerv's, plus the diff stream.
 """
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ from .training import TablesAndDiff
 MODEL = "hinerv-diff"
 DIFF_CH = 2
 FUSE_STAGE = 0
-# The diff branch's NeRV block (widths[0] x widths[1] x diff_up^2 weights a kernel tap) and the CCU run at the first
-# stage's width, the network's widest (hinerv's widths halve from the second stage on): with 1x1 kernels they hold
-# about as many weights as the first stage's blocks; 3x3 ones would hold 9 times that, out of the same bytes.
-DIFF_KERNEL = 1
+# The CCU runs at the first stage's width, the network's widest (hinerv's widths halve from the second stage on):
+# with 1x1 kernels its gate from the main path holds 2 x width^2 weights; 3x3 ones would hold 9 times that.
+DIFF_KERNEL = 1         # (a header field of the NeRV models' diff block; this decoder has none)
 CCU_KERNEL = 1
 # DNeRV's DIFF section, which the planner counts as DNeRV's encoder outputs rather than as the grids (a first CPU
 # smoke encode, 8 frames of 1280x720 Bunny at 0.05 bpp, 10 epochs: 1.5 bits a value against the grids' 5).
