@@ -67,7 +67,7 @@ lane1() {
     # --preset fast (benchmarks/jobs/training_knobs.txt). Then `benchmarks.sweep_bd --scores` against rd.json's
     # anchors. Last RD run: results/yuv420_rd_2026-12-03/ (preset fast).
     OMP_NUM_THREADS=1 job 10 python3 -m benchmarks.sweep benchmarks/jobs/training_knobs.txt --out $RES/training_knobs \
-        --parallel 12 > $RES/training_knobs.log 2>&1 &
+        --parallel 8 > $RES/training_knobs.log 2>&1 &
     OMP_NUM_THREADS=1 job 15 python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
         --parallel 6 > $RES/medium_small.log 2>&1
     wait
