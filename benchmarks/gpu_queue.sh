@@ -7,7 +7,7 @@
 #   bash benchmarks/gpu_queue.sh wait SECONDS                  # each later call: wait, copy results back
 #   bash benchmarks/gpu_queue.sh stop                          # last call: end what still runs, copy back
 #
-# PLAN is `decode` (lane 0 alone), `rd` (lane 1 alone), `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean),
+# PLAN is `decode` (lane 0 alone), `rd` (lane 1 alone), `lr` (lane 2 alone), `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean),
 # `lanes` (the other benchmarks, one lane of jobs per GPU; written for an nvidia-h200-x4, the lanes
 # fold onto fewer GPUs where there are fewer, one after another) or `together` (all four lanes at once,
 # sharing GPUs where there are fewer: quality experiments only, their timings are not clean). A job starts only if its estimated minutes still fit in
@@ -72,7 +72,11 @@ lane1() {
         --parallel 6 > $RES/medium_small.log 2>&1
     wait
 }
-lane2() { :; }
+lane2() {
+    # A second seed of the lr 2e-3 pair (benchmarks/jobs/lr_seed.txt), 4 encodes side by side (about 5 minutes).
+    OMP_NUM_THREADS=2 job 6 python3 -m benchmarks.sweep benchmarks/jobs/lr_seed.txt --out $RES/lr_seed --parallel 4 \
+        > $RES/lr_seed.log 2>&1
+}
 lane3() { :; }
 
 plan_lanes() {
@@ -93,6 +97,7 @@ plan_lanes() {
 
 plan_decode() { export OMP_NUM_THREADS=$(nproc); LANE=0 lane0; }   # lane 0 alone: clean timings
 plan_rd() { LANE=1 lane1; }                                          # lane 1 alone
+plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
 plan_together() {   # every lane at once, lane N on GPU N mod GPUs: for quality, not timing, where lanes share a GPU
     local gpus; gpus=$(nvidia-smi -L | wc -l)
@@ -125,7 +130,7 @@ start)
     PLAN=${2:?plan: multi, lanes, decode, rd or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED plan_multi plan_lanes plan_decode plan_rd plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
