@@ -56,7 +56,8 @@ PRESETS = {
     "medium": {"adam": (300, 30), "adan": (210, 21)},
     "slow": {"adam": (600, 60), "adan": (600, 60)},
 }
-# The peak learning rate of each optimizer where none is given (`--lr`, `--train lr=`): at 4e-3 Adam diverges.
+# The peak learning rate of each optimizer where none is given (`--lr`, `--train lr=`) and the model has none of its own
+# (`ModelSpec.learning_rates`): at 4e-3 Adam diverges.
 OPTIMIZER_LR = {"adam": 1e-3, "adan": 4e-3}
 
 
@@ -107,7 +108,8 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
         prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # rounded up
     else:
         epochs = preset_epochs
-    return dict(optimizer=optimizer, lr=OPTIMIZER_LR[optimizer], epochs=epochs, prune_epochs=prune_epochs)
+    lr = spec_of(model).learning_rates.get(optimizer, OPTIMIZER_LR[optimizer])
+    return dict(optimizer=optimizer, lr=lr, epochs=epochs, prune_epochs=prune_epochs)
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).

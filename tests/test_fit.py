@@ -226,6 +226,16 @@ def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
         recipe("veryslow", "dnerv", big)
 
 
+def test_a_model_may_have_its_own_learning_rate_for_an_optimizer():
+    from nvcodec.fit import recipe
+
+    # hinerv's Adam rate is HiNeRV's 2e-3 (measured, models/hinerv.py); its Adan and DNeRV's Adam keep fit's.
+    assert recipe("fast", "hinerv", 10_000) == dict(optimizer="adam", lr=2e-3, epochs=100, prune_epochs=10)
+    assert recipe("fast", "hinerv-diff", 10_000)["lr"] == 2e-3
+    assert recipe("fast", "hinerv", 10_000, "adan")["lr"] == 4e-3
+    assert recipe("fast", "dnerv", 10_000)["lr"] == 1e-3
+
+
 def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, testdata, monkeypatch):
     from nvcodec import codec
 

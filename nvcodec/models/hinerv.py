@@ -276,11 +276,16 @@ def plan_for_params(width: int, height: int, params: float, frames: int = 2, mod
 # The quantizer depth it is planned for: fine-tuned with the quantizer in the loop, at 6 bits its networks hold
 # more parameters in the same bytes: +0.14 to +0.31 dB over 8 bits at 0.05 bpp on two clips
 # (benchmarks/results/hinerv_2026-12-02).
+# Adam's peak learning rate, as HiNeRV's authors': against fit's 1e-3, at --preset fast and equal bpp on one H200,
+# +0.80 and +0.69 dB on blackswan (two seeds), +0.50 and +0.13 on carphone; but on the CPU (fp32) carphone lost 1.08
+# and 0.94 dB, its file further below its float model (benchmarks/results/medium_rd_2026-12-03).
+LEARNING_RATES = {"adam": 2e-3}
+
 register(ModelSpec(
     "hinerv", 3, "HiNeRV", "feature grids, ConvNeXt-style blocks", HiNeRVDecoder, section_shapes, TABLES,
     validate=validate, pack_tail=pack_tail, unpack_tail=unpack_tail, check_header=check_header,
     training=LearnedTables, quant_bits=6, table_bits_below_quant=GRID_BITS_BELOW_QUANT,
-    plan_for_bpp=plan_for_bpp, plan_for_params=plan_for_params,
+    plan_for_bpp=plan_for_bpp, plan_for_params=plan_for_params, learning_rates=LEARNING_RATES,
     # `info` reports the content grid as the NeRV models do: the base grids lie on it.
     info=lambda arch, shapes: {"content_embedding": list(arch.content_shape)}, info_keys=("content_embedding",),
     # The third seed holds the learned entropy models of rate-aware training (DECODER mode 2, table transforms 2/3).

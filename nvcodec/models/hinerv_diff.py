@@ -47,7 +47,7 @@ register(ModelSpec(
     hinerv.section_shapes, TABLES,
     validate=hinerv.validate, pack_tail=hinerv.pack_tail, unpack_tail=hinerv.unpack_tail,
     check_header=hinerv.check_header, training=TablesAndDiff, two_stream=True, quant_bits=6,
-    table_bits_below_quant=hinerv.GRID_BITS_BELOW_QUANT,
+    table_bits_below_quant=hinerv.GRID_BITS_BELOW_QUANT, learning_rates=hinerv.LEARNING_RATES,
     plan_for_bpp=functools.partial(hinerv.plan_for_bpp, model=MODEL, stream=diff_stream),
     plan_for_params=functools.partial(hinerv.plan_for_params, model=MODEL, stream=diff_stream),
     info=info, info_keys=("content_embedding", "diff_embedding", "fuse_stage", "diff_up"),

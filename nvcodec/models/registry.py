@@ -8,7 +8,7 @@ its inputs are trained (`models.training`), its quantizer depth and its planners
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 
@@ -57,6 +57,8 @@ class ModelSpec:
     plan_for_bpp: Callable = None
     plan_for_params: Callable = None
     adan_min_params: float = math.inf       # networks of this many decoder parameters train with Adan, not Adam
+    # Peak learning rates of this model by optimizer, where they differ from `fit.OPTIMIZER_LR`'s.
+    learning_rates: dict = field(default_factory=dict)
     # (arch, section shapes) -> the model's own fields of `dnv info` (keys in `info_keys`).
     info: Callable = lambda arch, shapes: {}
     info_keys: tuple[str, ...] = ()
