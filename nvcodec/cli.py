@@ -228,7 +228,7 @@ def print_encode_report(r: dict) -> None:
                + (f" (target {r['target_bpp']:g})" if r.get("target_bpp") else ""))
     if r.get("target_missed"):
         click.echo(f"  note     {r['target_missed']}")
-    training = " on the 4:2:0 planes, weighted" if r["color"].startswith("yuv420") else ""
+    training = " YUV 6:1:1" if r["color"].startswith("yuv420") else " RGB"
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB (RGB), {r['psnr_yuv']:.3f} dB (YUV 6:1:1), MS-SSIM "
                f"{r['ms_ssim']:.5f} (from the file; the float model before quantization "
                f"{r['psnr_float_model']:.2f} dB{training})")

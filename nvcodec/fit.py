@@ -301,7 +301,7 @@ class Trainer:
         self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color.planes, settings.plane_weights,
                                             settings.plane_balance)
         self.batch_mse = planeloss.batch_mse(arch.color.planes, settings.plane_weights)
-        self.frame_mse = planeloss.frame_mse(arch.color.planes, settings.plane_weights)
+        self.frame_psnr = planeloss.frame_psnr(arch.color.planes)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
         if settings.compile:
@@ -576,16 +576,16 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, after: str) -> None:
-        """The float model's PSNR over every frame (fp32, in eval mode, per frame then averaged), put in
-        the history. The epochs' own PSNRs are running figures taken while the weights move."""
+        """The float model's PSNR over every frame (fp32, in eval mode, per frame then averaged; RGB, or YUV 6:1:1 as
+        the report measures the file: `planeloss.frame_psnr`), put in the history. The epochs' own PSNRs are running
+        figures taken while the weights move (on the loss's weighted MSE)."""
         self.inputs.module.eval()
         self.decoder.eval()
         psnrs = []
         for i in range(0, self.frames, self.batch):
             idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
             out, ref = self._predict(*self._batch(idx), amp=False)
-            mse = self.frame_mse(out.clamp(0, 1), ref).double()
-            psnrs.append(-10 * torch.log10(mse.clamp_min(1e-12)))
+            psnrs.append(self.frame_psnr(out.clamp(0, 1), ref))
         self.inputs.module.train()
         self.decoder.train()
         self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean()),

@@ -61,6 +61,22 @@ def frame_mse(planes: str, weights: str):
     return weighted
 
 
+def frame_psnr(planes: str):
+    """A function (out, ref) -> (B,) PSNR of each frame in [0, 1], as the encode report measures the file: over the
+    three planes on RGB; on YUV 4:2:0 each plane's PSNR, weighted as the report's YUV PSNR (`color.YUV_WEIGHTS`), so
+    that the float model's figure and the file's compare."""
+    def psnr(mse):
+        return (-10 * torch.log10(mse.double().clamp_min(1e-12))).clamp_max(100.0)
+    if planes == "rgb":
+        return lambda out, ref: psnr((out - ref).square().flatten(1).mean(1))
+
+    def weighted(out, ref):
+        per_plane = [psnr((o - r).square().flatten(1).mean(1))
+                     for o, r in zip(plane_views(out, planes), plane_views(ref, planes))]
+        return sum(wi * p for wi, p in zip(YUV_WEIGHTS, per_plane)) / sum(YUV_WEIGHTS)
+    return weighted
+
+
 def batch_mse(planes: str, weights: str):
     """A function (out, ref) -> the batch's mean squared error over its coded planes (what a training epoch's
     PSNR is made of)."""

@@ -284,3 +284,17 @@ def test_the_sample_format_is_read_from_a_files_first_bytes():
     damaged[data.index(pack(BT709_TV))] ^= 1
     with pytest.raises(BitstreamError, match="COLOR"):
         bitstream.color_of(bytes(damaged[:200]))
+
+
+def test_the_float_models_psnr_is_measured_as_the_reports_yuv_psnr():
+    # Training's evaluation (planeloss.frame_psnr) on frames in [0, 1] and the report's YUV PSNR on the same frames as
+    # uint8 agree, so that the report's float-model figure and the file's compare (RGB: the plain PSNR).
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (2, 6, 8, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    as_float = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).double() / 255  # noqa: E731
+    yuv = planeloss.frame_psnr("yuv420")(as_float(b), as_float(a))
+    assert torch.allclose(yuv, psnr_yuv(b, a).double(), atol=1e-9)
+    rgb = planeloss.frame_psnr("rgb")(as_float(b), as_float(a))
+    mse = ((b.astype(float) - a) / 255) ** 2
+    assert torch.allclose(rgb, torch.from_numpy(-10 * np.log10(mse.reshape(2, -1).mean(1))), atol=1e-9)
