@@ -192,3 +192,18 @@ def test_encode_reports_the_chosen_depths(crop, tmp_path):
     assert len(set(reports["single"]["bit_depths"].values())) == 1
     with pytest.raises(codec.CodecError, match="unknown --bit-depths 'best'"):
         codec.encode(clip, tmp_path / "x.dnv", bit_depths="best", device="cpu")
+
+
+def test_quantization_aware_fine_tuning_rounds_exactly_as_the_file_does():
+    # The fine-tuned weights gather at the rounding thresholds: a grid off the file's by float16's rounding of the
+    # scales, or per tensor where training used per channel, flipped enough of them to cost up to 2.3 dB.
+    from nvcodec.compress.qat import fake_quant_table, fake_quant_weight
+    from nvcodec.compress.quantize import quantize_embedding, quantize_weight
+
+    torch.manual_seed(0)
+    for bits in (3.0, 5.0625, 6.0, 8.0):
+        for w in (torch.randn(16, 8, 3, 3) * 0.1, torch.randn(1, 5, 1, 1), torch.randn(24) * 3.7, torch.zeros(4, 4)):
+            assert torch.equal(fake_quant_weight(w, bits), quantize_weight(w, bits).dequantize().reshape(w.shape))
+        table = torch.randn(7, 4, 3, 5) * 2.3 + 0.4
+        assert torch.allclose(fake_quant_table(table, bits), quantize_embedding(table, bits).dequantize(),
+                              rtol=0, atol=1e-6)

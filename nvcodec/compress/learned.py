@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from . import rowcoder
-from .qat import fake_quant_weight
+from .qat import as_stored, fake_quant_weight
 from .quantize import embedding_levels, weight_levels
 
 LN2 = math.log(2.0)
@@ -185,6 +185,7 @@ class RateModel(nn.Module):
 
     def quantize(self, i: int, t: torch.Tensor) -> torch.Tensor:
         step = self.step(i)
+        step = step + (as_stored(step) - step).detach()     # the file's float16 step (`learned_tensor`)
         return round_ste(t / step).clamp(-rowcoder.MAX_M, rowcoder.MAX_M) * step
 
     def items(self, weights: dict, tables: dict):

@@ -15,11 +15,19 @@ from .quantize import embedding_levels, weight_levels
 MIN_SCALE = 6.2e-5      # float16's smallest normal number: what the file's scales are clamped to
 
 
+def as_stored(x: torch.Tensor) -> torch.Tensor:
+    """A scale or offset as the file stores it (float16). Fine-tuned weights gather at the rounding thresholds, so
+    a grid 0.05 % off the one trained on flips many of them: on carphone (CPU, 0.05 bpp) the fp32 grid's model lost
+    0.23 dB in the file."""
+    return x.to(torch.float16).to(x.dtype)
+
+
 def fake_quant_weight(w: torch.Tensor, bits: float) -> torch.Tensor:
     """`w` rounded as the file rounds a weight (symmetric; per output channel from 2 dimensions on)."""
     levels = weight_levels(bits)
     peak = w.detach().abs().flatten(1).amax(1) if w.dim() >= 2 else w.detach().abs().amax().reshape(1)
-    scale = (peak / levels).clamp_min(MIN_SCALE).reshape([-1] + [1] * (w.dim() - 1) if w.dim() >= 2 else [1])
+    shape = [-1] + [1] * (w.dim() - 1) if w.dim() >= 2 else [1]
+    scale = as_stored((peak / levels).clamp_min(MIN_SCALE)).reshape(shape)
     q = torch.round(w / scale).clamp(-levels, levels) * scale
     return w + (q - w).detach()
 
@@ -29,8 +37,8 @@ def fake_quant_table(t: torch.Tensor, bits: float) -> torch.Tensor:
     levels = embedding_levels(bits)
     flat = t.detach().transpose(0, 1).flatten(1)
     shape = [1, -1] + [1] * (t.dim() - 2)
-    lo = flat.amin(1).reshape(shape)
-    scale = ((flat.amax(1).reshape(shape) - lo) / levels).clamp_min(MIN_SCALE)
+    lo = as_stored(flat.amin(1).reshape(shape))
+    scale = as_stored(((flat.amax(1).reshape(shape) - lo) / levels).clamp_min(MIN_SCALE))
     q = torch.round((t - lo) / scale).clamp(0, levels) * scale + lo
     return t + (q - t).detach()
 

@@ -1,7 +1,7 @@
 """Uniform scalar quantization of decoder weights and embeddings.
 
-Weights: symmetric, so that pruned zeros stay exactly zero (symbol 0); per tensor or per output
-channel, whichever errs less (as HNeRV does). Embeddings: affine per channel. Scales and offsets
+Weights: symmetric, so that pruned zeros stay exactly zero (symbol 0); per output channel (per tensor for
+biases and other 1-D tensors). Embeddings: affine per channel. Scales and offsets
 are stored as float16 and the symbols are computed with the float16-rounded values, so the decoder
 reproduces the encoder's dequantized tensors exactly.
 
@@ -62,15 +62,12 @@ def _symmetric(w: torch.Tensor, levels: int, per_channel: bool) -> QuantizedTens
 
 
 def quantize_weight(w: torch.Tensor, bits: float) -> QuantizedTensor:
-    """Symmetric quantization; per output channel if that gives a lower MSE than per tensor."""
+    """Symmetric quantization; per output channel from 2 dimensions on (each channel's grid is at least as fine as
+    the tensor's), per tensor below: the grid quantization-aware fine-tuning trains on (`qat.fake_quant_weight`).
+    Choosing per tensor where its error on the float weights happened to be lower put some tensors off the trained
+    grid (on carphone, CPU, 0.05 bpp: 0.07 dB of the file's 0.30 dB below the fine-tuned model)."""
     w = w.detach().float().cpu()
-    levels = weight_levels(bits)
-    best = _symmetric(w, levels, per_channel=False)
-    if w.dim() >= 2 and w.shape[0] > 1:
-        per_ch = _symmetric(w, levels, per_channel=True)
-        if (per_ch.dequantize() - w).pow(2).sum() < (best.dequantize() - w).pow(2).sum():
-            best = per_ch
-    return best
+    return _symmetric(w, weight_levels(bits), per_channel=w.dim() >= 2 and w.shape[0] > 1)
 
 
 def quantize_embedding(e: torch.Tensor, bits: float) -> QuantizedTensor:
