@@ -277,8 +277,9 @@ def plan_for_params(width: int, height: int, params: float, frames: int = 2, mod
 # more parameters in the same bytes: +0.14 to +0.31 dB over 8 bits at 0.05 bpp on two clips
 # (benchmarks/results/hinerv_2026-12-02).
 # Adam's peak learning rate, as HiNeRV's authors': against fit's 1e-3, at --preset fast and equal bpp on one H200,
-# +0.80 and +0.69 dB on blackswan (two seeds), +0.50 and +0.13 on carphone; but on the CPU (fp32) carphone lost 1.08
-# and 0.94 dB, its file further below its float model (benchmarks/results/medium_rd_2026-12-03).
+# +0.80 and +0.69 dB on blackswan (two seeds), +0.50 and +0.13 on carphone; on the CPU +0.81 on carphone and +0.64
+# on CiscoVT once quantization-aware fine-tuning trained on the file's own grid (before that fix carphone lost
+# 1 dB there, in quantization; benchmarks/results/medium_rd_2026-12-03).
 LEARNING_RATES = {"adam": 2e-3}
 
 register(ModelSpec(
