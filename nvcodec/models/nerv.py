@@ -51,28 +51,7 @@ STATIC = Table(5, "static codes", 1.0)
 DYNAMIC = Table(6, "dynamic codes", 0.1)
 
 
-class SecondStream:
-    """The second input of a two-stream decoder (`ModelSpec.two_stream`) whose stage i outputs `widths[i + 1]`
-    channels: DNeRV's diff embedding (DS-NeRV's dynamic code) through a 1x1 stem and a NeRV block upsampling by
-    `diff_up`, fused into the main path after stage `fuse_stage` by the CCU (DS-NeRV: cross-channel attention).
-    Its modules are the decoder's own, under the names files hold (a mixin, not a submodule, for that)."""
-
-    def _build_second_stream(self, arch: Arch) -> None:
-        f, w = arch.fuse_stage, arch.widths
-        self.diff_stem = nn.Conv2d(arch.diff_ch, w[f], 1)
-        self.diff_up = NeRVBlock(w[f], w[f + 1], arch.diff_kernel, arch.diff_up)
-        if arch.model == "dsnerv":
-            self.cca = CrossChannelAttention(w[f + 1], arch.heads)
-        else:
-            self.ccu = CCU(w[f + 1], w[f + 1], arch.ccu_kernel)
-
-    def _fuse_second_stream(self, x: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        """The main path after stage `fuse_stage`, with the second input fused in."""
-        fuse = self.cca if self.arch.model == "dsnerv" else self.ccu
-        return fuse(x, self.diff_up(self.diff_stem(second)))
-
-
-class NeRVDecoder(SecondStream, nn.Module):
+class NeRVDecoder(nn.Module):
     """1x1 stem -> NeRV blocks (with the CCU fusing the diff branch after `fuse_stage`) -> 3x3 conv -> sigmoid.
 
     DS-NeRV: the same, with the static code as first input, the dynamic code as second, and
@@ -88,7 +67,13 @@ class NeRVDecoder(SecondStream, nn.Module):
             NeRVBlock(w[i], w[i + 1], k, s) for i, (k, s) in enumerate(zip(arch.kernels, arch.strides))
         )
         if arch.two_stream:
-            self._build_second_stream(arch)
+            f = arch.fuse_stage
+            self.diff_stem = nn.Conv2d(arch.diff_ch, w[f], 1)
+            self.diff_up = NeRVBlock(w[f], w[f + 1], arch.diff_kernel, arch.diff_up)
+            if arch.model == "dsnerv":
+                self.cca = CrossChannelAttention(w[f + 1], arch.heads)
+            else:
+                self.ccu = CCU(w[f + 1], w[f + 1], arch.ccu_kernel)
         self.head = nn.Conv2d(w[-1], 3, arch.head_kernel, padding=arch.head_kernel // 2)
 
     def forward(self, content: torch.Tensor, diff: torch.Tensor | None = None) -> torch.Tensor:
@@ -97,7 +82,8 @@ class NeRVDecoder(SecondStream, nn.Module):
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if self.arch.two_stream and i == self.arch.fuse_stage:
-                x = self._fuse_second_stream(x, diff)
+                fuse = self.cca if self.arch.model == "dsnerv" else self.ccu
+                x = fuse(x, self.diff_up(self.diff_stem(diff)))
         return torch.sigmoid(self.head(x))
 
 
