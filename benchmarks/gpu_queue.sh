@@ -62,15 +62,11 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17's BD target at the default preset (medium) and model: blackswan and carphone at 0.025-0.1 bpp, 6
-    # encodes side by side (quality only; benchmarks/jobs/medium_small.txt), beside the training-knob jobs at
-    # --preset fast (benchmarks/jobs/training_knobs.txt). Then `benchmarks.sweep_bd --scores` against rd.json's
-    # anchors. Last RD run: results/yuv420_rd_2026-12-03/ (preset fast).
-    OMP_NUM_THREADS=1 job 10 python3 -m benchmarks.sweep benchmarks/jobs/training_knobs.txt --out $RES/training_knobs \
-        --parallel 8 > $RES/training_knobs.log 2>&1 &
-    OMP_NUM_THREADS=1 job 15 python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
-        --parallel 6 > $RES/medium_small.log 2>&1
-    wait
+    # Issue 17's BD target at today's default (medium, lr 2e-3, QAT on the file's grid) on blackswan and carphone,
+    # beside --preset slow and rate-aware fine-tuning at 0.05 (benchmarks/jobs/medium_default.txt), 10 encodes side by
+    # side (quality only). Then `benchmarks.sweep_bd` against rd.json's anchors. Last run: results/medium_rd_2026-12-03/.
+    OMP_NUM_THREADS=1 job 22 python3 -m benchmarks.sweep benchmarks/jobs/medium_default.txt --out $RES/medium_default \
+        --parallel 10 > $RES/medium_default.log 2>&1
 }
 lane2() {
     # A second seed of the lr 2e-3 pair (benchmarks/jobs/lr_seed.txt), 4 encodes side by side (about 5 minutes).
