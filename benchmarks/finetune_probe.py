@@ -9,7 +9,10 @@ The main phase runs once: the trainer's state at its end is saved (DIR/main.pt) 
 (so they differ only in what comes after). A variant is `NAME:` followed by `dnv encode` options that leave the
 network's plan unchanged (`--train prune_epochs=N`, `--train rate=true`, `--train qat=false`, ...), and the
 probe's own `--no-prune` (the pruning step keeps every weight: the file then holds them all, and rate control
-trims the bit depth to land on the target instead). Each variant writes DIR/NAME.json (the encode report, with
+trims the bit depth to land on the target instead), and `--fp32-grid` (quantization-aware training rounds on
+float32 scales where the file has float16 ones: what the compiled training step did before `qat.as_stored` was
+computed by arithmetic), and `--bf16` (the steps after the main phase under bfloat16 autocast, as on a GPU). Each
+variant writes DIR/NAME.json (the encode report, with
 `psnr_float_unpruned`: the float model before pruning, the same for every variant) and a line of DIR/probe.md.
 """
 from __future__ import annotations
@@ -27,8 +30,18 @@ from nvcodec import fit as fitmod
 from nvcodec.cli import main as cli_main
 
 
-def _patched_trainer(snapshot: Path, no_prune: bool):
-    """A Trainer class whose main phase is loaded from `snapshot` when it exists, else run and saved there."""
+def _fp32_grid(on: bool) -> None:
+    """With `on`, quantization-aware training rounds on float32 scales, as the compiled step did before
+    `qat.as_stored` rounded by arithmetic (Inductor drops the float16 round trip): the file still uses float16."""
+    from nvcodec.compress import learned, qat
+    if not hasattr(qat, "_as_stored"):
+        qat._as_stored = qat.as_stored
+    qat.as_stored = learned.as_stored = (lambda x: x) if on else qat._as_stored
+
+
+def _patched_trainer(snapshot: Path, no_prune: bool, bf16: bool = False):
+    """A Trainer class whose main phase is loaded from `snapshot` when it exists, else run and saved there; `bf16`:
+    the steps after it run under bfloat16 autocast, as on a GPU (where the main phase did too)."""
     base = fitmod.Trainer
 
     class Probed(base):
@@ -36,6 +49,7 @@ def _patched_trainer(snapshot: Path, no_prune: bool):
             super().__init__(*args, **kwargs)
             if snapshot.is_file():
                 self.load_state(torch.load(snapshot, weights_only=False))
+                self.amp = self.amp or bf16
 
         def _evaluate(self, after):
             if after == "train" and snapshot.is_file() and any(h.get("after") == "train" for h in self.history):
@@ -50,9 +64,11 @@ def _patched_trainer(snapshot: Path, no_prune: bool):
 
 
 def run_variant(clip: str, common: list[str], name: str, options: list[str], out: Path) -> dict:
-    no_prune = "--no-prune" in options
-    options = [o for o in options if o != "--no-prune"]
-    fitmod.Trainer = _patched_trainer(out / "main.pt", no_prune)
+    flags = {"--no-prune", "--fp32-grid", "--bf16"}
+    probe_flags = [o for o in options if o in flags]
+    options = [o for o in options if o not in flags]
+    _fp32_grid("--fp32-grid" in probe_flags)
+    fitmod.Trainer = _patched_trainer(out / "main.pt", "--no-prune" in probe_flags, "--bf16" in probe_flags)
     report = out / f"{name}.json"
     args = ["encode", clip, "-y", "-o", str(out / f"{name}.dnv"), "--json", str(report), *common, *options]
     start = time.perf_counter()
@@ -62,7 +78,7 @@ def run_variant(clip: str, common: list[str], name: str, options: list[str], out
         fitmod.Trainer = fitmod.Fitter
     data = json.loads(report.read_text())
     data["probe_seconds"] = time.perf_counter() - start
-    data["probe_options"] = options + (["--no-prune"] if no_prune else [])
+    data["probe_options"] = options + probe_flags
     report.write_text(json.dumps(data, indent=1))
     return data
 
