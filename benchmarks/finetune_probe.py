@@ -29,6 +29,8 @@ import torch
 from nvcodec import fit as fitmod
 from nvcodec.cli import main as cli_main
 
+MAGNITUDE_MASKS = fitmod.magnitude_masks
+
 
 def _fp32_grid(on: bool) -> None:
     """With `on`, quantization-aware training rounds on float32 scales, as the compiled step did before
@@ -58,8 +60,7 @@ def _patched_trainer(snapshot: Path, no_prune: bool, bf16: bool = False):
             if after == "train" and not snapshot.is_file():
                 torch.save(self.state(copy=True), snapshot)
 
-    if no_prune:
-        fitmod.magnitude_masks = lambda model, fraction: {}
+    fitmod.magnitude_masks = (lambda model, fraction: {}) if no_prune else MAGNITUDE_MASKS
     return Probed
 
 
@@ -75,7 +76,7 @@ def run_variant(clip: str, common: list[str], name: str, options: list[str], out
     try:
         cli_main(args, standalone_mode=False)
     finally:
-        fitmod.Trainer = fitmod.Fitter
+        fitmod.Trainer, fitmod.magnitude_masks = fitmod.Fitter, MAGNITUDE_MASKS
     data = json.loads(report.read_text())
     data["probe_seconds"] = time.perf_counter() - start
     data["probe_options"] = options + probe_flags
@@ -83,20 +84,21 @@ def run_variant(clip: str, common: list[str], name: str, options: list[str], out
     return data
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("clip")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--variant", action="append", required=True, nargs=argparse.REMAINDER,
                     help="NAME: then the variant's dnv encode options (up to the next --variant)")
-    opts, common = ap.parse_known_args()
+    opts, common = ap.parse_known_args(argv)
     opts.out.mkdir(parents=True, exist_ok=True)
     variants = []
     for v in " ".join(shlex.join(x) for x in opts.variant).split("--variant"):
         words = shlex.split(v)
         if words:
             variants.append((words[0].rstrip(":"), words[1:]))
-    lines = [f"# finetune probe: {opts.clip}", "", f"- command: `{shlex.join(sys.argv)}`",
+    command = shlex.join(["python3", "-m", "benchmarks.finetune_probe", *(sys.argv[1:] if argv is None else argv)])
+    lines = [f"# finetune probe: {opts.clip}", "", f"- command: `{command}`",
              f"- torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}", "",
              "| variant | options | bpp | RGB | YUV | float unpruned | float final | bits | lambda |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -108,7 +110,9 @@ def main() -> None:
                      f"{'' if lam is None else f'{lam:.3g}'} |")
         (opts.out / "probe.md").write_text("\n".join(lines) + "\n")
         print(lines[-1], flush=True)
+    _fp32_grid(False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
