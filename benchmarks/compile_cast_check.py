@@ -3,7 +3,7 @@
     python3 -m benchmarks.compile_cast_check [--device cuda] [--out FILE.json]
 
 Compares, eager against torch.compile (Inductor), on the device: a plain float32 -> float16 -> float32 round trip,
-`qat.as_stored`, and `qat.fake_quant_weight` against the file's dequantized weights (`quantize.quantize_weight`).
+`quantize.as_stored`, and `qat.fake_quant_weight` against the file's dequantized weights (`quantize.quantize_weight`).
 Prints and writes the fraction of values that differ for each (0 is right).
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import platform
 
 import torch
 
-from nvcodec.compress.qat import as_stored, fake_quant_weight
-from nvcodec.compress.quantize import quantize_weight
+from nvcodec.compress.qat import fake_quant_weight
+from nvcodec.compress.quantize import as_stored, quantize_weight
 
 
 def main() -> None:

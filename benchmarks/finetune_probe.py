@@ -10,7 +10,7 @@ The main phase runs once: the trainer's state at its end is saved (DIR/main.pt) 
 network's plan unchanged (`--train prune_epochs=N`, `--train rate=true`, `--train qat=false`, ...), and the
 probe's own `--no-prune` (the pruning step keeps every weight: the file then holds them all, and rate control
 trims the bit depth to land on the target instead), and `--fp32-grid` (quantization-aware training rounds on
-float32 scales where the file has float16 ones: what the compiled training step did before `qat.as_stored` was
+float32 scales where the file has float16 ones: what the compiled training step did before `as_stored` was
 computed by arithmetic), and `--bf16` (the steps after the main phase under bfloat16 autocast, as on a GPU). Each
 variant writes DIR/NAME.json (the encode report, with
 `psnr_float_unpruned`: the float model before pruning, the same for every variant) and a line of DIR/probe.md.
@@ -29,16 +29,16 @@ import torch
 from nvcodec import fit as fitmod
 from nvcodec.cli import main as cli_main
 
-MAGNITUDE_MASKS = fitmod.magnitude_masks
+from nvcodec.compress import learned, qat
+
+# What the probe's flags patch, as the package defines them (restored after each variant).
+MAGNITUDE_MASKS, AS_STORED = fitmod.magnitude_masks, qat.as_stored
 
 
 def _fp32_grid(on: bool) -> None:
     """With `on`, quantization-aware training rounds on float32 scales, as the compiled step did before
-    `qat.as_stored` rounded by arithmetic (Inductor drops the float16 round trip): the file still uses float16."""
-    from nvcodec.compress import learned, qat
-    if not hasattr(qat, "_as_stored"):
-        qat._as_stored = qat.as_stored
-    qat.as_stored = learned.as_stored = (lambda x: x) if on else qat._as_stored
+    `as_stored` rounded by arithmetic (Inductor drops the float16 round trip): the file still uses float16."""
+    qat.as_stored = learned.as_stored = (lambda x: x) if on else AS_STORED
 
 
 def _patched_trainer(snapshot: Path, no_prune: bool, bf16: bool = False):
@@ -77,6 +77,7 @@ def run_variant(clip: str, common: list[str], name: str, options: list[str], out
         cli_main(args, standalone_mode=False)
     finally:
         fitmod.Trainer, fitmod.magnitude_masks = fitmod.Fitter, MAGNITUDE_MASKS
+        _fp32_grid(False)
     data = json.loads(report.read_text())
     data["probe_seconds"] = time.perf_counter() - start
     data["probe_options"] = options + probe_flags
@@ -84,19 +85,33 @@ def run_variant(clip: str, common: list[str], name: str, options: list[str], out
     return data
 
 
+def _before_variants(argv: list[str] | None) -> list[str]:
+    args = sys.argv[1:] if argv is None else argv
+    return args[:args.index("--variant")] if "--variant" in args else args
+
+
+def _variants(argv: list[str] | None) -> list[list[str]]:
+    """The words after each --variant, up to the next."""
+    args = sys.argv[1:] if argv is None else argv
+    groups: list[list[str]] = []
+    for word in args[len(_before_variants(argv)):]:
+        if word == "--variant":
+            groups.append([])
+        else:
+            groups[-1].append(word)
+    return groups
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("clip")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--variant", action="append", required=True, nargs=argparse.REMAINDER,
-                    help="NAME: then the variant's dnv encode options (up to the next --variant)")
-    opts, common = ap.parse_known_args(argv)
+    ap.add_argument("--variant", help="NAME: then the variant's dnv encode options, up to the next --variant")
+    opts, common = ap.parse_known_args(_before_variants(argv))
     opts.out.mkdir(parents=True, exist_ok=True)
-    variants = []
-    for v in " ".join(shlex.join(x) for x in opts.variant).split("--variant"):
-        words = shlex.split(v)
-        if words:
-            variants.append((words[0].rstrip(":"), words[1:]))
+    variants = [(words[0].rstrip(":"), words[1:]) for words in _variants(argv) if words]
+    if not variants:
+        ap.error("give at least one --variant NAME: [options]")
     command = shlex.join(["python3", "-m", "benchmarks.finetune_probe", *(sys.argv[1:] if argv is None else argv)])
     lines = [f"# finetune probe: {opts.clip}", "", f"- command: `{command}`",
              f"- torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}", "",
@@ -110,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
                      f"{'' if lam is None else f'{lam:.3g}'} |")
         (opts.out / "probe.md").write_text("\n".join(lines) + "\n")
         print(lines[-1], flush=True)
-    _fp32_grid(False)
     return 0
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import YUV_WEIGHTS, plane_views
+from .metrics import psnr_from_mse
 
 DEFAULT_WEIGHTS = ":".join(f"{w:g}" for w in YUV_WEIGHTS)
 
@@ -47,18 +48,18 @@ def plane_loss(loss_fn, planes: str, weights: str, balance: str = "mse"):
     return weighted
 
 
+def _plane_mse(out, ref, planes: str) -> list[torch.Tensor]:
+    """(B,) mean squared error of each frame, per coded plane."""
+    return [(o - r).square().flatten(1).mean(1) for o, r in zip(plane_views(out, planes), plane_views(ref, planes))]
+
+
 def frame_mse(planes: str, weights: str):
     """A function (out, ref) -> (B,) mean squared error of each frame over its coded planes, weighted (the weights
     parsed once, outside a compiled training step)."""
     if planes == "rgb":
         return lambda out, ref: (out - ref).square().flatten(1).mean(1)
     w = parse_weights(weights)
-
-    def weighted(out, ref):
-        per_plane = [(o - r).square().flatten(1).mean(1)
-                     for o, r in zip(plane_views(out, planes), plane_views(ref, planes))]
-        return sum(wi * p for wi, p in zip(w, per_plane)) / sum(w)
-    return weighted
+    return lambda out, ref: sum(wi * p for wi, p in zip(w, _plane_mse(out, ref, planes))) / sum(w)
 
 
 def frame_psnr(planes: str):
@@ -66,15 +67,11 @@ def frame_psnr(planes: str):
     three planes on RGB; on YUV 4:2:0 each plane's PSNR, weighted as the report's YUV PSNR (`color.YUV_WEIGHTS`), so
     that the float model's figure and the file's compare."""
     def psnr(mse):
-        return (-10 * torch.log10(mse.double().clamp_min(1e-12))).clamp_max(100.0)
+        return psnr_from_mse(mse.double()).clamp_max(100.0)
     if planes == "rgb":
         return lambda out, ref: psnr((out - ref).square().flatten(1).mean(1))
-
-    def weighted(out, ref):
-        per_plane = [psnr((o - r).square().flatten(1).mean(1))
-                     for o, r in zip(plane_views(out, planes), plane_views(ref, planes))]
-        return sum(wi * p for wi, p in zip(YUV_WEIGHTS, per_plane)) / sum(YUV_WEIGHTS)
-    return weighted
+    return lambda out, ref: (sum(wi * psnr(p) for wi, p in zip(YUV_WEIGHTS, _plane_mse(out, ref, planes)))
+                             / sum(YUV_WEIGHTS))
 
 
 def batch_mse(planes: str, weights: str):

@@ -213,8 +213,8 @@ def test_float16_rounding_of_the_grid_survives_torch_compile():
     # Inductor drops a float32 -> float16 -> float32 round trip inside a fused kernel, so `x.to(torch.float16)` in
     # the compiled training step (every GPU encode) trained on the fp32 grid: on carphone at 0.05 bpp the file then
     # lay 3 dB under the network before pruning on the GPU, 0.8 dB on the CPU (eager).
-    from nvcodec.compress.qat import as_stored, fake_quant_weight
-    from nvcodec.compress.quantize import quantize_weight
+    from nvcodec.compress.qat import fake_quant_weight
+    from nvcodec.compress.quantize import as_stored, quantize_weight
 
     g = torch.Generator().manual_seed(0)
     x = torch.exp2(torch.rand(20000, generator=g) * 44 - 28) * torch.randn(20000, generator=g).sign()

@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 
 from . import rowcoder
-from .qat import as_stored, fake_quant_weight
-from .quantize import embedding_levels, weight_levels
+from .qat import fake_quant_weight
+from .quantize import as_stored, embedding_levels, weight_levels
 
 LN2 = math.log(2.0)
 LOG2E = 1 / LN2

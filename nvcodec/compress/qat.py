@@ -10,28 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from .quantize import embedding_levels, weight_levels
+from .quantize import as_stored, embedding_levels, weight_levels
 
 MIN_SCALE = 6.2e-5      # float16's smallest normal number: what the file's scales are clamped to
-# float16: 10 stored mantissa bits; normal numbers from 2**-14; subnormals spaced 2**-24.
-FP16_MANTISSA_BITS, FP16_MIN_EXPONENT, FP16_SMALLEST = 10, -14, 2.0 ** -24
-
-
-def as_stored(x: torch.Tensor) -> torch.Tensor:
-    """A scale or offset as the file stores it: rounded to float16 (to nearest, ties to even; subnormals included).
-    Fine-tuned weights gather at the rounding thresholds, so a grid 0.05 % off the one trained on flips many of them:
-    on carphone (CPU, 0.05 bpp) the fp32 grid's model lost 0.23 dB in the file.
-
-    By arithmetic, not `x.to(torch.float16)`: torch.compile (Inductor) drops a float32 -> float16 -> float32 round
-    trip inside a fused kernel, so the compiled training step (every GPU encode) would train on the fp32 grid.
-    Dividing by the float16 spacing of x's binade (a power of two) and rounding is exact in float32."""
-    xf = x.float()
-    a = xf.abs()
-    e = torch.floor(torch.log2(a.clamp_min(FP16_SMALLEST)))
-    e = torch.where(torch.exp2(e) > a, e - 1, e)          # log2 may round up across a power of two
-    e = torch.where(torch.exp2(e + 1) <= a, e + 1, e)
-    spacing = torch.exp2(e.clamp_min(FP16_MIN_EXPONENT) - FP16_MANTISSA_BITS)
-    return (torch.round(xf / spacing) * spacing).to(x.dtype)
 
 
 def fake_quant_weight(w: torch.Tensor, bits: float) -> torch.Tensor:
