@@ -73,6 +73,7 @@ class TrainSettings:
     loss: str = "l2"              # "l2" or "l1ssim" (NeRV's 0.7 * L1 + 0.3 * (1 - SSIM))
     prune: float = 0.1            # fraction of decoder conv weights removed after training
     prune_epochs: int = PRESETS["medium"]["adam"][1]   # fine-tuning epochs with the pruning mask held fixed
+    finetune_lr: float = 0.2      # the fine-tuning's peak learning rate, as a fraction of `lr` (cosine to zero)
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
@@ -113,7 +114,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
-TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "enc_dim", "grad_clip", "beta1",
+TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "enc_dim", "grad_clip", "beta1",
                  "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate", "plane_weights",
                  "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -155,7 +156,7 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"optimizer {value!r}: choose {' or '.join(OPTIMIZERS)}")
     if name in ("epochs", "batch", "enc_dim") and value < 1:
         raise ValueError(f"{name} must be at least 1")
-    if name in ("lr", "code_lr_scale") and not value > 0:
+    if name in ("lr", "code_lr_scale", "finetune_lr") and not value > 0:
         raise ValueError(f"{name} must be positive")
     if name in ("warmup", "beta1") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
@@ -549,7 +550,7 @@ class Trainer:
                     self._evaluate("train")
                     self._start_pruning()
                 if self.phase == "prune":
-                    self._phase(s.prune_epochs, s.lr * 0.2, 0.0)
+                    self._phase(s.prune_epochs, s.lr * s.finetune_lr, 0.0)
                     self.phase = "done"
                 if evaluated_psnr(self.history, "final") is None:
                     self._evaluate("final")

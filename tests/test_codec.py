@@ -48,6 +48,9 @@ def test_encode_report_is_true_to_the_file(encoded):
     (curve,) = report["train_curves"]
     assert len(curve) == 30 and curve[-1] > curve[0] + 3
     assert report["train_options"]["lr"] == 3e-3 and report["train_options"]["epochs"] == 30
+    # and one per fine-tuning epoch after pruning
+    (finetune,) = report["finetune_curves"]
+    assert len(finetune) == report["train_options"]["prune_epochs"] == 2
 
 
 def test_bpp_lands_within_ten_percent(encoded):

@@ -75,8 +75,10 @@ def test_training_options_are_parsed_typed_and_checked():
     assert parse_train_option("amp=off") == ("amp", False)
     assert parse_train_option("batch=8") == ("batch", 8)
     assert parse_train_option("optimizer=adan") == ("optimizer", "adan")
+    assert parse_train_option("finetune_lr=0.05") == ("finetune_lr", 0.05)
     for bad, says in [("foo=1", "NAME one of"), ("optimizer=sgd", "choose adam or adan"), ("batch=1.5", "integer"), ("amp=maybe", "true or false"),
-                      ("compile_mode=fastest", "choose"), ("beta1=1", "[0, 1)"), ("lr=0", "positive"), ("lr", "NAME=")]:
+                      ("compile_mode=fastest", "choose"), ("beta1=1", "[0, 1)"), ("lr=0", "positive"), ("finetune_lr=0", "positive"),
+                      ("lr", "NAME=")]:
         with pytest.raises(ValueError, match=re.escape(says)):
             parse_train_option(bad)
 
