@@ -62,11 +62,11 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17's BD target at today's default (medium, lr 2e-3, QAT on the file's grid) on blackswan and carphone,
-    # beside --preset slow and rate-aware fine-tuning at 0.05, and 7-bit planning (benchmarks/jobs/medium_default.txt), 12 encodes side by
-    # side (quality only). Then `benchmarks.sweep_bd` against rd.json's anchors. Last run: results/medium_rd_2026-12-03/.
-    OMP_NUM_THREADS=1 job 22 python3 -m benchmarks.sweep benchmarks/jobs/medium_default.txt --out $RES/medium_default \
-        --parallel 12 > $RES/medium_default.log 2>&1
+    # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), 5 encodes side by
+    # side (quality only). Then `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
+    # Last run of this lane: benchmarks/jobs/medium_default.txt (blackswan, carphone), results/medium_fixed_grid_2026-12-03/.
+    OMP_NUM_THREADS=2 job 24 python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p \
+        --parallel 5 > $RES/medium_720p.log 2>&1
 }
 lane2() {
     # A second seed of the lr 2e-3 pair (benchmarks/jobs/lr_seed.txt), 4 encodes side by side (about 5 minutes).

@@ -231,6 +231,9 @@ class _EncodeJob:
             "train_curves_seconds": [st["train_curve_seconds"] for st in stats],
             # The same for the fine-tuning after pruning (on the loss's weighted MSE, the weights quantized).
             "finetune_curves": [st["finetune_curve"] for st in stats],
+            "finetune_evals": [st["finetune_evals"] for st in stats],
+            "finetune_kept_epochs": [max(st["finetune_evals"], key=st["finetune_evals"].get, default=None)
+                                     for st in stats],
             "train_seconds_unpruned": sum(st["train_seconds_unpruned"] for st in stats),
             "segments": [{"first_frame": first,
                           **{k: st[k] for k in ("frames", "bytes", "bpp", "psnr", "seconds", "estimated_bytes",
@@ -366,6 +369,9 @@ class _EncodeJob:
             "train_steady_tflops": tflop_per_frame * result.steady_frames_per_second,
             "train_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "train"],
             "finetune_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "prune"],
+            # The fine-tuning's epochs evaluated as the file is measured, and the one kept (fit.FINETUNE_PICK).
+            "finetune_evals": {int(h["after"].rsplit(" ", 1)[1]): round(h["psnr"], 3) for h in result.history
+                               if str(h.get("after", "")).startswith("finetune epoch ")},
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
             # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).
             "train_curve_seconds": [h.get("seconds") for h in result.history if h["phase"] == "train"],

@@ -259,3 +259,54 @@ def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, tes
                           train_options={"epochs": 2, "optimizer": "adan"}, device="cpu", progress=False)
     assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adan", 4e-3)
     assert report["segments"][0]["optimizer"] == "adan"
+
+
+def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
+    """The last half of the fine-tuning's epochs are evaluated as the file is measured; the network kept is the best
+    of them (the final evaluation equals their maximum), and the choice survives a checkpoint."""
+    from nvcodec.fit import FINETUNE_PICK, Fitter
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (1, 40, 56, 3))
+    frames = torch.from_numpy(np.clip(base + np.arange(6)[:, None, None, None] * 9, 0, 255).astype(np.uint8))
+    arch = sizing.plan_for_params("hinerv", 56, 40, 0.01, frames=6).arch
+    # A high fine-tuning rate at 3 bits, so that the evaluated epochs differ.
+    settings = TrainSettings(epochs=4, prune_epochs=6, batch=2, seed=0, finetune_lr=2.0)
+    fitter = Fitter(frames, arch, settings, torch.device("cpu"), progress=False, quantizer=lambda state, tables: 3.0)
+    result = fitter.fit()
+
+    evals = {h["after"]: h["psnr"] for h in result.history if str(h.get("after", "")).startswith("finetune epoch")}
+    picked = round(6 * FINETUNE_PICK)
+    assert sorted(evals) == [f"finetune epoch {e}" for e in range(7 - picked, 7)]
+    assert len(set(evals.values())) > 1
+    assert result.evaluated_psnr("final") == pytest.approx(max(evals.values()), abs=1e-9)
+    kept = saved_and_read(fitter.state())["finetune_best"]
+    assert kept["psnr"] == max(evals.values()) and f"finetune epoch {kept['epoch']}" in evals
+
+
+def test_the_fine_tuning_goes_back_to_its_best_epoch_when_that_was_not_the_last():
+    from nvcodec.fit import Fitter
+
+    scripted = {4: 5.0, 5: 9.0, 6: 1.0}      # evaluated PSNR of fine-tuning epochs 4-6: the 5th is the best
+    seen = {}
+
+    class Scripted(Fitter):
+        def _evaluate(self, after):
+            if not after.startswith("finetune epoch"):
+                return super()._evaluate(after)
+            epoch = int(after.rsplit(" ", 1)[1])
+            seen[epoch] = {k: v.clone() for k, v in self.decoder.state_dict().items()}
+            self.history.append({"phase": "eval", "after": after, "psnr": scripted[epoch], "seconds": self._clock()})
+
+    rng = np.random.default_rng(4)
+    frames = torch.from_numpy(rng.integers(0, 256, (4, 40, 56, 3), dtype=np.uint8))
+    arch = sizing.plan_for_params("hinerv", 56, 40, 0.01, frames=4).arch
+    said = []
+    fitter = Scripted(frames, arch, TrainSettings(epochs=2, prune_epochs=6, batch=2, seed=0), torch.device("cpu"),
+                      progress=False, log=said.append, quantizer=lambda state, tables: 4.0)
+    result = fitter.fit()
+    assert sorted(seen) == [4, 5, 6]
+    final = result.decoder.state_dict()
+    assert all(torch.equal(final[k], seen[5][k]) for k in seen[5])
+    assert any(not torch.equal(seen[6][k], seen[5][k]) for k in seen[5])     # (the last epoch's network differed)
+    assert any("kept fine-tuning epoch 5" in line for line in said)

@@ -59,9 +59,9 @@ def stop_after(step: int):
     return hook
 
 
-def run(arch, path=None, resume=False, **kw) -> Trainer:
+def run(arch, path=None, resume=False, quantizer=None, **kw) -> Trainer:
     trainer = Trainer(frames(), arch, settings(**kw), CPU, progress=False, log=lambda m: None, checkpoint=path,
-                      resume=resume)
+                      resume=resume, quantizer=quantizer)
     trainer.fit()
     return trainer
 
@@ -90,6 +90,24 @@ def test_a_model_with_two_optimizers_trains_and_resumes_bit_identically(toy, tmp
     assert resumed.resumed and same_result(resumed, reference)
 
 
+def test_a_resume_within_the_fine_tunings_evaluated_epochs_keeps_the_same_best_epoch(toy, tmp_path, monkeypatch):
+    """Quantization-aware fine-tuning evaluates its last epochs and keeps the best: a resume from a checkpoint taken
+    after one of them carries that choice (4 frames at batch 2: steps 1-6 train, 7-14 fine-tune, epochs 3-4 of
+    the fine-tuning evaluated; stopped at step 13, after epoch 3's evaluation)."""
+    kw = dict(prune_epochs=4, quantizer=lambda state, tables: 4.0, finetune_lr=2.0)
+    reference = run(toy, **kw)
+    path = tmp_path / "toy.ckpt"
+    monkeypatch.setattr(Trainer, "after_step", stop_after(13))
+    with pytest.raises(Interrupted):
+        run(toy, path, **kw)
+    saved = torch.load(path, weights_only=True)
+    assert saved["state"]["finetune_best"]["epoch"] == 3
+    monkeypatch.setattr(Trainer, "after_step", None)
+    resumed = run(toy, path, resume=True, **kw)
+    assert resumed.resumed and same_result(resumed, reference)
+    assert resumed.best["epoch"] == reference.best["epoch"] and resumed.best["psnr"] == reference.best["psnr"]
+
+
 def test_a_checkpoint_holds_state_dicts_and_plain_values_only_and_resumes_bit_identically(tmp_path, monkeypatch):
     arch = sizing.plan_for_params("dnerv", 48, 32, 3e3, frames=4).arch
     path = tmp_path / "d.ckpt"
@@ -98,7 +116,8 @@ def test_a_checkpoint_holds_state_dicts_and_plain_values_only_and_resumes_bit_id
         run(arch, path, optimizer="adan")
     saved = torch.load(path, weights_only=True)           # would raise on anything but tensors and plain values
     state = saved["state"]
-    assert set(state) == {"modules", "optimizers", "masks", "loop", "recovery", "qat_bits", "rate", "rng"}
+    assert set(state) == {"modules", "optimizers", "masks", "loop", "recovery", "qat_bits", "finetune_best", "rate",
+                          "rng"}
     decoder = SPECS["dnerv"].decoder(arch).state_dict()
     assert state["modules"]["decoder"].keys() == decoder.keys()
     assert any(k.startswith("content.") for k in state["modules"]["inputs"])    # DNeRV's encoders
