@@ -369,7 +369,7 @@ class _EncodeJob:
             "train_steady_tflops": tflop_per_frame * result.steady_frames_per_second,
             "train_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "train"],
             "finetune_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "prune"],
-            # The fine-tuning's epochs evaluated as the file is measured, and the one kept (fit.FINETUNE_PICK).
+            # The fine-tuning's epochs evaluated as the file is measured, and the one kept (`--train finetune_pick=`).
             "finetune_evals": {int(h["after"].rsplit(" ", 1)[1]): round(h["psnr"], 3) for h in result.history
                                if str(h.get("after", "")).startswith("finetune epoch ")},
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and

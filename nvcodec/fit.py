@@ -61,13 +61,6 @@ PRESETS = {
 OPTIMIZER_LR = {"adam": 1e-3, "adan": 4e-3}
 
 
-# Quantization-aware fine-tuning does not settle: the quantized network's quality swings by up to 1.5 dB from one
-# epoch's end to the next, even as the learning rate nears zero (weights oscillating across rounding thresholds, as
-# Nagel et al. 2022 describe for low-bit depthwise networks). So the last FINETUNE_PICK share of its epochs are each
-# evaluated as the file is measured, and the best of them is kept (benchmarks/results/medium_fixed_grid_2026-12-03).
-FINETUNE_PICK = 0.5
-
-
 @dataclass
 class TrainSettings:
     # An encode takes optimizer, lr and epochs from `recipe` (the preset's, for the network's size) unless given.
@@ -81,6 +74,11 @@ class TrainSettings:
     prune: float = 0.1            # fraction of decoder conv weights removed after training
     prune_epochs: int = PRESETS["medium"]["adam"][1]   # fine-tuning epochs with the pruning mask held fixed
     finetune_lr: float = 0.2      # the fine-tuning's peak learning rate, as a fraction of `lr` (cosine to zero)
+    # Quantization-aware fine-tuning does not settle: the quantized network's quality swings by up to 1.5 dB from one
+    # epoch's end to the next, even as the learning rate nears zero (weights oscillating across rounding thresholds,
+    # as Nagel et al. 2022 describe for low-bit depthwise networks). So this share of its last epochs are each
+    # evaluated as the file is measured and the best is kept (0: none; benchmarks/results/medium_fixed_grid_2026-12-03).
+    finetune_pick: float = 0.5
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
@@ -121,7 +119,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
-TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "enc_dim", "grad_clip", "beta1",
+TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "enc_dim", "grad_clip", "beta1",
                  "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate", "plane_weights",
                  "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -165,6 +163,8 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be at least 1")
     if name in ("lr", "code_lr_scale", "finetune_lr") and not value > 0:
         raise ValueError(f"{name} must be positive")
+    if name == "finetune_pick" and not 0 <= value <= 1:
+        raise ValueError("finetune_pick must be in [0, 1]")
     if name in ("warmup", "beta1") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
     if name in ("prune_epochs", "grad_clip") and value < 0:
@@ -322,7 +322,7 @@ class Trainer:
         self.mse_sum = torch.zeros((), device=device)
         self.batch = max(1, min(settings.batch, self.frames))
         self.lr_cap, self.rollbacks, self.masks = math.inf, 0, {}
-        # The best fine-tuning epoch so far ({"epoch", "psnr", "modules"}), kept at the end (FINETUNE_PICK).
+        # The best fine-tuning epoch so far ({"epoch", "psnr", "modules"}), kept at the end (`finetune_pick`).
         self.best = None
         self.optimizers = self._optimizers()
         self._since = time.perf_counter()
@@ -489,10 +489,11 @@ class Trainer:
                 self.bar.set_postfix_str(f"{self.phase} epoch {self.epoch}/{epochs} PSNR {psnr:.2f} dB")
 
     def _picking(self, epochs: int) -> bool:
-        """Whether the epoch just ended is one of the quantization-aware fine-tuning's last FINETUNE_PICK share.
+        """Whether the epoch just ended is one of the quantization-aware fine-tuning's last `finetune_pick` share.
         (Not with the rate term: its epochs differ in rate as well, which the evaluation does not see.)"""
-        return (self.phase == "prune" and self.qat_bits is not None and not self.rate_on
-                and self.epoch > epochs - max(1, round(epochs * FINETUNE_PICK)))
+        share = self.s.finetune_pick
+        return (self.phase == "prune" and self.qat_bits is not None and not self.rate_on and share > 0
+                and self.epoch > epochs - max(1, round(epochs * share)))
 
     def _keep_if_best(self) -> None:
         """Evaluate the quantized network as the file is measured; keep a copy of it if it is the best so far."""

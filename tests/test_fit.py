@@ -76,8 +76,9 @@ def test_training_options_are_parsed_typed_and_checked():
     assert parse_train_option("batch=8") == ("batch", 8)
     assert parse_train_option("optimizer=adan") == ("optimizer", "adan")
     assert parse_train_option("finetune_lr=0.05") == ("finetune_lr", 0.05)
+    assert parse_train_option("finetune_pick=0") == ("finetune_pick", 0.0)
     for bad, says in [("foo=1", "NAME one of"), ("optimizer=sgd", "choose adam or adan"), ("batch=1.5", "integer"), ("amp=maybe", "true or false"),
-                      ("compile_mode=fastest", "choose"), ("beta1=1", "[0, 1)"), ("lr=0", "positive"), ("finetune_lr=0", "positive"),
+                      ("compile_mode=fastest", "choose"), ("beta1=1", "[0, 1)"), ("lr=0", "positive"), ("finetune_lr=0", "positive"), ("finetune_pick=1.5", "[0, 1]"),
                       ("lr", "NAME=")]:
         with pytest.raises(ValueError, match=re.escape(says)):
             parse_train_option(bad)
@@ -264,7 +265,7 @@ def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, tes
 def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
     """The last half of the fine-tuning's epochs are evaluated as the file is measured; the network kept is the best
     of them (the final evaluation equals their maximum), and the choice survives a checkpoint."""
-    from nvcodec.fit import FINETUNE_PICK, Fitter
+    from nvcodec.fit import Fitter
 
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, (1, 40, 56, 3))
@@ -276,12 +277,18 @@ def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
     result = fitter.fit()
 
     evals = {h["after"]: h["psnr"] for h in result.history if str(h.get("after", "")).startswith("finetune epoch")}
-    picked = round(6 * FINETUNE_PICK)
+    picked = round(6 * settings.finetune_pick)
     assert sorted(evals) == [f"finetune epoch {e}" for e in range(7 - picked, 7)]
     assert len(set(evals.values())) > 1
     assert result.evaluated_psnr("final") == pytest.approx(max(evals.values()), abs=1e-9)
     kept = saved_and_read(fitter.state())["finetune_best"]
     assert kept["psnr"] == max(evals.values()) and f"finetune epoch {kept['epoch']}" in evals
+    # finetune_pick=0: no epoch is evaluated, and the last one is kept (as before the choice existed).
+    unpicked = TrainSettings(epochs=4, prune_epochs=6, batch=2, seed=0, finetune_lr=2.0, finetune_pick=0.0)
+    off = Fitter(frames, arch, unpicked, torch.device("cpu"), progress=False, quantizer=lambda state, tables: 3.0)
+    plain = off.fit()
+    assert not any(str(h.get("after", "")).startswith("finetune epoch") for h in plain.history) and off.best is None
+    assert plain.evaluated_psnr("final") == pytest.approx(evals["finetune epoch 6"], abs=1e-9)
 
 
 def test_the_fine_tuning_goes_back_to_its_best_epoch_when_that_was_not_the_last():
