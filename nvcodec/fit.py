@@ -119,9 +119,9 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
-TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "enc_dim", "grad_clip", "beta1",
-                 "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate", "plane_weights",
-                 "plane_balance")
+TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "enc_dim",
+                 "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
+                 "plane_weights", "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -504,14 +504,17 @@ class Trainer:
             self.best = {"epoch": self.epoch, "psnr": psnr, "modules": checkpoint.cloned(modules)}
 
     def _restore_best(self) -> None:
-        """At the end of the fine-tuning, go back to its best evaluated epoch, if that was not the last."""
-        if self.best is None or self.best["epoch"] == self.epoch:
+        """At the end of the fine-tuning, go back to its best evaluated epoch if that was not the last; its
+        evaluation is the final one."""
+        if self.best is None:
             return
-        self.inputs.module.load_state_dict(self.best["modules"]["inputs"])
-        self.decoder.load_state_dict(self.best["modules"]["decoder"])
-        last = evaluated_psnr(self.history, f"finetune epoch {self.epoch}")
-        self.say(f"kept fine-tuning epoch {self.best['epoch']} ({self.best['psnr']:.2f} dB; the last, "
-                 f"{self.epoch}, gave {last:.2f} dB)")
+        if self.best["epoch"] != self.epoch:
+            self.inputs.module.load_state_dict(self.best["modules"]["inputs"])
+            self.decoder.load_state_dict(self.best["modules"]["decoder"])
+            last = evaluated_psnr(self.history, f"finetune epoch {self.epoch}")
+            self.say(f"kept fine-tuning epoch {self.best['epoch']} ({self.best['psnr']:.2f} dB; the last, "
+                     f"{self.epoch}, gave {last:.2f} dB)")
+        self.history.append({"phase": "eval", "after": "final", "psnr": self.best["psnr"], "seconds": self._clock()})
 
     def _after_step(self) -> None:
         try:

@@ -281,6 +281,8 @@ def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
     assert sorted(evals) == [f"finetune epoch {e}" for e in range(7 - picked, 7)]
     assert len(set(evals.values())) > 1
     assert result.evaluated_psnr("final") == pytest.approx(max(evals.values()), abs=1e-9)
+    fitter._evaluate("again")       # the network left in the fitter is the one that scored it
+    assert fitter.history[-1]["psnr"] == pytest.approx(result.evaluated_psnr("final"), abs=1e-6)
     kept = saved_and_read(fitter.state())["finetune_best"]
     assert kept["psnr"] == max(evals.values()) and f"finetune epoch {kept['epoch']}" in evals
     # finetune_pick=0: no epoch is evaluated, and the last one is kept (as before the choice existed).
