@@ -277,7 +277,7 @@ class _EncodeJob:
         from .compress.learned import RateTerm
         from .compress.bitalloc import Probe, compress_at_depths, compress_rd, group_depths
         from .compress.ratecontrol import compress_to_target
-        from .fit import TRAIN_OPTIONS, TrainingError, fit
+        from .fit import TRAIN_OPTIONS, TrainingError, finetune_evals, fit
         from .flops import training_flops
 
         t, h, w = frames.shape[:3]
@@ -370,8 +370,7 @@ class _EncodeJob:
             "train_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "train"],
             "finetune_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "prune"],
             # The fine-tuning's epochs evaluated as the file is measured, and the one kept (`--train finetune_pick=`).
-            "finetune_evals": {int(h["after"].rsplit(" ", 1)[1]): round(h["psnr"], 3) for h in result.history
-                               if str(h.get("after", "")).startswith("finetune epoch ")},
+            "finetune_evals": {e: round(p, 3) for e, p in finetune_evals(result.history).items()},
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
             # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).
             "train_curve_seconds": [h.get("seconds") for h in result.history if h["phase"] == "train"],

@@ -206,6 +206,15 @@ def evaluated_psnr(history: list[dict], after: str) -> float | None:
     return next((h["psnr"] for h in reversed(history) if h.get("after") == after), None)
 
 
+FINETUNE_EVAL = "finetune epoch "     # history name of an evaluation after a fine-tuning epoch (+ its number)
+
+
+def finetune_evals(history: list[dict]) -> dict[int, float]:
+    """The fine-tuning epochs evaluated for the choice of the one kept (`finetune_pick`): {epoch: PSNR}."""
+    return {int(h["after"][len(FINETUNE_EVAL):]): h["psnr"] for h in history
+            if str(h.get("after", "")).startswith(FINETUNE_EVAL)}
+
+
 def steady_rate(history: list[dict], frames: int) -> float:
     """Training frames/s after the first epoch of the main phase (which holds compiling and CUDA-graph
     capture): the later epochs' frames over the time from the first's end to the last's; NaN with fewer
@@ -497,7 +506,7 @@ class Trainer:
 
     def _keep_if_best(self) -> None:
         """Evaluate the quantized network as the file is measured; keep a copy of it if it is the best so far."""
-        self._evaluate(f"finetune epoch {self.epoch}")
+        self._evaluate(f"{FINETUNE_EVAL}{self.epoch}")
         psnr = self.history[-1]["psnr"]
         if self.best is None or psnr > self.best["psnr"]:
             modules = {"inputs": self.inputs.module.state_dict(), "decoder": self.decoder.state_dict()}
@@ -511,7 +520,7 @@ class Trainer:
         if self.best["epoch"] != self.epoch:
             self.inputs.module.load_state_dict(self.best["modules"]["inputs"])
             self.decoder.load_state_dict(self.best["modules"]["decoder"])
-            last = evaluated_psnr(self.history, f"finetune epoch {self.epoch}")
+            last = finetune_evals(self.history)[self.epoch]
             self.say(f"kept fine-tuning epoch {self.best['epoch']} ({self.best['psnr']:.2f} dB; the last, "
                      f"{self.epoch}, gave {last:.2f} dB)")
         self.history.append({"phase": "eval", "after": "final", "psnr": self.best["psnr"], "seconds": self._clock()})

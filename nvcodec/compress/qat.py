@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .quantize import as_stored, embedding_levels, weight_levels
-
-MIN_SCALE = 6.2e-5      # float16's smallest normal number: what the file's scales are clamped to
+from .quantize import MIN_SCALE, as_stored, embedding_levels, weight_levels
 
 
 def fake_quant_weight(w: torch.Tensor, bits: float) -> torch.Tensor:

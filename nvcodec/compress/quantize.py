@@ -28,6 +28,7 @@ def embedding_levels(bits: float) -> int:
 
 # float16: 10 stored mantissa bits; normal numbers from 2**-14; subnormals spaced 2**-24.
 FP16_MANTISSA_BITS, FP16_MIN_EXPONENT, FP16_SMALLEST = 10, -14, 2.0 ** -24
+MIN_SCALE = 6.2e-5      # float16's smallest normal number: what the file's scales are clamped to
 
 
 def as_stored(x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +73,7 @@ def _symmetric(w: torch.Tensor, levels: int, per_channel: bool) -> QuantizedTens
         peak = w.abs().flatten(1).amax(1)
     else:
         peak = w.abs().max().reshape(1)
-    scale = as_stored(torch.where(peak > 0, peak / levels, torch.ones_like(peak)).clamp_min(6.2e-5))
+    scale = as_stored(torch.where(peak > 0, peak / levels, torch.ones_like(peak)).clamp_min(MIN_SCALE))
     shape = [-1] + [1] * (w.dim() - 1) if per_channel else [1] * w.dim()
     q = torch.round(w / scale.reshape(shape)).clamp_(-levels, levels)
     return QuantizedTensor(q.to(torch.int32).numpy(), scale.numpy().astype(np.float16), None,
@@ -94,7 +95,7 @@ def quantize_embedding(e: torch.Tensor, bits: float) -> QuantizedTensor:
     levels = embedding_levels(bits)
     lo = as_stored(e.transpose(0, 1).flatten(1).amin(1))
     hi = e.transpose(0, 1).flatten(1).amax(1)
-    scale = as_stored(((hi - lo) / levels).clamp_min(6.2e-5))
+    scale = as_stored(((hi - lo) / levels).clamp_min(MIN_SCALE))
     shape = [1, -1] + [1] * (e.dim() - 2)
     q = torch.round((e - lo.reshape(shape)) / scale.reshape(shape)).clamp_(0, levels)
     return QuantizedTensor(q.to(torch.int32).numpy(), scale.numpy().astype(np.float16),
