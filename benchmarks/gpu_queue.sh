@@ -62,11 +62,18 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), 5 encodes side by
-    # side (quality only). Then `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
-    # Last run of this lane: benchmarks/jobs/medium_default.txt (blackswan, carphone), results/medium_fixed_grid_2026-12-03/.
-    OMP_NUM_THREADS=2 job 24 python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p \
-        --parallel 5 > $RES/medium_720p.log 2>&1
+    # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), one encode at a
+    # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
+    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.05: 484 s).
+    # Bunny first (its 0.05 point exists: two more give its BD), then coffee. Then `benchmarks.sweep_bd` against the
+    # anchors in results/medium_fixed_grid_2026-12-03/.
+    local name est
+    for name_est in bunny96-medium-0.025:8 bunny96-medium-0.1:11 coffee100-medium-0.05:9 coffee100-medium-0.025:8 \
+                    coffee100-medium-0.1:11; do
+        name=${name_est%:*}; est=${name_est#*:}
+        job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
+            --only "$name" >> $RES/medium_720p.log 2>&1
+    done
 }
 lane2() {
     # A second seed of the lr 2e-3 pair (benchmarks/jobs/lr_seed.txt), 4 encodes side by side (about 5 minutes).

@@ -1,7 +1,7 @@
 """Run many `dnv encode` jobs at once on one machine and tabulate their reports (for quality figures: jobs
 that share a GPU are not timed alone; time a job alone for speed figures).
 
-    python3 -m benchmarks.sweep --out DIR [--parallel N] JOBFILE
+    python3 -m benchmarks.sweep --out DIR [--parallel N] [--only NAME ...] JOBFILE
 
 JOBFILE: one job a line, `NAME: ARGUMENTS` (the arguments of `dnv encode` after the input, e.g.
 `bunny-hinerv-0.05: .testdata/bigbuckbunny_1280x720_132f.mp4 --model hinerv --bpp 0.05`; `#` starts a
@@ -59,7 +59,7 @@ def run_job(name: str, args: list[str], out: Path, keep: bool = False) -> str:
     return f"{name}: exit {code} after {time.perf_counter() - started:.0f} s"
 
 
-def table(out: Path, jobs, meta: dict) -> str:
+def table(out: Path, jobs, meta: dict, parallel: int) -> str:
     rows = ["| job | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, _ in jobs:
         path = out / f"{name}.json"
@@ -71,7 +71,8 @@ def table(out: Path, jobs, meta: dict) -> str:
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     head = [f"# Sweep: {out.name}", "", f"- command: `{meta['command']}`", f"- machine: {meta['machine']}",
             f"- GPU: {meta['gpu']}; torch {meta['torch']}; date {meta['date']}",
-            "- jobs ran side by side: their times are not those of a job alone", ""]
+            ("- jobs ran side by side: their times are not those of a job alone" if parallel > 1
+             else "- one job at a time: each job's times are its own"), ""]
     return "\n".join(head + rows) + "\n"
 
 
@@ -80,15 +81,21 @@ def main(argv=None) -> None:
     ap.add_argument("jobfile", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--parallel", type=int, default=4, help="jobs at once")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these jobs of JOBFILE")
     opts = ap.parse_args(argv)
-    opts.out.mkdir(parents=True, exist_ok=True)
     jobs = read_jobs(opts.jobfile)
+    if opts.only:
+        unknown = sorted(set(opts.only) - {name for name, _ in jobs})
+        if unknown:
+            sys.exit(f"sweep: no job named {', '.join(unknown)} in {opts.jobfile}")
+        jobs = [job for job in jobs if job[0] in opts.only]
+    opts.out.mkdir(parents=True, exist_ok=True)
     meta = machine()
     with ThreadPoolExecutor(opts.parallel) as pool:
         for done in pool.map(lambda job: run_job(*job, opts.out), jobs):
             print(done, flush=True)
-            write_file(opts.out / "sweep.md", table(opts.out, jobs, meta))
-    write_file(opts.out / "sweep.md", table(opts.out, jobs, meta))
+            write_file(opts.out / "sweep.md", table(opts.out, jobs, meta, opts.parallel))
+    write_file(opts.out / "sweep.md", table(opts.out, jobs, meta, opts.parallel))
 
 
 if __name__ == "__main__":
