@@ -232,6 +232,7 @@ class _EncodeJob:
             # The same for the fine-tuning after pruning (on the loss's weighted MSE, the weights quantized).
             "finetune_curves": [st["finetune_curve"] for st in stats],
             "finetune_evals": [st["finetune_evals"] for st in stats],
+            "finetune_frozen": [st["finetune_frozen"] for st in stats],
             "finetune_kept_epochs": [max(st["finetune_evals"], key=st["finetune_evals"].get, default=None)
                                      for st in stats],
             "train_seconds_unpruned": sum(st["train_seconds_unpruned"] for st in stats),
@@ -371,6 +372,8 @@ class _EncodeJob:
             "finetune_curve": [round(h["psnr"], 3) for h in result.history if h["phase"] == "prune"],
             # The fine-tuning's epochs evaluated as the file is measured, and the one kept (`--train finetune_pick=`).
             "finetune_evals": {e: round(p, 3) for e, p in finetune_evals(result.history).items()},
+            # Values frozen for oscillating (`--train freeze=`) at the end of each fine-tuning epoch.
+            "finetune_frozen": [h["frozen"] for h in result.history if h["phase"] == "prune" and "frozen" in h],
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
             # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).
             "train_curve_seconds": [h.get("seconds") for h in result.history if h["phase"] == "train"],

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from . import planeloss
+from .compress.freeze import OscillationFreezer
 from .compress.prune import apply_masks, magnitude_masks
 from .compress.qat import describe as describe_bits, quantized_parameters
 from .memory import gib
@@ -79,6 +80,10 @@ class TrainSettings:
     # as Nagel et al. 2022 describe for low-bit depthwise networks). So this share of its last epochs are each
     # evaluated as the file is measured and the best is kept (0: none; benchmarks/results/medium_fixed_grid_2026-12-03).
     finetune_pick: float = 0.5
+    # Values that oscillate across a rounding threshold in quantization-aware fine-tuning are frozen once their
+    # oscillations per step (a moving average) pass this (compress.freeze; 0: off). On the CPU, carphone +0.24 and
+    # +0.39 dB YUV at 0.08, CiscoVT +0.02 (benchmarks/results/qat_oscillation_cpu_2026-12-03).
+    freeze: float = 0.08
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
@@ -119,8 +124,8 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
-TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "enc_dim",
-                 "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
+TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "freeze",
+                 "enc_dim", "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
                  "plane_weights", "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
@@ -167,7 +172,7 @@ def check_train_option(name: str, value) -> None:
         raise ValueError("finetune_pick must be in [0, 1]")
     if name in ("warmup", "beta1") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
-    if name in ("prune_epochs", "grad_clip") and value < 0:
+    if name in ("prune_epochs", "grad_clip", "freeze") and value < 0:
         raise ValueError(f"{name} must not be negative")
     if name == "plane_weights":
         planeloss.parse_weights(value)
@@ -306,6 +311,7 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
         self.rate, self.rate_on = rate, False
+        self.freezer = None     # compress.freeze.OscillationFreezer of the quantization-aware fine-tuning, if any
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
         self.frames, self.height, self.width = frames_u8.shape[:3]
         self.video = self._place_video(frames_u8)
@@ -448,6 +454,8 @@ class Trainer:
         for opt in self.optimizers:
             opt.step()
         apply_masks(self.decoder, self.masks)
+        if self.freezer is not None:
+            self.freezer.step(self.decoder, self._learned_tables(), self.qat_bits)
         if self.rate_on:
             self.rate.after_step(self.decoder, self._learned_tables())
         return mse.detach()
@@ -490,6 +498,8 @@ class Trainer:
                 continue
             self.epoch, self.order = self.epoch + 1, None
             self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr, "seconds": self._clock()})
+            if self.freezer is not None:
+                self.history[-1]["frozen"] = self.freezer.frozen()
             best = max(best, psnr)
             if self._picking(epochs):
                 self._keep_if_best()
@@ -575,6 +585,7 @@ class Trainer:
                 self.say(f"rate-aware fine-tuning from {self.qat_bits:.3g} bits, lambda {self.rate.lam:.3g}")
             else:
                 self.say(f"quantization-aware fine-tuning at {describe_bits(self.qat_bits)}")
+                self.freezer = OscillationFreezer(s.freeze) if s.freeze > 0 else None
         self.epoch, self.pos, self.order = 0, 0, None
         self.optimizers = self._optimizers()
 
@@ -670,6 +681,7 @@ class Trainer:
             "qat_bits": self.qat_bits,
             "finetune_best": self.best,
             "rate": self.rate.model.state_dict() if self.rate_on else None,
+            "freeze": self.freezer.state_dict() if self.freezer is not None else None,
             "rng": rng,
         }
         return checkpoint.cloned(state) if copy else state
@@ -688,6 +700,12 @@ class Trainer:
         self.inputs.module.load_state_dict(state["modules"]["inputs"])
         self.decoder.load_state_dict(state["modules"]["decoder"])
         self.masks = {k: v.to(self.device) for k, v in state["masks"].items()}
+        freeze_state = state.get("freeze")     # (absent from checkpoints written before it existed)
+        self.freezer = None
+        if freeze_state is not None:
+            self.freezer = OscillationFreezer(self.s.freeze)
+            self.freezer.load_state_dict({k: {f: t.to(self.device) for f, t in st.items()}
+                                          for k, st in freeze_state.items()})
         rate_state = state.get("rate")
         self.rate_on = rate_state is not None and self.rate is not None
         if self.rate_on:

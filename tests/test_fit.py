@@ -77,9 +77,10 @@ def test_training_options_are_parsed_typed_and_checked():
     assert parse_train_option("optimizer=adan") == ("optimizer", "adan")
     assert parse_train_option("finetune_lr=0.05") == ("finetune_lr", 0.05)
     assert parse_train_option("finetune_pick=0") == ("finetune_pick", 0.0)
+    assert parse_train_option("freeze=0") == ("freeze", 0.0)
     for bad, says in [("foo=1", "NAME one of"), ("optimizer=sgd", "choose adam or adan"), ("batch=1.5", "integer"), ("amp=maybe", "true or false"),
                       ("compile_mode=fastest", "choose"), ("beta1=1", "[0, 1)"), ("lr=0", "positive"), ("finetune_lr=0", "positive"), ("finetune_pick=1.5", "[0, 1]"),
-                      ("lr", "NAME=")]:
+                      ("freeze=-0.1", "not be negative"), ("lr", "NAME=")]:
         with pytest.raises(ValueError, match=re.escape(says)):
             parse_train_option(bad)
 

@@ -108,6 +108,25 @@ def test_a_resume_within_the_fine_tunings_evaluated_epochs_keeps_the_same_best_e
     assert resumed.best["epoch"] == reference.best["epoch"] and resumed.best["psnr"] == reference.best["psnr"]
 
 
+def test_a_resume_with_oscillating_values_frozen_is_bit_identical(toy, tmp_path, monkeypatch):
+    """`freeze`: the frozen values and the oscillation counts travel in the checkpoint (stopped at step 11, in the
+    fine-tuning, after values were frozen)."""
+    kw = dict(prune_epochs=4, quantizer=lambda state, tables: 4.0, finetune_lr=2.0, freeze=0.005)
+    reference = run(toy, **kw)
+    assert reference.freezer.frozen() > 0
+    assert [h["frozen"] for h in reference.history if h["phase"] == "prune"][-1] == reference.freezer.frozen()
+    path = tmp_path / "toy.ckpt"
+    monkeypatch.setattr(Trainer, "after_step", stop_after(11))
+    with pytest.raises(Interrupted):
+        run(toy, path, **kw)
+    saved = torch.load(path, weights_only=True)
+    assert sum(int(st["frozen"].sum()) for st in saved["state"]["freeze"].values()) > 0
+    monkeypatch.setattr(Trainer, "after_step", None)
+    resumed = run(toy, path, resume=True, **kw)
+    assert resumed.resumed and same_result(resumed, reference)
+    assert resumed.freezer.frozen() == reference.freezer.frozen()
+
+
 def test_a_checkpoint_holds_state_dicts_and_plain_values_only_and_resumes_bit_identically(tmp_path, monkeypatch):
     arch = sizing.plan_for_params("dnerv", 48, 32, 3e3, frames=4).arch
     path = tmp_path / "d.ckpt"
@@ -117,7 +136,7 @@ def test_a_checkpoint_holds_state_dicts_and_plain_values_only_and_resumes_bit_id
     saved = torch.load(path, weights_only=True)           # would raise on anything but tensors and plain values
     state = saved["state"]
     assert set(state) == {"modules", "optimizers", "masks", "loop", "recovery", "qat_bits", "finetune_best", "rate",
-                          "rng"}
+                          "freeze", "rng"}
     decoder = SPECS["dnerv"].decoder(arch).state_dict()
     assert state["modules"]["decoder"].keys() == decoder.keys()
     assert any(k.startswith("content.") for k in state["modules"]["inputs"])    # DNeRV's encoders

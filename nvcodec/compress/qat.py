@@ -13,25 +13,39 @@ import torch
 from .quantize import MIN_SCALE, as_stored, embedding_levels, weight_levels
 
 
-def fake_quant_weight(w: torch.Tensor, bits: float) -> torch.Tensor:
-    """`w` rounded as the file rounds a weight (symmetric; per output channel from 2 dimensions on)."""
+def weight_grid(w: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(integers, scale, offset) of `w` as the file rounds a weight (symmetric, so offset 0; per output channel from
+    2 dimensions on): its value is integers * scale + offset. Computed on `w` detached."""
+    w = w.detach()
     levels = weight_levels(bits)
-    peak = w.detach().abs().flatten(1).amax(1) if w.dim() >= 2 else w.detach().abs().amax().reshape(1)
+    peak = w.abs().flatten(1).amax(1) if w.dim() >= 2 else w.abs().amax().reshape(1)
     shape = [-1] + [1] * (w.dim() - 1) if w.dim() >= 2 else [1]
     scale = as_stored((peak / levels).clamp_min(MIN_SCALE)).reshape(shape)
-    q = torch.round(w / scale).clamp(-levels, levels) * scale
-    return w + (q - w).detach()
+    return torch.round(w / scale).clamp(-levels, levels), scale, torch.zeros_like(scale)
 
 
-def fake_quant_table(t: torch.Tensor, bits: float) -> torch.Tensor:
-    """A table (N, C, ...) rounded as the file rounds it (affine per channel over every other axis)."""
+def table_grid(t: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(integers, scale, offset) of a table (N, C, ...) as the file rounds it (affine per channel over every other
+    axis). Computed on `t` detached."""
+    t = t.detach()
     levels = embedding_levels(bits)
-    flat = t.detach().transpose(0, 1).flatten(1)
+    flat = t.transpose(0, 1).flatten(1)
     shape = [1, -1] + [1] * (t.dim() - 2)
     lo = as_stored(flat.amin(1).reshape(shape))
     scale = as_stored(((flat.amax(1).reshape(shape) - lo) / levels).clamp_min(MIN_SCALE))
-    q = torch.round((t - lo) / scale).clamp(0, levels) * scale + lo
-    return t + (q - t).detach()
+    return torch.round((t - lo) / scale).clamp(0, levels), scale, lo
+
+
+def fake_quant_weight(w: torch.Tensor, bits: float) -> torch.Tensor:
+    """`w` rounded as the file rounds a weight (`weight_grid`), straight-through."""
+    q, scale, _ = weight_grid(w, bits)
+    return w + (q * scale - w).detach()
+
+
+def fake_quant_table(t: torch.Tensor, bits: float) -> torch.Tensor:
+    """A table (N, C, ...) rounded as the file rounds it (`table_grid`), straight-through."""
+    q, scale, lo = table_grid(t, bits)
+    return t + (q * scale + lo - t).detach()
 
 
 def quantized_parameters(module: torch.nn.Module, bits, table: bool = False) -> dict[str, torch.Tensor]:

@@ -1,0 +1,52 @@
+"""compress.freeze: a value that goes back and forth across a rounding threshold is frozen on the file's grid and
+held there; one that moves one way is not."""
+import torch
+
+from nvcodec.compress.freeze import OscillationFreezer
+from nvcodec.compress.qat import weight_grid
+
+BITS = 4.0      # weight_levels(4) = 7: with a peak of 0.7 per channel, the grid's step is 0.1
+
+
+def decoder(values) -> torch.nn.Module:
+    layer = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.7, values[0], 0.0], [0.7, values[1], 0.0]]))
+    return layer
+
+
+def test_a_value_oscillating_across_a_threshold_is_frozen_and_held_on_the_grid():
+    net = decoder([0.149, 0.149])
+    freezer = OscillationFreezer(threshold=0.02)
+    freezer.step(net, {}, BITS)
+    for i in range(12):
+        # value 0,1: back and forth across 0.15 (integer 1 <-> 2); value 1,1: steadily up, one level a step
+        with torch.no_grad():
+            net.weight[0, 1] = 0.151 if i % 2 == 0 else 0.149
+            net.weight[1, 1] = 0.149 + 0.1 * (i + 1)
+            net.weight[1, 1].clamp_(max=0.7)
+        freezer.step(net, {}, BITS)
+    st = freezer.state["decoder.weight"]
+    assert bool(st["frozen"][0, 1]) and not bool(st["frozen"][1, 1])
+    assert freezer.frozen() == 1
+    q, scale, _ = weight_grid(net.weight, BITS)
+    held = float(net.weight.detach()[0, 1])
+    assert abs(held / float(scale[0]) - round(held / float(scale[0]))) < 1e-5     # on the grid
+    with torch.no_grad():                     # an optimizer's move is undone at the next step
+        net.weight[0, 1] = 0.6
+    freezer.step(net, {}, BITS)
+    assert float(net.weight.detach()[0, 1]) == held
+
+
+def test_the_state_round_trips():
+    net = decoder([0.149, 0.3])
+    freezer = OscillationFreezer(threshold=0.01)
+    for v in (0.149, 0.151, 0.149, 0.151):
+        with torch.no_grad():
+            net.weight[0, 1] = v
+        freezer.step(net, {}, BITS)
+    copy = OscillationFreezer(threshold=0.01)
+    copy.load_state_dict(freezer.state_dict())
+    assert copy.frozen() == freezer.frozen() > 0
+    for field in OscillationFreezer.FIELDS:
+        assert torch.equal(copy.state["decoder.weight"][field], freezer.state["decoder.weight"][field])
