@@ -81,9 +81,9 @@ class TrainSettings:
     # evaluated as the file is measured and the best is kept (0: none; benchmarks/results/medium_fixed_grid_2026-12-03).
     finetune_pick: float = 0.5
     # Values that oscillate across a rounding threshold in quantization-aware fine-tuning are frozen once their
-    # oscillations per step (a moving average) pass this (compress.freeze; 0: off). On the CPU, carphone +0.24 and
-    # +0.39 dB YUV at 0.08, CiscoVT +0.02 (benchmarks/results/qat_oscillation_cpu_2026-12-03).
-    freeze: float = 0.08
+    # oscillations per check (a moving average; a check every 4 steps) pass this (compress.freeze; 0: off). On the
+    # CPU: carphone +0.24 to +0.43 dB YUV, CiscoVT +0.02 (benchmarks/results/qat_oscillation_cpu_2026-12-03).
+    freeze: float = 0.24
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
@@ -704,8 +704,7 @@ class Trainer:
         self.freezer = None
         if freeze_state is not None:
             self.freezer = OscillationFreezer(self.s.freeze)
-            self.freezer.load_state_dict({k: {f: t.to(self.device) for f, t in st.items()}
-                                          for k, st in freeze_state.items()})
+            self.freezer.load_state_dict(freeze_state, self.device)
         rate_state = state.get("rate")
         self.rate_on = rate_state is not None and self.rate is not None
         if self.rate_on:

@@ -1,7 +1,9 @@
 """compress.freeze: a value that goes back and forth across a rounding threshold is frozen on the file's grid and
 held there; one that moves one way is not."""
+import pytest
 import torch
 
+from nvcodec.compress import freeze
 from nvcodec.compress.freeze import OscillationFreezer
 from nvcodec.compress.qat import weight_grid
 
@@ -15,7 +17,12 @@ def decoder(values) -> torch.nn.Module:
     return layer
 
 
-def test_a_value_oscillating_across_a_threshold_is_frozen_and_held_on_the_grid():
+@pytest.fixture
+def every_step(monkeypatch):
+    monkeypatch.setattr(freeze, "EVERY", 1)
+
+
+def test_a_value_oscillating_across_a_threshold_is_frozen_and_held_on_the_grid(every_step):
     net = decoder([0.149, 0.149])
     freezer = OscillationFreezer(threshold=0.02)
     freezer.step(net, {}, BITS)
@@ -38,7 +45,21 @@ def test_a_value_oscillating_across_a_threshold_is_frozen_and_held_on_the_grid()
     assert float(net.weight.detach()[0, 1]) == held
 
 
-def test_the_state_round_trips():
+def test_only_checks_count_a_value_seen_on_the_same_side_at_every_check_is_not_counted():
+    net = decoder([0.149, 0.3])
+    freezer = OscillationFreezer(threshold=0.01)
+    for step, v in enumerate((0.149, 0.151, 0.149, 0.151, 0.149, 0.151, 0.149, 0.151, 0.149)):
+        with torch.no_grad():
+            net.weight[0, 1] = v
+        freezer.step(net, {}, BITS)
+        if step < 8:           # checks at steps 0 and 4 saw the same side, so no change: nothing frozen yet
+            assert freezer.frozen() == 0
+    assert freezer.steps == 9
+    st = freezer.state["decoder.weight"]
+    assert float(st["frequency"].sum()) == 0.0
+
+
+def test_the_state_round_trips(every_step):
     net = decoder([0.149, 0.3])
     freezer = OscillationFreezer(threshold=0.01)
     for v in (0.149, 0.151, 0.149, 0.151):

@@ -109,18 +109,20 @@ def test_a_resume_within_the_fine_tunings_evaluated_epochs_keeps_the_same_best_e
 
 
 def test_a_resume_with_oscillating_values_frozen_is_bit_identical(toy, tmp_path, monkeypatch):
-    """`freeze`: the frozen values and the oscillation counts travel in the checkpoint (stopped at step 11, in the
-    fine-tuning, after values were frozen)."""
-    kw = dict(prune_epochs=4, quantizer=lambda state, tables: 4.0, finetune_lr=2.0, freeze=0.005)
+    """`freeze`: the frozen values, the oscillation counts and the step count travel in the checkpoint (4 frames at
+    batch 2: steps 1-6 train, 7-30 fine-tune, a check every 4 steps; stopped at step 27, between two checks, after
+    values were frozen)."""
+    kw = dict(prune_epochs=12, quantizer=lambda state, tables: 4.0, finetune_lr=2.0, freeze=0.01)
     reference = run(toy, **kw)
     assert reference.freezer.frozen() > 0
     assert [h["frozen"] for h in reference.history if h["phase"] == "prune"][-1] == reference.freezer.frozen()
     path = tmp_path / "toy.ckpt"
-    monkeypatch.setattr(Trainer, "after_step", stop_after(11))
+    monkeypatch.setattr(Trainer, "after_step", stop_after(27))
     with pytest.raises(Interrupted):
         run(toy, path, **kw)
     saved = torch.load(path, weights_only=True)
-    assert sum(int(st["frozen"].sum()) for st in saved["state"]["freeze"].values()) > 0
+    assert saved["state"]["freeze"]["steps"] == 21
+    assert sum(int(st["frozen"].sum()) for st in saved["state"]["freeze"]["tensors"].values()) > 0
     monkeypatch.setattr(Trainer, "after_step", None)
     resumed = run(toy, path, resume=True, **kw)
     assert resumed.resumed and same_result(resumed, reference)

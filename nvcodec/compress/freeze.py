@@ -6,11 +6,13 @@ Oscillations in Quantization-Aware Training", ICML 2022). Measured here (carphon
 change their integer in the last fine-tuning epoch, where the learning rate is under 1e-6, and the quantized
 network's quality swings by up to 1 dB from one epoch's end to the next.
 
-Their remedy, iterative freezing: after every step each value's integer on the file's grid (`qat.weight_grid`,
-`qat.table_grid`) is compared with the step before; a change opposite to the value's last change is an
-oscillation. An exponential moving average of oscillations per step (`MOMENTUM`) above the threshold freezes the
+Their remedy, iterative freezing: every `EVERY` steps each value's integer on the file's grid (`qat.weight_grid`,
+`qat.table_grid`) is compared with the check before; a change opposite to the value's last change is an
+oscillation. An exponential moving average of oscillations per check (`MOMENTUM`) above the threshold freezes the
 value at its moving-average integer, and every later step puts it back there (the optimizer's move is undone).
-Decoder weights and the tables that are parameters (HiNeRV's grids) are both tracked.
+Decoder weights and the tables that are parameters (HiNeRV's grids) are both tracked. Checking every few steps
+instead of every step (Nagel et al. count per step) keeps the cost down: the check is some 50 small operations per
+tensor; holding the frozen values, one. Nothing here waits for the device.
 """
 from __future__ import annotations
 
@@ -18,27 +20,34 @@ import torch
 
 from .qat import depth_of, table_grid, weight_grid
 
-MOMENTUM = 0.99          # of the oscillation frequency and the integer's moving average (about 100 steps)
+EVERY = 4                # steps between checks
+MOMENTUM = 0.96          # per check, of the oscillation frequency and the integer's moving average (~100 steps)
 
 
 class OscillationFreezer:
-    """`threshold`: oscillations per step (their moving average) at which a value is frozen."""
+    """`threshold`: oscillations per check (their moving average) at which a value is frozen."""
 
     FIELDS = ("prev", "direction", "frequency", "average", "frozen", "value")
 
     def __init__(self, threshold: float):
         self.threshold = threshold
+        self.steps = 0
         self.state: dict[str, dict[str, torch.Tensor]] = {}
 
     @torch.no_grad()
     def step(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], bits) -> None:
-        """After an optimizer step: hold the frozen values, count oscillations, freeze the new oscillators."""
+        """After an optimizer step: hold the frozen values; every `EVERY` steps, count oscillations and freeze the
+        new oscillators."""
         items = [(f"decoder.{name}", p, depth_of(bits, name), weight_grid) for name, p in decoder.named_parameters()]
         items += [(f"table.{name}", p, depth_of(bits, name), table_grid) for name, p in tables.items()]
+        check = self.steps % EVERY == 0
+        self.steps += 1
         for key, p, depth, grid in items:
             st = self.state.get(key)
             if st is not None:
-                p.copy_(torch.where(st["frozen"], st["value"], p))
+                torch.where(st["frozen"], st["value"], p, out=p)
+            if not check:
+                continue
             q, scale, offset = grid(p, depth)
             if st is None:
                 self.state[key] = {"prev": q, "direction": torch.zeros_like(q), "frequency": torch.zeros_like(q),
@@ -47,21 +56,22 @@ class OscillationFreezer:
                 continue
             change = torch.sign(q - st["prev"])
             oscillated = (change != 0) & (change == -st["direction"])
-            st["direction"] = torch.where(change != 0, change, st["direction"])
+            torch.where(change != 0, change, st["direction"], out=st["direction"])
             st["frequency"].mul_(MOMENTUM).add_(oscillated.to(q.dtype), alpha=1 - MOMENTUM)
             st["average"].mul_(MOMENTUM).add_(q, alpha=1 - MOMENTUM)
-            st["prev"] = q
+            st["prev"].copy_(q)
             new = (st["frequency"] > self.threshold) & ~st["frozen"]
-            if bool(new.any()):
-                st["value"] = torch.where(new, torch.round(st["average"]) * scale + offset, st["value"])
-                st["frozen"] |= new
-                p.copy_(torch.where(st["frozen"], st["value"], p))
+            torch.where(new, torch.round(st["average"]) * scale + offset, st["value"], out=st["value"])
+            st["frozen"] |= new
+            torch.where(st["frozen"], st["value"], p, out=p)
 
     def frozen(self) -> int:
         return sum(int(st["frozen"].sum()) for st in self.state.values())
 
     def state_dict(self) -> dict:
-        return {key: {f: t.clone() for f, t in st.items()} for key, st in self.state.items()}
+        return {"steps": self.steps,
+                "tensors": {key: {f: t.clone() for f, t in st.items()} for key, st in self.state.items()}}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.state = {key: {f: t.clone() for f, t in st.items()} for key, st in state.items()}
+    def load_state_dict(self, state: dict, device=None) -> None:
+        self.steps = int(state["steps"])
+        self.state = {key: {f: t.to(device).clone() for f, t in st.items()} for key, st in state["tensors"].items()}
