@@ -82,7 +82,7 @@ class TrainSettings:
     finetune_pick: float = 0.5
     # Values that oscillate across a rounding threshold in quantization-aware fine-tuning are frozen once their
     # oscillations per check (a moving average; a check every 4 steps) pass this (compress.freeze; 0: off). On the
-    # CPU: carphone +0.24 to +0.43 dB YUV, CiscoVT +0.02 (benchmarks/results/qat_oscillation_cpu_2026-12-03).
+    # CPU: carphone +0.24 to +0.43 dB YUV, CiscoVT +0.02, Bunny 320x180 +0.15 (results/qat_oscillation_cpu_2026-12-03).
     freeze: float = 0.24
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
