@@ -66,6 +66,15 @@ def run(arch, path=None, resume=False, quantizer=None, **kw) -> Trainer:
     return trainer
 
 
+def interrupted(arch, path, step: int, monkeypatch, **kw) -> dict:
+    """Run until step `step`, where the run is stopped (its checkpoint written); the checkpoint as saved."""
+    monkeypatch.setattr(Trainer, "after_step", stop_after(step))
+    with pytest.raises(Interrupted):
+        run(arch, path, **kw)
+    monkeypatch.setattr(Trainer, "after_step", None)
+    return torch.load(path, weights_only=True)
+
+
 def same_result(a: Trainer, b: Trainer) -> bool:
     weights = zip(a.decoder.state_dict().values(), b.decoder.state_dict().values())
     tables = zip(a.tables().values(), b.tables().values())
@@ -97,12 +106,8 @@ def test_a_resume_within_the_fine_tunings_evaluated_epochs_keeps_the_same_best_e
     kw = dict(prune_epochs=4, quantizer=lambda state, tables: 4.0, finetune_lr=2.0)
     reference = run(toy, **kw)
     path = tmp_path / "toy.ckpt"
-    monkeypatch.setattr(Trainer, "after_step", stop_after(13))
-    with pytest.raises(Interrupted):
-        run(toy, path, **kw)
-    saved = torch.load(path, weights_only=True)
+    saved = interrupted(toy, path, 13, monkeypatch, **kw)
     assert saved["state"]["finetune_best"]["epoch"] == 3
-    monkeypatch.setattr(Trainer, "after_step", None)
     resumed = run(toy, path, resume=True, **kw)
     assert resumed.resumed and same_result(resumed, reference)
     assert resumed.best["epoch"] == reference.best["epoch"] and resumed.best["psnr"] == reference.best["psnr"]
@@ -117,13 +122,9 @@ def test_a_resume_with_oscillating_values_frozen_is_bit_identical(toy, tmp_path,
     assert reference.freezer.frozen() > 0
     assert [h["frozen"] for h in reference.history if h["phase"] == "prune"][-1] == reference.freezer.frozen()
     path = tmp_path / "toy.ckpt"
-    monkeypatch.setattr(Trainer, "after_step", stop_after(27))
-    with pytest.raises(Interrupted):
-        run(toy, path, **kw)
-    saved = torch.load(path, weights_only=True)
+    saved = interrupted(toy, path, 27, monkeypatch, **kw)
     assert saved["state"]["freeze"]["steps"] == 21
     assert sum(int(st["frozen"].sum()) for st in saved["state"]["freeze"]["tensors"].values()) > 0
-    monkeypatch.setattr(Trainer, "after_step", None)
     resumed = run(toy, path, resume=True, **kw)
     assert resumed.resumed and same_result(resumed, reference)
     assert resumed.freezer.frozen() == reference.freezer.frozen()

@@ -27,8 +27,6 @@ MOMENTUM = 0.96          # per check, of the oscillation frequency and the integ
 class OscillationFreezer:
     """`threshold`: oscillations per check (their moving average) at which a value is frozen."""
 
-    FIELDS = ("prev", "direction", "frequency", "average", "frozen", "value")
-
     def __init__(self, threshold: float):
         self.threshold = threshold
         self.steps = 0
@@ -38,32 +36,35 @@ class OscillationFreezer:
     def step(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], bits) -> None:
         """After an optimizer step: hold the frozen values; every `EVERY` steps, count oscillations and freeze the
         new oscillators."""
-        items = [(f"decoder.{name}", p, depth_of(bits, name), weight_grid) for name, p in decoder.named_parameters()]
-        items += [(f"table.{name}", p, depth_of(bits, name), table_grid) for name, p in tables.items()]
         check = self.steps % EVERY == 0
         self.steps += 1
-        for key, p, depth, grid in items:
+        params = [(f"decoder.{name}", name, p, weight_grid) for name, p in decoder.named_parameters()]
+        params += [(f"table.{name}", name, p, table_grid) for name, p in tables.items()]
+        for key, name, p, grid in params:
             st = self.state.get(key)
             if st is not None:
                 torch.where(st["frozen"], st["value"], p, out=p)
-            if not check:
-                continue
-            q, scale, offset = grid(p, depth)
-            if st is None:
-                self.state[key] = {"prev": q, "direction": torch.zeros_like(q), "frequency": torch.zeros_like(q),
-                                   "average": q.clone(), "frozen": torch.zeros_like(q, dtype=torch.bool),
-                                   "value": p.detach().clone()}
-                continue
-            change = torch.sign(q - st["prev"])
-            oscillated = (change != 0) & (change == -st["direction"])
-            torch.where(change != 0, change, st["direction"], out=st["direction"])
-            st["frequency"].mul_(MOMENTUM).add_(oscillated.to(q.dtype), alpha=1 - MOMENTUM)
-            st["average"].mul_(MOMENTUM).add_(q, alpha=1 - MOMENTUM)
-            st["prev"].copy_(q)
-            new = (st["frequency"] > self.threshold) & ~st["frozen"]
-            torch.where(new, torch.round(st["average"]) * scale + offset, st["value"], out=st["value"])
-            st["frozen"] |= new
-            torch.where(st["frozen"], st["value"], p, out=p)
+            if check:
+                self._check(key, p, *grid(p, depth_of(bits, name)))
+
+    def _check(self, key: str, p: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> None:
+        """Count `p`'s oscillations from its integers `q` on the grid (`scale`, `offset`); freeze the new oscillators."""
+        st = self.state.get(key)
+        if st is None:
+            self.state[key] = {"prev": q, "direction": torch.zeros_like(q), "frequency": torch.zeros_like(q),
+                               "average": q.clone(), "frozen": torch.zeros_like(q, dtype=torch.bool),
+                               "value": p.detach().clone()}
+            return
+        change = torch.sign(q - st["prev"])
+        oscillated = (change != 0) & (change == -st["direction"])
+        torch.where(change != 0, change, st["direction"], out=st["direction"])
+        st["frequency"].mul_(MOMENTUM).add_(oscillated.to(q.dtype), alpha=1 - MOMENTUM)
+        st["average"].mul_(MOMENTUM).add_(q, alpha=1 - MOMENTUM)
+        st["prev"].copy_(q)
+        new = (st["frequency"] > self.threshold) & ~st["frozen"]
+        torch.where(new, torch.round(st["average"]) * scale + offset, st["value"], out=st["value"])
+        st["frozen"] |= new
+        torch.where(st["frozen"], st["value"], p, out=p)
 
     def frozen(self) -> int:
         return sum(int(st["frozen"].sum()) for st in self.state.values())
