@@ -233,6 +233,7 @@ class _EncodeJob:
             "finetune_curves": [st["finetune_curve"] for st in stats],
             "finetune_evals": [st["finetune_evals"] for st in stats],
             "finetune_frozen": [st["finetune_frozen"] for st in stats],
+            "finetune_payload": [st["finetune_payload"] for st in stats],
             "finetune_kept_epochs": [max(st["finetune_evals"], key=st["finetune_evals"].get, default=None)
                                      for st in stats],
             "train_seconds_unpruned": sum(st["train_seconds_unpruned"] for st in stats),
@@ -277,7 +278,7 @@ class _EncodeJob:
         from .compress import learned_compress
         from .compress.learned import RateTerm
         from .compress.bitalloc import Probe, compress_at_depths, compress_rd, group_depths
-        from .compress.ratecontrol import compress_to_target
+        from .compress.ratecontrol import TOLERANCE, compress_to_target
         from .fit import TRAIN_OPTIONS, TrainingError, finetune_evals, fit
         from .flops import training_flops
 
@@ -309,16 +310,17 @@ class _EncodeJob:
 
         probe = Probe(arch, frames, dev) if self.config.bit_depths == "rd" else None
 
-        def rate_control(state, tables, trained_at=None):
-            """The sections; `trained_at`: the depth(s) quantization-aware fine-tuning ran at, which are kept."""
-            if isinstance(trained_at, dict):
-                return compress_at_depths(state, tables, trained_at, target_payload)
-            if probe is None or trained_at is not None:
-                return compress_to_target(state, tables, self.quant_bits, target_payload)
-            return compress_rd(state, tables, self.quant_bits, target_payload, probe)
+        def rate_control(state, tables, under=False):
+            """The sections at the depth(s) rate control chooses (`under`: see `compress_to_target`)."""
+            if probe is None:
+                return compress_to_target(state, tables, self.quant_bits, target_payload, under=under)
+            return compress_rd(state, tables, self.quant_bits, target_payload, probe, under=under)
 
-        def quantizer(state, tables):   # the bit depths rate control would choose now (for quantization-aware tuning)
-            packed = rate_control(state, tables)
+        tuned_payload = {}      # the payload at the depths quantization-aware fine-tuning runs at: before, after
+
+        def quantizer(state, tables):   # the depth(s) fine-tuning runs at: the file keeps them, so none over target
+            packed = rate_control(state, tables, under=True)
+            tuned_payload["start"] = packed.payload_bytes
             return {n: packed.depth(n) for n in [*state, *tables]} if packed.offsets else packed.bits
         rate = RateTerm(w * h * t, target_payload) if s.rate else None
         clock = {"start": time.perf_counter()}
@@ -333,8 +335,14 @@ class _EncodeJob:
         if result.rate_model is not None:
             packed = learned_compress.compress_to_target(state, result.tables, result.rate_model, rate.bits,
                                                          target_payload)
+        elif result.qat_bits is not None:
+            packed, tuned_payload["end"] = compress_at_depths(state, result.tables, result.qat_bits, target_payload)
+            if target_payload is not None and tuned_payload["end"] > target_payload * (1 + TOLERANCE):
+                self.log(f"note: {where}at the depths fine-tuning ran at the file would be "
+                         f"{tuned_payload['end'] / target_payload - 1:.1%} over its target; re-quantized at "
+                         f"{packed.bits:.3g} bits, which the network was not tuned for (expect a loss of quality)")
         else:
-            packed = rate_control(state, result.tables, result.qat_bits)
+            packed = rate_control(state, result.tables)
         data = bitstream.pack(header, packed.sections)
         target_bytes = None if self.bpp is None else self.bpp * w * h * t / 8
         over, limit = _rate_limit(plan, packed.bits, self.quant_bits, len(data), target_bytes)
@@ -374,6 +382,9 @@ class _EncodeJob:
             "finetune_evals": {e: round(p, 3) for e, p in finetune_evals(result.history).items()},
             # Values frozen for oscillating (`--train freeze=`) at the end of each fine-tuning epoch.
             "finetune_frozen": [h["frozen"] for h in result.history if h["phase"] == "prune" and "frozen" in h],
+            # The payload at the depth(s) fine-tuning ran at, before it (None after a resume past that point) and
+            # after: what fine-tuning itself adds or saves.
+            "finetune_payload": [tuned_payload.get("start"), tuned_payload["end"]] if "end" in tuned_payload else None,
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
             # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).
             "train_curve_seconds": [h.get("seconds") for h in result.history if h["phase"] == "train"],

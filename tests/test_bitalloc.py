@@ -12,7 +12,7 @@ from nvcodec import bitstream, codec, decoding, sizing
 from nvcodec.bitstream import Header
 from nvcodec.compress import bitalloc
 from nvcodec.compress.qat import quantized_parameters
-from nvcodec.compress.ratecontrol import compress, compress_to_target
+from nvcodec.compress.ratecontrol import TOLERANCE, compress, compress_as_trained, compress_to_target
 from nvcodec.models import Decoder
 from nvcodec.models.dsnerv import Codes
 from nvcodec.video import read_video, write_video
@@ -129,18 +129,45 @@ def test_compress_rd_on_a_network(tiny_hinerv):
 
 
 def test_the_depths_of_quantization_aware_tuning_move_together(tiny_hinerv):
-    """After tuning at a depth per group, rate control shifts all depths alike: their differences stay."""
+    """After tuning at a depth per group, a file far over its target shifts all depths alike: their differences
+    stay."""
     arch, frames, state, tables, probe = tiny_hinerv
     depths = {n: (7.0 if n.startswith("head.") else 5.0) for n in state} | {"GRID0": 6.0, "GRID1": 5.5, "LOCAL": 4.0}
     target = int(compress(state, tables, 5.0).payload_bytes * 0.85)
-    packed = bitalloc.compress_at_depths(state, tables, depths, target)
-    assert abs(packed.payload_bytes / target - 1) <= 0.05
+    packed, tuned = bitalloc.compress_at_depths(state, tables, depths, target)
+    assert abs(packed.payload_bytes / target - 1) <= 0.05 and tuned > target * 1.04
     shift = packed.depth("GRID0") - 6.0
     assert shift < 0
     for name, b in depths.items():
         assert packed.depth(name) == pytest.approx(b + shift), name
     # Without a target: exactly the depths asked for.
-    assert bitalloc.compress_at_depths(state, tables, depths, None).depth("head.weight") == 7.0
+    assert bitalloc.compress_at_depths(state, tables, depths, None)[0].depth("head.weight") == 7.0
+
+
+def test_the_file_keeps_the_depth_it_was_tuned_at_unless_far_over(tiny_hinerv):
+    """A network tuned on one grid decodes worse on any other, so a file a little off its target keeps the tuned
+    depth (either way); only one more than the tolerance over moves, to the closest under the target."""
+    arch, frames, state, tables, probe = tiny_hinerv
+    tuned = compress(state, tables, 6.0).payload_bytes
+    for target in (int(tuned / 1.03), int(tuned * 1.2)):            # 3 % over, 17 % under: kept
+        packed, at_tuned = compress_as_trained(state, tables, 6.0, target)
+        assert packed.bits == 6.0 and packed.payload_bytes == at_tuned == tuned
+    target = int(tuned / 1.08)                                        # 8 % over: moved down, under the target
+    packed, at_tuned = compress_as_trained(state, tables, 6.0, target)
+    assert at_tuned == tuned and packed.bits < 6.0
+    assert target * (1 - TOLERANCE) <= packed.payload_bytes <= target
+
+
+def test_the_depth_to_tune_at_leaves_room_under_the_target(tiny_hinerv):
+    """Rate control for a file takes a depth up to the tolerance over the target; for fine-tuning (`under`), whose
+    depth the file keeps, only one under it."""
+    arch, frames, state, tables, probe = tiny_hinerv
+    target = int(compress(state, tables, 6.0).payload_bytes / 1.02)
+    assert compress_to_target(state, tables, 6.0, target).bits == 6.0
+    room = compress_to_target(state, tables, 6.0, target, under=True)
+    assert room.bits < 6.0 and target * (1 - TOLERANCE) <= room.payload_bytes <= target
+    room_rd = bitalloc.compress_rd(state, tables, 6.0, target, probe, under=True)
+    assert room_rd.payload_bytes <= target
 
 
 def test_fit_reports_the_depths_it_was_tuned_at(crop):
@@ -186,6 +213,9 @@ def test_encode_reports_the_chosen_depths(crop, tmp_path):
                                bit_depths=m, device="cpu", progress=False) for m in ("single", "rd")}
     for m, r in reports.items():
         assert r["bit_depths_choice"] == m and r["target_missed"] is None
+        # Fine-tuning ran at depths whose payload fits the target (the file keeps them).
+        (before, after), = r["finetune_payload"]
+        assert before <= 3.0 * crop.shape[0] * crop.shape[1] * crop.shape[2] / 8 and after > 0
         assert set(r["bit_depths"]) >= {"GRID0", "head"}
         dec = codec.decode(tmp_path / f"{m}.dnv", ref=clip, device="cpu")
         assert dec["psnr"] == pytest.approx(r["psnr"], abs=0.01)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from . import pack
 from .quantize import quantize_embedding, quantize_weight
-from .ratecontrol import Compressed, compress_to_target, depth
+from .ratecontrol import Compressed, compress_as_trained, compress_to_target, depth
 
 # A group's depth relative to the common one: a few steps each way (whole and half bits).
 OFFSETS = (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
@@ -139,10 +139,11 @@ def dequantized(state, tables, packed: Compressed) -> tuple[dict, dict]:
     return {n: held(n) for n in state}, {n: held(n) for n in tables}
 
 
-def compress_rd(state, tables, bits: float, target_payload: int | None, probe: Probe) -> Compressed:
+def compress_rd(state, tables, bits: float, target_payload: int | None, probe: Probe,
+                under: bool = False) -> Compressed:
     """`compress_to_target`, with a depth per group chosen by rate-distortion where that decodes better at no
-    more bytes."""
-    single = compress_to_target(state, tables, bits, target_payload)
+    more bytes (`under`: as there)."""
+    single = compress_to_target(state, tables, bits, target_payload, under=under)
     offsets = choose_offsets(state, tables, single.bits, probe)
     if not offsets:
         return single
@@ -155,12 +156,16 @@ def compress_rd(state, tables, bits: float, target_payload: int | None, probe: P
     return chosen
 
 
-def compress_at_depths(state, tables, depths: dict[str, float], target_payload: int | None) -> Compressed:
-    """Rate control that keeps the depths of each tensor relative to the others (those quantization-aware
-    fine-tuning ran at: a network tuned for them loses most of a dB at others) and moves them together."""
+def compress_at_depths(state, tables, depths: float | dict[str, float],
+                       target_payload: int | None) -> tuple[Compressed, int]:
+    """The file of a network quantization-aware fine-tuned at `depths` (one for all, or one per tensor), and its
+    payload at them: `compress_as_trained`, which keeps them; where it must move them, they move together (their
+    differences stay)."""
+    if not isinstance(depths, dict):
+        return compress_as_trained(state, tables, depths, target_payload)
     ref = min(depths.values())
     offsets = {name: b - ref for name, b in depths.items() if b != ref}
-    return compress_to_target(state, tables, ref, target_payload, offsets=offsets)
+    return compress_as_trained(state, tables, ref, target_payload, offsets)
 
 
 def group_depths(packed: Compressed, state_names, table_names) -> dict[str, float]:

@@ -17,7 +17,7 @@ import torch
 from . import entropy, pack, rowcoder
 from .learned import TABLE_AXIS, WEIGHT_AXIS, RateModel, estimate_bits
 from .quantize import QuantizedTensor, quantize_embedding, quantize_weight
-from .ratecontrol import Compressed
+from .ratecontrol import TOLERANCE, Compressed
 
 STEP_SCALES = (0.25, 4.0)     # the range of the step factor searched to land on the target
 
@@ -99,7 +99,7 @@ def _side_bytes_of(payload: bytes) -> int:
 
 
 def compress_to_target(state, tables, model: RateModel, bits: float, target_payload: int | None,
-                       tolerance: float = 0.04) -> LearnedCompressed:
+                       tolerance: float = TOLERANCE) -> LearnedCompressed:
     """`compress` at the learned steps; if a target is given and missed by more than `tolerance`, the step factor
     that lands closest under it (or the coarsest, if none fits)."""
     nominal = compress(state, tables, model, bits)
