@@ -229,9 +229,11 @@ def print_encode_report(r: dict) -> None:
     if r.get("target_missed"):
         click.echo(f"  note     {r['target_missed']}")
     training = " YUV 6:1:1" if r["color"].startswith("yuv420") else " RGB"
+    options = r.get("train_options", {})
+    grid = ", on the file's grid" if options.get("qat") or options.get("rate") else ", before quantization"
     click.echo(f"  quality  PSNR {r['psnr']:.3f} dB (RGB), {r['psnr_yuv']:.3f} dB (YUV 6:1:1), MS-SSIM "
-               f"{r['ms_ssim']:.5f} (from the file; the float model before quantization "
-               f"{r['psnr_float_model']:.2f} dB{training})")
+               f"{r['ms_ssim']:.5f} (from the file; the network as trained "
+               f"{r['psnr_float_model']:.2f} dB{training}{grid})")
     click.echo(f"  coded as {r['color']}")
     click.echo(f"  model    {r['model']}, {r['params']:,} decoder parameters, {_quantizer_words(r)}")
     if r.get("estimated_bytes") is not None:

@@ -232,6 +232,8 @@ class _EncodeJob:
             # The same for the fine-tuning after pruning (on the loss's weighted MSE, the weights quantized).
             "finetune_curves": [st["finetune_curve"] for st in stats],
             "finetune_evals": [st["finetune_evals"] for st in stats],
+            "finetune_curves_seconds": [st["finetune_curve_seconds"] for st in stats],
+            "finetune_evals_seconds": [st["finetune_evals_seconds"] for st in stats],
             "finetune_frozen": [st["finetune_frozen"] for st in stats],
             "finetune_payload": [st["finetune_payload"] for st in stats],
             "finetune_kept_epochs": [max(st["finetune_evals"], key=st["finetune_evals"].get, default=None)
@@ -388,6 +390,9 @@ class _EncodeJob:
             # Seconds since fitting started at the end of each of those epochs (the first holds compiling), and
             # when the float model before pruning had been evaluated (NaN after a resume: another run's clock).
             "train_curve_seconds": [h.get("seconds") for h in result.history if h["phase"] == "train"],
+            # The same for the fine-tuning's epochs and its evaluations: where the time after training goes.
+            "finetune_curve_seconds": [h.get("seconds") for h in result.history if h["phase"] == "prune"],
+            "finetune_evals_seconds": finetune_evals(result.history, "seconds"),
             "train_seconds_unpruned": math.nan if result.resumed else next(
                 (h.get("seconds", math.nan) for h in result.history if h.get("after") == "train"), math.nan),
             # Where the segment's wall time went: fitting (with compile and embeddings), rate control +

@@ -214,9 +214,10 @@ def evaluated_psnr(history: list[dict], after: str) -> float | None:
 FINETUNE_EVAL = "finetune epoch "     # history name of an evaluation after a fine-tuning epoch (+ its number)
 
 
-def finetune_evals(history: list[dict]) -> dict[int, float]:
-    """The fine-tuning epochs evaluated for the choice of the one kept (`finetune_pick`): {epoch: PSNR}."""
-    return {int(h["after"][len(FINETUNE_EVAL):]): h["psnr"] for h in history
+def finetune_evals(history: list[dict], field: str = "psnr") -> dict[int, float]:
+    """The fine-tuning epochs evaluated for the choice of the one kept (`finetune_pick`): {epoch: PSNR}, or with
+    `field="seconds"`, when each evaluation ended."""
+    return {int(h["after"][len(FINETUNE_EVAL):]): h.get(field) for h in history
             if str(h.get("after", "")).startswith(FINETUNE_EVAL)}
 
 

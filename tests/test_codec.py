@@ -162,6 +162,10 @@ def test_cli_encode_info_decode(tmp_path, testdata):
     assert enc["train_steady_frames_per_second"] == pytest.approx(steady, rel=1e-3)
     assert f"first epoch {curve[0]:.1f} s, then {steady:.1f} frames/s" in r.output
     assert "compil" not in r.output and not enc["compiled"]    # nothing is compiled on the CPU
+    # The one fine-tuning epoch ended after the float model was ready, and its evaluation after it.
+    (tuned,), (evals,) = enc["finetune_curves_seconds"], enc["finetune_evals_seconds"]
+    assert len(tuned) == 1 and enc["train_seconds_unpruned"] <= tuned[0] <= enc["train_seconds"] + 1e-3
+    assert list(evals) == ["1"] and tuned[0] <= evals["1"] <= enc["train_seconds"] + 1e-3
     r = run_cli("info", out, "--json")
     assert r.exit_code == 0
     info = json.loads(r.stdout)

@@ -138,7 +138,10 @@ def test_fps_scale_2_dsnerv(ds_encoded, carphone, source, tmp_path):
     assert frames.shape[0] == rep["frames"] == FULL and rep["coded_frames"] == EVEN
     assert info.fps == source[1] and rep["fps"] == pytest.approx(float(source[1]))
     plain, _ = codec.decode_to_array(path, device="cpu")
-    assert np.array_equal(frames[0::2], plain)  # integer times: exactly the coded frames
+    # Integer times: the coded frames, up to a rare 1-level rounding flip (the network runs on other batches of
+    # frames, and batched convolutions may round the last bit differently).
+    off = np.abs(frames[0::2].astype(int) - plain.astype(int))
+    assert off.max() <= 1 and np.count_nonzero(off) <= off.size * 1e-4, (off.max(), np.count_nonzero(off))
     assert rep["psnr_coded"] == pytest.approx(enc["psnr"], abs=0.01)
     truth = source[0]
     coded = metrics.psnr_per_frame(frames[0::2], truth[0::2])
