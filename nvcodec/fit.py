@@ -311,6 +311,7 @@ class Trainer:
         # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
+        self._decoder_on_grid = False      # the decoder holds the file's weights (`_file_weights`)
         self.rate, self.rate_on = rate, False
         self.freezer = None     # compress.freeze.OscillationFreezer of the quantization-aware fine-tuning, if any
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
@@ -425,7 +426,7 @@ class Trainer:
         """The decoder on its inputs; during quantization-aware fine-tuning, with the file's weights."""
         if self.rate_on:
             return torch.func.functional_call(self.decoder, self.rate.decoder_params(self.decoder), inputs)
-        if self.qat_bits is None:
+        if self.qat_bits is None or self._decoder_on_grid:
             return self.decoder(*inputs)
         return torch.func.functional_call(self.decoder, quantized_parameters(self.decoder, self.qat_bits), inputs)
 
@@ -644,14 +645,35 @@ class Trainer:
         self.inputs.module.eval()
         self.decoder.eval()
         psnrs = []
-        for i in range(0, self.frames, self.batch):
-            idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
-            out, ref = self._predict(*self._batch(idx), amp=False)
-            psnrs.append(self.frame_psnr(out.clamp(0, 1), ref))
+        with self._file_weights():
+            for i in range(0, self.frames, self.batch):
+                idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
+                out, ref = self._predict(*self._batch(idx), amp=False)
+                psnrs.append(self.frame_psnr(out.clamp(0, 1), ref))
         self.inputs.module.train()
         self.decoder.train()
         self.history.append({"phase": "eval", "after": after, "psnr": float(torch.cat(psnrs).mean()),
                              "seconds": self._clock()})
+
+    @contextlib.contextmanager
+    def _file_weights(self):
+        """During quantization-aware fine-tuning, for an evaluation: the decoder's weights replaced by the file's,
+        quantized once rather than for every batch (eager, some ten small kernels per tensor: on a GPU the launches
+        cost more than decoding a frame), and put back after."""
+        if self.qat_bits is None or self.rate_on:
+            yield
+            return
+        params = dict(self.decoder.named_parameters())
+        held = {name: p.detach().clone() for name, p in params.items()}
+        for name, q in quantized_parameters(self.decoder, self.qat_bits).items():
+            params[name].data.copy_(q)
+        self._decoder_on_grid = True
+        try:
+            yield
+        finally:
+            self._decoder_on_grid = False
+            for name, p in params.items():
+                p.data.copy_(held[name])
 
     def _clock(self) -> float:
         """Seconds since this run's `fit` started (taken where the device has just been waited for: an epoch's

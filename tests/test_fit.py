@@ -294,6 +294,33 @@ def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
     assert plain.evaluated_psnr("final") == pytest.approx(evals["finetune epoch 6"], abs=1e-9)
 
 
+def test_an_evaluation_quantizes_the_weights_once_and_puts_them_back():
+    """During quantization-aware fine-tuning an evaluation runs the decoder on the file's weights, quantized once for
+    all its batches: the same PSNR as quantizing them for every batch, and the float weights unchanged after."""
+    import contextlib
+
+    from nvcodec.fit import Fitter
+
+    frames = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (5, 40, 56, 3)).astype(np.uint8))
+    arch = sizing.plan_for_params("hinerv", 56, 40, 0.01, frames=5).arch
+    settings = TrainSettings(epochs=2, prune_epochs=2, batch=2, seed=0)
+    fitter = Fitter(frames, arch, settings, torch.device("cpu"), progress=False, quantizer=lambda state, tables: 4.0)
+    fitter.fit()
+    assert fitter.qat_bits == 4.0
+    before = {n: p.detach().clone() for n, p in fitter.decoder.named_parameters()}
+    fitter._evaluate("once")
+    after = {n: p.detach() for n, p in fitter.decoder.named_parameters()}
+    assert all(torch.equal(before[n], after[n]) for n in before) and not fitter._decoder_on_grid
+    fitter._file_weights = contextlib.nullcontext       # the per-batch path
+    fitter._evaluate("per batch")
+    once, per_batch = fitter.history[-2]["psnr"], fitter.history[-1]["psnr"]
+    assert once == pytest.approx(per_batch, abs=1e-9)
+    # Off the grid the float network differs: the evaluation did run on quantized weights.
+    fitter.qat_bits = None
+    fitter._evaluate("float")
+    assert abs(fitter.history[-1]["psnr"] - once) > 1e-3
+
+
 def test_the_fine_tuning_goes_back_to_its_best_epoch_when_that_was_not_the_last():
     from nvcodec.fit import Fitter
 
