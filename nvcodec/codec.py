@@ -236,6 +236,7 @@ class _EncodeJob:
             "finetune_evals_seconds": [st["finetune_evals_seconds"] for st in stats],
             "finetune_frozen": [st["finetune_frozen"] for st in stats],
             "finetune_payload": [st["finetune_payload"] for st in stats],
+            "finetune_freeze_seconds": [st["finetune_freeze_seconds"] for st in stats],
             "finetune_kept_epochs": [max(st["finetune_evals"], key=st["finetune_evals"].get, default=None)
                                      for st in stats],
             "train_seconds_unpruned": sum(st["train_seconds_unpruned"] for st in stats),
@@ -384,6 +385,9 @@ class _EncodeJob:
             "finetune_evals": {e: round(p, 3) for e, p in finetune_evals(result.history).items()},
             # Values frozen for oscillating (`--train freeze=`) at the end of each fine-tuning epoch.
             "finetune_frozen": [h["frozen"] for h in result.history if h["phase"] == "prune" and "frozen" in h],
+            # The host seconds the freezing took by then (its kernels' launches; after a resume, since the resume).
+            "finetune_freeze_seconds": next((h["freeze_seconds"] for h in reversed(result.history)
+                                             if h["phase"] == "prune" and "freeze_seconds" in h), None),
             # The payload at the depth(s) fine-tuning ran at, before it (None after a resume past that point) and
             # after: what fine-tuning itself adds or saves.
             "finetune_payload": [tuned_payload.get("start"), tuned_payload["end"]] if "end" in tuned_payload else None,

@@ -502,6 +502,7 @@ class Trainer:
             self.history.append({"phase": self.phase, "epoch": self.epoch, "psnr": psnr, "seconds": self._clock()})
             if self.freezer is not None:
                 self.history[-1]["frozen"] = self.freezer.frozen()
+                self.history[-1]["freeze_seconds"] = round(self.freezer.seconds, 3)
             best = max(best, psnr)
             if self._picking(epochs):
                 self._keep_if_best()

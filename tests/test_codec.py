@@ -166,6 +166,8 @@ def test_cli_encode_info_decode(tmp_path, testdata):
     (tuned,), (evals,) = enc["finetune_curves_seconds"], enc["finetune_evals_seconds"]
     assert len(tuned) == 1 and enc["train_seconds_unpruned"] <= tuned[0] <= enc["train_seconds"] + 1e-3
     assert list(evals) == ["1"] and tuned[0] <= evals["1"] <= enc["train_seconds"] + 1e-3
+    (freezing,) = enc["finetune_freeze_seconds"]       # the freezing's host time, within the fine-tuning's
+    assert 0 < freezing <= tuned[0] - enc["train_seconds_unpruned"]
     r = run_cli("info", out, "--json")
     assert r.exit_code == 0
     info = json.loads(r.stdout)

@@ -16,6 +16,8 @@ tensor; holding the frozen values, one. Nothing here waits for the device.
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
 from .qat import depth_of, table_grid, weight_grid
@@ -30,12 +32,14 @@ class OscillationFreezer:
     def __init__(self, threshold: float):
         self.threshold = threshold
         self.steps = 0
+        self.seconds = 0.0      # host time spent here (launching its kernels: on a GPU, time the device may idle)
         self.state: dict[str, dict[str, torch.Tensor]] = {}
 
     @torch.no_grad()
     def step(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], bits) -> None:
         """After an optimizer step: hold the frozen values; every `EVERY` steps, count oscillations and freeze the
         new oscillators."""
+        started = time.perf_counter()
         check = self.steps % EVERY == 0
         self.steps += 1
         params = [(f"decoder.{name}", name, p, weight_grid) for name, p in decoder.named_parameters()]
@@ -46,6 +50,7 @@ class OscillationFreezer:
                 torch.where(st["frozen"], st["value"], p, out=p)
             if check:
                 self._check(key, p, *grid(p, depth_of(bits, name)))
+        self.seconds += time.perf_counter() - started
 
     def _check(self, key: str, p: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> None:
         """Count `p`'s oscillations from its integers `q` on the grid (`scale`, `offset`); freeze the new oscillators."""
