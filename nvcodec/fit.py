@@ -79,7 +79,10 @@ class TrainSettings:
     # epoch's end to the next, even as the learning rate nears zero (weights oscillating across rounding thresholds,
     # as Nagel et al. 2022 describe for low-bit depthwise networks). So this share of its last epochs are each
     # evaluated as the file is measured and the best is kept (0: none; benchmarks/results/medium_fixed_grid_2026-12-03).
-    finetune_pick: float = 0.5
+    # With the freezing below the swings are gone: in 9 encodes on 4 clips (results/medium_720p_freeze_2026-12-03)
+    # the best of the last half was always one of the last two epochs, at most 0.007 dB above the last; so only the
+    # last tenth (3 of 30 epochs) is evaluated, each evaluation a decode of every frame.
+    finetune_pick: float = 0.1
     # Values that oscillate across a rounding threshold in quantization-aware fine-tuning are frozen once their
     # oscillations per check (a moving average; a check every 4 steps) pass this (compress.freeze; 0: off). On the
     # CPU: carphone +0.24 to +0.43 dB YUV, CiscoVT +0.02, Bunny 320x180 +0.15 (results/qat_oscillation_cpu_2026-12-03).

@@ -273,7 +273,7 @@ def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
     frames = torch.from_numpy(np.clip(base + np.arange(6)[:, None, None, None] * 9, 0, 255).astype(np.uint8))
     arch = sizing.plan_for_params("hinerv", 56, 40, 0.01, frames=6).arch
     # A high fine-tuning rate at 3 bits, so that the evaluated epochs differ.
-    settings = TrainSettings(epochs=4, prune_epochs=6, batch=2, seed=0, finetune_lr=2.0)
+    settings = TrainSettings(epochs=4, prune_epochs=6, batch=2, seed=0, finetune_lr=2.0, finetune_pick=0.5)
     fitter = Fitter(frames, arch, settings, torch.device("cpu"), progress=False, quantizer=lambda state, tables: 3.0)
     result = fitter.fit()
 
@@ -339,7 +339,8 @@ def test_the_fine_tuning_goes_back_to_its_best_epoch_when_that_was_not_the_last(
     frames = torch.from_numpy(rng.integers(0, 256, (4, 40, 56, 3), dtype=np.uint8))
     arch = sizing.plan_for_params("hinerv", 56, 40, 0.01, frames=4).arch
     said = []
-    fitter = Scripted(frames, arch, TrainSettings(epochs=2, prune_epochs=6, batch=2, seed=0), torch.device("cpu"),
+    fitter = Scripted(frames, arch, TrainSettings(epochs=2, prune_epochs=6, batch=2, seed=0, finetune_pick=0.5),
+                      torch.device("cpu"),
                       progress=False, log=said.append, quantizer=lambda state, tables: 4.0)
     result = fitter.fit()
     assert sorted(seen) == [4, 5, 6]

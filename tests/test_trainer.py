@@ -103,7 +103,7 @@ def test_a_resume_within_the_fine_tunings_evaluated_epochs_keeps_the_same_best_e
     """Quantization-aware fine-tuning evaluates its last epochs and keeps the best: a resume from a checkpoint taken
     after one of them carries that choice (4 frames at batch 2: steps 1-6 train, 7-14 fine-tune, epochs 3-4 of
     the fine-tuning evaluated; stopped at step 13, after epoch 3's evaluation)."""
-    kw = dict(prune_epochs=4, quantizer=lambda state, tables: 4.0, finetune_lr=2.0)
+    kw = dict(prune_epochs=4, quantizer=lambda state, tables: 4.0, finetune_lr=2.0, finetune_pick=0.5)
     reference = run(toy, **kw)
     path = tmp_path / "toy.ckpt"
     saved = interrupted(toy, path, 13, monkeypatch, **kw)
