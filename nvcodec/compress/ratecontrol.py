@@ -3,7 +3,9 @@
 The architecture was sized for the target before training (`sizing`); what the entropy coder really
 produces depends on the content, so the last step trims the quantizer: if the file at the requested
 bit depth misses the target by more than `tolerance`, the number of quantization levels of weights
-and embeddings is moved together (a fractional bit depth) until the file fits.
+and embeddings is moved together (a fractional bit depth) until the file fits. With quantization-aware
+fine-tuning that choice is made before the fine-tuning (under the target), and the file keeps it
+(`compress_as_trained`).
 """
 from __future__ import annotations
 
