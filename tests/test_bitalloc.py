@@ -209,17 +209,21 @@ def test_quantization_aware_training_uses_each_tensors_depth():
 def test_encode_reports_the_chosen_depths(crop, tmp_path):
     clip = tmp_path / "c.mkv"
     write_video(clip, crop, 25)
+    logs = {m: [] for m in ("single", "rd")}
     reports = {m: codec.encode(clip, tmp_path / f"{m}.dnv", bpp=3.0, epochs=4, prune_epochs=2, lr=1e-2,
-                               bit_depths=m, device="cpu", progress=False) for m in ("single", "rd")}
+                               bit_depths=m, device="cpu", progress=False, log=logs[m].append) for m in logs}
     for m, r in reports.items():
         assert r["bit_depths_choice"] == m and r["target_missed"] is None
-        # Fine-tuning ran at depths whose payload fits the target (the file keeps them).
+        # Fine-tuning ran at depths whose payload fits the target, and the file kept them.
         (before, after), = r["finetune_payload"]
         assert before <= 3.0 * crop.shape[0] * crop.shape[1] * crop.shape[2] / 8 and after > 0
+        assert not any("re-quantized" in line for line in logs[m])
         assert set(r["bit_depths"]) >= {"GRID0", "head"}
         dec = codec.decode(tmp_path / f"{m}.dnv", ref=clip, device="cpu")
         assert dec["psnr"] == pytest.approx(r["psnr"], abs=0.01)
     assert len(set(reports["single"]["bit_depths"].values())) == 1
+    tuned = next(line for line in logs["single"] if line.startswith("quantization-aware fine-tuning at "))
+    assert tuned == f"quantization-aware fine-tuning at {reports['single']['effective_bits']:.3g} bits"
     with pytest.raises(codec.CodecError, match="unknown --bit-depths 'best'"):
         codec.encode(clip, tmp_path / "x.dnv", bit_depths="best", device="cpu")
 
@@ -262,3 +266,21 @@ def test_float16_rounding_of_the_grid_survives_torch_compile():
     w = torch.randn(16, 8, 3, 3, generator=g) * 0.1
     compiled_quant = torch.compile(lambda t: fake_quant_weight(t, 5.0625))
     assert torch.equal(compiled_quant(w), quantize_weight(w, 5.0625).dequantize())
+
+
+def test_an_encode_says_when_the_file_cannot_keep_the_tuned_depth(crop, tmp_path, monkeypatch):
+    """Where the payload at the fine-tuned depth lands far over the target, the depth moves and the log says so."""
+    clip = tmp_path / "c.mkv"
+    write_video(clip, crop, 25)
+    real = bitalloc.compress_at_depths
+
+    def drifted(state, tables, depths, target):     # as if fine-tuning had added 10 % to the payload
+        packed, _ = real(state, tables, depths, target)
+        return packed, int(target * 1.1)
+    monkeypatch.setattr(bitalloc, "compress_at_depths", drifted)
+    said = []
+    r = codec.encode(clip, tmp_path / "d.dnv", bpp=3.0, epochs=2, prune_epochs=1, lr=1e-2, device="cpu",
+                     progress=False, log=said.append)
+    (note,) = [line for line in said if "re-quantized" in line]
+    assert note.startswith("note: at the depths fine-tuning ran at the file would be 10.0% over its target")
+    assert r["finetune_payload"][0][1] > 0
