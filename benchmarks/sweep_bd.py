@@ -29,11 +29,14 @@ from benchmarks import bd
 from benchmarks.common import command_line, write_file
 
 
-def frame_range(args: list[str], frames: int) -> tuple[int, int | None]:
-    """The frames a sweep job encoded, as rd.json writes them: [start, end or None]."""
+def frame_range(args: list[str], frames: int, recorded=None) -> tuple[int, int | None]:
+    """The frames a sweep job encoded, as rd.json writes them: [start, end or None]; from the job's `--frames`, else
+    from the report's own `frame_range` (`recorded`: reports of direct encodes), else the whole clip."""
     if "--frames" in args:
         start, _, end = args[args.index("--frames") + 1].partition(":")
         return int(start or 0), int(end) if end else None
+    if recorded is not None:
+        return int(recorded[0]), None if recorded[1] is None else int(recorded[1])
     return 0, None
 
 
@@ -63,8 +66,8 @@ def curves(reports: list[dict]) -> dict:
     out = defaultdict(list)
     for r in reports:
         args = r.get("sweep_args", [])
-        key = (Path(r["input"]).name, frame_range(args, r["frames"]), r["model"], r["preset"], sample_format(r),
-               r["quant_bits"], variant(args))
+        key = (Path(r["input"]).name, frame_range(args, r["frames"], r.get("frame_range")), r["model"], r["preset"],
+               sample_format(r), r["quant_bits"], variant(args))
         out[key].append((r["bpp"], r["psnr"], r.get("psnr_yuv")))
     return {k: sorted(v) for k, v in out.items() if len(v) >= 2}
 
@@ -80,7 +83,7 @@ def apply_scores(reports: list[dict], names: list[str], scores: dict) -> None:
 
 def rd_point(r: dict) -> dict:
     """An encode report as a point of benchmarks.rd (the fields its tables and BD figures read)."""
-    start, end = frame_range(r.get("sweep_args", []), r["frames"])
+    start, end = frame_range(r.get("sweep_args", []), r["frames"], r.get("frame_range"))
     return {"clip": Path(r["input"]).name, "frame_range": [start, end], "codec": "dnv", "model": r["model"],
             "preset": r["preset"], "target_bpp": r["target_bpp"], "epochs": None, "frames": r["frames"],
             "width": r["width"], "height": r["height"], "bpp": r["bpp"], "bpp_container": r["bpp"],

@@ -203,6 +203,8 @@ class _EncodeJob:
             "color": stats[0]["color"],
             "psnr_float_model": mean("psnr_float_model"), "psnr_float_unpruned": mean("psnr_float_unpruned"),
             "frames": t, "width": w, "height": h, "fps": float(fps),
+            # The frames of the input asked for (--frames START:END; END None: to the end).
+            "frame_range": list(self.config.frame_range),
             "params": sum(st["params"] for st in stats), "quant_bits": self.quant_bits,
             # Rate-aware training (`--train rate=true`): the training's estimate of the file's size, and the lambda
             # rate control drove it to (segment 0's; each segment's below); None without it.

@@ -153,7 +153,7 @@ def test_cli_encode_info_decode(tmp_path, testdata):
                 "--prune-epochs", "1", "--device", "cpu", "-q", "--json", tmp_path / "enc.json", "--frames", "0:4")
     assert r.exit_code == 0, r.output
     enc = json.loads((tmp_path / "enc.json").read_text())
-    assert enc["frames"] == 4 and enc["width"] == 320 and enc["height"] == 192
+    assert enc["frames"] == 4 and enc["width"] == 320 and enc["height"] == 192 and enc["frame_range"] == [0, 4]
     # When each of the 4 epochs ended, and when the float model was ready: within the training time.
     (curve,) = enc["train_curves_seconds"]
     assert len(curve) == 4 and curve == sorted(curve) and curve[-1] <= enc["train_seconds_unpruned"]

@@ -46,3 +46,14 @@ def test_scores_replace_the_reports_psnrs():
     sweep_bd.apply_scores(reports, ["a-rgb", "b-rgb"], {"a-rgb": {"psnr_rgb": 25.5, "psnr_yuv": 28.5}})
     assert (reports[0]["psnr"], reports[0]["psnr_yuv"]) == (25.5, 28.5)
     assert reports[1]["psnr_yuv"] is None     # not rescored: its encode report's YUV PSNR is another reference
+
+
+def test_a_direct_encode_joins_the_curve_of_its_recorded_frames():
+    """A report without a sweep's arguments (a plain `dnv encode --json`) is placed by its own `frame_range`; one
+    with neither counts as the whole clip."""
+    swept = report("yuv420 (BT.601)", 0.025, 30.0, 35.0, "--frames", "0:96")
+    direct = {k: v for k, v in report("yuv420 (BT.601)", 0.05, 32.0, 37.0).items() if k != "sweep_args"}
+    (key, points), = sweep_bd.curves([swept, dict(direct, frame_range=[0, 96])]).items()
+    assert key[1] == (0, 96) and len(points) == 2
+    (key,) = sweep_bd.curves([direct, dict(direct, bpp=0.1)])
+    assert key[1] == (0, None)
