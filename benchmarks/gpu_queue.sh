@@ -66,11 +66,11 @@ lane1() {
     # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
     # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.05: 484 s before
     # the best-epoch choice and the freezing; Bunny 0.025 with them, session 18: 651 s, hence the estimates).
-    # Bunny 0.025 first (the depth fix), then its pair without freezing, then Bunny 0.1 (its BD), then coffee. Then
-    # `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
+    # Bunny 0.025 first (the depth fix), then its pair without freezing, then Bunny 0.05 and 0.1 (its BD), then
+    # coffee. Then `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
     local name est
-    for name_est in bunny96-medium-0.025:11 bunny96-medium-0.025-freeze0:11 bunny96-medium-0.1:13 \
-                    coffee100-medium-0.05:11 coffee100-medium-0.025:11 coffee100-medium-0.1:13; do
+    for name_est in bunny96-medium-0.025:11 bunny96-medium-0.025-freeze0:11 bunny96-medium-0.05:12 \
+                    bunny96-medium-0.1:13 coffee100-medium-0.05:11 coffee100-medium-0.025:11 coffee100-medium-0.1:13; do
         name=${name_est%:*}; est=${name_est#*:}
         job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
             --only "$name" >> $RES/medium_720p.log 2>&1
