@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from . import planeloss
-from .compress.freeze import OscillationFreezer, file_grid
+from .compress.freeze import OscillationFreezer
 from .compress.prune import apply_masks, magnitude_masks
 from .compress.qat import describe as describe_bits, quantized_parameters
 from .memory import gib
@@ -460,8 +460,7 @@ class Trainer:
             opt.step()
         apply_masks(self.decoder, self.masks)
         if self.freezer is not None:
-            self.freezer.step(self.decoder, self._learned_tables(),
-                              self.rate.grid if self.rate_on else file_grid(self.qat_bits))
+            self.freezer.step(self.decoder, self._learned_tables(), self.qat_bits)
         if self.rate_on:
             self.rate.after_step(self.decoder, self._learned_tables())
         return mse.detach()
@@ -592,7 +591,7 @@ class Trainer:
                 self.say(f"rate-aware fine-tuning from {self.qat_bits:.3g} bits, lambda {self.rate.lam:.3g}")
             else:
                 self.say(f"quantization-aware fine-tuning at {describe_bits(self.qat_bits)}")
-            self.freezer = OscillationFreezer(s.freeze) if s.freeze > 0 else None
+                self.freezer = OscillationFreezer(s.freeze) if s.freeze > 0 else None
         self.epoch, self.pos, self.order = 0, 0, None
         self.optimizers = self._optimizers()
 

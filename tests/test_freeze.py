@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nvcodec.compress import freeze
-from nvcodec.compress.freeze import OscillationFreezer, file_grid
+from nvcodec.compress.freeze import OscillationFreezer
 from nvcodec.compress.qat import weight_grid
 
 BITS = 4.0      # weight_levels(4) = 7: with a peak of 0.7 per channel, the grid's step is 0.1
@@ -25,14 +25,14 @@ def every_step(monkeypatch):
 def test_a_value_oscillating_across_a_threshold_is_frozen_and_held_on_the_grid(every_step):
     net = decoder([0.149, 0.149])
     freezer = OscillationFreezer(threshold=0.02)
-    freezer.step(net, {}, file_grid(BITS))
+    freezer.step(net, {}, BITS)
     for i in range(12):
         # value 0,1: back and forth across 0.15 (integer 1 <-> 2); value 1,1: steadily up, one level a step
         with torch.no_grad():
             net.weight[0, 1] = 0.151 if i % 2 == 0 else 0.149
             net.weight[1, 1] = 0.149 + 0.1 * (i + 1)
             net.weight[1, 1].clamp_(max=0.7)
-        freezer.step(net, {}, file_grid(BITS))
+        freezer.step(net, {}, BITS)
     st = freezer.state["decoder.weight"]
     assert bool(st["frozen"][0, 1]) and not bool(st["frozen"][1, 1])
     assert freezer.frozen() == 1
@@ -41,7 +41,7 @@ def test_a_value_oscillating_across_a_threshold_is_frozen_and_held_on_the_grid(e
     assert abs(held / float(scale[0]) - round(held / float(scale[0]))) < 1e-5     # on the grid
     with torch.no_grad():                     # an optimizer's move is undone at the next step
         net.weight[0, 1] = 0.6
-    freezer.step(net, {}, file_grid(BITS))
+    freezer.step(net, {}, BITS)
     assert float(net.weight.detach()[0, 1]) == held
 
 
@@ -51,7 +51,7 @@ def test_only_checks_count_a_value_seen_on_the_same_side_at_every_check_is_not_c
     for step, v in enumerate((0.149, 0.151, 0.149, 0.151, 0.149, 0.151, 0.149, 0.151, 0.149)):
         with torch.no_grad():
             net.weight[0, 1] = v
-        freezer.step(net, {}, file_grid(BITS))
+        freezer.step(net, {}, BITS)
         if step < 8:           # checks at steps 0 and 4 saw the same side, so no change: nothing frozen yet
             assert freezer.frozen() == 0
     assert freezer.steps == 9
@@ -65,7 +65,7 @@ def test_the_state_round_trips(every_step):
     for v in (0.149, 0.151, 0.149, 0.151):
         with torch.no_grad():
             net.weight[0, 1] = v
-        freezer.step(net, {}, file_grid(BITS))
+        freezer.step(net, {}, BITS)
     copy = OscillationFreezer(threshold=0.01)
     copy.load_state_dict(freezer.state_dict())
     assert copy.frozen() == freezer.frozen() > 0

@@ -36,21 +36,20 @@ class OscillationFreezer:
         self.state: dict[str, dict[str, torch.Tensor]] = {}
 
     @torch.no_grad()
-    def step(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], grid) -> None:
+    def step(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], bits) -> None:
         """After an optimizer step: hold the frozen values; every `EVERY` steps, count oscillations and freeze the
-        new oscillators. `grid(name, p, table)`: `p`'s (integers, scale, offset) on the grid it is rounded to
-        (`file_grid`, or rate-aware fine-tuning's learned steps: `compress.learned.RateTerm.grid`)."""
+        new oscillators."""
         started = time.perf_counter()
         check = self.steps % EVERY == 0
         self.steps += 1
-        params = [(f"decoder.{name}", name, p, False) for name, p in decoder.named_parameters()]
-        params += [(f"table.{name}", name, p, True) for name, p in tables.items()]
-        for key, name, p, table in params:
+        params = [(f"decoder.{name}", name, p, weight_grid) for name, p in decoder.named_parameters()]
+        params += [(f"table.{name}", name, p, table_grid) for name, p in tables.items()]
+        for key, name, p, grid in params:
             st = self.state.get(key)
             if st is not None:
                 torch.where(st["frozen"], st["value"], p, out=p)
             if check:
-                self._check(key, p, *grid(name, p, table))
+                self._check(key, p, *grid(p, depth_of(bits, name)))
         self.seconds += time.perf_counter() - started
 
     def _check(self, key: str, p: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> None:
@@ -82,11 +81,3 @@ class OscillationFreezer:
     def load_state_dict(self, state: dict, device=None) -> None:
         self.steps = int(state["steps"])
         self.state = {key: {f: t.to(device).clone() for f, t in st.items()} for key, st in state["tensors"].items()}
-
-
-def file_grid(bits):
-    """The grid `OscillationFreezer.step` checks against in quantization-aware fine-tuning: each tensor as the file
-    rounds it at `bits` (one depth for all, or a depth per tensor)."""
-    def grid(name: str, p: torch.Tensor, table: bool):
-        return (table_grid if table else weight_grid)(p, depth_of(bits, name))
-    return grid

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from . import rowcoder
-from .qat import fake_quant_weight, weight_grid
+from .qat import fake_quant_weight
 from .quantize import as_stored, embedding_levels, weight_levels
 
 LN2 = math.log(2.0)
@@ -338,15 +338,6 @@ class RateTerm:
     def table_params(self, tables: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
         m = self.model
         return {prefix + n: m.quantize(m._index(n, True), t) for n, t in tables.items()}
-
-    def grid(self, name: str, p: torch.Tensor, table: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(integers, step, offset 0) of `p` as `decoder_params` / `table_params` round it: on its learned step
-        (float16, as stored), or the file's grid for the tensors the model does not cover (for the freezing)."""
-        m = self.model
-        if table or name in m.weight_names:
-            step = as_stored(m.step(m._index(name, table)).detach())
-            return torch.round(p.detach() / step).clamp(-rowcoder.MAX_M, rowcoder.MAX_M), step, torch.zeros_like(step)
-        return weight_grid(p, self.bits)
 
     def penalty(self, decoder: nn.Module, tables: dict) -> torch.Tensor:
         """RATE_EVERY * lambda * R on the steps that take it (R in bits per pixel of the video, with noise), else 0."""
