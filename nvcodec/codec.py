@@ -283,7 +283,7 @@ class _EncodeJob:
         from .compress import learned_compress
         from .compress.learned import RateTerm
         from .compress.bitalloc import Probe, compress_at_depths, compress_rd, group_depths
-        from .compress.ratecontrol import TOLERANCE, compress_to_target
+        from .compress.ratecontrol import compress_to_target
         from .fit import TRAIN_OPTIONS, TrainingError, finetune_evals, fit
         from .flops import training_flops
 
@@ -342,7 +342,7 @@ class _EncodeJob:
                                                          target_payload)
         elif result.qat_bits is not None:
             packed, tuned_payload["end"] = compress_at_depths(state, result.tables, result.qat_bits, target_payload)
-            if target_payload is not None and tuned_payload["end"] > target_payload * (1 + TOLERANCE):
+            if packed.payload_bytes != tuned_payload["end"]:     # rate control had to move the tuned depths
                 self.log(f"note: {where}at the depths fine-tuning ran at the file would be "
                          f"{tuned_payload['end'] / target_payload - 1:.1%} over its target; re-quantized at "
                          f"{packed.bits:.3g} bits, which the network was not tuned for (expect a loss of quality)")
