@@ -4,6 +4,7 @@
 # benchmark writes lands in /tmp/res; every call copies it back to $OUT as res.tar.gz.
 #
 #   bash benchmarks/gpu_queue.sh start PLAN MINUTES [SECONDS]  # first call: install wheels, start PLAN
+#   ONLY="bunny96-medium-0.05 ..." bash benchmarks/gpu_queue.sh start rd MINUTES  # plan rd, just these jobs
 #   bash benchmarks/gpu_queue.sh wait SECONDS                  # each later call: wait, copy results back
 #   bash benchmarks/gpu_queue.sh stop                          # last call: end what still runs, copy back
 #
@@ -64,14 +65,15 @@ lane0() {
 lane1() {
     # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), one encode at a
     # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
-    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.05: 484 s before
-    # the best-epoch choice and the freezing; Bunny 0.025 with them, session 18: 651 s, hence the estimates).
-    # Bunny 0.025 first (the depth fix), then its pair without freezing, then Bunny 0.05 and 0.1 (its BD), then
-    # coffee. Then `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
+    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.025 with the
+    # freezing, session 19: 503 s, hence the estimates). Bunny 0.025 and its pair without freezing ran in session 19
+    # (results/freeze_pair_720p_2026-12-04/); Bunny 0.05 and 0.1 give its BD with them, then coffee. Then
+    # `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
     local name est
-    for name_est in bunny96-medium-0.025:11 bunny96-medium-0.025-freeze0:11 bunny96-medium-0.05:12 \
-                    bunny96-medium-0.1:13 coffee100-medium-0.05:11 coffee100-medium-0.025:11 coffee100-medium-0.1:13; do
+    for name_est in bunny96-medium-0.05:10 \
+                    bunny96-medium-0.1:11 coffee100-medium-0.05:10 coffee100-medium-0.025:10 coffee100-medium-0.1:11; do
         name=${name_est%:*}; est=${name_est#*:}
+        [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
             --only "$name" >> $RES/medium_720p.log 2>&1
     done
@@ -134,8 +136,10 @@ start)
     PLAN=${2:?plan: multi, lanes, decode, rd or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
+    # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
+    [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
     export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
-    export RES T PLAN QUEUE_MINUTES
+    export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
     sleep "${4:-5}"
