@@ -98,6 +98,57 @@ def test_bitstream_round_trip_is_bit_exact(encoded):
         assert torch.equal(again[name], q[name].dequantize()), name
 
 
+def test_weight_scales_lie_on_an_exact_log_grid():
+    """scale_of_index is integer arithmetic in disguise (the same scale on every device), and scale_index picks the
+    finest scale that keeps the peak within the levels."""
+    from fractions import Fraction
+
+    from nvcodec.compress import entropy
+    from nvcodec.compress.quantize import SCALE_INDEX_MAX, SCALE_INDEX_MIN, SCALE_STEPS, scale_index, scale_of_index
+
+    k = torch.arange(SCALE_INDEX_MIN, SCALE_INDEX_MAX + 1)
+    got = scale_of_index(k)
+    for kk, value in zip(k.tolist(), got.tolist()):
+        e, j = divmod(kk, SCALE_STEPS)
+        mantissa = entropy._root_pow2(23 * SCALE_STEPS + j, 4)      # floor(2**(23 + j/16)), exactly
+        assert Fraction(value) == mantissa * Fraction(2) ** (e - 23), kk
+    assert torch.all(got[1:] > got[:-1])
+    g = torch.Generator().manual_seed(0)
+    peak = torch.exp2(torch.rand(5000, generator=g) * 30 - 20)
+    peak = torch.cat([peak, scale_of_index(torch.arange(-100, 100)) * 31, torch.zeros(1)])   # exact hits, a zero
+    for levels in (1, 31, 127, 32767):
+        idx = scale_index(peak, levels)
+        fits = scale_of_index(idx).double() * levels >= peak.double()
+        tighter = scale_of_index(idx - 1).double() * levels < peak.double()
+        inside = (idx > SCALE_INDEX_MIN) & (idx < SCALE_INDEX_MAX)
+        assert torch.all(fits[inside]) and torch.all(tighter[inside]), levels
+        assert torch.all(idx >= SCALE_INDEX_MIN) and torch.all(idx <= SCALE_INDEX_MAX)
+
+
+def test_weight_scales_are_coded_as_log_grid_indices():
+    """Mode 3: one byte per tensor and one entropy-coded blob of indices instead of 2 bytes per scale; a forged
+    index out of range is refused with one line."""
+    from nvcodec.compress.quantize import SCALE_INDEX_MAX, QuantizedTensor, quantize_weight
+
+    torch.manual_seed(0)
+    state = {"a.weight": torch.randn(64, 32, 3, 3) * 0.05, "a.bias": torch.randn(64) * 0.01,
+             "b.weight": torch.randn(1, 64, 1, 1), "c.weight": torch.zeros(8, 4)}
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    qs = {k: quantize_weight(v, 6) for k, v in state.items()}
+    data = pack.pack_weights(qs)
+    assert list(data[:4]) == [3, 3, 3, 3]
+    restored = pack.unpack_weights(data, shapes)
+    for name, t in restored.items():
+        assert torch.equal(t, qs[name].dequantize()), name
+        assert np.abs(qs[name].symbols).max() <= 31
+    half_precision = {k: QuantizedTensor(q.symbols, q.scale.astype(np.float16), None, q.axis) for k, q in qs.items()}
+    assert len(data) <= len(pack.pack_weights(half_precision)) - 64    # 74 scales: 148 bytes as float16
+    forged = dict(qs, **{"a.bias": QuantizedTensor(qs["a.bias"].symbols, qs["a.bias"].scale, None, None,
+                                                    np.array([SCALE_INDEX_MAX + 1], dtype=np.int32))})
+    with pytest.raises(bitstream.BitstreamError, match="scale index out of range"):
+        pack.unpack_weights(pack.pack_weights(forged), shapes)
+
+
 def test_quantized_symbols_survive_entropy_coding():
     torch.manual_seed(0)
     emb = torch.randn(5, 4, 3, 6) * 2 + torch.linspace(0, 3, 5)[:, None, None, None]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import struct
 from unittest import mock
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from benchmarks.fuzz_dnv import (join_sections, join_segmented, make_seeds, mutate, run_case,
                                   split_sections, split_segmented)
 from nvcodec import bitstream, memory
+from nvcodec.compress import entropy
+from nvcodec.compress.quantize import SCALE_INDEX_MAX
 from nvcodec.models import Arch, ArchError
 from nvcodec.segments import pack_segmented
 
@@ -72,11 +75,25 @@ def test_every_kernel_is_checked(seeds):
 
 
 def test_non_finite_quantization_scales_are_refused(seeds):
+    # The weights' scales are log-grid indices (always finite); a table's are float16.
     prefix, sections = split_sections(seeds[0])
-    decoder = next(s for s in sections if s[0] == 2)
-    struct.pack_into("<H", decoder[1], 1, 0x7C00)       # the first tensor's float16 scale: +inf
+    table = next(s for s in sections if s[0] not in (1, 2, 12) and s[1][0] in (0, 1))
+    struct.pack_into("<H", table[1], 1, 0x7C00)         # the table's first float16 offset: +inf
     outcome, detail = check(join_sections(prefix, sections))
     assert outcome == "rejected" and "non-finite" in detail
+
+
+def test_weight_scale_indices_out_of_range_are_refused(seeds):
+    prefix, sections = split_sections(seeds[0])
+    decoder = next(s for s in sections if s[0] == 2)
+    assert decoder[1][0] == 3                           # the first tensor's scales are on the log grid
+    modes = 0
+    while decoder[1][modes] == 3:
+        modes += 1
+    length = struct.unpack_from("<I", decoder[1], modes)[0]
+    constant = entropy.encode_symbols(np.full(1, SCALE_INDEX_MAX + 1))     # every index one past the grid
+    decoder[1] = decoder[1][:modes] + struct.pack("<I", len(constant)) + constant + decoder[1][modes + 4 + length:]
+    assert check(join_sections(prefix, sections)) == ("rejected", "DECODER section has a scale index out of range")
 
 
 def edit_index(data: bytes, offset: int, fmt: str, *values) -> bytes:

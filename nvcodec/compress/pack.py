@@ -3,8 +3,12 @@
 DECODER payload, for the decoder's tensors in `state_dict` order (shapes come from the header's
 architecture, so none are stored):
     per tensor: mode u8 (0: one scale, 1: a scale per output channel, 2: a learned step and per-row
-    Laplace or Gaussian models, `compress.rowcoder`), then the float16 scales (mode 2: the one float16 step)
-    then the symbol blobs of the tensors in modes 0 and 1, each `u32 length + entropy.encode_symbols(...)`:
+    Laplace or Gaussian models, `compress.rowcoder`; 3: scales on the log grid of `quantize.scale_of_index`,
+    one per output channel from 2 dimensions on where there are several, else one), then the float16 scales
+    (mode 2: the one float16 step; mode 3: nothing here)
+    if any tensor is in mode 3: `u32 length + entropy.encode_symbols(...)` of their scale indices, tensor by
+    tensor, each within [SCALE_INDEX_MIN, SCALE_INDEX_MAX]
+    then the symbol blobs of the tensors in modes 0, 1 and 3, each `u32 length + entropy.encode_symbols(...)`:
     one blob per tensor of at least BLOB_MIN symbols, in order, then one blob with all smaller tensors
     concatenated; then, if any tensor is in mode 2, their `rowcoder.pack` payload (rows: output channels).
 
@@ -25,7 +29,8 @@ import torch
 from ..bitstream import BitstreamError
 from . import entropy, rowcoder
 from .rowcoder import LearnedTensor
-from .quantize import QuantizedTensor, quantize_weight
+from .quantize import (SCALE_INDEX_MAX, SCALE_INDEX_MIN, QuantizedTensor, quantize_weight,
+                       scale_of_index)
 
 BLOB_MIN = 4096
 
@@ -104,8 +109,13 @@ def pack_weights(quantized: dict[str, QuantizedTensor | LearnedTensor]) -> bytes
     for q, is_learned in zip(tensors, learned):
         if is_learned:
             params += struct.pack("<B", 2) + q.step.astype("<f2").tobytes()
+        elif q.index is not None:
+            params += struct.pack("<B", 3)
         else:
             params += struct.pack("<B", 0 if q.axis is None else 1) + q.scale.astype("<f2").tobytes()
+    indices = [q.index.ravel() for q, is_learned in zip(tensors, learned) if not is_learned and q.index is not None]
+    if indices:
+        params += _blob(np.concatenate(indices))
     blobs = b"".join(_blob(np.concatenate([tensors[i].symbols.ravel() for i in group]))
                      for group in _plain_groups([q.symbols.shape for q in tensors], learned))
     if any(learned):
@@ -121,22 +131,31 @@ def learned_count(sections: dict[str, bytes], shapes: dict[str, tuple[int, ...]]
     for shape in shapes.values():
         mode = r.u8()
         count += mode == 2
-        r.take(2 * (shape[0] if mode == 1 and shape else 1))
+        r.take(0 if mode == 3 else 2 * (shape[0] if mode == 1 and shape else 1))
     return count + sum(1 for name, data in sections.items() if name != "DECODER" and data[:1] in (b"\x02", b"\x03"))
 
 
 def unpack_weights(data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     r = _Reader(data, "DECODER")
     names = list(shapes)
-    scales, axes, learned = [], [], []
+    scales, axes, learned, on_log_grid = [], [], [], []
     for name in names:
         mode = r.u8()
-        if mode not in (0, 1, 2):
+        if mode not in (0, 1, 2, 3):
             raise BitstreamError("DECODER section: bad quantization mode")
-        per_channel = mode == 1 and len(shapes[name]) >= 1
-        scales.append(r.f16(shapes[name][0] if per_channel else 1))
+        shape = shapes[name]
+        per_channel = (mode == 1 and len(shape) >= 1) or (mode == 3 and len(shape) >= 2 and shape[0] > 1)
+        scales.append(None if mode == 3 else r.f16(shape[0] if per_channel else 1))
         axes.append(0 if per_channel else None)
         learned.append(mode == 2)
+        on_log_grid.append(mode == 3)
+    if any(on_log_grid):
+        counts = [shapes[n][0] if ax == 0 else 1 for n, ax, log in zip(names, axes, on_log_grid) if log]
+        index = r.blob(sum(counts))
+        if index.size and (index.min() < SCALE_INDEX_MIN or index.max() > SCALE_INDEX_MAX):
+            raise BitstreamError("DECODER section has a scale index out of range")
+        parts = iter(np.split(scale_of_index(torch.from_numpy(index.astype(np.int64))).numpy(), np.cumsum(counts)[:-1]))
+        scales = [next(parts) if log else sc for sc, log in zip(scales, on_log_grid)]
     symbols: list[np.ndarray | None] = [None] * len(names)
     for group in _plain_groups([shapes[n] for n in names], learned):
         sizes = [math.prod(shapes[names[i]]) for i in group]

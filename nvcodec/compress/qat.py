@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .quantize import MIN_SCALE, as_stored, embedding_levels, weight_levels
+from .quantize import MIN_SCALE, as_stored, embedding_levels, scale_index, scale_of_index, weight_levels
 
 
 def weight_grid(w: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -20,7 +20,7 @@ def weight_grid(w: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tenso
     levels = weight_levels(bits)
     peak = w.abs().flatten(1).amax(1) if w.dim() >= 2 else w.abs().amax().reshape(1)
     shape = [-1] + [1] * (w.dim() - 1) if w.dim() >= 2 else [1]
-    scale = as_stored((peak / levels).clamp_min(MIN_SCALE)).reshape(shape)
+    scale = scale_of_index(scale_index(peak, levels)).to(w.dtype).reshape(shape)
     return torch.round(w / scale).clamp(-levels, levels), scale, torch.zeros_like(scale)
 
 
