@@ -112,6 +112,7 @@ def test_weight_scales_lie_on_an_exact_log_grid():
         e, j = divmod(kk, SCALE_STEPS)
         mantissa = entropy._root_pow2(23 * SCALE_STEPS + j, 4)      # floor(2**(23 + j/16)), exactly
         assert Fraction(value) == mantissa * Fraction(2) ** (e - 23), kk
+        assert abs(value / 2 ** (kk / SCALE_STEPS) - 1) < 2 ** -23
     assert torch.all(got[1:] > got[:-1])
     g = torch.Generator().manual_seed(0)
     peak = torch.exp2(torch.rand(5000, generator=g) * 30 - 20)
