@@ -67,10 +67,11 @@ lane1() {
     # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
     # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.025 with the
     # freezing, session 19: 503 s, hence the estimates). Bunny 0.025 and its pair without freezing ran in session 19
-    # (results/freeze_pair_720p_2026-12-04/); Bunny 0.05 and 0.1 give its BD with them, then coffee. Then
+    # (results/freeze_pair_720p_2026-12-04/); Bunny 0.05 and 0.1 give its BD with them (0.05 also planned for 5 bits:
+    # results/planned_depth_cpu_2026-12-04/), then coffee. Then
     # `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
     local name est
-    for name_est in bunny96-medium-0.05:10 \
+    for name_est in bunny96-medium-0.05:10 bunny96-medium-0.05-q5:11 \
                     bunny96-medium-0.1:11 coffee100-medium-0.05:10 coffee100-medium-0.025:10 coffee100-medium-0.1:11; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
