@@ -12,7 +12,6 @@ file to its target size without retraining.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,40 +56,28 @@ SCALE_STEPS = 16
 SCALE_INDEX_MIN, SCALE_INDEX_MAX = -14 * SCALE_STEPS, 16 * SCALE_STEPS
 
 
-def _mantissa(j: int) -> int:
-    """floor(2**(23 + j / SCALE_STEPS)), exactly (nested integer square roots)."""
-    n = 1 << (23 * SCALE_STEPS + j)
-    for _ in range(SCALE_STEPS.bit_length() - 1):
-        n = math.isqrt(n)
-    return n
-
-
-# Every scale of the grid, index k at [k - SCALE_INDEX_MIN]: 2**(k / SCALE_STEPS) with its mantissa truncated to 24
-# bits, floor(2**(23 + j / SCALE_STEPS)) * 2**(e - 23) for k = SCALE_STEPS * e + j. Exact in float32, built with
-# integers: the same values on every device. One copy per device (`_scales_on`).
-_SCALES = torch.tensor([_mantissa(k % SCALE_STEPS) * 2.0 ** (k // SCALE_STEPS - 23)
-                        for k in range(SCALE_INDEX_MIN, SCALE_INDEX_MAX + 1)], dtype=torch.float64).float()
-_SCALES_ON: dict[torch.device, torch.Tensor] = {}
-
-
-def _scales_on(device: torch.device) -> torch.Tensor:
-    if device not in _SCALES_ON:
-        _SCALES_ON[device] = _SCALES.to(device)
-    return _SCALES_ON[device]
-
-
 def scale_of_index(k: torch.Tensor) -> torch.Tensor:
-    """The weight scale (float32) of log-grid index k."""
-    return _scales_on(k.device)[k.long() - SCALE_INDEX_MIN]
+    """The weight scale (float32) of log-grid index k: 2**(k / SCALE_STEPS) with its mantissa truncated to 24 bits,
+    floor(2**(23 + j / SCALE_STEPS)) * 2**(e - 23) for k = SCALE_STEPS * e + j. Elementwise on k's device, so that
+    the compiled fine-tuning step computes it too (no table to fetch), and exact everywhere: the 16 values
+    2**(23 + j/16) lie 0 (j = 0) or 0.068 to 0.923 from the integer below them, so float64's exp2 (off by 1e-8 at
+    most) plus 0.01 floors to the right one (`tests/test_codec.py` checks every index against integer arithmetic)."""
+    k = k.to(torch.float64)
+    e = torch.floor(k / SCALE_STEPS)
+    mantissa = torch.floor(torch.exp2(23 + (k - SCALE_STEPS * e) / SCALE_STEPS) + 0.01)
+    return (mantissa * torch.exp2(e - 23)).float()
 
 
 def scale_index(peak: torch.Tensor, levels: int) -> torch.Tensor:
     """The smallest index k (int64) whose scale puts a weight of magnitude `peak` within [-levels, levels]:
-    scale_of_index(k) * levels >= peak; SCALE_INDEX_MAX where none does. Exact on every device: the products of a
-    24-bit mantissa and levels < 2**16 are exact in float64, and a binary search compares, nothing rounds."""
-    bounds = _scales_on(peak.device).double() * levels
-    k = torch.searchsorted(bounds, peak.double().contiguous())
-    return k.clamp(max=bounds.numel() - 1) + SCALE_INDEX_MIN
+    scale_of_index(k) * levels >= peak, within [SCALE_INDEX_MIN, SCALE_INDEX_MAX]. The log2 only guesses; the
+    comparisons decide, exactly (float64 products of a 24-bit mantissa and levels < 2**16), on every device."""
+    p = peak.to(torch.float64)
+    k = torch.ceil(SCALE_STEPS * torch.log2((p / levels).clamp_min(2.0 ** -30)))
+    k = k.clamp(SCALE_INDEX_MIN, SCALE_INDEX_MAX)
+    k = torch.where(scale_of_index(k - 1).double() * levels >= p, k - 1, k)
+    k = torch.where(scale_of_index(k).double() * levels < p, k + 1, k)
+    return k.clamp(SCALE_INDEX_MIN, SCALE_INDEX_MAX).long()
 
 
 @dataclass
