@@ -154,10 +154,11 @@ def side_bytes(arch: Arch) -> int:
     channel), with each blob's length field."""
     import torch
 
+    from .compress.quantize import per_channel
     from .models import Decoder
     with torch.device("meta"):
         shapes = [tuple(v.shape) for v in Decoder(arch).state_dict().values()]
-    scales = sum(s[0] if len(s) >= 2 else 1 for s in shapes)
-    weights = sum(1 + 4 for _ in shapes) + 4 + math.ceil(SCALE_INDEX_BITS * scales / 8)
+    scales = sum(s[0] if per_channel(s) else 1 for s in shapes)
+    weights = 5 * len(shapes) + 4 + math.ceil(SCALE_INDEX_BITS * scales / 8)
     tables = sum(4 * shape[1] + 5 for shape in arch.section_shapes(2).values())
     return weights + tables

@@ -29,7 +29,7 @@ import torch
 from ..bitstream import BitstreamError
 from . import entropy, rowcoder
 from .rowcoder import LearnedTensor
-from .quantize import (SCALE_INDEX_MAX, SCALE_INDEX_MIN, QuantizedTensor, quantize_weight,
+from .quantize import (SCALE_INDEX_MAX, SCALE_INDEX_MIN, QuantizedTensor, per_channel, quantize_weight,
                        scale_of_index)
 
 BLOB_MIN = 4096
@@ -144,9 +144,9 @@ def unpack_weights(data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str,
         if mode not in (0, 1, 2, 3):
             raise BitstreamError("DECODER section: bad quantization mode")
         shape = shapes[name]
-        per_channel = (mode == 1 and len(shape) >= 1) or (mode == 3 and len(shape) >= 2 and shape[0] > 1)
-        scales.append(None if mode == 3 else r.f16(shape[0] if per_channel else 1))
-        axes.append(0 if per_channel else None)
+        channels = (mode == 1 and len(shape) >= 1) or (mode == 3 and per_channel(shape))
+        scales.append(None if mode == 3 else r.f16(shape[0] if channels else 1))
+        axes.append(0 if channels else None)
         learned.append(mode == 2)
         on_log_grid.append(mode == 3)
     if any(on_log_grid):
