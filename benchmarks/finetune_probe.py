@@ -6,7 +6,7 @@ variants of the stage after it (pruning, quantization-aware or rate-aware fine-t
         --variant base: --variant rate: --train rate=true --variant noprune: --no-prune ...
 
 The main phase runs once: the trainer's state at its end is saved (DIR/main.pt) and every variant starts from it
-(so they differ only in what comes after). A variant is `NAME:` followed by `dnv encode` options that leave the
+(so they differ only in what comes after; a DIR/main.pt of another network, e.g. from older code, is refused). A variant is `NAME:` followed by `dnv encode` options that leave the
 network's plan unchanged (`--train prune_epochs=N`, `--train rate=true`, `--train qat=false`, ...), and the
 probe's own `--no-prune` (the pruning step keeps every weight: the file then holds them all, and rate control
 trims the bit depth to land on the target instead), and `--fp32-grid` (quantization-aware training rounds on
@@ -50,7 +50,9 @@ def _patched_trainer(snapshot: Path, no_prune: bool, bf16: bool = False):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             if snapshot.is_file():
-                self.load_state(torch.load(snapshot, weights_only=False))
+                state = torch.load(snapshot, weights_only=False)
+                _check_same_network(snapshot, state["modules"]["decoder"], self.decoder.state_dict())
+                self.load_state(state)
                 self.amp = self.amp or bf16
 
         def _evaluate(self, after):
@@ -62,6 +64,16 @@ def _patched_trainer(snapshot: Path, no_prune: bool, bf16: bool = False):
 
     fitmod.magnitude_masks = (lambda model, fraction: {}) if no_prune else MAGNITUDE_MASKS
     return Probed
+
+
+def _check_same_network(snapshot: Path, saved: dict, planned: dict) -> None:
+    """A snapshot is only reused for the network it was trained for: the plan can change with the code (the
+    planner's side bytes, a new default depth) while DIR/main.pt stays."""
+    for name, tensor in planned.items():
+        if name not in saved or saved[name].shape != tensor.shape:
+            got = tuple(saved[name].shape) if name in saved else "none"
+            raise SystemExit(f"{snapshot} was trained for another network ({name}: {got}, the plan now "
+                             f"{tuple(tensor.shape)}); remove it or choose another --out")
 
 
 def run_variant(clip: str, common: list[str], name: str, options: list[str], out: Path) -> dict:

@@ -1,9 +1,10 @@
 """Training-step throughput of one architecture under several settings (eager/compiled, batch sizes).
 
-    python3 -m benchmarks.train_probe CLIP (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
+    python3 -m benchmarks.train_probe CLIP [--model hinerv] (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
         [--enc-dim 64 32] [--optimizer adam adan] [--loop-epochs N] [--profile STEPS]
-Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
+--model picks the network (the default model unless given), sized for --bpp as `dnv encode` sizes it at the
+model's planned depth. Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
 Each step is the encoder's own (`Fitter._step`: forward, backward, gradient clipping, fused Adam).
@@ -28,6 +29,7 @@ import time
 import torch
 
 from nvcodec import sizing
+from nvcodec.models import DEFAULT_MODEL, MODELS, quant_bits_for
 from nvcodec.fit import OPTIMIZERS, Fitter, TrainSettings
 from nvcodec.video import read_video
 
@@ -93,6 +95,7 @@ def profile(frames, arch, batch, mode, steps, device, enc_dim=64, rows=25, optim
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("clip")
+    ap.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL)
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--bpp", type=float, default=0.05)
     size.add_argument("--params", type=float, help="a network of about this many parameters (as bunny.py's sizes)")
@@ -115,13 +118,13 @@ def main():
     frames, _ = read_video(a.clip)
     frames = frames[:, : a.rows] if a.rows else frames
     t, h, w = frames.shape[:3]
-    print(f"{w}x{h} {t} frames, device {device}, torch {torch.__version__}")
+    print(f"{w}x{h} {t} frames, device {device}, torch {torch.__version__}", flush=True)
     for align, bench, enc_dim, opt in itertools.product(a.align, a.cudnn_benchmark, a.enc_dim, a.optimizer):
         sizing.WIDTH_ALIGN = align
         torch.backends.cudnn.benchmark = bench == "on"
-        plan = sizing.plan_for_params("dnerv", w, h, a.params) if a.params else \
-            sizing.plan_for_bpp("dnerv", w, h, t, a.bpp)
-        print(f"== widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}, "
+        plan = sizing.plan_for_params(a.model, w, h, a.params, frames=t) if a.params else \
+            sizing.plan_for_bpp(a.model, w, h, t, a.bpp, quant_bits_for(a.model))
+        print(f"== {a.model}, widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}, "
               f"encoder width {enc_dim}, {opt}", flush=True)
         for mode in a.modes if a.profile else []:
             profile(frames, plan.arch, a.batches[0], mode, a.profile, device, enc_dim, optimizer=opt)

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmarks import finetune_probe
@@ -32,3 +33,8 @@ def test_variants_start_from_one_main_phase_and_leave_nothing_patched(tmp_path):
     assert fit.Trainer is trainer_class and fit.magnitude_masks is masks
     x = torch.tensor([0.1, 1e-3, 3.3])
     assert torch.equal(qat.as_stored(x), x.half().float())
+    # A saved main phase is only reused for its own network: another plan is refused in one line.
+    with pytest.raises(SystemExit, match="trained for another network"):
+        finetune_probe.main([str(CLIP), "--frames", "0:6", "--bpp", "0.1", "--epochs", "3", "--device", "cpu", "-q",
+                             "--out", str(tmp_path), "--variant", "smaller:"])
+    assert fit.Trainer is trainer_class

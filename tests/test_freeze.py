@@ -5,7 +5,7 @@ import torch
 
 from nvcodec.compress import freeze
 from nvcodec.compress.freeze import OscillationFreezer
-from nvcodec.compress.qat import weight_grid
+from nvcodec.compress.qat import table_grid, weight_grid
 
 BITS = 4.0      # weight_levels(4) = 7: with a peak of 0.7 per channel, the grid's step is 0.1
 
@@ -72,3 +72,46 @@ def test_the_state_round_trips(every_step):
     assert copy.state["decoder.weight"].keys() == freezer.state["decoder.weight"].keys()
     for field, tensor in freezer.state["decoder.weight"].items():
         assert torch.equal(copy.state["decoder.weight"][field], tensor)
+
+
+def test_one_flat_grid_is_the_files_grid_tensor_by_tensor():
+    """The freezer rounds every tracked value in one buffer; each tensor's integers, scales and offsets must be
+    those of `qat.weight_grid` / `qat.table_grid`, at per-tensor depths, with all-zero rows and 1-D weights."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 3, 3), torch.nn.Linear(5, 6))
+    with torch.no_grad():
+        net[0].weight[1] = 0.0
+        net[1].weight.mul_(40.0)
+    tables = {"GRID0": torch.nn.Parameter(torch.randn(5, 3, 4, 2) * 3 + 1),
+              "LOCAL": torch.nn.Parameter(torch.rand(7, 6) * 1e-6)}      # spans under the smallest scale
+    bits = {"0.weight": 5.7, "0.bias": 6.0, "1.weight": 3.0, "1.bias": 8.0, "GRID0": 4.5, "LOCAL": 6.0}
+    entries = [(f"decoder.{n}", n, p, True) for n, p in net.named_parameters()]
+    entries += [(f"table.{n}", n, p, False) for n, p in tables.items()]
+    layout = freeze._Layout(entries, bits)
+    flat = torch.cat([p.detach().reshape(-1) for _, _, p, _ in entries])
+    q, scale, offset = (layout.split(t) for t in layout.grid(flat))
+    for i, (_, name, p, is_weight) in enumerate(entries):
+        want = (weight_grid if is_weight else table_grid)(p, bits[name])
+        assert torch.equal(q[i], want[0]), name
+        assert torch.equal(scale[i], want[1].expand_as(p)), name
+        assert torch.equal(offset[i], want[2].expand_as(p)), name
+
+
+def test_a_table_value_oscillating_is_frozen_and_held(every_step):
+    net = torch.nn.Linear(2, 2, bias=False)
+    table = torch.nn.Parameter(torch.tensor([[0.0, 0.0], [0.149, 0.3], [1.5, 1.5]]))    # channels span 0 to 1.5
+    freezer = OscillationFreezer(threshold=0.02)
+    for i in range(13):
+        with torch.no_grad():
+            table[1, 0] = 0.151 if i % 2 else 0.149     # across a threshold of the first channel's grid
+        freezer.step(net, {"GRID0": table}, BITS)
+    st = freezer.state["table.GRID0"]
+    assert bool(st["frozen"][1, 0]) and freezer.frozen() == 1
+    held = float(table.detach()[1, 0])
+    with torch.no_grad():
+        table[1, 0] = 0.9
+    freezer.step(net, {"GRID0": table}, BITS)
+    assert float(table.detach()[1, 0]) == held
+    _, scale, lo = table_grid(table, BITS)
+    step = float(scale[0, 0])
+    assert abs((held - float(lo[0, 0])) / step - round((held - float(lo[0, 0])) / step)) < 1e-4   # on the grid

@@ -20,8 +20,21 @@ def weight_grid(w: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tenso
     levels = weight_levels(bits)
     peak = w.abs().flatten(1).amax(1) if w.dim() >= 2 else w.abs().amax().reshape(1)
     shape = [-1] + [1] * (w.dim() - 1) if w.dim() >= 2 else [1]
-    scale = scale_of_index(scale_index(peak, levels)).to(w.dtype).reshape(shape)
+    scale = weight_scale(peak, levels).to(w.dtype).reshape(shape)
     return torch.round(w / scale).clamp(-levels, levels), scale, torch.zeros_like(scale)
+
+
+def weight_scale(peak: torch.Tensor, levels) -> torch.Tensor:
+    """The scale (float32) of weight rows whose largest magnitudes are `peak`, at `levels` (an int, or a float64
+    tensor of one per row)."""
+    return scale_of_index(scale_index(peak, levels))
+
+
+def table_scale(lo: torch.Tensor, hi: torch.Tensor, levels) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, offset) of table channels whose values span [lo, hi], at `levels` (an int, or a tensor of one per
+    channel in lo's dtype), as the file stores them."""
+    lo = as_stored(lo)
+    return as_stored(((hi - lo) / levels).clamp_min(MIN_SCALE)), lo
 
 
 def table_grid(t: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -31,8 +44,7 @@ def table_grid(t: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor
     levels = embedding_levels(bits)
     flat = t.transpose(0, 1).flatten(1)
     shape = [1, -1] + [1] * (t.dim() - 2)
-    lo = as_stored(flat.amin(1).reshape(shape))
-    scale = as_stored(((flat.amax(1).reshape(shape) - lo) / levels).clamp_min(MIN_SCALE))
+    scale, lo = table_scale(flat.amin(1).reshape(shape), flat.amax(1).reshape(shape), levels)
     return torch.round((t - lo) / scale).clamp(0, levels), scale, lo
 
 

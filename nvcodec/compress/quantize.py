@@ -68,8 +68,9 @@ def scale_of_index(k: torch.Tensor) -> torch.Tensor:
     return (mantissa * torch.exp2(e - 23)).float()
 
 
-def scale_index(peak: torch.Tensor, levels: int) -> torch.Tensor:
-    """The smallest index k (int64) whose scale puts a weight of magnitude `peak` within [-levels, levels]:
+def scale_index(peak: torch.Tensor, levels) -> torch.Tensor:
+    """The smallest index k (int64) whose scale puts a weight of magnitude `peak` within [-levels, levels] (`levels`
+    an int, or a float64 tensor of one per peak):
     scale_of_index(k) * levels >= peak, within [SCALE_INDEX_MIN, SCALE_INDEX_MAX]. The log2 only guesses; the
     comparisons decide, exactly (float64 products of a 24-bit mantissa and levels < 2**16), on every device."""
     p = peak.to(torch.float64)
