@@ -1,6 +1,6 @@
 """Training-step throughput of one architecture under several settings (eager/compiled, batch sizes).
 
-    python3 -m benchmarks.train_probe CLIP [--model hinerv] (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
+    python3 -m benchmarks.train_probe CLIP [--model hinerv] [--frames 96] (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
         [--enc-dim 64 32] [--optimizer adam adan] [--loop-epochs N] [--profile STEPS]
 --model picks the network (the default model unless given), sized for --bpp as `dnv encode` sizes it at the
@@ -99,6 +99,7 @@ def main():
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--bpp", type=float, default=0.05)
     size.add_argument("--params", type=float, help="a network of about this many parameters (as bunny.py's sizes)")
+    ap.add_argument("--frames", type=int, help="use the first FRAMES frames (the network is sized for them)")
     ap.add_argument("--rows", type=int, help="use the top ROWS rows of the frames (640: the Bunny benchmark's crop)")
     ap.add_argument("--align", type=int, nargs="+", default=[sizing.WIDTH_ALIGN], help="channel width multiples")
     ap.add_argument("--cudnn-benchmark", nargs="+", choices=["off", "on"], default=["on"])
@@ -116,7 +117,7 @@ def main():
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frames, _ = read_video(a.clip)
-    frames = frames[:, : a.rows] if a.rows else frames
+    frames = frames[: a.frames, : a.rows]
     t, h, w = frames.shape[:3]
     print(f"{w}x{h} {t} frames, device {device}, torch {torch.__version__}", flush=True)
     for align, bench, enc_dim, opt in itertools.product(a.align, a.cudnn_benchmark, a.enc_dim, a.optimizer):

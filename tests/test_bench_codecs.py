@@ -210,10 +210,11 @@ def test_train_probe_profile_reports_where_the_time_goes(monkeypatch, capsys):
     GPU-session tool, so that it does not first fail on the device)."""
     from benchmarks import train_probe
     demo = Path(__file__).resolve().parents[1] / "nvcodec" / "data" / "bunny_demo.mp4"
-    monkeypatch.setattr(sys, "argv", ["train_probe.py", str(demo), "--bpp", "0.1", "--steps", "2",
+    monkeypatch.setattr(sys, "argv", ["train_probe.py", str(demo), "--frames", "12", "--bpp", "0.1", "--steps", "2",
                                       "--batches", "1", "--modes", "eager", "--profile", "2"])
     train_probe.main()
     out = capsys.readouterr().out
     assert "eager batch=1:" in out and "frames/s (warm-up" in out
-    assert "first step" in out and "one fp32 evaluation of 24 frames" in out
+    assert "320x180 12 frames" in out and "== hinerv" in out        # the default model, sized for 12 frames
+    assert "first step" in out and "one fp32 evaluation of 12 frames" in out
     assert "profiled 2 steps" in out and "aten::convolution_backward" in out
