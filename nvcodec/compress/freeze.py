@@ -144,7 +144,9 @@ class OscillationFreezer:
         return {key: {f: views[f][i] for f in FIELDS} for i, key in enumerate(self.layout.keys)}
 
     def frozen(self) -> int:
-        return sum(int(st["frozen"].sum()) for st in self.state.values())
+        if self.flat:
+            return int(self.flat["frozen"].sum())       # one read-back, not one per tensor
+        return sum(int(st["frozen"].sum()) for st in self.loaded.values())
 
     def state_dict(self) -> dict:
         return {"steps": self.steps,
