@@ -53,6 +53,12 @@ TRAIN_PROBE() {   # the default network's training step at 720p (96 frames, 0.05
     python3 -m benchmarks.train_probe $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 2 4 \
         --modes reduce-overhead --steps 48 --profile 24 > $RES/train_probe-hinerv.log 2>&1
 }
+GRID_SHARE() {   # GRID_SHARE NAME GOAL ARGS...: a default encode with the grids aimed at GOAL of the file
+    local name=$1 goal=$2; shift 2
+    mkdir -p $RES/grid_share
+    python3 -m benchmarks.grid_share "$goal" encode "$@" -o /tmp/$name.dnv -y -q --json $RES/grid_share/$name.json \
+        > $RES/grid_share/$name.log 2>&1
+}
 lane0() {
     # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with dnv decode's defaults (32 frames a
     # call on a GPU), five decodes a row (runs of one setting differed by up to 60 %), and the bf16_products
@@ -70,19 +76,27 @@ lane1() {
     # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), one encode at a
     # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
     # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.025 with the
-    # freezing, session 19: 503 s; 0.05, session 20: 531 s, hence the estimates). First a profile of the main
-    # training step (its 317 s alone are over the 300 s target, results/medium_bunny96_2026-12-04/), then Bunny 0.1
-    # (with 0.025 and 0.05, a three-point BD; the first encode with the freezing in one flat buffer: compare its
-    # finetune_freeze_seconds with 0.05's 72.7 s), 0.05 planned for 5 bits (results/planned_depth_cpu_2026-12-04/),
-    # then coffee. Then `benchmarks.sweep_bd` against the anchors in results/medium_fixed_grid_2026-12-03/.
+    # freezing: 503 s; 0.05: 531 s, hence the estimates). First the grids' share of the file (hinerv's planner aims
+    # at 0.25; at 0.12, +0.7 dB RGB on carphone and CiscoVT on the CPU, results/grid_share_cpu_2026-12-04/): a
+    # blackswan pair, then Bunny 0.05 at 0.12 (its 0.25 partner: results/medium_bunny96_2026-12-04/, 35.74 dB). Then
+    # a profile of the main training step (its 317 s alone are over the 300 s target), Bunny 0.1 (a three-point BD;
+    # compare its finetune_freeze_seconds with 0.05's 72.7 s, before the freezing ran on one flat buffer), 0.05
+    # planned for 5 bits (results/planned_depth_cpu_2026-12-04/), then coffee. Then `benchmarks.sweep_bd` against
+    # the anchors in results/medium_fixed_grid_2026-12-03/.
     local name est
-    for name_est in train-probe:4 bunny96-medium-0.1:11 bunny96-medium-0.05-q5:11 \
+    for name_est in gs-blackswan-0.05-g0.12:4 gs-blackswan-0.05-g0.25:4 train-probe:4 gs-bunny96-0.05-g0.12:11 \
+                    bunny96-medium-0.1:11 bunny96-medium-0.05-q5:11 \
                     coffee100-medium-0.05:10 coffee100-medium-0.025:10 coffee100-medium-0.1:11; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
-        if [ "$name" = train-probe ]; then job "$est" TRAIN_PROBE; continue; fi
-        job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
-            --only "$name" >> $RES/medium_720p.log 2>&1
+        case $name in
+        train-probe) job "$est" TRAIN_PROBE ;;
+        gs-blackswan-0.05-*) job "$est" GRID_SHARE "$name" "${name##*-g}" $T/davis480p_blackswan_jpg --bpp 0.05 ;;
+        gs-bunny96-0.05-*) job "$est" GRID_SHARE "$name" "${name##*-g}" $T/bigbuckbunny_1280x720_132f.mp4 \
+                               --frames 0:96 --bpp 0.05 ;;
+        *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
+               --only "$name" >> $RES/medium_720p.log 2>&1 ;;
+        esac
     done
 }
 lane2() {
@@ -145,7 +159,7 @@ start)
     mkdir -p $RES
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED TRAIN_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED TRAIN_PROBE GRID_SHARE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
