@@ -77,14 +77,15 @@ lane1() {
     # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
     # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.025 with the
     # freezing: 503 s; 0.05: 531 s, hence the estimates). First the grids' share of the file (hinerv's planner aims
-    # at 0.25; at 0.12, +0.7 dB RGB on carphone and CiscoVT on the CPU, results/grid_share_cpu_2026-12-04/): a
-    # blackswan pair, then Bunny 0.05 at 0.12 (its 0.25 partner: results/medium_bunny96_2026-12-04/, 35.74 dB). Then
+    # at 0.25; smaller grids won on all three CPU clips, +0.3 to +1.1 dB RGB, results/grid_share_cpu_2026-12-04/): a
+    # blackswan pair (0.12 gives it grids of 2 and 4 channels where 0.25 gives 8 and 16), then Bunny 0.05 at 0.06
+    # (2 and 4 channels; its 0.25 partner: results/medium_bunny96_2026-12-04/, 35.74 dB). Then
     # a profile of the main training step (its 317 s alone are over the 300 s target), Bunny 0.1 (a three-point BD;
     # compare its finetune_freeze_seconds with 0.05's 72.7 s, before the freezing ran on one flat buffer), 0.05
     # planned for 5 bits (results/planned_depth_cpu_2026-12-04/), then coffee. Then `benchmarks.sweep_bd` against
     # the anchors in results/medium_fixed_grid_2026-12-03/.
     local name est
-    for name_est in gs-blackswan-0.05-g0.12:4 gs-blackswan-0.05-g0.25:4 train-probe:4 gs-bunny96-0.05-g0.12:11 \
+    for name_est in gs-blackswan-0.05-g0.12:4 gs-blackswan-0.05-g0.25:4 train-probe:4 gs-bunny96-0.05-g0.06:11 \
                     bunny96-medium-0.1:11 bunny96-medium-0.05-q5:11 \
                     coffee100-medium-0.05:10 coffee100-medium-0.025:10 coffee100-medium-0.1:11; do
         name=${name_est%:*}; est=${name_est#*:}
