@@ -52,6 +52,41 @@ def layer_norm_by_reductions(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     return centred * torch.rsqrt(var + eps) * weight[:, None, None] + bias[:, None, None]
 
 
+def _upsample_axis(x: torch.Tensor, s: int, dim: int) -> torch.Tensor:
+    """Bilinear (align_corners=False) upsampling of one axis of x by the integer s, as shifted slices.
+
+    Output position j*s + r samples the input at j + f_r, f_r = (r + 0.5) / s - 0.5 in (-0.5, 0.5): a mix of two
+    neighbours, the edges repeated (PyTorch clamps the source index there).
+    """
+    n = x.shape[dim]
+    padded = torch.cat([x.narrow(dim, 0, 1), x, x.narrow(dim, n - 1, 1)], dim)   # padded[k] = x[clamp(k - 1)]
+    phases = []
+    for r in range(s):
+        f = (r + 0.5) / s - 0.5
+        left = 0 if f < 0 else 1            # padded index of the lower neighbour of output j: j + left
+        w = f + 1 if f < 0 else f           # the upper neighbour's weight
+        phases.append(padded.narrow(dim, left, n) * (1 - w) + padded.narrow(dim, left + 1, n) * w)
+    out = torch.stack(phases, dim if dim >= 0 else dim + x.dim() + 1)   # (..., n, s, ...) -> n * s
+    shape = list(x.shape)
+    shape[dim] = n * s
+    return out.reshape(shape)
+
+
+def upsample_bilinear(x: torch.Tensor, s: int) -> torch.Tensor:
+    """F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False) for an integer s >= 1.
+
+    Compiled, Inductor lowers F.interpolate's backward to an index_put that accumulates with atomics: at 720p it
+    took about a fifth of hinerv's training step on an H200 (results/train_profile_720p_2026-12-04/). The same
+    function as shifted slices has a backward of slices and sums, which fuse into plain elementwise kernels. In
+    eager mode F.interpolate's own kernels are the faster, and stay.
+    """
+    if s == 1:
+        return x
+    if not torch.compiler.is_compiling():
+        return F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+    return _upsample_axis(_upsample_axis(x, s, -1), s, -2)
+
+
 class LayerNorm2d(nn.Module):
     """Channels-first LayerNorm (ConvNeXt)."""
 
