@@ -53,11 +53,8 @@ TRAIN_PROBE() {   # the default network's training step at 720p (96 frames, 0.05
     python3 -m benchmarks.train_probe $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 2 4 \
         --modes reduce-overhead --steps 48 --profile 24 > $RES/train_probe-hinerv.log 2>&1
 }
-GRID_SHARE() {   # GRID_SHARE NAME GOAL ARGS...: a default encode with the grids aimed at GOAL of the file
-    local name=$1 goal=$2; shift 2
-    mkdir -p $RES/grid_share
-    python3 -m benchmarks.grid_share "$goal" encode "$@" -o /tmp/$name.dnv -y -q --json $RES/grid_share/$name.json \
-        > $RES/grid_share/$name.log 2>&1
+UPSAMPLE_SPEED() {   # hinerv's four upsamplings at 720p, compiled, forward and backward: F.interpolate vs slices
+    python3 -m benchmarks.upsample_speed --out $RES/upsample_speed > $RES/upsample_speed.log 2>&1
 }
 lane0() {
     # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with dnv decode's defaults (32 frames a
@@ -75,26 +72,21 @@ lane0() {
 lane1() {
     # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), one encode at a
     # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
-    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure (Bunny 0.025 with the
-    # freezing: 503 s; 0.05: 531 s, hence the estimates). First the grids' share of the file (hinerv's planner aims
-    # at 0.25; smaller grids won on all three CPU clips, +0.3 to +1.1 dB RGB, results/grid_share_cpu_2026-12-04/): a
-    # blackswan pair (0.12 gives it grids of 2 and 4 channels where 0.25 gives 8 and 16), then Bunny 0.05 at 0.06
-    # (2 and 4 channels; its 0.25 partner: results/medium_bunny96_2026-12-04/, 35.74 dB). Then
-    # a profile of the main training step (its 317 s alone are over the 300 s target), Bunny 0.1 (a three-point BD;
-    # compare its finetune_freeze_seconds with 0.05's 72.7 s, before the freezing ran on one flat buffer), 0.05
-    # planned for 5 bits (results/planned_depth_cpu_2026-12-04/), then coffee. Then `benchmarks.sweep_bd` against
-    # the anchors in results/medium_fixed_grid_2026-12-03/.
+    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure. First the training
+    # step's upsampling without atomics (models.blocks.upsample_bilinear; results/train_profile_720p_2026-12-04/:
+    # F.interpolate's compiled backward took 22.6 % of the step): the upsamplings alone, then the whole step again.
+    # Then Bunny 0.05 at today's default: grids at 0.12 of the file (results/grid_share_gpu_2026-12-04/; its partner
+    # at 0.25: results/medium_bunny96_2026-12-04/, 35.74 dB RGB, 531 s), 0.025 and 0.1 (Bunny's BD at the new
+    # default), then coffee.
     local name est
-    for name_est in gs-blackswan-0.05-g0.12:4 gs-blackswan-0.05-g0.25:4 train-probe:4 gs-bunny96-0.05-g0.06:11 \
-                    bunny96-medium-0.1:11 bunny96-medium-0.05-q5:11 \
-                    coffee100-medium-0.05:10 coffee100-medium-0.025:10 coffee100-medium-0.1:11; do
+    for name_est in upsample-speed:2 train-probe:4 bunny96-medium-0.05:11 bunny96-medium-0.025:10 \
+                    bunny96-medium-0.1:12 coffee100-medium-0.05:11 coffee100-medium-0.025:10 \
+                    coffee100-medium-0.1:12; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
+        upsample-speed) job "$est" UPSAMPLE_SPEED ;;
         train-probe) job "$est" TRAIN_PROBE ;;
-        gs-blackswan-0.05-*) job "$est" GRID_SHARE "$name" "${name##*-g}" $T/davis480p_blackswan_jpg --bpp 0.05 ;;
-        gs-bunny96-0.05-*) job "$est" GRID_SHARE "$name" "${name##*-g}" $T/bigbuckbunny_1280x720_132f.mp4 \
-                               --frames 0:96 --bpp 0.05 ;;
         *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
                --only "$name" >> $RES/medium_720p.log 2>&1 ;;
         esac
@@ -160,7 +152,7 @@ start)
     mkdir -p $RES
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED TRAIN_PROBE GRID_SHARE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED TRAIN_PROBE UPSAMPLE_SPEED plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
