@@ -1,5 +1,6 @@
 """`dnv` with hinerv's planner aiming its feature grids at another share of the file (`GRID_SHARE_GOAL`), for
-ablations of that choice at equal bpp; the file and its report are a normal encode's.
+ablations of that choice at equal bpp; the file and its report are a normal encode's. Shorthand for
+`benchmarks.hinerv_plan GRID_SHARE_GOAL=GOAL encode ...`.
 
     python3 -m benchmarks.grid_share GOAL encode CLIP --bpp 0.05 -o OUT.dnv --json OUT.json ...
 
@@ -10,25 +11,14 @@ from __future__ import annotations
 
 import sys
 
-from nvcodec.cli import main as cli_main
-from nvcodec.models import hinerv
+from .hinerv_plan import parse_setting, run_with
 
 
 def main(argv: list[str] | None = None):
     args = sys.argv[1:] if argv is None else argv
     if not args:
         raise SystemExit("usage: python3 -m benchmarks.grid_share GOAL encode ARGS...")
-    try:
-        goal = float(args[0])
-    except ValueError:
-        raise SystemExit(f"grid_share: GOAL must be a share of the file such as 0.12, not {args[0]!r}") from None
-    if not 0 < goal < 1:
-        raise SystemExit(f"grid_share: GOAL must lie between 0 and 1, not {goal}")
-    saved, hinerv.GRID_SHARE_GOAL = hinerv.GRID_SHARE_GOAL, goal
-    try:
-        return cli_main(args[1:], standalone_mode=argv is None)
-    finally:
-        hinerv.GRID_SHARE_GOAL = saved
+    return run_with(dict([parse_setting(f"GRID_SHARE_GOAL={args[0]}")]), args[1:], argv is None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""`dnv` with some of hinerv's planner constants set otherwise, for ablations of those choices at equal bpp; the
+file and its report are a normal encode's.
+
+    python3 -m benchmarks.hinerv_plan NAME=VALUE [NAME=VALUE ...] encode CLIP --bpp 0.05 -o OUT.dnv --json OUT.json ...
+
+NAME is one of `KNOBS`: GRID_SHARE_GOAL (the share of the file the feature grids aim at; the planner picks their
+width among `hinerv.GRID_SCALES`, so it moves in steps), LOCAL_CH and LOCAL_EVERY (the local grids' channels and
+frames per entry). See the encode's first line and its report's `sections` for what was planned.
+"""
+from __future__ import annotations
+
+import sys
+
+from nvcodec.cli import main as cli_main
+from nvcodec.models import hinerv
+
+KNOBS = {"GRID_SHARE_GOAL": (float, lambda v: 0 < v < 1, "a share of the file between 0 and 1"),
+         "LOCAL_CH": (int, lambda v: v >= 1, "a channel count of at least 1"),
+         "LOCAL_EVERY": (int, lambda v: 1 <= v <= hinerv.MAX_FRAMES_PER_ENTRY,
+                         f"frames per entry from 1 to {hinerv.MAX_FRAMES_PER_ENTRY}")}
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep or name not in KNOBS:
+        raise SystemExit(f"hinerv_plan: expected NAME=VALUE with NAME one of {', '.join(KNOBS)}, not {text!r}")
+    kind, valid, what = KNOBS[name]
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit(f"hinerv_plan: {name} must be {what}, not {raw!r}") from None
+    if not valid(value):
+        raise SystemExit(f"hinerv_plan: {name} must be {what}, not {value}")
+    return name, value
+
+
+def run_with(settings: dict, cli_args: list[str], standalone: bool):
+    """The CLI with hinerv's constants set to `settings`, restored afterwards."""
+    saved = {name: getattr(hinerv, name) for name in settings}
+    for name, value in settings.items():
+        setattr(hinerv, name, value)
+    try:
+        return cli_main(cli_args, standalone_mode=standalone)
+    finally:
+        for name, value in saved.items():
+            setattr(hinerv, name, value)
+
+
+def main(argv: list[str] | None = None):
+    args = sys.argv[1:] if argv is None else argv
+    if "encode" not in args or args.index("encode") == 0:
+        raise SystemExit("usage: python3 -m benchmarks.hinerv_plan NAME=VALUE [...] encode ARGS...")
+    at = args.index("encode")
+    return run_with(dict(parse_setting(a) for a in args[:at]), args[at:], argv is None)
+
+
+if __name__ == "__main__":
+    main()

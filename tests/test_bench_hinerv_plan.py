@@ -1,0 +1,54 @@
+"""benchmarks.hinerv_plan and .grid_share: a normal encode whose planner runs with other constants, and nothing
+left patched."""
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import grid_share, hinerv_plan
+from nvcodec import sizing
+from nvcodec.models import hinerv
+
+CLIP = Path(__file__).parent / "data" / "carphone_qcif_16f.mp4"
+
+
+def plan_with(monkeypatch, **constants):
+    with monkeypatch.context() as m:
+        for name, value in constants.items():
+            m.setattr(hinerv, name, value)
+        return sizing.plan_for_bpp("hinerv", 176, 144, 6, 0.3, 6)
+
+
+def encode_args(tmp_path, report):
+    return ["encode", str(CLIP), "--frames", "0:6", "--bpp", "0.3", "--epochs", "2", "--device", "cpu", "-q",
+            "-o", str(tmp_path / "o.dnv"), "--json", str(report)]
+
+
+def test_the_goal_moves_the_grids_and_is_restored(tmp_path, monkeypatch):
+    default = hinerv.GRID_SHARE_GOAL
+    planned = plan_with(monkeypatch, GRID_SHARE_GOAL=0.06)
+    assert planned.arch.grid_ch != sizing.plan_for_bpp("hinerv", 176, 144, 6, 0.3, 6).arch.grid_ch
+    report = tmp_path / "r.json"
+    grid_share.main(["0.06", *encode_args(tmp_path, report)])
+    assert json.loads(report.read_text())["params"] == planned.params
+    assert hinerv.GRID_SHARE_GOAL == default
+    with pytest.raises(SystemExit, match="between 0 and 1"):
+        grid_share.main(["25", "encode", str(CLIP)])
+
+
+def test_local_grid_settings_reach_the_file_and_are_restored(tmp_path, monkeypatch):
+    planned = plan_with(monkeypatch, LOCAL_CH=2, LOCAL_EVERY=3)
+    assert (planned.arch.local_ch, planned.arch.local_every) == (2, 3)
+    assert planned.params != sizing.plan_for_bpp("hinerv", 176, 144, 6, 0.3, 6).params
+    report = tmp_path / "r.json"
+    hinerv_plan.main(["LOCAL_CH=2", "LOCAL_EVERY=3", *encode_args(tmp_path, report)])
+    record = json.loads(report.read_text())
+    assert record["params"] == planned.params
+    assert (hinerv.LOCAL_CH, hinerv.LOCAL_EVERY) == (4, 6)
+
+
+@pytest.mark.parametrize("bad, message", [("LOCAL_CH=0", "at least 1"), ("LOCAL_EVERY=x", "frames per entry"),
+                                          ("DEPTH=3", "NAME one of"), ("LOCAL_CH", "NAME one of")])
+def test_bad_settings_are_refused_in_one_line(bad, message):
+    with pytest.raises(SystemExit, match=message):
+        hinerv_plan.main([bad, "encode", str(CLIP)])
