@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from . import planeloss
+from .compress.flatgrid import FileValues
 from .compress.freeze import OscillationFreezer
 from .compress.prune import apply_masks, magnitude_masks
-from .compress.qat import describe as describe_bits, quantized_parameters
+from .compress.qat import describe as describe_bits
 from .memory import gib
 from .models import Arch, Decoder, spec_of
 from .train import checkpoint, recovery
@@ -314,7 +315,7 @@ class Trainer:
         # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
-        self._decoder_on_grid = False      # the decoder holds the file's weights (`_file_weights`)
+        self.file_values = FileValues()    # puts the file's values in the parameters (`_on_file_grid`)
         self.rate, self.rate_on = rate, False
         self.freezer = None     # compress.freeze.OscillationFreezer of the quantization-aware fine-tuning, if any
         self.arch, self.s, self.device, self.progress, self.log = arch, settings, device, progress, log
@@ -420,18 +421,17 @@ class Trainer:
     def _predict(self, *batch, amp=None):
         """(output, reference) frames of a batch, cropped to the video's own size, float32."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp if amp is None else amp):
-            inputs = self.inputs.decoder_inputs(batch, self.qat_bits, self.rate if self.rate_on else None)
+            inputs = self.inputs.decoder_inputs(batch, self.rate if self.rate_on else None)
             out = self._decode(*inputs)
         ref = self.inputs.reference(batch)
         return out[..., : self.height, : self.width].float(), ref[..., : self.height, : self.width]
 
     def _decode(self, *inputs):
-        """The decoder on its inputs; during quantization-aware fine-tuning, with the file's weights."""
+        """The decoder on its inputs; in rate-aware fine-tuning, with its weights rounded to the learned steps.
+        (Quantization-aware fine-tuning puts the file's weights in the decoder around the step: `_on_file_grid`.)"""
         if self.rate_on:
             return torch.func.functional_call(self.decoder, self.rate.decoder_params(self.decoder), inputs)
-        if self.qat_bits is None or self._decoder_on_grid:
-            return self.decoder(*inputs)
-        return torch.func.functional_call(self.decoder, quantized_parameters(self.decoder, self.qat_bits), inputs)
+        return self.decoder(*inputs)
 
     def _batch(self, idx):
         return self.inputs.batch(self.video, idx, self.device)
@@ -450,10 +450,11 @@ class Trainer:
         for opt in self.optimizers:
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_scale", 1.0)
-        loss, mse = self.step_fn(*self._batch(idx))
-        for opt in self.optimizers:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with self._on_file_grid():      # (quantization-aware: forward and backward on the file's values)
+            loss, mse = self.step_fn(*self._batch(idx))
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
         if self.s.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.parameters(), self.s.grad_clip)
         for opt in self.optimizers:
@@ -649,7 +650,7 @@ class Trainer:
         self.inputs.module.eval()
         self.decoder.eval()
         psnrs = []
-        with self._file_weights():
+        with self._on_file_grid():
             for i in range(0, self.frames, self.batch):
                 idx = torch.arange(i, min(i + self.batch, self.frames), device=self.device)
                 out, ref = self._predict(*self._batch(idx), amp=False)
@@ -660,24 +661,15 @@ class Trainer:
                              "seconds": self._clock()})
 
     @contextlib.contextmanager
-    def _file_weights(self):
-        """During quantization-aware fine-tuning, for an evaluation: the decoder's weights replaced by the file's,
-        quantized once rather than for every batch (eager, some ten small kernels per tensor: on a GPU the launches
-        cost more than decoding a frame), and put back after."""
+    def _on_file_grid(self):
+        """During quantization-aware fine-tuning: the decoder's weights and the learnable tables hold the values the
+        file would store, and their trained values come back after (`flatgrid.FileValues`: the straight-through
+        estimator by swapping, so that the step compiled for the main phase serves unchanged)."""
         if self.qat_bits is None or self.rate_on:
             yield
             return
-        params = dict(self.decoder.named_parameters())
-        held = {name: p.detach().clone() for name, p in params.items()}
-        for name, q in quantized_parameters(self.decoder, self.qat_bits).items():
-            params[name].data.copy_(q)
-        self._decoder_on_grid = True
-        try:
+        with self.file_values(self.decoder, self._learned_tables(), self.qat_bits):
             yield
-        finally:
-            self._decoder_on_grid = False
-            for name, p in params.items():
-                p.data.copy_(held[name])
 
     def _clock(self) -> float:
         """Seconds since this run's `fit` started (taken where the device has just been waited for: an epoch's

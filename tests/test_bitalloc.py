@@ -11,7 +11,7 @@ import torch
 from nvcodec import bitstream, codec, decoding, sizing
 from nvcodec.bitstream import Header
 from nvcodec.compress import bitalloc
-from nvcodec.compress.qat import quantized_parameters
+from nvcodec.compress.flatgrid import FileValues
 from nvcodec.compress.ratecontrol import TOLERANCE, compress, compress_as_trained, compress_to_target
 from nvcodec.models import Decoder
 from nvcodec.models.dsnerv import Codes
@@ -191,7 +191,8 @@ def test_quantization_aware_training_uses_each_tensors_depth():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(4, 32, 3), torch.nn.Conv2d(32, 3, 1))
     bits = {"0.weight": 3.0, "0.bias": 8.0, "1.weight": 5.0, "1.bias": 8.0}
-    held = quantized_parameters(net, bits)
+    with FileValues()(net, {}, bits):
+        held = {n: p.detach().clone() for n, p in net.named_parameters()}
     # Symmetric per output channel: at most 2 * (2**(b-1) - 1) + 1 levels in each channel.
     for name, b in (("0.weight", 3.0), ("1.weight", 5.0)):
         per_channel = max(len(torch.unique(row)) for row in held[name].detach().flatten(1))
@@ -201,9 +202,10 @@ def test_quantization_aware_training_uses_each_tensors_depth():
     codes = torch.nn.Module()
     codes.table = torch.nn.ParameterDict({"GRID0": torch.nn.Parameter(torch.randn(5, 2, 4, 4)),
                                           "LOCAL": torch.nn.Parameter(torch.randn(5, 2, 1, 4))})
-    held = quantized_parameters(codes, {"GRID0": 2.0, "LOCAL": 8.0}, table=True)
-    assert len(torch.unique(held["table.GRID0"][:, 0])) <= 4
-    assert len(torch.unique(held["table.LOCAL"][:, 0])) > 4
+    with FileValues()(torch.nn.Module(), dict(codes.table.items()), {"GRID0": 2.0, "LOCAL": 8.0}):
+        held = {n: p.detach().clone() for n, p in codes.table.items()}
+    assert len(torch.unique(held["GRID0"][:, 0])) <= 4
+    assert len(torch.unique(held["LOCAL"][:, 0])) > 4
 
 
 def test_encode_reports_the_chosen_depths(crop, tmp_path):

@@ -294,11 +294,11 @@ def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
     assert plain.evaluated_psnr("final") == pytest.approx(evals["finetune epoch 6"], abs=1e-9)
 
 
-def test_an_evaluation_quantizes_the_weights_once_and_puts_them_back():
-    """During quantization-aware fine-tuning an evaluation runs the decoder on the file's weights, quantized once for
-    all its batches: the same PSNR as quantizing them for every batch, and the float weights unchanged after."""
-    import contextlib
-
+def test_an_evaluation_runs_on_the_files_values_and_puts_the_trained_ones_back():
+    """During quantization-aware fine-tuning an evaluation runs the decoder and the grids on the values the file would
+    store (all rounded at once, `flatgrid.FileValues`): the same PSNR as with them rounded tensor by tensor by the
+    grid's definition (`qat.fake_quant_*`), and the trained values unchanged after."""
+    from nvcodec.compress.qat import fake_quant_table, fake_quant_weight
     from nvcodec.fit import Fitter
 
     frames = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (5, 40, 56, 3)).astype(np.uint8))
@@ -307,18 +307,53 @@ def test_an_evaluation_quantizes_the_weights_once_and_puts_them_back():
     fitter = Fitter(frames, arch, settings, torch.device("cpu"), progress=False, quantizer=lambda state, tables: 4.0)
     fitter.fit()
     assert fitter.qat_bits == 4.0
-    before = {n: p.detach().clone() for n, p in fitter.decoder.named_parameters()}
-    fitter._evaluate("once")
-    after = {n: p.detach() for n, p in fitter.decoder.named_parameters()}
-    assert all(torch.equal(before[n], after[n]) for n in before) and not fitter._decoder_on_grid
-    fitter._file_weights = contextlib.nullcontext       # the per-batch path
-    fitter._evaluate("per batch")
-    once, per_batch = fitter.history[-2]["psnr"], fitter.history[-1]["psnr"]
-    assert once == pytest.approx(per_batch, abs=1e-9)
-    # Off the grid the float network differs: the evaluation did run on quantized weights.
-    fitter.qat_bits = None
+    params = dict(fitter.decoder.named_parameters()) | fitter._learned_tables()
+    assert set(fitter._learned_tables()) == set(arch.sections)
+    trained = {n: p.detach().clone() for n, p in params.items()}
+    fitter._evaluate("on the grid")
+    assert all(torch.equal(trained[n], p.detach()) for n, p in params.items())
+    with torch.no_grad():       # the file's values by hand, tensor by tensor
+        for n, p in params.items():
+            p.copy_((fake_quant_table if n in arch.sections else fake_quant_weight)(p, 4.0))
+    fitter.qat_bits = None      # (so the evaluation does not round again)
+    fitter._evaluate("by hand")
+    on_grid, by_hand = fitter.history[-2]["psnr"], fitter.history[-1]["psnr"]
+    assert on_grid == pytest.approx(by_hand, abs=1e-9)
+    # Off the grid the float network differs: the evaluation did run on quantized values.
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(trained[n])
     fitter._evaluate("float")
-    assert abs(fitter.history[-1]["psnr"] - once) > 1e-3
+    assert abs(fitter.history[-1]["psnr"] - on_grid) > 1e-3
+
+
+def test_the_quantization_aware_fine_tuning_reuses_the_main_phases_compiled_step(monkeypatch):
+    """The fine-tuning puts the file's values in the parameters around the step instead of rounding inside it, so
+    torch.compile traces no second graph (on an H200 that graph took about 45 s to compile). Traced by dynamo alone
+    (the eager backend): the guards, not the code generation, decide whether a graph is traced again."""
+    from torch._dynamo.utils import counters
+
+    from nvcodec.fit import Fitter
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: real_compile(fn, backend="eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    frames = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (6, 40, 56, 3)).astype(np.uint8))
+    arch = sizing.plan_for_params("hinerv", 56, 40, 0.01, frames=6).arch
+    settings = TrainSettings(epochs=2, prune_epochs=2, batch=2, seed=0, compile=True, compile_mode="default")
+    fitter = Fitter(frames, arch, settings, torch.device("cpu"), progress=False, quantizer=lambda state, tables: 4.0)
+    graphs = {}
+    start_pruning = fitter._start_pruning
+
+    def counted():
+        graphs["main"] = counters["stats"]["unique_graphs"]
+        start_pruning()
+    fitter._start_pruning = counted
+    fitter.fit()
+    assert fitter.qat_bits == 4.0 and graphs["main"] == 1
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
 
 
 def test_the_fine_tuning_goes_back_to_its_best_epoch_when_that_was_not_the_last():

@@ -74,29 +74,6 @@ def test_the_state_round_trips(every_step):
         assert torch.equal(copy.state["decoder.weight"][field], tensor)
 
 
-def test_one_flat_grid_is_the_files_grid_tensor_by_tensor():
-    """The freezer rounds every tracked value in one buffer; each tensor's integers, scales and offsets must be
-    those of `qat.weight_grid` / `qat.table_grid`, at per-tensor depths, with all-zero rows and 1-D weights."""
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(4, 3, 3), torch.nn.Linear(5, 6))
-    with torch.no_grad():
-        net[0].weight[1] = 0.0
-        net[1].weight.mul_(40.0)
-    tables = {"GRID0": torch.nn.Parameter(torch.randn(5, 3, 4, 2) * 3 + 1),
-              "LOCAL": torch.nn.Parameter(torch.rand(7, 6) * 1e-6)}      # spans under the smallest scale
-    bits = {"0.weight": 5.7, "0.bias": 6.0, "1.weight": 3.0, "1.bias": 8.0, "GRID0": 4.5, "LOCAL": 6.0}
-    entries = [(f"decoder.{n}", n, p, True) for n, p in net.named_parameters()]
-    entries += [(f"table.{n}", n, p, False) for n, p in tables.items()]
-    layout = freeze._Layout(entries, bits)
-    flat = torch.cat([p.detach().reshape(-1) for _, _, p, _ in entries])
-    q, scale, offset = (layout.split(t) for t in layout.grid(flat))
-    for i, (_, name, p, is_weight) in enumerate(entries):
-        want = (weight_grid if is_weight else table_grid)(p, bits[name])
-        assert torch.equal(q[i], want[0]), name
-        assert torch.equal(scale[i], want[1].expand_as(p)), name
-        assert torch.equal(offset[i], want[2].expand_as(p)), name
-
-
 def test_a_table_value_oscillating_is_frozen_and_held(every_step):
     net = torch.nn.Linear(2, 2, bias=False)
     table = torch.nn.Parameter(torch.tensor([[0.0, 0.0], [0.149, 0.3], [1.5, 1.5]]))    # channels span 0 to 1.5

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from nvcodec import codec, decoding, sizing
 from nvcodec.cli import main
+from nvcodec.compress.flatgrid import FileValues
 from nvcodec.fit import Interrupted, Trainer, TrainSettings
 from nvcodec.flops import decoder_flops, training_flops
 from nvcodec.models import Decoder
@@ -100,7 +101,9 @@ def test_training_inputs_learn_the_grids_and_encode_the_diffs():
     video = torch.randint(0, 256, (frames, 3, *arch.padded_size), dtype=torch.uint8)
     batch = inputs.batch(video, torch.tensor([0, 2]), torch.device("cpu"))
     assert torch.equal(inputs.reference(batch), video[[0, 2]].float() / 255)
-    plain, rounded = inputs.decoder_inputs(batch, None), inputs.decoder_inputs(batch, 3)
+    plain = inputs.decoder_inputs(batch)
+    with FileValues()(decoder, inputs.learned_table_params(), 3):       # as quantization-aware fine-tuning runs
+        rounded = inputs.decoder_inputs(batch)
     assert [tuple(x.shape[1:]) for x in plain] == [shape[1:] for shape in arch.section_shapes(frames).values()]
     assert all(not torch.equal(a, b) for a, b in zip(plain[:3], rounded[:3]))   # the grids as the file holds them
     assert torch.equal(plain[3], rounded[3])        # the encoder's outputs are not stored, so not quantized

@@ -1,10 +1,11 @@
 """Quantization-aware training: the file's quantizers in the forward pass, straight-through in the backward.
 
 During the fine-tuning after pruning, the decoder runs with its weights (and, for models whose tables are
-parameters, its tables) rounded to the levels the file will hold at the bit depth rate control chose for
-this network (`compress.quantize`: symmetric per output channel for weights, affine per channel for
-tables), so the network learns to live with the rounding instead of meeting it only in the file. The
-gradient passes the rounding unchanged (straight-through estimator, as HiNeRV's and NVRC's last stage).
+parameters, its tables) rounded to the levels the file will hold at the bit depth rate control chose for this
+network (`compress.quantize`: symmetric per output channel for weights, affine per channel for tables), so the
+network learns to live with the rounding instead of meeting it only in the file. The gradient passes the rounding
+unchanged (straight-through estimator, as HiNeRV's and NVRC's last stage). The functions here define that grid
+tensor by tensor; training rounds all tensors at once in one flat buffer (`flatgrid.FileValues`).
 """
 from __future__ import annotations
 
@@ -58,16 +59,6 @@ def fake_quant_table(t: torch.Tensor, bits: float) -> torch.Tensor:
     """A table (N, C, ...) rounded as the file rounds it (`table_grid`), straight-through."""
     q, scale, lo = table_grid(t, bits)
     return t + (q * scale + lo - t).detach()
-
-
-def quantized_parameters(module: torch.nn.Module, bits, table: bool = False) -> dict[str, torch.Tensor]:
-    """The module's parameters as the file will hold them, for `torch.func.functional_call`.
-
-    `bits`: one depth for all, or a depth per tensor (`compress.bitalloc`): by parameter name for weights, by
-    section name (a table parameter's last name component) for tables."""
-    quant = fake_quant_table if table else fake_quant_weight
-    return {name: quant(p, depth_of(bits, name.rsplit(".", 1)[-1] if table else name))
-            for name, p in module.named_parameters()}
 
 
 def depth_of(bits, name: str) -> float:

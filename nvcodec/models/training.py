@@ -8,7 +8,7 @@ and says:
   `lr_scale` multiplies the schedule's learning rate);
 - `batch(video, idx, device)`: the tensors of one training step at the frames `idx`, from the whole video
   (uint8, T x 3 x pad_h x pad_w, on `device` or in host memory);
-- `decoder_inputs(batch, qat_bits)` and `reference(batch)`: the decoder's inputs and the frames it must give;
+- `decoder_inputs(batch, rate)` and `reference(batch)`: the decoder's inputs and the frames it must give;
 - `tables(video, device, batch)`: what the file stores beside the decoder, by section name (float32, CPU);
 - `encoders(arch, enc_dim)` (a static method): the networks it runs on frames t-1, t, t+1, or None (for counting
   training FLOPs, `flops.training_flops`).
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 
-from ..compress.qat import quantized_parameters
 from .arch import Arch
 from .dsnerv import Codes
 from .encoders import DiffEncoder, Encoders
@@ -63,8 +62,9 @@ class TrainingInputs:
     def batch(self, video: torch.Tensor, idx: torch.Tensor, device: torch.device) -> tuple:
         raise NotImplementedError
 
-    def decoder_inputs(self, batch: tuple, qat_bits: float | None, rate=None) -> list:
-        """`rate`: in rate-aware fine-tuning, the `compress.learned.RateTerm` whose steps quantize the tables."""
+    def decoder_inputs(self, batch: tuple, rate=None) -> list:
+        """`rate`: in rate-aware fine-tuning, the `compress.learned.RateTerm` whose steps quantize the tables. (In
+        quantization-aware fine-tuning the trainer puts the file's values in the tables: `fit.Trainer._on_file_grid`.)"""
         raise NotImplementedError
 
     def learned_table_params(self) -> dict[str, torch.Tensor]:
@@ -98,7 +98,7 @@ class FrameTriplets(TrainingInputs):
     def batch(self, video, idx, device):
         return frame_triplets(video, idx, device)
 
-    def decoder_inputs(self, batch, qat_bits, rate=None):
+    def decoder_inputs(self, batch, rate=None):
         return self.module(*batch)      # (the encoders are not stored, so not quantized)
 
     def reference(self, batch):
@@ -112,7 +112,7 @@ class FrameTriplets(TrainingInputs):
 class LearnedTables(TrainingInputs):
     """DS-NeRV's codes, HiNeRV's grids: the inputs are tables of parameters (`dsnerv.Codes`) read at the batch's
     frame times, trained with the decoder at `code_lr_scale` times its learning rate; the file stores them.
-    During quantization-aware fine-tuning they are read as the file will hold them. `sections`: the tables it
+    During quantization-aware fine-tuning the trainer puts the file's values in them. `sections`: the tables it
     holds where not all of `arch.sections` (see `Codes`)."""
     learned_tables = True
 
@@ -131,15 +131,12 @@ class LearnedTables(TrainingInputs):
         frames = video[idx.to(video.device)].to(device, non_blocking=True)
         return idx, frames.float().div_(255.0)
 
-    def decoder_inputs(self, batch, qat_bits, rate=None):
+    def decoder_inputs(self, batch, rate=None):
         idx = batch[0]
         if rate is not None:
             params = rate.table_params(self.learned_table_params(), prefix="table.")
             return torch.func.functional_call(self.module, params, (idx,))
-        if qat_bits is None:
-            return self.module(idx)
-        params = quantized_parameters(self.module, qat_bits, table=True)
-        return torch.func.functional_call(self.module, params, (idx,))
+        return self.module(idx)
 
     def reference(self, batch):
         return batch[1]
@@ -170,9 +167,9 @@ class TablesAndDiff(TrainingInputs):
     def batch(self, video, idx, device):
         return idx, *frame_triplets(video, idx, device)
 
-    def decoder_inputs(self, batch, qat_bits, rate=None):
+    def decoder_inputs(self, batch, rate=None):
         idx, prev, cur, nxt = batch
-        inputs = dict(zip(self.learned.module.sections, self.learned.decoder_inputs((idx,), qat_bits, rate)))
+        inputs = dict(zip(self.learned.module.sections, self.learned.decoder_inputs((idx,), rate)))
         inputs["DIFF"] = self.encoder(prev, cur, nxt)       # (the encoder is not stored, so not quantized)
         return [inputs[name] for name in self.arch.sections]
 
