@@ -49,6 +49,9 @@ NETWORK_SPEED() {   # the decoder network alone, in each execution setting, with
 DECODE_SPEED() { local log=$1; shift   # 96 or more frames of Bunny 1280x720 at 0.05 bpp, decoded alone on the GPU
     python3 -m benchmarks.decode_speed $T/bigbuckbunny_1280x720_132f.mp4 --out $RES/decode_speed "$@" > $RES/decode-$log.log 2>&1
 }
+DEPTHWISE_SPEED() {   # hinerv's depthwise convolutions at 720p, compiled, forward and backward: cuDNN NHWC / NCHW, slices
+    python3 -m benchmarks.depthwise_speed --out $RES/depthwise_speed > $RES/depthwise_speed.log 2>&1
+}
 lane0() {
     # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with dnv decode's defaults (32 frames a
     # call on a GPU), five decodes a row (runs of one setting differed by up to 60 %), and the bf16_products
@@ -65,18 +68,22 @@ lane0() {
 lane1() {
     # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), one encode at a
     # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
-    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure. First Bunny 0.025 at
+    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure. First the depthwise
+    # convolutions alone (cuDNN's depthwise weight gradient is the step's largest kernel), then Bunny 0.025 at
     # today's default (grids at 0.12 of the file; its 0.05 partner: results/grid_share_gpu_2026-12-04/, 36.13 dB RGB,
     # 519 s), then 0.05 again: the fine-tuning now reuses the main phase's compiled step (compress/flatgrid.py), whose
     # second compile took about 45 of the 57 s between the main phase's end and the first fine-tuning epoch's; then
     # 0.1 and coffee.
     local name est
-    for name_est in bunny96-medium-0.025:10 bunny96-medium-0.05:10 bunny96-medium-0.1:12 \
+    for name_est in depthwise-speed:3 bunny96-medium-0.025:10 bunny96-medium-0.05:10 bunny96-medium-0.1:12 \
                     coffee100-medium-0.05:11 coffee100-medium-0.025:10 coffee100-medium-0.1:12; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
-        job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
-            --only "$name" >> $RES/medium_720p.log 2>&1
+        case $name in
+        depthwise-speed) job "$est" DEPTHWISE_SPEED ;;
+        *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
+               --only "$name" >> $RES/medium_720p.log 2>&1 ;;
+        esac
     done
 }
 lane2() {
@@ -139,7 +146,7 @@ start)
     mkdir -p $RES
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
