@@ -85,6 +85,26 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def layer_bench_args(description: str, argv=None):
+    """The options of a benchmark that times layers of the network planned for a video (`upsample_speed`,
+    `depthwise_speed`), parsed: (args, width, height, device, dtype). bf16 on a GPU and fp32 on a CPU, as training
+    runs them."""
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--frames", type=int, default=96)
+    ap.add_argument("--bpp", type=float, default=0.05)
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+    width, height = map(int, a.size.split("x"))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return a, width, height, device, torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def write_file(path: Path, content: str | bytes) -> None:
     """Write a result file whole or not at all (never a half-written file), creating its folder."""
     path = Path(path)

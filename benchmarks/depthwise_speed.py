@@ -15,17 +15,15 @@ relative difference of the output and of both gradients). With --out writes dept
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from nvcodec.models import hinerv
 
-from .common import machine, sync
+from .common import layer_bench_args, machine, sync
 
 
 def by_conv(x, w, g):
@@ -82,16 +80,7 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="1280x720")
-    ap.add_argument("--frames", type=int, default=96)
-    ap.add_argument("--bpp", type=float, default=0.05)
-    ap.add_argument("--iters", type=int, default=50)
-    ap.add_argument("--out", type=Path)
-    a = ap.parse_args(argv)
-    width, height = map(int, a.size.split("x"))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, width, height, device, dtype = layer_bench_args(__doc__.splitlines()[0], argv)
     arch, shapes = conv_shapes(width, height, a.frames, a.bpp)
     print(f"{a.size}, widths {arch.widths}, kernels {arch.kernels}, depths {arch.depths}, on {device}, {dtype}")
     forms = {"conv_channels_last": (by_conv, torch.channels_last), "conv_contiguous": (by_conv, None),

@@ -10,11 +10,9 @@ output and gradient (largest difference). With --out writes upsample_speed_WxH_D
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +20,7 @@ import torch.nn.functional as F
 from nvcodec.models import hinerv
 from nvcodec.models.blocks import _upsample_axis
 
-from .common import machine, sync
+from .common import layer_bench_args, machine, sync
 
 
 def by_interpolate(x, g, s):
@@ -62,16 +60,7 @@ def time_form(form, x, g, s, iters: int, device) -> tuple[float, torch.Tensor, t
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="1280x720")
-    ap.add_argument("--frames", type=int, default=96)
-    ap.add_argument("--bpp", type=float, default=0.05)
-    ap.add_argument("--iters", type=int, default=50)
-    ap.add_argument("--out", type=Path)
-    a = ap.parse_args(argv)
-    width, height = map(int, a.size.split("x"))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, width, height, device, dtype = layer_bench_args(__doc__.splitlines()[0], argv)
     arch, shapes = stage_shapes(width, height, a.frames, a.bpp)
     print(f"{a.size}, strides {arch.strides}, widths {arch.widths}, on {device}, {dtype}")
     rows = []
