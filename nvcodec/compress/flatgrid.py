@@ -70,7 +70,6 @@ class FlatGrid:
         return [part.view(shape) for part, shape in zip(flat.split(self.sizes), self.shapes)]
 
 
-
 def signature(entries, bits) -> tuple:
     """What a layout depends on: per tensor, its key, shape, largest symbol on the file's grid and number of rows."""
     out = []
@@ -82,13 +81,18 @@ def signature(entries, bits) -> tuple:
     return tuple(out)
 
 
+def grid_for(grid: FlatGrid | None, entries, bits) -> FlatGrid:
+    """`grid` if it still fits these tensors and depths, else a new one (built once per fine-tuning)."""
+    return grid if grid is not None and grid.signature == signature(entries, bits) else FlatGrid(entries, bits)
+
+
 class FileValues:
     """Quantization-aware training by swapping: `with file_values(decoder, tables, bits):` the parameters hold the
     values the file would store (rounded on its grid), and their trained values come back after. A step's forward and
     backward run inside, the optimizer's step after: the gradient taken at the rounded values moves the trained ones,
     which is the straight-through estimator of `qat.fake_quant_weight` without the rounding in the compiled graph. So
     the fine-tuning runs the main phase's compiled step and CUDA graphs as they are, instead of compiling a second
-    graph (on an H200 that took about 45 s of a 519 s encode), and evaluations decode with the file's weights."""
+    graph (on an H200, most of 57 s of a 519 s encode), and evaluations decode with the file's weights."""
 
     def __init__(self):
         self.grid: FlatGrid | None = None
@@ -97,8 +101,7 @@ class FileValues:
     def __call__(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], bits):
         entries = entries_of(decoder, tables)
         params = [p for _, _, p, _ in entries]
-        if self.grid is None or self.grid.signature != signature(entries, bits):
-            self.grid = FlatGrid(entries, bits)
+        self.grid = grid_for(self.grid, entries, bits)
         with torch.no_grad():
             trained = torch.cat([p.detach().reshape(-1) for p in params])
             q, scale, offset = self.grid.grid(trained)

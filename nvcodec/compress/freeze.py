@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from .flatgrid import FlatGrid, entries_of, signature
+from .flatgrid import FlatGrid, entries_of, grid_for
 
 EVERY = 4                # steps between checks
 MOMENTUM = 0.96          # per check, of the oscillation frequency and the integer's moving average (~100 steps)
@@ -51,8 +51,8 @@ class OscillationFreezer:
         self.steps += 1
         entries = entries_of(decoder, tables)
         params = [p for _, _, p, _ in entries]
-        if self.layout is None or self.layout.signature != signature(entries, bits):
-            self.layout = FlatGrid(entries, bits)
+        layout, self.layout = self.layout, grid_for(self.layout, entries, bits)
+        if self.layout is not layout:
             if self.loaded:
                 self.flat = {f: torch.cat([self.loaded[key][f].reshape(-1) for key in self.layout.keys])
                              for f in FIELDS}
