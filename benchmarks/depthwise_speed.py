@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from nvcodec.models import hinerv
+from nvcodec.models.blocks import depthwise_by_slices
 
 from .common import layer_bench_args, machine, sync
 
@@ -31,13 +32,7 @@ def by_conv(x, w, g):
 
 
 def by_slices(x, w, g):
-    """The same convolution (cross-correlation, zero padding) as a sum of k*k shifted slices times a weight per
-    channel."""
-    k = w.shape[-1]
-    h, wd = x.shape[-2:]
-    xp = F.pad(x, (k // 2,) * 4)
-    out = sum(xp[..., i:i + h, j:j + wd] * w[:, 0, i, j].view(1, -1, 1, 1) for i in range(k) for j in range(k))
-    return (out * g).sum()
+    return (depthwise_by_slices(x, w) * g).sum()
 
 
 def conv_shapes(width: int, height: int, frames: int, bpp: float):

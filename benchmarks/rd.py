@@ -77,6 +77,8 @@ def series(p: dict) -> str:
         label += f"-e{p['epochs']}"
     if p["codec"] == "dnv" and p.get("color") == "yuv420":     # (points before the sample format existed: RGB)
         label += "-yuv420"
+    if p["codec"] == "dnv" and p.get("variant"):     # a superseded default (benchmarks.sweep_bd --supersede)
+        label += f"-{p['variant']}"
     return label
 
 
@@ -167,6 +169,15 @@ def _fmt(v, digits=4):
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _variant_line(points: list[dict]) -> list[str]:
+    """The header line that names the superseded defaults (dnv series with a `variant`), if any."""
+    names = sorted({p["variant"] for p in points if p.get("codec") == "dnv" and p.get("variant")})
+    if not names:
+        return []
+    return [f"- superseded defaults, kept as their own curves (`dnv-...-NAME`): {', '.join(names)}; a series "
+            "without such a suffix is the encoder at the time of its points (benchmarks.sweep_bd --supersede)"]
+
+
 def render_md(data: dict) -> str:
     meta, points = data["meta"], data["points"]
     lines = ["# Rate-distortion benchmark", "",
@@ -176,7 +187,7 @@ def render_md(data: dict) -> str:
              f"- dnv epoch budgets: {_epoch_budgets(data['points'])}",
              "- bpp: elementary stream without the encoders' version SEI (anchors), the whole .dnv "
              "file (dnv); 'bpp mp4' is the container file. PSNR RGB: per frame, averaged; PSNR YUV: "
-             "4:2:0, 6:1:1.", ""]
+             "4:2:0, 6:1:1.", *_variant_line(points), ""]
     if len(meta.get("runs", [])) > 1:
         lines += ["Earlier runs merged into this file (--append):", ""]
         lines += [f"- {r['date']} on {r['machine']}: `{r['command']}`" for r in meta["runs"][:-1]] + [""]
@@ -243,9 +254,10 @@ def plot_clip(points: list[dict], clip: str, path: Path) -> None:
         pts.sort(key=lambda p: p["bpp"])
         codec, preset = pts[0]["codec"], str(pts[0]["preset"])
         dash = {"medium": "-", "veryslow": "--"}.get(preset, ":")
+        superseded = bool(pts[0].get("variant"))     # an older default: thin and grey beside the current one
         ax.plot([p["bpp"] for p in pts], [p["psnr_rgb"] for p in pts], dash,
-                marker=_MARKERS.get(codec, "o"), color=_COLOURS.get(codec), label=name,
-                linewidth=2.5 if codec == "dnv" else 1.2, markersize=4)
+                marker=_MARKERS.get(codec, "o"), color="grey" if superseded else _COLOURS.get(codec), label=name,
+                linewidth=2.5 if codec == "dnv" and not superseded else 1.2, markersize=4)
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
     ax.xaxis.set_major_locator(FixedLocator([t for t in _NICE_BPP if lo <= t <= hi]))

@@ -16,7 +16,10 @@ encode is not), and an anchor curve counts only where its encodes read the sourc
 `input` "source 4:2:0"; a JPEG folder's anchors code an RGB conversion, another reference).
 
 --add-to appends the reports to an rd.json as dnv points (with their model, preset and GPU), so that
-`python3 -m benchmarks.rd --report-only --out FOLDER` puts them in its tables.
+`python3 -m benchmarks.rd --report-only --out FOLDER` puts them in its tables. When the default changed,
+`--supersede NAME` first marks the points already there on the reports' curves (same clip, frames, model, preset
+and sample format) as `variant` NAME: they stay in rd.json as their own curve (`dnv-...-NAME`), and the reports
+make the current one.
 """
 from __future__ import annotations
 
@@ -94,6 +97,22 @@ def rd_point(r: dict) -> dict:
             "sweep_args": r.get("sweep_args")}
 
 
+def _curve_of(p: dict) -> tuple:
+    return p["clip"], tuple(p["frame_range"]), p.get("model"), p["preset"], p.get("color")
+
+
+def supersede(points: list[dict], new: list[dict], name: str) -> int:
+    """Mark the current dnv points (no `variant`) that lie on a curve of `new` as `variant` `name`; returns how
+    many."""
+    curves = {_curve_of(p) for p in new}
+    marked = 0
+    for p in points:
+        if p.get("codec") == "dnv" and not p.get("variant") and _curve_of(p) in curves:
+            p["variant"] = name
+            marked += 1
+    return marked
+
+
 def anchor_curves(paths: list[Path]) -> dict:
     """{(clip, frames, codec, preset): [(bpp, PSNR RGB, PSNR YUV or None)]}; YUV only for source-plane inputs."""
     out = defaultdict(list)
@@ -146,6 +165,8 @@ def main(argv=None) -> None:
                     help="benchmarks.yuv420 yuv420.json files: both PSNRs of each report, against the same references")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--add-to", type=Path, default=None, help="append the reports to this rd.json as dnv points")
+    ap.add_argument("--supersede", default=None, metavar="NAME",
+                    help="with --add-to: mark the points already on the reports' curves as variant NAME")
     opts = ap.parse_args(argv)
     reports = [json.loads(p.read_text()) for p in opts.reports]
     scores = {name: f for path in opts.scores for name, f in json.loads(path.read_text())["figures"].items()}
@@ -156,7 +177,10 @@ def main(argv=None) -> None:
         write_file(opts.out, text)
     if opts.add_to:
         data = json.loads(opts.add_to.read_text())
-        have = {json.dumps(p.get("sweep_args")) + p["clip"] for p in data["points"] if p.get("sweep_args")}
+        if opts.supersede:
+            supersede(data["points"], [rd_point(r) for r in reports], opts.supersede)
+        have = {json.dumps(p.get("sweep_args")) + p["clip"] for p in data["points"]
+                if p.get("sweep_args") and not p.get("variant")}
         data["points"] += [rd_point(r) for r in reports
                            if json.dumps(r.get("sweep_args")) + Path(r["input"]).name not in have]
         write_file(opts.add_to, json.dumps(data, indent=1, default=str) + "\n")

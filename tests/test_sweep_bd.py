@@ -57,3 +57,31 @@ def test_a_direct_encode_joins_the_curve_of_its_recorded_frames():
     assert key[1] == (0, 96) and len(points) == 2
     (key,) = sweep_bd.curves([direct, dict(direct, bpp=0.1)])
     assert key[1] == (0, None)
+
+
+def encode_report(bpp: float, psnr: float) -> dict:
+    """A 4:2:0 report with every field an rd.json point takes."""
+    return report("yuv420 (BT.601)", bpp, psnr, psnr + 4) | {
+        "encode_seconds": 1.0, "width": 8, "height": 8, "ms_ssim": 0.9, "device": "cpu", "epochs": 3,
+        "prune_epochs": 1, "params": 10, "target_bpp": bpp, "train_options": {"optimizer": "adam"}}
+
+
+def test_supersede_keeps_the_old_default_as_its_own_curve(tmp_path):
+    """--add-to with --supersede: the old points of the reports' curves become a variant (their own series in
+    benchmarks.rd), the reports are added although their arguments repeat, and other curves are untouched."""
+    from benchmarks import rd
+
+    old = [sweep_bd.rd_point(encode_report(b, 21.0)) for b in (0.025, 0.05)]
+    path = tmp_path / "rd.json"
+    path.write_text(json.dumps({"points": [*old, dict(old[0], clip="other.mp4")]}))
+    files = []
+    for b in (0.025, 0.05):
+        files.append(tmp_path / f"{b}.json")
+        files[-1].write_text(json.dumps(encode_report(b, 22.0)))
+    sweep_bd.main([*map(str, files), "--anchors", str(path), "--add-to", str(path), "--supersede", "goal0.25"])
+    points = json.loads(path.read_text())["points"]
+    assert len(points) == 5
+    assert sorted(rd.series(p) for p in points if p["clip"] == "clip.mp4") == \
+        ["dnv-hinerv-fast-yuv420"] * 2 + ["dnv-hinerv-fast-yuv420-goal0.25"] * 2
+    assert [p["psnr_rgb"] for p in points if p["clip"] == "clip.mp4" and not p.get("variant")] == [22.0, 22.0]
+    assert not any(p.get("variant") for p in points if p["clip"] == "other.mp4")

@@ -87,6 +87,38 @@ def upsample_bilinear(x: torch.Tensor, s: int) -> torch.Tensor:
     return _upsample_axis(_upsample_axis(x, s, -1), s, -2)
 
 
+# Maps of at least this many pixels take the shifted-slice depthwise convolution in compiled training. On an H200
+# (results/medium_new_default_gpu_2026-12-04/depthwise_speed/) slices beat cuDNN at 360x640 (1.27 against 1.67 ms)
+# and 720x1280 (1.90 against 5.04) and lost at 180x320 (1.30-1.40 against 1.10-1.21): the threshold lies between.
+SLICED_DEPTHWISE_MIN_PIXELS = 128 * 1024
+
+
+def depthwise_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x) for a depthwise convolution (groups = channels, odd kernel, zero padding kernel // 2, stride 1).
+
+    Compiled, on large maps, as the sum of k*k shifted slices of the padded input times a weight per channel:
+    cuDNN's depthwise weight gradient (`wgrad2d_c1_k1_nhwc`) was the largest kernel of hinerv's 720p training step
+    on an H200 (18 %, results/train_profile_720p_2026-12-04/), and Inductor fuses the slices' backward into plain
+    elementwise kernels and reductions. In eager mode, and on smaller maps, the library convolution is the faster.
+    """
+    h, w = x.shape[-2:]
+    if not torch.compiler.is_compiling() or h * w < SLICED_DEPTHWISE_MIN_PIXELS:
+        return conv(x)
+    kind = x.device.type
+    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype   # as conv2d computes
+    return depthwise_by_slices(x.to(dtype), conv.weight.to(dtype), None if conv.bias is None else conv.bias.to(dtype))
+
+
+def depthwise_by_slices(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.conv2d(x, weight, bias, padding=k // 2, groups=channels) (cross-correlation, zero padding) as a sum of k*k
+    shifted slices of the padded input times a weight per channel; weight (C, 1, k, k), k odd."""
+    h, w = x.shape[-2:]
+    k = weight.shape[-1]
+    padded = F.pad(x, (k // 2,) * 4)
+    out = sum(padded[..., i:i + h, j:j + w] * weight[:, 0, i, j, None, None] for i in range(k) for j in range(k))
+    return out if bias is None else out + bias[:, None, None]
+
+
 class LayerNorm2d(nn.Module):
     """Channels-first LayerNorm (ConvNeXt)."""
 

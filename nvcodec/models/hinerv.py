@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .. import sizing
 from .arch import Arch, ArchError, entries_for
-from .blocks import CCU, LayerNorm2d, upsample_bilinear
+from .blocks import CCU, LayerNorm2d, depthwise_conv, upsample_bilinear
 from .registry import ModelSpec, Table, register
 from .training import LearnedTables
 
@@ -54,7 +54,7 @@ class MLPBlock(nn.Module):
         self.residual = cin == cout
 
     def forward(self, x):
-        y = self.pw2(F.gelu(self.pw1(self.norm(self.dwconv(x)))))
+        y = self.pw2(F.gelu(self.pw1(self.norm(depthwise_conv(self.dwconv, x)))))
         return x + y if self.residual else y
 
 
