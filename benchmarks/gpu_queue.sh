@@ -66,21 +66,21 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17's BD target at today's default on the two 720p clips (benchmarks/jobs/medium_720p.txt), one encode at a
-    # time: a 720p medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about
-    # 5x slower (session 17: none finished in 28 minutes). Alone each is also a speed figure. First the depthwise
-    # convolutions alone (cuDNN's depthwise weight gradient is the step's largest kernel), then Bunny 0.025 at
-    # today's default (grids at 0.12 of the file; its 0.05 partner: results/grid_share_gpu_2026-12-04/, 36.13 dB RGB,
-    # 519 s), then 0.05 again: the fine-tuning now reuses the main phase's compiled step (compress/flatgrid.py), whose
-    # second compile took about 45 of the 57 s between the main phase's end and the first fine-tuning epoch's; then
-    # 0.1 and coffee.
+    # Issue 17's BD target at today's default (benchmarks/jobs/medium_720p.txt, medium_small.txt). First blackswan's
+    # three points side by side (a small network leaves the H200 mostly idle; quality only): its curve is the last
+    # of the three clips still at the old default (grids at 0.25 of the file). Then Bunny 0.05 alone: the time with the
+    # depthwise convolutions of large maps as shifted slices (models.blocks.depthwise_conv; the last run, before
+    # them: 492.6 s, 36.17 dB, results/medium_new_default_gpu_2026-12-04/). Then coffee and Bunny's 0.1, alone: a 720p
+    # medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about 5x slower.
     local name est
-    for name_est in depthwise-speed:3 bunny96-medium-0.025:10 bunny96-medium-0.05:10 bunny96-medium-0.1:12 \
-                    coffee100-medium-0.05:11 coffee100-medium-0.025:10 coffee100-medium-0.1:12; do
+    for name_est in blackswan-medium-3:8 bunny96-medium-0.05:9 coffee100-medium-0.05:10 bunny96-medium-0.1:12 \
+                    coffee100-medium-0.1:12; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
         depthwise-speed) job "$est" DEPTHWISE_SPEED ;;
+        blackswan-medium-3) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
+               --parallel 3 --only blackswan-medium-0.1 blackswan-medium-0.05 blackswan-medium-0.025 >> $RES/medium_small.log 2>&1 ;;
         *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
                --only "$name" >> $RES/medium_720p.log 2>&1 ;;
         esac
