@@ -4,8 +4,8 @@ evaluation, progress), and the settings and recipes it trains with.
 The whole video stays on the device as uint8 (T, 3, pad_h, pad_w) (in host memory if it does not
 fit there); each step gathers a batch of frames, runs the model's inputs + decoder, and takes the loss
 on the original (unpadded) area only. After the main schedule the decoder is pruned by global
-magnitude and fine-tuned with the mask held fixed (quantization-aware where a quantizer is given). The
-result is the float decoder and the tables the file stores beside it.
+magnitude (unless `prune` is 0) and fine-tuned with the mask held fixed (quantization-aware where a
+quantizer is given). The result is the float decoder and the tables the file stores beside it.
 
 The loop knows no model: what a model trains besides its decoder (encoders fed with frames t-1, t, t+1,
 or learnable tables with their own learning-rate scale), how a step's batch is built and what the file
@@ -581,7 +581,8 @@ class Trainer:
             masks = magnitude_masks(self.decoder, s.prune)
             apply_masks(self.decoder, masks)
             self.masks = masks if s.prune_epochs > 0 else {}
-        self.phase = "prune" if s.prune > 0 and s.prune_epochs > 0 else "done"
+        # The fine-tuning (quantization-aware where a quantizer is given) runs with or without pruning.
+        self.phase = "prune" if s.prune_epochs > 0 else "done"
         if self.phase == "prune" and (s.qat or s.rate) and self.quantizer is not None:
             state = {k: v.detach().float().cpu() for k, v in self.decoder.state_dict().items()}
             self.qat_bits = self.quantizer(state, self.tables())
@@ -598,7 +599,7 @@ class Trainer:
 
     def fit(self) -> FitResult:
         s = self.s
-        epochs = {"train": s.epochs, "prune": s.prune_epochs if s.prune > 0 else 0}
+        epochs = {"train": s.epochs, "prune": s.prune_epochs}
         total_frames = sum(epochs.values()) * self.frames
         before = {"train": 0, "prune": epochs["train"]}.get(self.phase)    # epochs of earlier phases
         done = total_frames if before is None else (before + self.epoch) * self.frames + self.pos

@@ -383,3 +383,15 @@ def test_the_fine_tuning_goes_back_to_its_best_epoch_when_that_was_not_the_last(
     assert all(torch.equal(final[k], seen[5][k]) for k in seen[5])
     assert any(not torch.equal(seen[6][k], seen[5][k]) for k in seen[5])     # (the last epoch's network differed)
     assert any("kept fine-tuning epoch 5" in line for line in said)
+
+
+def test_without_pruning_the_quantization_aware_fine_tuning_still_runs():
+    from nvcodec.fit import Fitter
+
+    frames = torch.from_numpy(np.random.default_rng(7).integers(0, 256, (4, 24, 32, 3)).astype(np.uint8))
+    arch = sizing.plan_for_params("hinerv", 32, 24, 0.005, frames=4).arch
+    settings = TrainSettings(epochs=1, prune_epochs=2, prune=0.0, batch=2, seed=0)
+    fitter = Fitter(frames, arch, settings, torch.device("cpu"), progress=False, quantizer=lambda state, tables: 6.0)
+    fitter.fit()
+    assert fitter.qat_bits == 6.0 and fitter.masks == {}
+    assert sum(h["phase"] == "prune" for h in fitter.history) >= 2
