@@ -70,11 +70,12 @@ lane1() {
     # three points side by side (a small network leaves the H200 mostly idle; quality only): its curve is the last
     # of the three clips still at the old default (grids at 0.25 of the file). Then Bunny 0.05 alone: the time with the
     # depthwise convolutions of large maps as shifted slices (models.blocks.depthwise_conv; the last run, before
-    # them: 492.6 s, 36.17 dB, results/medium_new_default_gpu_2026-12-04/). Then coffee and Bunny's 0.1, alone: a 720p
+    # them: 492.6 s, 36.17 dB, results/medium_new_default_gpu_2026-12-04/), then the same at batch 2 (equal epochs, half
+    # the steps: faster per frame, its quality decides). Then coffee and Bunny's 0.1, alone: a 720p
     # medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about 5x slower.
     local name est
-    for name_est in blackswan-medium-3:8 bunny96-medium-0.05:9 coffee100-medium-0.05:10 bunny96-medium-0.1:12 \
-                    coffee100-medium-0.1:12; do
+    for name_est in blackswan-medium-3:8 bunny96-medium-0.05:9 bunny96-medium-0.05-batch2:8 coffee100-medium-0.05:10 \
+                    bunny96-medium-0.1:12 coffee100-medium-0.1:12; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
