@@ -67,21 +67,23 @@ lane0() {
 }
 lane1() {
     # Issue 17's BD target at today's default (benchmarks/jobs/medium_720p.txt, medium_small.txt). First blackswan's
-    # three points side by side (a small network leaves the H200 mostly idle; quality only): its curve is the last
-    # of the three clips still at the old default (grids at 0.25 of the file). Then Bunny 0.05 alone: the time with the
-    # depthwise convolutions of large maps as shifted slices (models.blocks.depthwise_conv; the last run, before
-    # them: 492.6 s, 36.17 dB, results/medium_new_default_gpu_2026-12-04/), then the same at batch 2 (equal epochs, half
-    # the steps: faster per frame, its quality decides). Then coffee and Bunny's 0.1, alone: a 720p
-    # medium encode keeps the H200 busy (100 % utilisation alone), and five side by side each ran about 5x slower.
+    # three points side by side, with a fourth encode pruning a fifth at 0.05 (a small network leaves the H200 mostly
+    # idle; quality only): its curve is the last of the three clips still at the old default (grids at 0.25 of the
+    # file). Then Bunny 0.05 alone: the time with the depthwise convolutions of large maps as shifted slices
+    # (models.blocks.depthwise_conv; the last run, before them: 492.6 s, 36.17 dB,
+    # results/medium_new_default_gpu_2026-12-04/), then the same pruning a fifth (on the CPU +0.24 dB on Bunny's
+    # excerpt, even on carphone). Then coffee and Bunny's 0.1, alone: a 720p medium encode keeps the H200 busy (100 %
+    # utilisation alone), and five side by side each ran about 5x slower.
     local name est
-    for name_est in blackswan-medium-3:8 bunny96-medium-0.05:9 bunny96-medium-0.05-batch2:8 coffee100-medium-0.05:10 \
-                    bunny96-medium-0.1:12 coffee100-medium-0.1:12; do
+    for name_est in blackswan-medium:8 bunny96-medium-0.05:9 bunny96-medium-0.05-prune0.2:9 coffee100-medium-0.05:10 \
+                    bunny96-medium-0.1:12 coffee100-medium-0.1:12 bunny96-medium-0.05-batch2:8; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
         depthwise-speed) job "$est" DEPTHWISE_SPEED ;;
-        blackswan-medium-3) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
-               --parallel 3 --only blackswan-medium-0.1 blackswan-medium-0.05 blackswan-medium-0.025 >> $RES/medium_small.log 2>&1 ;;
+        blackswan-medium) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
+               --parallel 4 --only blackswan-medium-0.1 blackswan-medium-0.05 blackswan-medium-0.025 \
+               blackswan-medium-0.05-prune0.2 >> $RES/medium_small.log 2>&1 ;;
         *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
                --only "$name" >> $RES/medium_720p.log 2>&1 ;;
         esac
