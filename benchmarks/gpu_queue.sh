@@ -71,8 +71,8 @@ lane1() {
     # idle; quality only): its curve is the last of the three clips still at the old default (grids at 0.25 of the
     # file). Then Bunny 0.05 alone: the time with the depthwise convolutions of large maps as shifted slices
     # (models.blocks.depthwise_conv; the last run, before them: 492.6 s, 36.17 dB,
-    # results/medium_new_default_gpu_2026-12-04/), then the same pruning a fifth (on the CPU +0.24 dB on Bunny's
-    # excerpt, even on carphone). Then coffee and Bunny's 0.1, alone: a 720p medium encode keeps the H200 busy (100 %
+    # results/medium_new_default_gpu_2026-12-04/), then the same pruning a fifth (on the CPU +0.20 dB on average over
+    # three clips). Then coffee and Bunny's 0.1, alone: a 720p medium encode keeps the H200 busy (100 %
     # utilisation alone), and five side by side each ran about 5x slower.
     local name est
     for name_est in blackswan-medium:8 bunny96-medium-0.05:9 bunny96-medium-0.05-prune0.2:9 coffee100-medium-0.05:10 \
