@@ -177,12 +177,12 @@ def main(argv=None) -> None:
         write_file(opts.out, text)
     if opts.add_to:
         data = json.loads(opts.add_to.read_text())
+        new = [rd_point(r) for r in reports]
         if opts.supersede:
-            supersede(data["points"], [rd_point(r) for r in reports], opts.supersede)
+            supersede(data["points"], new, opts.supersede)
         have = {json.dumps(p.get("sweep_args")) + p["clip"] for p in data["points"]
                 if p.get("sweep_args") and not p.get("variant")}
-        data["points"] += [rd_point(r) for r in reports
-                           if json.dumps(r.get("sweep_args")) + Path(r["input"]).name not in have]
+        data["points"] += [p for p in new if json.dumps(p.get("sweep_args")) + p["clip"] not in have]
         write_file(opts.add_to, json.dumps(data, indent=1, default=str) + "\n")
 
 
