@@ -1,7 +1,7 @@
 """Training-step throughput of one architecture under several settings (eager/compiled, batch sizes).
 
     python3 -m benchmarks.train_probe CLIP [--model hinerv] [--frames 96] (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
-        [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--cudnn-benchmark off on]
+        [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--prune 0.1 0.2] [--cudnn-benchmark off on]
         [--enc-dim 64 32] [--optimizer adam adan] [--loop-epochs N] [--profile STEPS]
 --model picks the network (the default model unless given), sized for --bpp as `dnv encode` sizes it at the
 model's planned depth. Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
@@ -9,7 +9,8 @@ or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encod
 "default" is plain compile). Speed only: a setting that wins here must still be checked for quality at full length.
 Each step is the encoder's own (`Fitter._step`: forward, backward, gradient clipping, fused Adam).
 --align rounds the network's channel widths to multiples of N (`sizing.WIDTH_ALIGN`, then the largest network
-within the same --bpp or --params); --cudnn-benchmark turns cuDNN's algorithm search off or on (`fit.CUDNN_BENCHMARK`).
+within the same --bpp or --params); --prune plans for --bpp as `dnv encode --prune` does (a larger pruned share
+gives a wider network for the same file); --cudnn-benchmark turns cuDNN's algorithm search off or on (`fit.CUDNN_BENCHMARK`).
 --loop-epochs N also times N epochs of the encoder's epoch loop around the same step (`Fitter._phase`), to see
 what the loop adds to the bare steps.
 
@@ -102,6 +103,7 @@ def main():
     ap.add_argument("--frames", type=int, help="use the first FRAMES frames (the network is sized for them)")
     ap.add_argument("--rows", type=int, help="use the top ROWS rows of the frames (640: the Bunny benchmark's crop)")
     ap.add_argument("--align", type=int, nargs="+", default=[sizing.WIDTH_ALIGN], help="channel width multiples")
+    ap.add_argument("--prune", type=float, nargs="+", default=[0.1], help="pruned shares the --bpp plan counts on")
     ap.add_argument("--cudnn-benchmark", nargs="+", choices=["off", "on"], default=["on"])
     ap.add_argument("--enc-dim", type=int, nargs="+", default=[TrainSettings.enc_dim],
                     help="encoder widths (training only)")
@@ -120,11 +122,12 @@ def main():
     frames = frames[: a.frames, : a.rows]
     t, h, w = frames.shape[:3]
     print(f"{w}x{h} {t} frames, device {device}, torch {torch.__version__}", flush=True)
-    for align, bench, enc_dim, opt in itertools.product(a.align, a.cudnn_benchmark, a.enc_dim, a.optimizer):
+    for align, prune, bench, enc_dim, opt in itertools.product(a.align, a.prune, a.cudnn_benchmark, a.enc_dim,
+                                                              a.optimizer):
         sizing.WIDTH_ALIGN = align
         torch.backends.cudnn.benchmark = bench == "on"
         plan = sizing.plan_for_params(a.model, w, h, a.params, frames=t) if a.params else \
-            sizing.plan_for_bpp(a.model, w, h, t, a.bpp, quant_bits_for(a.model))
+            sizing.plan_for_bpp(a.model, w, h, t, a.bpp, quant_bits_for(a.model), prune)
         print(f"== {a.model}, widths {plan.arch.widths} (align {align}), {plan.params:,} params, cudnn.benchmark {bench}, "
               f"encoder width {enc_dim}, {opt}", flush=True)
         for mode in a.modes if a.profile else []:
