@@ -26,10 +26,13 @@ WEIGHT_BITS_BELOW_QUANT = 0.5
 MIN_TABLE_BITS = 1.0
 FIXED_OVERHEAD_BYTES = 400
 # Channel widths are rounded to multiples of this (see `reduced_widths`): 3M Bunny trained at 187 frames/s
-# instead of 148 on an H200, with the same parameters (benchmarks/results/bunny/recipes.md). 1: the authors' widths.
+# instead of 148 on an H200, with the same parameters (benchmarks/results/bunny/recipes.md); hinerv at Bunny 0.05
+# took 10.9 ms a training step with widths (149, 149, 74, 37, 18) and 8.0 ms with (152, 152, 80, 40, 16), the
+# larger network (results/medium_blackswan_prune_gpu_2026-12-04/). 1: the authors' widths.
 WIDTH_ALIGN = 8
-# ... unless the rounding would give up more than this share of the parameters the budget allows: small networks
-# (widths of 5-20) can only move in coarse steps once rounded, and would undershoot the target rate.
+# ... where a rounded network lies within this share of the parameters the budget allows, above or below: small
+# networks (widths of 5-20) can only move in coarse steps once rounded, and would miss the target rate. Above the
+# budget, rate control takes the few percent back from the quantizer's depth.
 ALIGN_SLACK = 0.05
 
 
@@ -55,16 +58,22 @@ def _figure(value: float, digits: int) -> str:
 
 def largest_arch(make, params: float) -> Arch | None:
     """The largest decoder `make(stem, align)` with at most `params` parameters (None if even the smallest is
-    over): widths in multiples of WIDTH_ALIGN, unless that gives up more than ALIGN_SLACK of the parameters."""
+    over), in widths of multiples of WIDTH_ALIGN where the largest such lies within ALIGN_SLACK of it, else where
+    the smallest such above it does; else in the authors' widths."""
     stem = stem_for_params(lambda s: make(s, 1), params)
     if stem is None:
         return None
     plain = make(stem, 1)
     if WIDTH_ALIGN > 1:
-        stem = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params)
-        aligned = make(stem, WIDTH_ALIGN) if stem is not None else None
-        if aligned is not None and param_count(aligned) >= (1 - ALIGN_SLACK) * param_count(plain):
-            return aligned
+        target = param_count(plain)
+        below = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params)
+        if below is not None and param_count(make(below, WIDTH_ALIGN)) >= (1 - ALIGN_SLACK) * target:
+            return make(below, WIDTH_ALIGN)
+        # Each stage's width rounds on its own: the stems up to two steps above give every rounded network there.
+        above = [a for a in {make(s, WIDTH_ALIGN) for s in range(stem, min(MAX_STEM, stem + 2 * WIDTH_ALIGN) + 1)}
+                 if target < param_count(a) <= (1 + ALIGN_SLACK) * target]
+        if above:
+            return min(above, key=param_count)
     return plain
 
 

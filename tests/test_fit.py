@@ -185,6 +185,27 @@ def test_rounding_widths_never_costs_more_than_the_slack_in_parameters(monkeypat
         assert chosen.predicted_bytes >= 0.95 * plain.predicted_bytes     # the rate is not undershot
 
 
+def test_widths_round_up_where_rounding_down_would_cost_more_than_the_slack(monkeypatch):
+    """hinerv at Bunny 0.05 (96 frames): the authors' widths are (149, 149, 74, 37, 18), the largest rounded network
+    below them 5.2 % smaller; the smallest above, 2.8 % larger, is taken (rate control trims the few percent), with
+    the same grids: the rounding does not move the grids' share."""
+    def planned(align):
+        monkeypatch.setattr(sizing, "WIDTH_ALIGN", align)
+        return sizing.plan_for_bpp("hinerv", 1280, 720, 96, 0.05, 6)
+
+    plain, chosen = planned(1), planned(8)
+    assert plain.arch.widths == (149, 149, 74, 37, 18)
+    assert all(w % 8 == 0 for w in chosen.arch.widths)
+    assert plain.params < chosen.params <= (1 + sizing.ALIGN_SLACK) * plain.params
+    assert chosen.arch.grid_ch == plain.arch.grid_ch
+    # blackswan 0.05: rounding up here must not flip the planner to the wider grids either
+    monkeypatch.setattr(sizing, "WIDTH_ALIGN", 1)
+    plain = sizing.plan_for_bpp("hinerv", 854, 480, 50, 0.05, 6)
+    monkeypatch.setattr(sizing, "WIDTH_ALIGN", 8)
+    chosen = sizing.plan_for_bpp("hinerv", 854, 480, 50, 0.05, 6)
+    assert chosen.arch.grid_ch == plain.arch.grid_ch and chosen.arch.widths != plain.arch.widths
+
+
 def test_cudnn_algorithm_search_is_on_only_inside_the_block():
     from nvcodec.fit import cudnn_benchmark
     cudnn = torch.backends.cudnn

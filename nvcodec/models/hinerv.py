@@ -251,8 +251,9 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
         if arch is None:
             continue
         predicted = predict_bytes(arch, frames, quant_bits, prune)
-        # The grids' share, as hinerv's: a second stream's table (DIFF) adds to the file, not to the grids' goal.
-        share = sizing.embedding_bytes(floor, frames, quant_bits, exclude=("DIFF",)) / predicted
+        # The grids' share of the file, which rate control trims to the budget where the plan is over it (widths
+        # rounded up, `sizing.largest_arch`). A second stream's table (DIFF) adds to the file, not to the grids' goal.
+        share = sizing.embedding_bytes(floor, frames, quant_bits, exclude=("DIFF",)) / min(predicted, budget)
         score = abs(math.log(share / GRID_SHARE_GOAL)) + 0.1 * preference
         if score < best_score:
             best = sizing.Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM)
