@@ -2,7 +2,9 @@
 planned for a video: the swap of the file's values into the parameters and back (`flatgrid.FileValues`), its grid
 alone (`FlatGrid.grid`: two scatter reductions over every value), the freezer's step between checks and with a
 check (`freeze.OscillationFreezer`), the pruning masks (`prune.apply_masks`), and gradient clipping with the
-optimizer's step (as `fit.Trainer._step` runs them).
+optimizer's step (as `fit.Trainer._step` runs them). Also each row's largest and smallest value two ways: as the grid
+takes them (`scatter_reduce_` amax and amin into one slot per row: on a GPU, atomics that thousands of values of one
+row contend for) and, a candidate, as segment reductions over the values put in row order.
 
     python3 -m benchmarks.finetune_overhead [--size 1280x720] [--frames 96] [--bpp 0.05] [--iters 50] [--out DIR]
 
@@ -62,6 +64,27 @@ def timed(fn, iters: int, device) -> tuple[float, float]:
     return host * 1e3, host * 1e3
 
 
+def row_extremes_by_scatter(grid: FlatGrid, flat: torch.Tensor):
+    """Each row's largest and smallest value, as `FlatGrid.grid` takes them."""
+    rows = grid.levels.numel()
+    hi = flat.new_full((rows,), -torch.inf).scatter_reduce_(0, grid.row, flat, "amax")
+    lo = flat.new_full((rows,), torch.inf).scatter_reduce_(0, grid.row, flat, "amin")
+    return hi, lo
+
+
+def row_extremes_by_segments(grid: FlatGrid):
+    """The same as segment reductions: the values gathered in row order (a permutation computed once), each row a
+    run of `lengths` values. Returns a function of the flat values."""
+    order = torch.argsort(grid.row, stable=True)
+    lengths = torch.bincount(grid.row, minlength=grid.levels.numel())
+
+    def extremes(flat):
+        ordered = flat[order]
+        return (torch.segment_reduce(ordered, "max", lengths=lengths),
+                torch.segment_reduce(ordered, "min", lengths=lengths))
+    return extremes
+
+
 def pieces(decoder, tables, masks, device) -> dict:
     """Each piece as a function of no arguments."""
     values = FileValues()
@@ -92,7 +115,10 @@ def pieces(decoder, tables, masks, device) -> dict:
     with torch.no_grad():
         checking.step(decoder, tables, BITS)    # (the first check only records where values stand)
         between.step(decoder, tables, BITS)
+    by_segments = row_extremes_by_segments(grid)
     return {"file_values_swap": swap, "flat_grid_only": lambda: grid.grid(flat),
+            "row_extremes_scatter": lambda: row_extremes_by_scatter(grid, flat),
+            "row_extremes_segments": lambda: by_segments(flat),
             "freezer_between_checks": torch.no_grad()(freeze_between), "freezer_check": torch.no_grad()(freeze_check),
             "apply_masks": torch.no_grad()(lambda: apply_masks(decoder, masks)), "clip_and_adam": clip_and_adam}
 
