@@ -55,6 +55,11 @@ DEPTHWISE_SPEED() {   # hinerv's depthwise convolutions at 720p, compiled, forwa
 FINETUNE_OVERHEAD() {   # what a fine-tuning step adds around the compiled step, piece by piece, at Bunny 0.05's plan
     python3 -m benchmarks.finetune_overhead --out $RES/finetune_overhead > $RES/finetune_overhead.log 2>&1
 }
+COMPILE_TIMES() {   # where the first epoch's compile goes, Bunny 0.05's step alone, with empty compile caches
+    TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) python3 -m benchmarks.train_probe \
+        $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 --modes reduce-overhead --steps 20 \
+        --compile-times 25 > $RES/compile_times.log 2>&1
+}
 lane0() {
     # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with dnv decode's defaults (32 frames a
     # call on a GPU), five decodes a row (runs of one setting differed by up to 60 %), and the bf16_products
@@ -74,14 +79,16 @@ lane1() {
     # plan's quality against 27.01 dB, results/medium_blackswan_prune_gpu_2026-12-04/), then Bunny 0.05 alone (its
     # time against 438.9 s with the authors' widths; a 7 % larger network in 8s stepped in 8.0 ms against 10.9), then
     # coffee and Bunny's 0.1, alone: a 720p medium encode keeps the H200 busy. First, a minute: where the fine-tuning's
-    # extra 0.5-0.8 s an epoch goes (benchmarks/finetune_overhead.py).
+    # extra 0.5-0.8 s an epoch goes (benchmarks/finetune_overhead.py). After Bunny, where its 60-69 s first epoch goes
+    # (train_probe --compile-times, with empty caches so that the encode before does not warm them).
     local name est
-    for name_est in finetune-overhead:2 blackswan-medium-0.05:5 bunny96-medium-0.05:8 coffee100-medium-0.05:10 \
-                    bunny96-medium-0.1:12 coffee100-medium-0.1:12; do
+    for name_est in finetune-overhead:2 blackswan-medium-0.05:5 bunny96-medium-0.05:8 compile-times:3 \
+                    coffee100-medium-0.05:10 bunny96-medium-0.1:12 coffee100-medium-0.1:12; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
         finetune-overhead) job "$est" FINETUNE_OVERHEAD ;;
+        compile-times) job "$est" COMPILE_TIMES ;;
         blackswan-*) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
                --parallel 1 --only "$name" >> $RES/medium_small.log 2>&1 ;;
         *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
@@ -149,7 +156,7 @@ start)
     mkdir -p $RES
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid

@@ -14,6 +14,10 @@ gives a wider network for the same file); --cudnn-benchmark turns cuDNN's algori
 --loop-epochs N also times N epochs of the encoder's epoch loop around the same step (`Fitter._phase`), to see
 what the loop adds to the bare steps.
 
+--compile-times N prints, at the end, the N phases of torch.compile that took longest (Dynamo's own accounting,
+summed over every compile of the run: tracing, lowering, Triton's compiles, waiting for them): where the first
+epoch of an encode goes.
+
 --profile STEPS first looks inside each mode at the first batch size, to see where an encode's time goes (so the
 first mode's first step compiles from cold, as in an encode): the seconds of the first step (compiling and
 CUDA-graph capture), of the next four, and of one fp32 evaluation over all frames
@@ -93,6 +97,22 @@ def profile(frames, arch, batch, mode, steps, device, enc_dim=64, rows=25, optim
     print(events.table(sort_by=key, row_limit=rows), flush=True)
 
 
+def print_compile_times(limit: int) -> None:
+    """The `limit` longest phases of torch.compile so far, from `torch._dynamo.utils.compile_times` (nested phases
+    are each counted: a phase's time includes its parts')."""
+    from torch._dynamo.utils import compile_times
+    rows = []
+    for line in compile_times(repr="str", aggregate=True).splitlines()[2:]:
+        name, _, seconds = line.rpartition(", ")
+        try:
+            rows.append((float(seconds), name))
+        except ValueError:
+            continue
+    print(f"torch.compile, the {limit} longest phases (seconds, nested phases inside their parents'):")
+    for seconds, name in sorted(rows, reverse=True)[:limit]:
+        print(f"  {seconds:8.2f}  {name}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("clip")
@@ -114,6 +134,8 @@ def main():
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--modes", nargs="+", default=["eager", "default"],
                     help="eager, or torch.compile modes: default, reduce-overhead, max-autotune-no-cudagraphs")
+    ap.add_argument("--compile-times", type=int, default=0, metavar="N",
+                    help="at the end, print the N longest phases of torch.compile")
     ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
                     help="first profile STEPS steps of each mode at the first batch size (see above)")
     a = ap.parse_args()
@@ -140,6 +162,8 @@ def main():
                 if a.loop_epochs:
                     print(f"{'':>26} the same in the epoch loop: {loop_rate(f, a.loop_epochs, device):7.1f} frames/s "
                           f"({a.loop_epochs} epochs)", flush=True)
+    if a.compile_times:
+        print_compile_times(a.compile_times)
 
 
 if __name__ == "__main__":
