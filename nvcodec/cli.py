@@ -51,6 +51,11 @@ def run_guarded(fn, *args, **kwargs):
     except _user_errors() as e:
         click.echo(f"Error: {_one_line(e)}", err=True)
         sys.exit(EXIT_ERROR)
+    except BrokenPipeError:
+        # The reader of our output left (`dnv info F | head -3`): stop quietly, as a killed writer would, with stdout
+        # pointed at /dev/null so that the interpreter's last flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
     except Exception as e:  # noqa: BLE001 - the user gets one line; DNV_DEBUG=1 shows the traceback
         if os.environ.get("DNV_DEBUG"):
             raise
@@ -394,7 +399,8 @@ def _print_sections(sections: dict, total: int) -> None:
 def _print_decoder(r: dict, where: str) -> None:
     label = f" ({where})" if where else ""
     stages = " ".join(f"x{s}" for s in r["strides"])
-    click.echo(f"  Decoder{label}: {r['decoder_params']:,} parameters, {r['quant_bits']}-bit quantization; "
+    click.echo(f"  Decoder{label}: {r['decoder_params']:,} parameters, {r['decoder_bits_per_param']:.2f} bits each as "
+               f"coded (--quant-bits {r['quant_bits']} before rate control); "
                f"{len(r['strides'])} upsampling stages {stages}, channels "
                + "-".join(map(str, r["widths"])) + ", kernels " + ",".join(map(str, r["kernels"])))
     if r.get("fuse_stage") is not None:

@@ -739,6 +739,9 @@ def info_of_bytes(path, data: bytes) -> dict:
         # Each model's own fields, None in the files of the models without them.
         **{key: None for spec in SPECS.values() for key in spec.info_keys}, **spec_of(a.model).info(a, shapes),
         "decoder_params": param_count(a),
+        # What the decoder's weights cost in the file, pruned ones included: the header keeps only the depth asked
+        # for (quant_bits), not the one rate control trimmed it to.
+        "decoder_bits_per_param": 8 * bitstream.section_sizes(data).get("DECODER", 0) / param_count(a),
         "embedding_values": a.embedding_values(header.frames),
         # Shape of each table the decoder reads its inputs from, by section (entries first).
         "tables": {name: list(shape) for name, shape in shapes.items()},

@@ -286,11 +286,23 @@ def test_info_reads_like_ffprobe(tiny):
     rate = re.search(r"Duration: 00:00:00.13, 4 frames, bitrate: ([\d,.]+) kb/s", text)
     assert float(rate[1].replace(",", "")) == pytest.approx(size * 8 / (4 / (30000 / 1001)) / 1000, rel=1e-3)
     assert len(rate[1].replace(",", "").replace(".", "")) == 4       # 4 significant digits
-    assert f"Decoder: {rec['decoder_params']:,} parameters, 8-bit quantization" in text
+    coded = rec["sections"]["DECODER"] * 8 / rec["decoder_params"]      # the file's bits per weight, not the header's
+    assert f"Decoder: {rec['decoder_params']:,} parameters, {coded:.2f} bits each as coded (--quant-bits 8" in text
     assert "content embeddings 4x16x" in text and "difference embeddings 4x2x" in text
     shares = [float(m) for m in re.findall(r"bytes +([\d.]+) %", text)]
     assert len(shares) == len(rec["sections"]) and sum(shares) == pytest.approx(100, abs=0.3)
     assert re.search(f"decoder weights +{rec['sections']['DECODER']:,} bytes", text)
+
+
+def test_info_piped_to_a_reader_that_leaves_stops_quietly(tiny):
+    """`dnv info F | head -1`: no "internal error" line when the pipe closes, and the shell's status for a writer
+    killed by SIGPIPE."""
+    import signal
+    p = subprocess.Popen([sys.executable, "-m", "nvcodec", "info", str(tiny)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()        # the reader is gone before a line is written
+    err = p.stderr.read()
+    assert p.wait() == 128 + signal.SIGPIPE and err == b""
 
 
 def test_info_json_is_the_full_record(tiny):
