@@ -64,17 +64,9 @@ def timed(fn, iters: int, device) -> tuple[float, float]:
     return host * 1e3, host * 1e3
 
 
-def row_extremes_by_scatter(grid: FlatGrid, flat: torch.Tensor):
-    """Each row's largest and smallest value, as `FlatGrid.grid` takes them."""
-    rows = grid.levels.numel()
-    hi = flat.new_full((rows,), -torch.inf).scatter_reduce_(0, grid.row, flat, "amax")
-    lo = flat.new_full((rows,), torch.inf).scatter_reduce_(0, grid.row, flat, "amin")
-    return hi, lo
-
-
 def row_extremes_by_segments(grid: FlatGrid):
-    """The same as segment reductions: the values gathered in row order (a permutation computed once), each row a
-    run of `lengths` values. Returns a function of the flat values."""
+    """Each row's extremes as `FlatGrid.row_extremes` gives them, but by segment reductions: the values gathered in
+    row order (a permutation computed once), each row a run of `lengths` values. Returns a function of the values."""
     order = torch.argsort(grid.row, stable=True)
     lengths = torch.bincount(grid.row, minlength=grid.levels.numel())
 
@@ -117,7 +109,7 @@ def pieces(decoder, tables, masks, device) -> dict:
         between.step(decoder, tables, BITS)
     by_segments = row_extremes_by_segments(grid)
     return {"file_values_swap": swap, "flat_grid_only": lambda: grid.grid(flat),
-            "row_extremes_scatter": lambda: row_extremes_by_scatter(grid, flat),
+            "row_extremes_scatter": lambda: grid.row_extremes(flat),
             "row_extremes_segments": lambda: by_segments(flat),
             "freezer_between_checks": torch.no_grad()(freeze_between), "freezer_check": torch.no_grad()(freeze_check),
             "apply_masks": torch.no_grad()(lambda: apply_masks(decoder, masks)), "clip_and_adam": clip_and_adam}

@@ -726,6 +726,7 @@ def info_of_bytes(path, data: bytes) -> dict:
     header, _ = bitstream.unpack(data)
     a = header.arch
     shapes = a.section_shapes(header.frames)
+    sections = bitstream.section_sizes(data)
     return {
         "file": str(path), "bytes": len(data), "format_version": bitstream.FORMAT_VERSION,
         "model": a.model, "width": a.width, "height": a.height, "frames": header.frames,
@@ -741,13 +742,13 @@ def info_of_bytes(path, data: bytes) -> dict:
         "decoder_params": param_count(a),
         # What the decoder's weights cost in the file, pruned ones included: the header keeps only the depth asked
         # for (quant_bits), not the one rate control trimmed it to.
-        "decoder_bits_per_param": 8 * bitstream.section_sizes(data).get("DECODER", 0) / param_count(a),
+        "decoder_bits_per_param": 8 * sections.get("DECODER", 0) / param_count(a),
         "embedding_values": a.embedding_values(header.frames),
         # Shape of each table the decoder reads its inputs from, by section (entries first).
         "tables": {name: list(shape) for name, shape in shapes.items()},
         # Tensors coded with the learned entropy models of rate-aware training (`compress.rowcoder`).
         "learned_tensors": _learned_tensors(data, a),
-        "sections": bitstream.section_sizes(data),
+        "sections": sections,
     }
 
 

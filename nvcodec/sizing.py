@@ -66,9 +66,10 @@ def largest_arch(make, params: float) -> Arch | None:
     plain = make(stem, 1)
     if WIDTH_ALIGN > 1:
         target = param_count(plain)
-        below = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params)
-        if below is not None and param_count(make(below, WIDTH_ALIGN)) >= (1 - ALIGN_SLACK) * target:
-            return make(below, WIDTH_ALIGN)
+        stem_below = stem_for_params(lambda s: make(s, WIDTH_ALIGN), params)
+        below = make(stem_below, WIDTH_ALIGN) if stem_below is not None else None
+        if below is not None and param_count(below) >= (1 - ALIGN_SLACK) * target:
+            return below
         # Each stage's width rounds on its own: the stems up to two steps above give every rounded network there.
         above = [a for a in {make(s, WIDTH_ALIGN) for s in range(stem, min(MAX_STEM, stem + 2 * WIDTH_ALIGN) + 1)}
                  if target < param_count(a) <= (1 + ALIGN_SLACK) * target]

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from benchmarks.finetune_overhead import main, network, pieces, row_extremes_by_scatter, row_extremes_by_segments
+from benchmarks.finetune_overhead import main, network, pieces, row_extremes_by_segments
 from nvcodec.compress.flatgrid import FlatGrid, entries_of
 
 
@@ -22,7 +22,7 @@ def test_both_ways_give_every_rows_extremes():
     entries = entries_of(decoder, tables)
     grid = FlatGrid(entries, 5.72)
     flat = torch.cat([p.detach().reshape(-1) for _, _, p, _ in entries])
-    hi, lo = row_extremes_by_scatter(grid, flat)
+    hi, lo = grid.row_extremes(flat)
     assert torch.equal(torch.stack(row_extremes_by_segments(grid)(flat)), torch.stack([hi, lo]))
     first = decoder.stages[0][0].pw1.weight     # rows of a weight: its output channels
     n = first.shape[0]

@@ -49,12 +49,17 @@ class FlatGrid:
         self.levels = torch.tensor(levels, dtype=torch.float64, device=device)
         self.weight_row = torch.tensor(weight_row, device=device)
 
-    def grid(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(integers, scale, offset) of every value, exactly as `qat.weight_grid` / `qat.table_grid` give them
-        tensor by tensor (a row's largest magnitude is the larger of its max and minus its min)."""
+    def row_extremes(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's largest and smallest value."""
         rows = self.levels.numel()
         hi = flat.new_full((rows,), -math.inf).scatter_reduce_(0, self.row, flat, "amax")
         lo = flat.new_full((rows,), math.inf).scatter_reduce_(0, self.row, flat, "amin")
+        return hi, lo
+
+    def grid(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(integers, scale, offset) of every value, exactly as `qat.weight_grid` / `qat.table_grid` give them
+        tensor by tensor (a row's largest magnitude is the larger of its max and minus its min)."""
+        hi, lo = self.row_extremes(flat)
         levels = self.levels.to(flat.dtype)
         table_step, table_lo = table_scale(lo, hi, levels)
         scale = torch.where(self.weight_row, weight_scale(torch.maximum(hi, -lo), self.levels).to(flat.dtype),
