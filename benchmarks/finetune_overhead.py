@@ -11,7 +11,8 @@ row contend for) and, a candidate, as segment reductions over the values put in 
 On an H200 a fine-tuning epoch of Bunny 0.05 took about 1.5 s against 0.77-1.04 s for a main-phase epoch of the same
 network (results/medium_blackswan_prune_gpu_2026-12-04/). For each piece: the host time of a call (what the Python
 loop spends issuing it; on a GPU the device may run behind) and the device time (CUDA events around `--iters` calls
-back to back, then a wait; on a CPU both are wall time). fp32, as the parameters are held. With --out writes
+back to back, then a wait; on a CPU both are wall time), and the ATen operations a call dispatches (what a GPU's
+host pays for one by one, whatever the device). fp32, as the parameters are held. With --out writes
 finetune_overhead_WxH_DEVICE.json there.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import time
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from nvcodec import sizing
 from nvcodec.compress.flatgrid import FileValues, FlatGrid, entries_of
@@ -62,6 +64,23 @@ def timed(fn, iters: int, device) -> tuple[float, float]:
         sync(device)
         return host * 1e3, start.elapsed_time(end) / iters
     return host * 1e3, host * 1e3
+
+
+class _CountOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def aten_ops(fn) -> int:
+    """The ATen operations one call of `fn` dispatches (views included: each costs the host a dispatch)."""
+    with _CountOps() as counter:
+        fn()
+    return counter.count
 
 
 def row_extremes_by_segments(grid: FlatGrid):
@@ -124,13 +143,13 @@ def main(argv=None):
     rows = {}
     for name, fn in pieces(decoder, tables, masks, device).items():
         host, dev = timed(fn, a.iters, device)
-        rows[name] = {"host_ms": host, "device_ms": dev}
-        print(f"  {name:24s} host {host:7.3f} ms, device {dev:7.3f} ms a call")
+        rows[name] = {"host_ms": host, "device_ms": dev, "aten_ops": aten_ops(fn)}
+        print(f"  {name:24s} host {host:7.3f} ms, device {dev:7.3f} ms a call, {rows[name]['aten_ops']:5d} ATen ops")
     per_step = {k: sum(rows[p][k] for p in ("file_values_swap", "apply_masks", "clip_and_adam"))
                 + (rows["freezer_check"][k] + (EVERY - 1) * rows["freezer_between_checks"][k]) / EVERY
-                for k in ("host_ms", "device_ms")}
+                for k in ("host_ms", "device_ms", "aten_ops")}
     print(f"  a fine-tuning step's share (freezer checks one step in {EVERY}): host {per_step['host_ms']:.3f} ms, "
-          f"device {per_step['device_ms']:.3f} ms")
+          f"device {per_step['device_ms']:.3f} ms, {per_step['aten_ops']:.0f} ATen ops")
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)
         record = {"size": a.size, "frames": a.frames, "bpp": a.bpp, "widths": list(arch.widths), "values": values,

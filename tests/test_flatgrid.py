@@ -70,3 +70,27 @@ def test_the_swap_gives_the_straight_through_gradient_and_puts_the_trained_value
         once = [p.detach().clone() for p in net.parameters()]
     with swap(net, {"GRID0": table}, bits):
         assert all(torch.equal(a, p.detach()) for a, p in zip(once, net.parameters()))
+
+
+def test_the_swap_follows_the_trained_values_from_step_to_step_and_a_change_of_depth():
+    """The swap's buffers persist between steps: each swap must put in the file's values of the parameters as they
+    are now (moved by an optimizer in between, depths changed half-way), computed afresh, and put them back after."""
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 2, 1))
+    table = torch.nn.Parameter(torch.randn(3, 2, 4, 4))
+    swap = FileValues()
+    for step in range(6):
+        bits = 5.0 if step < 3 else 3.5
+        entries = entries_of(net, {"GRID0": table})
+        trained = [p.detach().clone() for _, _, p, _ in entries]
+        fresh = FlatGrid(entries, bits)
+        q, scale, offset = fresh.grid(torch.cat([t.reshape(-1) for t in trained]))
+        want = fresh.split(q * scale + offset)
+        with swap(net, {"GRID0": table}, bits):
+            for (key, _, p, _), w in zip(entries, want):
+                assert torch.equal(p.detach(), w), (step, key)
+        for (key, _, p, _), t in zip(entries, trained):
+            assert torch.equal(p.detach(), t), (step, key)
+        with torch.no_grad():                     # an optimizer's step
+            for _, _, p, _ in entries:
+                p.add_(torch.randn_like(p) * 0.05)

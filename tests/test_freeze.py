@@ -92,3 +92,30 @@ def test_a_table_value_oscillating_is_frozen_and_held(every_step):
     _, scale, lo = table_grid(table, BITS)
     step = float(scale[0, 0])
     assert abs((held - float(lo[0, 0])) / step - round((held - float(lo[0, 0])) / step)) < 1e-4   # on the grid
+
+
+def test_the_kept_buffer_gives_what_a_fresh_gather_gives_step_by_step(every_step):
+    """The freezer gathers the values into a buffer it keeps between steps: over steps that move the values (and a
+    change of depth, which rebuilds its layout), it must hold and freeze exactly what a freezer that gathers into a
+    new buffer at every step does."""
+    torch.manual_seed(3)
+    nets = [torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Linear(4, 3)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    tables = [{"GRID0": torch.nn.Parameter(torch.randn(4, 2, 3, 3))} for _ in range(2)]
+    tables[1]["GRID0"].data.copy_(tables[0]["GRID0"].data)
+    kept, fresh = OscillationFreezer(0.05), OscillationFreezer(0.05)
+    for step in range(30):
+        bits = 4.0 if step < 15 else 3.0
+        moves = [torch.randn_like(p) * 0.02 * (-1) ** step for p in nets[0].parameters()]
+        table_move = torch.randn_like(tables[0]["GRID0"]) * 0.02 * (-1) ** step
+        for net, t in zip(nets, tables):
+            with torch.no_grad():
+                for p, m in zip(net.parameters(), moves):
+                    p.add_(m)
+                t["GRID0"].add_(table_move)
+        kept.step(nets[0], tables[0], bits)
+        fresh.values = None
+        fresh.step(nets[1], tables[1], bits)
+        for a, b in zip([*nets[0].parameters(), tables[0]["GRID0"]], [*nets[1].parameters(), tables[1]["GRID0"]]):
+            assert torch.equal(a, b), step
+    assert kept.frozen() == fresh.frozen() > 0

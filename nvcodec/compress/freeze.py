@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from .flatgrid import FlatGrid, entries_of, grid_for
+from .flatgrid import FlatBuffer, FlatGrid, entries_of, grid_for
 
 EVERY = 4                # steps between checks
 MOMENTUM = 0.96          # per check, of the oscillation frequency and the integer's moving average (~100 steps)
@@ -39,6 +39,7 @@ class OscillationFreezer:
         self.steps = 0
         self.seconds = 0.0      # host time spent here (launching its kernels: on a GPU, time the device may idle)
         self.layout: FlatGrid | None = None
+        self.values: FlatBuffer | None = None              # the tracked values, gathered
         self.flat: dict[str, torch.Tensor] = {}            # FIELDS, each over every tracked value
         self.loaded: dict[str, dict[str, torch.Tensor]] = {}   # a checkpoint's state, until the first step
 
@@ -57,25 +58,27 @@ class OscillationFreezer:
                 self.flat = {f: torch.cat([self.loaded[key][f].reshape(-1) for key in self.layout.keys])
                              for f in FIELDS}
                 self.loaded = {}
-        flat = torch.cat([p.detach().reshape(-1) for p in params])
+        if self.values is None or not self.values.fits(self.layout, params[0]):
+            self.values = self.layout.buffer(params[0])
+        flat = self.values.gather(params)
         if self.flat:
-            flat = torch.where(self.flat["frozen"], self.flat["value"], flat)
+            torch.where(self.flat["frozen"], self.flat["value"], flat, out=flat)
         if check:
-            flat = self._check(flat)
+            self._check(flat)
         if self.flat:
-            torch._foreach_copy_(params, self.layout.split(flat))
+            self.values.scatter(params)
         self.seconds += time.perf_counter() - started
 
-    def _check(self, flat: torch.Tensor) -> torch.Tensor:
-        """Count oscillations from the values' integers on the file's grid; freeze the new oscillators. Returns the
-        values with every frozen one held."""
+    def _check(self, flat: torch.Tensor) -> None:
+        """Count oscillations from the values' integers on the file's grid; freeze the new oscillators. Holds every
+        frozen value in `flat`."""
         q, scale, offset = self.layout.grid(flat)
         st = self.flat
         if not st:
             self.flat = {"prev": q, "direction": torch.zeros_like(q), "frequency": torch.zeros_like(q),
                          "average": q.clone(), "frozen": torch.zeros_like(q, dtype=torch.bool),
                          "value": flat.clone()}
-            return flat
+            return
         change = torch.sign(q - st["prev"])
         oscillated = (change != 0) & (change == -st["direction"])
         torch.where(change != 0, change, st["direction"], out=st["direction"])
@@ -85,7 +88,7 @@ class OscillationFreezer:
         new = (st["frequency"] > self.threshold) & ~st["frozen"]
         torch.where(new, torch.round(st["average"]) * scale + offset, st["value"], out=st["value"])
         st["frozen"] |= new
-        return torch.where(st["frozen"], st["value"], flat)
+        torch.where(st["frozen"], st["value"], flat, out=flat)
 
     @property
     def state(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -106,5 +109,5 @@ class OscillationFreezer:
 
     def load_state_dict(self, state: dict, device=None) -> None:
         self.steps = int(state["steps"])
-        self.layout, self.flat = None, {}
+        self.layout, self.flat, self.values = None, {}, None
         self.loaded = {key: {f: t.to(device).clone() for f, t in st.items()} for key, st in state["tensors"].items()}
