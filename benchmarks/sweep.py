@@ -82,6 +82,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--parallel", type=int, default=4, help="jobs at once")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these jobs of JOBFILE")
+    ap.add_argument("--keep", action="store_true", help="keep each job's file as OUT/NAME.dnv")
     opts = ap.parse_args(argv)
     jobs = read_jobs(opts.jobfile)
     if opts.only:
@@ -92,7 +93,7 @@ def main(argv=None) -> None:
     opts.out.mkdir(parents=True, exist_ok=True)
     meta = machine()
     with ThreadPoolExecutor(opts.parallel) as pool:
-        for done in pool.map(lambda job: run_job(*job, opts.out), jobs):
+        for done in pool.map(lambda job: run_job(*job, opts.out, keep=opts.keep), jobs):
             print(done, flush=True)
             write_file(opts.out / "sweep.md", table(opts.out, jobs, meta, opts.parallel))
     write_file(opts.out / "sweep.md", table(opts.out, jobs, meta, opts.parallel))
