@@ -60,6 +60,21 @@ COMPILE_TIMES() {   # where the first epoch's compile goes, Bunny 0.05's step al
         $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 --modes reduce-overhead --steps 20 \
         --compile-times 25 > $RES/compile_times.log 2>&1
 }
+IMPORT_PROBE() {   # a fresh process's import of torch's compiler stack, plain, then with a bytecode cache (the GPU
+    # machine's torch holds no .pyc files: every process compiles Dynamo's and Inductor's Python again), each bounded
+    local TIMEFORMAT='%R s'
+    {
+        python3 -c "import torch; print(torch.__version__, torch.__file__)"
+        for run in plain plain cached cached cached; do
+            echo "import torch._inductor.compile_fx, $run:"
+            if [ $run = cached ]; then
+                time PYTHONPYCACHEPREFIX=/tmp/pycache timeout 120 python3 -c "import torch._inductor.compile_fx"
+            else
+                time timeout 120 python3 -c "import torch._inductor.compile_fx"
+            fi
+        done
+    } > $RES/import_probe.log 2>&1
+}
 lane0() {
     # Decoding to .mp4 and .y4m, alone on the GPU: issue 21's 200 frames/s with dnv decode's defaults (32 frames a
     # call on a GPU), five decodes a row (runs of one setting differed by up to 60 %), and the bf16_products
@@ -74,26 +89,29 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17 (benchmarks/jobs/medium_720p.txt, medium_small.txt): the planner now rounds widths up to multiples of 8
-    # where rounding down would give up more than 5 % of the parameters. Blackswan 0.05 alone first (the rounded
-    # plan's quality against 27.01 dB, results/medium_blackswan_prune_gpu_2026-12-04/), then Bunny 0.05 alone (its
-    # time against 438.9 s with the authors' widths; a 7 % larger network in 8s stepped in 8.0 ms against 10.9), then
-    # coffee and Bunny's 0.1, alone: a 720p medium encode keeps the H200 busy. First, a minute: where the fine-tuning's
-    # extra 0.5-0.8 s an epoch goes (benchmarks/finetune_overhead.py). After Bunny, where its 60-69 s first epoch goes
-    # (train_probe --compile-times, with empty caches so that the encode before does not warm them), then Bunny 0.05
-    # fine-tuned 60 epochs instead of 30 (its evaluations still rose at the end of 30).
+    # Issue 17 (benchmarks/jobs/medium_720p.txt, medium_small.txt). First, a minute: the fine-tuning's pieces with the
+    # swap and the freezer gathering into kept buffers (ATen ops a step 1735 -> 1060 on the CPU; on the H200 before:
+    # 4.7 ms a step of host time, results/medium_rounded_plan_gpu_2026-12-04/), and what a fresh process spends
+    # importing torch's compiler stack with and without a bytecode cache. Then Bunny 0.05 alone (its fine-tuning took
+    # 44 s for 30 epochs, 1.48 s each against 0.785 s in the main phase; the encode 379.6 s, 36.20 dB), then coffee's
+    # and Bunny's missing points, alone: a 720p medium encode keeps the H200 busy. After Bunny 0.05, whether per-row
+    # entropy models would code its weights smaller (benchmarks/row_model_gain.py on its file: on three small CPU files
+    # they cost 3-8 % more). Carphone 0.1 last (its report of session 25 did not come back).
     local name est
-    for name_est in finetune-overhead:2 blackswan-medium-0.05:5 bunny96-medium-0.05:8 compile-times:3 \
-                    bunny96-medium-0.05-pe60:9 coffee100-medium-0.05:10 bunny96-medium-0.1:12 coffee100-medium-0.1:12; do
+    for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 row-model-gain:2 coffee100-medium-0.05:8 \
+                    bunny96-medium-0.1:11 coffee100-medium-0.1:11 carphone-medium-0.1:5; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
         finetune-overhead) job "$est" FINETUNE_OVERHEAD ;;
+        import-probe) job "$est" IMPORT_PROBE ;;
+        row-model-gain) job "$est" python3 -m benchmarks.row_model_gain $RES/medium_720p/bunny96-medium-0.05.dnv \
+               --json $RES/row_model_gain.json > $RES/row_model_gain.log 2>&1 ;;
         compile-times) job "$est" COMPILE_TIMES ;;
-        blackswan-*) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/medium_small \
-               --parallel 1 --only "$name" >> $RES/medium_small.log 2>&1 ;;
+        blackswan-*|carphone-*) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt \
+               --out $RES/medium_small --parallel 1 --only "$name" >> $RES/medium_small.log 2>&1 ;;
         *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
-               --only "$name" >> $RES/medium_720p.log 2>&1 ;;
+               --keep --only "$name" >> $RES/medium_720p.log 2>&1 ;;
         esac
     done
 }
@@ -157,7 +175,7 @@ start)
     mkdir -p $RES
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
+    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid

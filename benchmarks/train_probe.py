@@ -108,6 +108,9 @@ def print_compile_times(limit: int) -> None:
             rows.append((float(seconds), name))
         except ValueError:
             continue
+    if not rows:    # (seen with torch 2.11 on an H200: the warm-up took 60 s, the accounting had nothing)
+        print(f"torch.compile's phases: torch {torch.__version__} recorded none (torch._dynamo.utils.compile_times)")
+        return
     print(f"torch.compile, the {limit} longest phases (seconds, nested phases inside their parents'):")
     for seconds, name in sorted(rows, reverse=True)[:limit]:
         print(f"  {seconds:8.2f}  {name}")

@@ -1,0 +1,15 @@
+"""benchmarks.train_probe --compile-times: Dynamo's phase accounting, longest first, or one line where it has none."""
+import torch._dynamo.utils
+
+from benchmarks import train_probe
+
+
+def test_phases_longest_first_and_a_line_where_none_were_recorded(monkeypatch, capsys):
+    table = "TorchDynamo compilation metrics:\nFunction, Runtimes (s)\ncompile_fx_inner, 2.5\n_compile.compile_inner, 3.0\n"
+    monkeypatch.setattr(torch._dynamo.utils, "compile_times", lambda repr, aggregate: table)
+    train_probe.print_compile_times(1)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["3.00", "_compile.compile_inner"] and len(out) == 2
+    monkeypatch.setattr(torch._dynamo.utils, "compile_times", lambda repr, aggregate: table.split("compile_fx")[0])
+    train_probe.print_compile_times(5)
+    assert "recorded none" in capsys.readouterr().out
