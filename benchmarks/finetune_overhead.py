@@ -4,7 +4,8 @@ alone (`FlatGrid.grid`: two scatter reductions over every value), the freezer's 
 check (`freeze.OscillationFreezer`), the pruning masks (`prune.apply_masks`), and gradient clipping with the
 optimizer's step (as `fit.Trainer._step` runs them). Also each row's largest and smallest value two ways: as the grid
 takes them (`scatter_reduce_` amax and amin into one slot per row: on a GPU, atomics that thousands of values of one
-row contend for) and, a candidate, as segment reductions over the values put in row order.
+row contend for) and, a candidate, as segment reductions over the values put in row order. On CUDA, another
+candidate: the swap captured as two CUDA graphs and replayed (`graphed_swap`, checked against the swap).
 
     python3 -m benchmarks.finetune_overhead [--size 1280x720] [--frames 96] [--bpp 0.05] [--iters 50] [--out DIR]
 
@@ -96,6 +97,39 @@ def row_extremes_by_segments(grid: FlatGrid):
     return extremes
 
 
+def graphed_swap(decoder, tables) -> tuple:
+    """A candidate on CUDA: the swap in and the swap back as two CUDA graphs, captured once, replayed each step (the
+    parameters and the swap's buffers keep their addresses). Checked against the swap as it runs: the same values in
+    the parameters after each replay, else RuntimeError. Returns (swap in, swap back)."""
+    values = FileValues()
+    params = [p for _, _, p, _ in entries_of(decoder, tables)]
+    trained = [p.detach().clone() for p in params]
+    with values(decoder, tables, BITS):
+        want = [p.detach().clone() for p in params]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):               # warm-up off the default stream, as capturing asks
+        for _ in range(3):
+            with values(decoder, tables, BITS):
+                pass
+    torch.cuda.current_stream().wait_stream(side)
+    swap_in, swap_back = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
+    inside = values(decoder, tables, BITS)
+    with torch.cuda.graph(swap_in):
+        inside.__enter__()
+    with torch.cuda.graph(swap_back):
+        inside.__exit__(None, None, None)
+    swap_in.replay()
+    torch.cuda.synchronize()
+    if not all(torch.equal(p, w) for p, w in zip(params, want)):
+        raise RuntimeError("the graphed swap put other values in the parameters than the swap does")
+    swap_back.replay()
+    torch.cuda.synchronize()
+    if not all(torch.equal(p, t) for p, t in zip(params, trained)):
+        raise RuntimeError("the graphed swap did not put the trained values back")
+    return swap_in.replay, swap_back.replay
+
+
 def pieces(decoder, tables, masks, device) -> dict:
     """Each piece as a function of no arguments."""
     values = FileValues()
@@ -127,7 +161,14 @@ def pieces(decoder, tables, masks, device) -> dict:
         checking.step(decoder, tables, BITS)    # (the first check only records where values stand)
         between.step(decoder, tables, BITS)
     by_segments = row_extremes_by_segments(grid)
-    return {"file_values_swap": swap, "flat_grid_only": lambda: grid.grid(flat),
+    graphed = {}
+    if device.type == "cuda":
+        try:
+            swap_in, swap_back = graphed_swap(decoder, tables)
+            graphed = {"file_values_swap_graphed": lambda: (swap_in(), swap_back())}
+        except Exception as e:      # a candidate: its failure is a finding, not the end of the other measurements
+            print(f"  file_values_swap_graphed failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    return {"file_values_swap": swap, **graphed, "flat_grid_only": lambda: grid.grid(flat),
             "row_extremes_scatter": lambda: grid.row_extremes(flat),
             "row_extremes_segments": lambda: by_segments(flat),
             "freezer_between_checks": torch.no_grad()(freeze_between), "freezer_check": torch.no_grad()(freeze_check),
