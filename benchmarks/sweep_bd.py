@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -176,6 +177,12 @@ def main(argv=None) -> None:
     if opts.out:
         write_file(opts.out, text)
     if opts.add_to:
+        others = {str(path): " ".join(variant(r.get("sweep_args", []))) for path, r in zip(opts.reports, reports)}
+        others = {path: settings for path, settings in others.items() if settings}
+        if others:      # rd.json's dnv series are the encoder's defaults (and the defaults they superseded)
+            path, settings = next(iter(others.items()))
+            sys.exit(f"sweep_bd: --add-to takes reports of the default settings; {path} has {settings} "
+                     "(compare it with --out only)")
         data = json.loads(opts.add_to.read_text())
         new = [rd_point(r) for r in reports]
         if opts.supersede:

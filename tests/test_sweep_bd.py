@@ -85,3 +85,19 @@ def test_supersede_keeps_the_old_default_as_its_own_curve(tmp_path):
         ["dnv-hinerv-fast-yuv420"] * 2 + ["dnv-hinerv-fast-yuv420-goal0.25"] * 2
     assert [p["psnr_rgb"] for p in points if p["clip"] == "clip.mp4" and not p.get("variant")] == [22.0, 22.0]
     assert not any(p.get("variant") for p in points if p["clip"] == "other.mp4")
+
+
+def test_add_to_refuses_reports_with_other_settings_than_the_defaults(tmp_path, capsys):
+    """rd.json's dnv series are the encoder's defaults: a report of `--prune 0.2` must not join them."""
+    import pytest
+
+    path = tmp_path / "rd.json"
+    path.write_text(json.dumps({"points": []}))
+    files = []
+    for b in (0.025, 0.05):
+        files.append(tmp_path / f"{b}.json")
+        files[-1].write_text(json.dumps(encode_report(b, 22.0) | {
+            "sweep_args": ["clip.mp4", "--bpp", str(b), "--prune", "0.2"]}))
+    with pytest.raises(SystemExit) as e:
+        sweep_bd.main([*map(str, files), "--anchors", str(path), "--add-to", str(path)])
+    assert "--prune 0.2" in str(e.value) and json.loads(path.read_text())["points"] == []
