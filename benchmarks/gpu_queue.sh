@@ -99,7 +99,7 @@ lane1() {
     # they cost 3-8 % more). Carphone 0.1 last (its report of session 25 did not come back).
     local name est
     for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 row-model-gain:2 coffee100-medium-0.05:8 \
-                    bunny96-medium-0.1:11 coffee100-medium-0.1:11 carphone-medium-0.1:5; do
+                    bunny96-medium-0.1:9 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
