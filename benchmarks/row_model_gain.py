@@ -27,36 +27,20 @@ import torch
 
 from nvcodec import bitstream
 from nvcodec.compress import entropy, learned, pack, rowcoder
-from nvcodec.compress.quantize import per_channel
 from nvcodec.models import Decoder
 
 TENSOR_SIDE_BYTES = 3       # a kind, a scale index and a spike a tensor, for one model per tensor
 
 
 def decoder_symbols(section: bytes, shapes: dict[str, tuple[int, ...]]):
-    """(symbols per tensor, the blobs' groups of tensor indices, each blob's bytes) of a DECODER section."""
-    r = pack._Reader(section, "DECODER")
-    names = list(shapes)
-    modes = []
-    for name in names:
-        mode = r.u8()
-        if mode == 2:
-            raise ValueError("the file has rate-aware (row-coded) tensors")
-        shape = shapes[name]
-        modes.append(mode)
-        if mode != 3:
-            r.f16(shape[0] if (mode == 1 and shape) else 1)
-    if 3 in modes:
-        r.blob(sum(shapes[n][0] if per_channel(shapes[n]) else 1 for n, m in zip(names, modes) if m == 3))
-    groups = pack._plain_groups([shapes[n] for n in names], [False] * len(names))
-    symbols, blob_bytes = [None] * len(names), []
-    for group in groups:
-        sizes = [math.prod(shapes[names[i]]) for i in group]
-        start = r.pos
-        flat = r.blob(sum(sizes))
-        blob_bytes.append(r.pos - start)
-        for i, part in zip(group, np.split(flat, np.cumsum(sizes)[:-1])):
-            symbols[i] = part.reshape(shapes[names[i]]).astype(np.int64)
+    """(symbols per tensor, the blobs' groups of tensor indices, each blob's bytes) of a DECODER section. The entropy
+    coder is deterministic: coding a group's symbols again gives the file's blob (`tests/test_bench_row_model_gain.py`)."""
+    symbols, _, _, learned = pack.read_weights(section, shapes)
+    if any(learned):
+        raise ValueError("the file has rate-aware (row-coded) tensors")
+    symbols = [s.astype(np.int64) for s in symbols]
+    groups = pack._plain_groups(list(shapes.values()), learned)
+    blob_bytes = [len(entropy.encode_symbols(np.concatenate([symbols[i].ravel() for i in g]))) + 4 for g in groups]
     return symbols, groups, blob_bytes
 
 

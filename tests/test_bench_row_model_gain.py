@@ -1,4 +1,5 @@
 """benchmarks.row_model_gain: the same weight symbols as the file, and a row-model size that a real coder reaches."""
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ def test_symbols_are_the_files_and_the_row_model_estimate_is_what_the_row_coder_
         shapes = {k: tuple(v.shape) for k, v in Decoder(header.arch).state_dict().items()}
     symbols, groups, blob_bytes = row_model_gain.decoder_symbols(sections["DECODER"], shapes)
     assert [s.shape for s in symbols] == list(shapes.values())
-    assert sum(blob_bytes) == sum(len(entropy.encode_symbols(np.concatenate([symbols[i].ravel() for i in g]))) + 4
-                                  for g in groups)          # re-coding the symbols read gives the file's blobs
+    # The blobs end the section: coding the symbols read again gives the file's bytes, so the sizes are the file's.
+    coded = [entropy.encode_symbols(np.concatenate([symbols[i].ravel() for i in g])) for g in groups]
+    tail = b"".join(struct.pack("<I", len(c)) + c for c in coded)
+    assert sections["DECODER"].endswith(tail) and sum(blob_bytes) == len(tail)
 
     m = row_model_gain.measure(FILE)
     entries = [row_model_gain.best_rows(rowcoder.to_rows(s, 0), per_tensor=False)[1] for s in symbols if s.ndim >= 2]

@@ -136,6 +136,14 @@ def learned_count(sections: dict[str, bytes], shapes: dict[str, tuple[int, ...]]
 
 
 def unpack_weights(data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    symbols, scales, axes, _ = read_weights(data, shapes)
+    return {n: QuantizedTensor(s, sc, None, ax).dequantize()
+            for n, s, sc, ax in zip(shapes, symbols, scales, axes)}
+
+
+def read_weights(data: bytes, shapes: dict[str, tuple[int, ...]]):
+    """A DECODER payload's (symbols, scales, scale axes, learned flags), each a list in `shapes`' order: the integer
+    symbols as coded, before dequantizing."""
     r = _Reader(data, "DECODER")
     names = list(shapes)
     scales, axes, learned, on_log_grid = [], [], [], []
@@ -167,8 +175,7 @@ def unpack_weights(data: bytes, shapes: dict[str, tuple[int, ...]]) -> dict[str,
         for i, s in zip(chosen, r.learned([shapes[names[i]] for i in chosen], axis=0)):
             symbols[i] = s
     r.done()
-    return {n: QuantizedTensor(s, sc, None, ax).dequantize()
-            for n, s, sc, ax in zip(names, symbols, scales, axes)}
+    return symbols, scales, axes, learned
 
 
 # --- embeddings ---------------------------------------------------------------------------------
