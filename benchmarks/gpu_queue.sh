@@ -58,7 +58,7 @@ FINETUNE_OVERHEAD() {   # what a fine-tuning step adds around the compiled step,
 COMPILE_TIMES() {   # where the first epoch's compile goes, Bunny 0.05's step alone, with empty compile caches
     TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) python3 -m benchmarks.train_probe \
         $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 --modes reduce-overhead --steps 20 \
-        --compile-times 25 > $RES/compile_times.log 2>&1
+        --compile-times 25 --compile-profile 40 > $RES/compile_times.log 2>&1
 }
 IMPORT_PROBE() {   # a fresh process's import of torch's compiler stack, plain, then with a bytecode cache (the GPU
     # machine's torch holds no .pyc files: every process compiles Dynamo's and Inductor's Python again), each bounded
@@ -96,10 +96,12 @@ lane1() {
     # 44 s for 30 epochs, 1.48 s each against 0.785 s in the main phase; the encode 379.6 s, 36.20 dB), then coffee's
     # and Bunny's missing points, alone: a 720p medium encode keeps the H200 busy. After Bunny 0.05, whether per-row
     # entropy models would code its weights smaller (benchmarks/row_model_gain.py on its file: on three small CPU files
-    # they cost 3-8 % more). Carphone 0.1 last (its report of session 25 did not come back).
+    # they cost 3-8 % more). After Bunny 0.1, where a cold compile's 66 s go (train_probe --compile-profile: the first
+    # step under cProfile, since Dynamo's accounting recorded nothing on torch 2.11). Carphone 0.1 last (its report of
+    # session 25 did not come back).
     local name est
     for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 row-model-gain:2 coffee100-medium-0.05:8 \
-                    bunny96-medium-0.1:9 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
+                    bunny96-medium-0.1:9 compile-times:3 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in

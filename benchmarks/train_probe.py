@@ -16,7 +16,8 @@ what the loop adds to the bare steps.
 
 --compile-times N prints, at the end, the N phases of torch.compile that took longest (Dynamo's own accounting,
 summed over every compile of the run: tracing, lowering, Triton's compiles, waiting for them): where the first
-epoch of an encode goes.
+epoch of an encode goes. It recorded nothing with torch 2.11 on an H200; --compile-profile N runs each setting's
+first step under cProfile instead and prints the N functions of torch's compiler stack with the most cumulative time.
 
 --profile STEPS first looks inside each mode at the first batch size, to see where an encode's time goes (so the
 first mode's first step compiles from cold, as in an encode): the seconds of the first step (compiling and
@@ -97,6 +98,29 @@ def profile(frames, arch, batch, mode, steps, device, enc_dim=64, rows=25, optim
     print(events.table(sort_by=key, row_limit=rows), flush=True)
 
 
+COMPILER_CODE = r"(_dynamo|_inductor|_functorch|triton|cudagraph|fx)"    # where compiling's functions live
+
+
+def first_step_profile(step, device, limit: int) -> None:
+    """The first step under cProfile (Python time only; kernel compiles in Inductor's worker processes show as the
+    main thread's waits for them): its wall time, then the `limit` functions of torch's compiler stack with the most
+    cumulative time. Dynamo's own accounting (`print_compile_times`) recorded nothing with torch 2.11."""
+    import cProfile
+    import io
+    import pstats
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    step()
+    sync(device)
+    profiler.disable()
+    print(f"first step under cProfile: {time.perf_counter() - t0:.1f} s; the {limit} compiler functions with the most "
+          "cumulative time:", flush=True)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(COMPILER_CODE, limit)
+    print(text.getvalue().split("\n\n", 1)[-1].rstrip(), flush=True)
+
+
 def print_compile_times(limit: int) -> None:
     """The `limit` longest phases of torch.compile so far, from `torch._dynamo.utils.compile_times` (nested phases
     are each counted: a phase's time includes its parts')."""
@@ -139,6 +163,9 @@ def main():
                     help="eager, or torch.compile modes: default, reduce-overhead, max-autotune-no-cudagraphs")
     ap.add_argument("--compile-times", type=int, default=0, metavar="N",
                     help="at the end, print the N longest phases of torch.compile")
+    ap.add_argument("--compile-profile", type=int, default=0, metavar="N",
+                    help="run each setting's first step under cProfile and print the N compiler functions with the "
+                         "most cumulative time (the warm-up printed after it is then of warm steps)")
     ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
                     help="first profile STEPS steps of each mode at the first batch size (see above)")
     a = ap.parse_args()
@@ -160,6 +187,8 @@ def main():
         for mode in a.modes:
             for batch in a.batches:
                 f, step = fitter_and_step(frames, plan.arch, batch, mode, device, enc_dim, opt)
+                if a.compile_profile:
+                    first_step_profile(step, device, a.compile_profile)
                 fps, warm = probe(step, batch, a.steps, device)
                 print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
                 if a.loop_epochs:

@@ -13,3 +13,14 @@ def test_phases_longest_first_and_a_line_where_none_were_recorded(monkeypatch, c
     monkeypatch.setattr(torch._dynamo.utils, "compile_times", lambda repr, aggregate: table.split("compile_fx")[0])
     train_probe.print_compile_times(5)
     assert "recorded none" in capsys.readouterr().out
+
+
+def test_the_first_step_profile_names_the_compiler_functions_it_spent_time_in(capsys):
+    """A step that compiles a small function (eager backend: no C++ toolchain needed): the profile's table must list
+    Dynamo's functions."""
+    import torch
+
+    compiled = torch.compile(lambda x: (x * 2).sin().sum(), backend="eager")
+    train_probe.first_step_profile(lambda: compiled(torch.randn(8)), torch.device("cpu"), 5)
+    out = capsys.readouterr().out
+    assert out.startswith("first step under cProfile:") and "_dynamo" in out and "cumtime" in out
