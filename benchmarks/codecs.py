@@ -128,6 +128,8 @@ def load_source_yuv(path: str | Path, frame_range, gt: np.ndarray) -> tuple[Sour
     if gt.shape[1] % 2 or gt.shape[2] % 2:
         return None, "odd size"
     start, end = frame_range
+    if path.suffix.lower() == ".yuv":     # headerless yuv420p (nvcodec.video's raw input): no matrix declared
+        return _raw_source_yuv(path, start, gt)
     planes, colour = [], None
     try:
         with av.open(str(path)) as container:
@@ -145,6 +147,24 @@ def load_source_yuv(path: str | Path, frame_range, gt: np.ndarray) -> tuple[Sour
                 planes.append(frame.to_ndarray())
     except (av.FFmpegError, OSError) as exc:
         return None, f"cannot decode the source with PyAV ({exc})"
+    return _checked(planes, colour, start, gt)
+
+
+def _raw_source_yuv(path: Path, start: int, gt: np.ndarray) -> tuple[SourceYuv | None, str]:
+    """A headerless yuv420p file's frames start.. (as many as gt has), limited range, BT.601 (undeclared)."""
+    h, w = gt.shape[1:3]
+    frame_bytes = w * h * 3 // 2
+    with open(path, "rb") as f:
+        f.seek(start * frame_bytes)
+        data = f.read(len(gt) * frame_bytes)
+    planes = [np.frombuffer(data, np.uint8, frame_bytes, i * frame_bytes).reshape(h * 3 // 2, w)
+              for i in range(len(data) // frame_bytes)]
+    swscale, tag, metric = _SOURCE_MATRIX[2]
+    return _checked(planes, Colour(swscale, tag, False, metric), start, gt)
+
+
+def _checked(planes, colour, start: int, gt: np.ndarray) -> tuple[SourceYuv | None, str]:
+    """The source's frames, if three of them (first, middle, last) convert to the ground truth exactly."""
     if len(planes) != len(gt):
         return None, f"source gave {len(planes)} frames, ground truth has {len(gt)}"
     for i in sorted({0, len(gt) // 2, len(gt) - 1}):
@@ -453,12 +473,13 @@ class Dnv:
         return f"Dnv({self.preset!r}, epochs={self.epochs})"
 
     def run(self, source: str | Path, frames: np.ndarray, target_bpp: float,
-            frame_range=(0, None), workdir=None, matrix: str | None = None) -> dict:
+            frame_range=(0, None), workdir=None, matrix: str | None = None, size=None, fps=None) -> dict:
         """Encode source (frames = its ground truth over frame_range) at target_bpp, decode, measure.
 
         An encoder error that says the target is infeasible gives a record with ``skipped`` (the
         message) instead of figures; any other error propagates. ``matrix`` is the YUV-PSNR matrix
-        (default: yuv_matrix(height)); give the anchors' so that the figures compare.
+        (default: yuv_matrix(height)); give the anchors' so that the figures compare. ``size`` (W, H) and
+        ``fps`` describe a headerless .yuv source.
         """
         from nvcodec.codec import decode_to_array, encode
 
@@ -470,7 +491,8 @@ class Dnv:
             try:
                 report = encode(str(source), str(path), bpp=target_bpp, model=self.model,
                                 preset=self.preset, epochs=self.epochs, device=self.device,
-                                frame_range=tuple(frame_range), progress=False, color=self.color)
+                                frame_range=tuple(frame_range), progress=False, color=self.color,
+                                size=size, fps=fps)
             except Exception as exc:  # noqa: BLE001 - only the infeasible case is kept
                 if _is_infeasible(exc):
                     return {**base, "skipped": f"{type(exc).__name__}: {exc}"}

@@ -2,7 +2,7 @@
 
     python3 -m benchmarks.rd CLIP... --bpp 0.01 0.025 0.05 0.1 [--epochs N] [--frames START:END]
         [--out benchmarks/results] [--codecs dnv,x264,x265,svt-av1] [--presets medium,veryslow]
-        [--append] [--budget SECONDS]
+        [--append] [--budget SECONDS] [--size WxH --fps FPS (headerless .yuv clips)]
 
 For each clip the ground truth is read once (native size, the range the stream declares); dnv is
 encoded at each target bpp, and every anchor (codec x preset) gets a CRF sweep aimed at the same
@@ -52,12 +52,21 @@ def log(msg: str) -> None:
 
 # ---------------------------------------------------------------- reading the ground truth
 
-def read_clip(path: Path, frame_range):
-    """(frames (T,H,W,3) uint8 RGB at native size, fps) with the range the stream declares."""
+def read_clip(path: Path, frame_range, size=None, fps=None):
+    """(frames (T,H,W,3) uint8 RGB at native size, fps) with the range the stream declares; `size` (W, H) and
+    `fps` describe a headerless .yuv file (yuv420p)."""
     from nvcodec.video import read_video
 
-    frames, info = read_video(path, frame_range=frame_range)
+    frames, info = read_video(path, frame_range=frame_range, size=size, fps=fps)
     return frames, info.fps
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'320x192' -> (320, 192)."""
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not WxH (e.g. 320x192)")
+    return int(match[1]), int(match[2])
 
 
 def parse_frames(text: str | None):
@@ -341,7 +350,7 @@ def run(args) -> dict:
                         save(out, data)
                         return data
                     if frames is None:
-                        frames, fps = read_clip(clip_path, frame_range)
+                        frames, fps = read_clip(clip_path, frame_range, args.size, args.fps)
                         log(f"{clip}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} @ {float(fps):.3f} fps")
                         if args.anchor_input == "source":
                             source, why = load_source_yuv(clip_path, frame_range, frames)
@@ -352,7 +361,7 @@ def run(args) -> dict:
                         r = Dnv(preset, epochs=args.epochs, device=args.device, model=args.dnv_model,
                                 color=None if args.dnv_color == "source" else args.dnv_color).run(
                             clip_path, frames, target, frame_range=frame_range,
-                            matrix=source.colour.metric if source else None)
+                            matrix=source.colour.metric if source else None, size=args.size, fps=args.fps)
                         log("  -> " + (r.get("skipped") or f"{r['bpp']:.4f} bpp, {r['psnr_rgb']:.2f} dB"))
                         new = [r]
                     else:
@@ -389,6 +398,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--bpp", type=float, nargs="+", help="target bpp values")
     ap.add_argument("--epochs", type=int, default=None, help="dnv training epochs (default: the preset's)")
     ap.add_argument("--frames", default=None, help="START:END frame range (END exclusive, optional)")
+    ap.add_argument("--size", type=parse_size, default=None, help="WxH of headerless .yuv clips (yuv420p)")
+    ap.add_argument("--fps", type=float, default=None, help="frame rate of headerless .yuv clips")
     ap.add_argument("--out", default="benchmarks/results", help="output folder")
     ap.add_argument("--codecs", default="dnv,x264,x265,svt-av1")
     ap.add_argument("--presets", default="medium,veryslow", help="anchor presets (SVT-AV1: see codecs.SVT_PRESETS)")

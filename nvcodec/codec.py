@@ -282,6 +282,7 @@ class _EncodeJob:
         from . import sizing
         from .compress import learned_compress
         from .compress.learned import RateTerm
+        from .compress.rate_prior import WeightRatePrior
         from .compress.bitalloc import Probe, compress_at_depths, compress_rd, group_depths
         from .compress.ratecontrol import compress_to_target
         from .fit import TRAIN_OPTIONS, TrainingError, finetune_evals, fit
@@ -328,11 +329,18 @@ class _EncodeJob:
             tuned_payload["start"] = packed.payload_bytes
             return {n: packed.depth(n) for n in [*state, *tables]} if packed.offsets else packed.bits
         rate = RateTerm(w * h * t, target_payload) if s.rate else None
+        prior = None
+        if s.rate_prior > 0:
+            if target_payload is None or s.loss != "l2":
+                raise CodecError("--train rate_prior needs a --bpp target and the l2 loss")
+            prior = WeightRatePrior(s.rate_prior, self.quant_bits, 8 * target_payload,
+                                    log_loss=color.planes != "rgb" and s.plane_balance == "psnr")
         clock = {"start": time.perf_counter()}
         try:
             result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.config.progress and group.rank == 0,
                          log=self.log, checkpoint=checkpoint, resume=self.config.resume,
-                         checkpoint_every=self.config.checkpoint_every, quantizer=quantizer, rate=rate)
+                         checkpoint_every=self.config.checkpoint_every, quantizer=quantizer, rate=rate,
+                         prior=prior)
         except TrainingError as e:
             raise CodecError(str(e)) from None
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}

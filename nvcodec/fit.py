@@ -105,6 +105,9 @@ class TrainSettings:
     # Fine-tune after pruning for D + lambda * R with learned steps and entropy models (compress.learned), which
     # the file then carries; lambda is driven to the rate control's target.
     rate: bool = False
+    # The main phase's rate term on the weights (compress.rate_prior): a 1 % change of the weights' estimated bits
+    # weighs as this many % of the distortion (0: off). Needs a --bpp target and the l2 loss.
+    rate_prior: float = 0.0
     plane_weights: str = planeloss.DEFAULT_WEIGHTS    # Y:U:V weights of the loss on YUV 4:2:0 planes (planeloss)
     # What the plane weights weigh: the planes' losses ("mse") or their logarithms ("psnr", planeloss). On the CPU
     # (carphone and CiscoVT crops, 300 epochs, 0.3 bpp) "mse" lost 0.3-1.4 dB of RGB and YUV PSNR to RGB coding, its
@@ -130,7 +133,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "freeze",
                  "enc_dim", "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
-                 "plane_weights", "plane_balance")
+                 "rate_prior", "plane_weights", "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -176,7 +179,7 @@ def check_train_option(name: str, value) -> None:
         raise ValueError("finetune_pick must be in [0, 1]")
     if name in ("warmup", "beta1") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
-    if name in ("prune_epochs", "grad_clip", "freeze") and value < 0:
+    if name in ("prune_epochs", "grad_clip", "freeze", "rate_prior") and value < 0:
         raise ValueError(f"{name} must not be negative")
     if name == "plane_weights":
         planeloss.parse_weights(value)
@@ -308,11 +311,13 @@ class Trainer:
 
     def __init__(self, frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
-                 checkpoint_every: float = 60.0, quantizer=None, rate=None):
+                 checkpoint_every: float = 60.0, quantizer=None, rate=None, prior=None):
         # `quantizer(decoder_state, tables) -> bits`: the bit depth the file would be quantized at now (rate
         # control's choice: one depth, or a dict of depths by tensor, see `compress.qat`); given, the fine-tuning
         # after pruning is quantization-aware at that depth.
         # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
+        # `prior`: a compress.rate_prior.WeightRatePrior, whose term the main phase adds.
+        self.prior = prior
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
         self.file_values = FileValues()    # puts the file's values in the parameters (`_on_file_grid`)
@@ -416,6 +421,9 @@ class Trainer:
         loss = self.loss_fn(out, ref)
         if self.rate_on:
             loss = loss + self.rate.penalty(self.decoder, self._learned_tables())
+        if self.prior is not None and self.phase == "train":
+            loss = loss + self.prior.penalty(self.decoder, mse, self.epoch * math.ceil(self.frames / self.batch)
+                                             + math.ceil(self.pos / self.batch))
         return loss, mse
 
     def _predict(self, *batch, amp=None):
@@ -615,6 +623,11 @@ class Trainer:
                 if self.phase == "train":
                     self._phase(s.epochs, s.lr, s.warmup)
                     self._evaluate("train")
+                    if self.prior is not None:
+                        with torch.no_grad():
+                            estimate = float(self.prior.bits(self.decoder, noise=False)) / 8
+                        self.say(f"rate prior: the weights' estimate {estimate:,.0f} bytes at the planned depth "
+                                 f"(the file's target {self.prior.target_bits / 8:,.0f})")
                     self._start_pruning()
                 if self.phase == "prune":
                     self._phase(s.prune_epochs, s.lr * s.finetune_lr, 0.0)

@@ -4,6 +4,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.codecs import (
@@ -61,6 +62,27 @@ def test_source_frames_beat_the_rgb_round_trip(testdata, clip, frame_range, colo
     via_rgb = X264("medium").run(frames, info.fps, 12)
     assert direct["input"].startswith("source 4:2:0") and via_rgb["input"].startswith("RGB")
     assert direct["psnr_rgb"] > via_rgb["psnr_rgb"] + 0.5
+
+
+def test_a_headerless_yuv_file_gives_its_own_frames(testdata):
+    """Raw I420 (`rd --size`): the frames are the file's, from the range's first, BT.601 limited as nvcodec reads
+    them; a ground truth one frame off is refused."""
+    clip = testdata / "CiscoVT2people_320x192_5f.yuv"
+    frames, _ = read_video(clip, frame_range=(1, 4), size=(320, 192), fps=12)
+    source, why = load_source_yuv(clip, (1, 4), frames)
+    assert source is not None, why
+    assert source.colour.describe() == "BT.601 limited range" and len(source.planes) == 3
+    raw = np.fromfile(clip, np.uint8).reshape(5, 288, 320)
+    assert all(np.array_equal(p, raw[1 + i]) for i, p in enumerate(source.planes))
+    assert load_source_yuv(clip, (0, 3), frames)[0] is None
+
+
+def test_rd_reads_a_size_for_headerless_clips():
+    from benchmarks import rd
+
+    assert rd.parser().parse_args(["x.yuv", "--size", "320x192", "--bpp", "0.1"]).size == (320, 192)
+    with pytest.raises(SystemExit):
+        rd.parser().parse_args(["x.yuv", "--size", "320", "--bpp", "0.1"])
 
 
 def test_source_frames_are_refused_when_they_are_not_the_ground_truth(carphone, testdata):
