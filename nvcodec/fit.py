@@ -115,13 +115,23 @@ class TrainSettings:
     plane_balance: str = "psnr"
 
 
-def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None) -> dict:
+# A short clip takes few steps an epoch: at medium's 300 epochs CiscoVT's 9 frames got 2,700 steps (carphone's 120
+# frames 36,000), and 1,000 epochs gained it 1.6 dB RGB at 0.1 bpp (results/short_clip_steps_cpu_2026-12-04). So
+# a clip of fewer than STEP_FRAMES frames gets the epochs (and fine-tuning epochs) of as many steps as a clip of
+# STEP_FRAMES frames: its encode takes about as long as that clip's would.
+STEP_FRAMES = 64
+
+
+def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None,
+           frames: int | None = None) -> dict:
     """Optimizer, learning rate and epochs that `preset` gives a `model` network of `params` decoder parameters
-    (`optimizer`, `epochs`: the user's choice, if any; the fine-tuning epochs after pruning then keep the preset's
-    share of them, at least one). KeyError for an unknown preset."""
+    fitted to `frames` frames (`optimizer`, `epochs`: the user's choice, if any; the fine-tuning epochs after
+    pruning then keep the preset's share of them, at least one). KeyError for an unknown preset."""
     if optimizer is None:
         optimizer = "adan" if params >= spec_of(model).adan_min_params else "adam"
     preset_epochs, prune_epochs = PRESETS[preset][optimizer]
+    if epochs is None and frames is not None and frames < STEP_FRAMES:
+        epochs = -(-preset_epochs * STEP_FRAMES // frames)       # rounded up
     if epochs is not None:
         prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # rounded up
     else:

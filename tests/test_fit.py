@@ -251,6 +251,20 @@ def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
         recipe("veryslow", "dnerv", big)
 
 
+def test_a_short_clip_gets_the_steps_of_a_longer_one():
+    from nvcodec.fit import STEP_FRAMES, recipe
+
+    short = recipe("medium", "hinerv", 10_000, frames=9)
+    assert short["epochs"] * 9 >= 300 * STEP_FRAMES > (short["epochs"] - 1) * 9
+    assert short["prune_epochs"] == -(-short["epochs"] * 30 // 300)    # the preset's share, rounded up
+    assert recipe("medium", "hinerv", 10_000, frames=STEP_FRAMES)["epochs"] == 300
+    assert recipe("medium", "hinerv", 10_000, frames=120)["epochs"] == 300
+    assert recipe("fast", "hinerv", 10_000, frames=STEP_FRAMES // 2) == dict(optimizer="adam", lr=2e-3, epochs=200,
+                                                                          prune_epochs=20)
+    # Epochs the user chose stand.
+    assert recipe("medium", "hinerv", 10_000, epochs=5, frames=9)["epochs"] == 5
+
+
 def test_a_model_may_have_its_own_learning_rate_for_an_optimizer():
     from nvcodec.fit import recipe
 
