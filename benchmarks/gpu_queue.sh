@@ -89,7 +89,10 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17 (benchmarks/jobs/medium_720p.txt, medium_small.txt). First, a minute: the fine-tuning's pieces with the
+    # Issue 17 (benchmarks/jobs/medium_720p.txt, medium_small.txt). First the two clips whose default changed with
+    # fit.STEP_FRAMES (a clip under 64 frames trains as many steps as a 64-frame one), alone: CiscoVT 0.1 (9 frames,
+    # 2,134 + 214 epochs: its time on the GPU; 25.3 dB RGB at 3,000 epochs on the CPU against 22.4 at 300) and
+    # blackswan 0.05 (50 frames, 384 + 39 epochs; at 300: 27.03 dB, 279 s). Then, a minute: the fine-tuning's pieces with the
     # swap and the freezer gathering into kept buffers (ATen ops a step 1735 -> 1060 on the CPU; on the H200 before:
     # 4.7 ms a step of host time, results/medium_rounded_plan_gpu_2026-12-04/), and what a fresh process spends
     # importing torch's compiler stack with and without a bytecode cache. Then Bunny 0.05 alone (its fine-tuning took
@@ -100,7 +103,7 @@ lane1() {
     # step under cProfile, since Dynamo's accounting recorded nothing on torch 2.11). Carphone 0.1 last (its report of
     # session 25 did not come back).
     local name est
-    for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 row-model-gain:2 coffee100-medium-0.05:8 \
+    for name_est in cisco-medium-0.1:3 blackswan-medium-0.05:6 finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 row-model-gain:2 coffee100-medium-0.05:8 \
                     bunny96-medium-0.1:9 compile-times:3 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
@@ -110,7 +113,7 @@ lane1() {
         row-model-gain) job "$est" python3 -m benchmarks.row_model_gain $RES/medium_720p/bunny96-medium-0.05.dnv \
                --json $RES/row_model_gain.json > $RES/row_model_gain.log 2>&1 ;;
         compile-times) job "$est" COMPILE_TIMES ;;
-        blackswan-*|carphone-*) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt \
+        blackswan-*|carphone-*|cisco-*) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt \
                --out $RES/medium_small --parallel 1 --only "$name" >> $RES/medium_small.log 2>&1 ;;
         *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
                --keep --only "$name" >> $RES/medium_720p.log 2>&1 ;;
