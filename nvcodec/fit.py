@@ -432,8 +432,7 @@ class Trainer:
         if self.rate_on:
             loss = loss + self.rate.penalty(self.decoder, self._learned_tables())
         if self.prior is not None and self.phase == "train":
-            loss = loss + self.prior.penalty(self.decoder, mse, self.epoch * math.ceil(self.frames / self.batch)
-                                             + math.ceil(self.pos / self.batch))
+            loss = loss + self.prior.penalty(self.decoder, mse, self._steps_done())
         return loss, mse
 
     def _predict(self, *batch, amp=None):
@@ -484,6 +483,10 @@ class Trainer:
             self.rate.after_step(self.decoder, self._learned_tables())
         return mse.detach()
 
+    def _steps_done(self) -> int:
+        """Steps taken in the current phase (what its schedules are indexed by)."""
+        return self.epoch * math.ceil(self.frames / self.batch) + math.ceil(self.pos / self.batch)
+
     def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
         """Run the current phase's epochs from where training stands."""
         best = max((h["psnr"] for h in self.history if h["phase"] == self.phase), default=-math.inf)
@@ -499,7 +502,7 @@ class Trainer:
             while self.pos < self.frames:
                 idx = self.order[self.pos:self.pos + self.batch]
                 per_epoch = math.ceil(self.frames / self.batch)
-                lr = rate(self.epoch * per_epoch + math.ceil(self.pos / self.batch), per_epoch)
+                lr = rate(self._steps_done(), per_epoch)
                 oom = None
                 try:
                     mse = self._step(idx, lr)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny(alpha: float, seed: int = 0):
-    """A ~3,000-parameter hinerv on 3 random 48x32 frames, with the prior at `alpha` (None: without it)."""
+    """A ~3,000-parameter hinerv on 3 random 48x32 frames, with the prior at `alpha` (0: without it)."""
     rng = np.random.default_rng(5)
     video = torch.from_numpy(rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8))
     arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch
@@ -24,42 +24,40 @@ def tiny(alpha: float, seed: int = 0):
     return CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None, prior=prior)
 
 
-@torch.no_grad()
-def test_scaling_a_row_leaves_the_estimate_unchanged():
+def decoder_and_prior(alpha: float = 1.0):
+    """A freshly initialised ~3,000-parameter hinerv decoder (seed 0) and a prior for a 1,000-bit target."""
     torch.manual_seed(0)
     decoder = Decoder(sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch)
-    prior = WeightRatePrior(1.0, 6, 1000.0, log_loss=True)
+    return decoder, WeightRatePrior(alpha, 6, 1000.0, log_loss=True)
+
+
+@torch.no_grad()
+def test_scaling_a_row_leaves_the_estimate_unchanged():
+    decoder, prior = decoder_and_prior()
     before = float(prior.bits(decoder, noise=False))
-    with torch.no_grad():
-        for p in prior.coded(decoder):
-            p[0].mul_(4.0)      # a power of two: the symbols are exactly the same
+    for p in prior.coded(decoder):
+        p[0].mul_(4.0)      # a power of two: the symbols are exactly the same
     assert float(prior.bits(decoder, noise=False)) == before
-    with torch.no_grad():
-        for p in prior.coded(decoder):
-            p[1:].mul_(0.25)    # every other row scaled as a whole: the same symbols again
+    for p in prior.coded(decoder):
+        p[1:].mul_(0.25)    # every other row scaled as a whole: the same symbols again
     assert float(prior.bits(decoder, noise=False)) == before
 
 
 @torch.no_grad()
 def test_the_estimate_falls_as_a_rows_values_gather_under_its_peak():
-    torch.manual_seed(0)
-    decoder = Decoder(sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch)
-    prior = WeightRatePrior(1.0, 6, 1000.0, log_loss=True)
+    decoder, prior = decoder_and_prior()
     before = float(prior.bits(decoder, noise=False))
-    with torch.no_grad():
-        for p in prior.coded(decoder):
-            r = p.flatten(1)
-            peak = r.abs().argmax(1)
-            keep = r.gather(1, peak[:, None])
-            r.mul_(0.1).scatter_(1, peak[:, None], keep)     # everything but the peak ten times smaller
+    for p in prior.coded(decoder):
+        r = p.flatten(1)
+        peak = r.abs().argmax(1)
+        keep = r.gather(1, peak[:, None])
+        r.mul_(0.1).scatter_(1, peak[:, None], keep)     # everything but the peak ten times smaller
     assert float(prior.bits(decoder, noise=False)) < 0.7 * before
 
 
 @torch.no_grad()
 def test_the_term_comes_every_few_steps_and_weighs_for_the_steps_between():
-    torch.manual_seed(0)
-    decoder = Decoder(sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch)
-    prior = WeightRatePrior(0.5, 6, 1000.0, log_loss=True)
+    decoder, prior = decoder_and_prior(0.5)
     assert prior.penalty(decoder, torch.tensor(0.1), 1) == 0.0
     torch.manual_seed(1)
     term = float(prior.penalty(decoder, torch.tensor(0.1), rate_prior.EVERY))

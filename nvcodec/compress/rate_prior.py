@@ -4,7 +4,7 @@ The main phase trains float weights; the file quantizes them afterwards, each we
 a step of the channel's peak over the planned depth's levels (`quantize.quantize_weight`), and codes the symbols.
 This term estimates those bits while training, so that the weights grow cheap to code: each row's values over
 its step plus uniform noise (a differentiable stand-in for rounding), under a Laplace model per row fitted to the
-rounded symbols (`learned.row_bits`, `learned.fit_q`), refitted at every step (no state: a resumed encode
+rounded symbols (`learned.row_bits`, `learned.fit_q`), refitted each time the term is taken (no state: a resumed encode
 computes the same term). The step keeps its gradient through the row's peak, so that scaling a row leaves the
 term unchanged (layers before a norm cannot lower it by shrinking).
 
