@@ -1,8 +1,18 @@
+import os
 from pathlib import Path
 
 import pytest
 
 TESTDATA = Path(__file__).resolve().parent / "data"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (the README's `-n 2`), each worker computes on one thread, and so do the encoders and
+    decoders its tests start: two workers of two threads each on two cores would fight over them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
