@@ -9,7 +9,7 @@
 #   bash benchmarks/gpu_queue.sh stop                          # last call: end what still runs, copy back
 #
 # PLAN is `decode` (lane 0 alone), `rd` (lane 1 alone), `lr` (lane 2 alone), `multi` (issue 5's 1-vs-2-GPU encode alone on an nvidia-h200-x2, so that its timing is clean),
-# `lanes` (the other benchmarks, one lane of jobs per GPU; written for an nvidia-h200-x4, the lanes
+# `side` (issue 17's quality jobs all at once on one GPU), `lanes` (the other benchmarks, one lane of jobs per GPU; written for an nvidia-h200-x4, the lanes
 # fold onto fewer GPUs where there are fewer, one after another) or `together` (all four lanes at once,
 # sharing GPUs where there are fewer: quality experiments only, their timings are not clean). A job starts only if its estimated minutes still fit in
 # MINUTES from the start of the queue, so that nothing is cut off half-way when the device time ends.
@@ -149,6 +149,19 @@ plan_decode() { export OMP_NUM_THREADS=$(nproc); LANE=0 lane0; }   # lane 0 alon
 plan_rd() { LANE=1 lane1; }                                          # lane 1 alone
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
+plan_side() {   # quality only, every job at once on one GPU (their times are not speed figures): the small
+    # clips' curves at today's default (blackswan 384 + 39 epochs, CiscoVT 2,134 + 214), HiNeRV's warmup of a tenth
+    # beside the default on blackswan and Bunny 0.05, and carphone 0.05 at batch 2 (equal steps) beside the default.
+    export OMP_NUM_THREADS=1
+    python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 9 --only \
+        blackswan-medium-0.1 blackswan-medium-0.05 blackswan-medium-0.025 blackswan-medium-0.05-w0.1 \
+        cisco-medium-0.1 cisco-medium-0.05 cisco-medium-0.025 carphone-medium-0.05 carphone-medium-0.05-batch2 \
+        > $RES/side_small.log 2>&1 &
+    python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel 2 --only \
+        bunny96-medium-0.05 bunny96-medium-0.05-w0.1 > $RES/side_720p.log 2>&1 &
+    wait
+}
+
 plan_together() {   # every lane at once, lane N on GPU N mod GPUs: for quality, not timing, where lanes share a GPU
     local gpus; gpus=$(nvidia-smi -L | wc -l)
     [ "$gpus" -ge 1 ] || { echo "no GPU" >> $RES/queue.log; return; }
@@ -177,12 +190,12 @@ snapshot() {
 
 case "${1:-}" in
 start)
-    PLAN=${2:?plan: multi, lanes, decode, rd or together}; QUEUE_MINUTES=${3:?minutes}
+    PLAN=${2:?plan: multi, lanes, decode, rd, side or together}; QUEUE_MINUTES=${3:?minutes}
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     mkdir -p $RES
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
-    export -f queue job BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
+    export -f queue job plan_side BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
