@@ -89,24 +89,22 @@ lane0() {
         --command-runs 0
 }
 lane1() {
-    # Issue 17 (benchmarks/jobs/medium_720p.txt, medium_small.txt). First the two clips whose default changed with
-    # fit.STEP_FRAMES (a clip under 64 frames trains as many steps as a 64-frame one), alone: CiscoVT 0.1 (9 frames,
-    # 2,134 + 214 epochs: its time on the GPU; 25.3 dB RGB at 3,000 epochs on the CPU against 22.4 at 300) and
-    # blackswan 0.05 (50 frames, 384 + 39 epochs; at 300: 27.03 dB, 279 s), and after each of blackswan 0.05 and Bunny
-    # 0.05 the same encode with HiNeRV's warmup of a tenth instead of the default fifth. Then, a minute:
-    # the fine-tuning's pieces with the swap and the freezer gathering into kept buffers (ATen ops a step 1735 -> 1060
-    # on the CPU; on the H200 before: 4.7 ms a step of host time, results/medium_rounded_plan_gpu_2026-12-04/), and
-    # what a fresh process spends importing torch's compiler stack with and without a bytecode cache. Then Bunny 0.05 alone (its fine-tuning took
-    # 44 s for 30 epochs, 1.48 s each against 0.785 s in the main phase; the encode 379.6 s, 36.20 dB), then coffee's
-    # and Bunny's missing points, alone: a 720p medium encode keeps the H200 busy. After Bunny 0.05, whether per-row
-    # entropy models would code its weights smaller (benchmarks/row_model_gain.py on its file: on three small CPU files
-    # they cost 3-8 % more). After Bunny 0.1, where a cold compile's 66 s go (train_probe --compile-profile: the first
-    # step under cProfile, since Dynamo's accounting recorded nothing on torch 2.11). Carphone 0.1 last (its report of
-    # session 25 did not come back).
+    # Issue 17 (benchmarks/jobs/medium_720p.txt, medium_small.txt). First, a minute: the fine-tuning's pieces with the
+    # swap and the freezer gathering into kept buffers (ATen ops a step 1735 -> 1060 on the CPU; on the H200 before:
+    # 4.7 ms a step of host time, results/medium_rounded_plan_gpu_2026-12-04/), and what a fresh process spends
+    # importing torch's compiler stack with and without a bytecode cache. Then Bunny 0.05 alone (its fine-tuning took
+    # 44 s for 30 epochs, 1.48 s each against 0.785 s in the main phase; the encode 379.6 s, 36.20 dB). Then carphone
+    # 0.05 at the default and at batch 2 with twice the epochs (equal steps), each alone: side by side the step at
+    # batch 2 cost about what one at batch 1 did (results/medium_short_clips_gpu_2026-12-05/), alone it says whether
+    # small frames get batch 2 for the same time. After Bunny 0.05, whether per-row entropy models would code its
+    # weights smaller (benchmarks/row_model_gain.py on its file: on three small CPU files they cost 3-8 % more).
+    # Then coffee's and Bunny's missing points, alone: a 720p medium encode keeps the H200 busy. After Bunny 0.1,
+    # where a cold compile's 66 s go (train_probe --compile-profile: the first step under cProfile, since Dynamo's
+    # accounting recorded nothing on torch 2.11). Carphone 0.1 last (its report of session 25 did not come back).
     local name est
-    for name_est in cisco-medium-0.1:3 blackswan-medium-0.05:6 blackswan-medium-0.05-w0.1:6 finetune-overhead:2 \
-                    import-probe:2 bunny96-medium-0.05:8 bunny96-medium-0.05-w0.1:8 row-model-gain:2 coffee100-medium-0.05:8 \
-                    bunny96-medium-0.1:9 compile-times:3 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
+    for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 carphone-medium-0.05:5 \
+                    carphone-medium-0.05-batch2:5 row-model-gain:2 coffee100-medium-0.05:8 bunny96-medium-0.1:9 \
+                    compile-times:3 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in

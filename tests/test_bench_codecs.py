@@ -190,6 +190,21 @@ def test_rd_average_counts_clips_run_at_other_epoch_budgets():
     assert rows[("average", "dnv-fast")]["clips_bd_rate_percent"] == 1
 
 
+def test_rd_epoch_budgets_give_a_series_range_where_clip_length_changed_them():
+    """A series whose points trained different epochs (short clips train more) shows the range, not one point's."""
+    from benchmarks import rd
+
+    def point(clip, epochs, prune_epochs):
+        return {"clip": clip, "codec": "dnv", "preset": "medium", "model": "hinerv", "color": "yuv420",
+                "epochs_used": epochs, "prune_epochs_used": prune_epochs}
+
+    text = rd._epoch_budgets([point("long.mp4", 300, 30), point("short.yuv", 2134, 214), point("mid", 384, 39)])
+    assert text == ("dnv-hinerv-medium-yuv420: the medium preset's, 300 + 30 to 2134 + 214 pruning epochs "
+                    "by clip length")
+    one = rd._epoch_budgets([point("long.mp4", 300, 30)])
+    assert one == "dnv-hinerv-medium-yuv420: the medium preset's, 300 + 30 pruning epochs"
+
+
 def test_bunny_records_the_recipe_and_the_learning_curve(monkeypatch, tmp_path):
     """bunny.py's bookkeeping with a stand-in encode: recipe, curves, and --merge of both."""
     from benchmarks import bunny
