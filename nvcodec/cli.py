@@ -160,9 +160,7 @@ def main():
                    "parameters), +10% fine-tuning.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (overrides the preset).")
 @click.option("--prune-epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs after pruning.")
-@click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Frames per training step [default: 1; 2 for frames of at most 65,536 pixels, with as many "
-                   "steps as batch 1, unless --epochs is given].")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per training step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
 @click.option("--loss", type=click.Choice(fit.LOSSES), default="l2", show_default=True,
               help="Training loss: L2, or NeRV's 0.7*L1 + 0.3*(1-SSIM).")

@@ -259,16 +259,15 @@ class _EncodeJob:
         return (f"{abs(bpp / self.bpp - 1):.0%} {'above' if above else 'below'} the target {self.bpp:g} bpp: "
                 + ("; ".join(reasons) or "the closest the quantizer's bit depth could get"))
 
-    def _settings_for(self, params: int, frames: int, frame_pixels: int):
+    def _settings_for(self, params: int, frames: int):
         """The caller's settings, with the preset's recipe for a network of `params` parameters fitted to `frames`
-        frames of `frame_pixels` pixels where it chose none."""
+        frames where it chose none."""
         from .fit import recipe
 
         settings = dataclasses.replace(self.settings)
-        chosen = {name: getattr(settings, name) if name in self.chosen else None
-                  for name in ("optimizer", "epochs", "batch")}
-        options = recipe(self.config.preset, self.config.model, params, frames=frames, frame_pixels=frame_pixels,
-                         **chosen)
+        chosen_optimizer = settings.optimizer if "optimizer" in self.chosen else None
+        chosen_epochs = settings.epochs if "epochs" in self.chosen else None
+        options = recipe(self.config.preset, self.config.model, params, chosen_optimizer, chosen_epochs, frames)
         for name, value in options.items():
             if name not in self.chosen:
                 setattr(settings, name, value)
@@ -300,15 +299,13 @@ class _EncodeJob:
                 raise CodecError(str(e)) from None
         else:
             plan = sizing.plan_for_params(self.config.model, w, h, self.config.model_size, frames=t)
-        arch, s = dataclasses.replace(plan.arch, color=color), self._settings_for(plan.params, t, w * h)
+        arch, s = dataclasses.replace(plan.arch, color=color), self._settings_for(plan.params, t)
         where = f"segment {i} (frames {first}-{first + t - 1}): " if i or t >= self.segment_frames else ""
         self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.config.model} with {plan.params:,} "
                  "decoder parameters, "
                  + ", ".join(f"{name.lower()} {'x'.join(map(str, shape))}"
                              for name, shape in arch.section_shapes(t).items())
-                 + f"; coded as {color.describe()}; {s.epochs}+{s.prune_epochs} epochs"
-                 + (f" at {s.batch} frames a step" if s.batch > 1 else "")
-                 + f", {s.optimizer} at lr {s.lr:g}, on {device_name(dev)}"
+                 + f"; coded as {color.describe()}; {s.epochs}+{s.prune_epochs} epochs, {s.optimizer} at lr {s.lr:g}, on {device_name(dev)}"
                  + (f" (process {group.rank})" if group.world > 1 else ""))
         checkpoint = self._checkpoint(i, 1 if t < self.segment_frames and i == 0 else 2)  # plain name if alone
         if checkpoint.is_file() and not self.config.resume:

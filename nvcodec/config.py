@@ -93,7 +93,7 @@ class EncodeConfig:
         return dict(frame_range=self.frame_range, size=self.size, pix_fmt=self.pix_fmt, fps=self.fps, color=self.color)
 
     def train_settings(self):
-        """(fit.TrainSettings, the names the caller chose). Optimizer, learning rate, batch and epochs not chosen come
+        """(fit.TrainSettings, the names the caller chose). Optimizer, learning rate and epochs not chosen come
         from the preset's recipe for each network's size (`fit.recipe`), once the video's size has set it."""
         from .codec import CodecError
         from .fit import TrainSettings, check_train_option

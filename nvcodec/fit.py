@@ -116,41 +116,28 @@ class TrainSettings:
 
 
 # A short clip takes few steps an epoch: at medium's 300 epochs CiscoVT's 9 frames got 2,700 steps (carphone's 120
-# frames 36,000), and 1,000 epochs gained it 1.6 dB RGB at 0.1 bpp (results/short_clip_steps_cpu_2026-12-04/). So
+# frames 36,000), and 1,000 epochs gained it 1.6 dB RGB at 0.1 bpp (results/short_clip_steps_cpu_2026-12-04). So
 # a clip of fewer than STEP_FRAMES frames gets the epochs (and fine-tuning epochs) of as many steps as a clip of
 # STEP_FRAMES frames: its encode takes about as long as that clip's would.
 STEP_FRAMES = 64
 
-# A small frame's training step on a GPU is bound by launch overhead, not arithmetic: carphone's 176x144 step took
-# about as long at batch 2 as at batch 1 (results/medium_short_clips_gpu_2026-12-05/). So frames of at most
-# SMALL_FRAME_PIXELS train SMALL_FRAME_BATCH frames a step, for as many steps as batch 1 would take: at equal steps
-# batch 2 gained on CiscoVT, carphone and Bunny's 320x180 excerpt (results/batch2_equal_steps_cpu_2026-12-05/).
-SMALL_FRAME_PIXELS = 1 << 16          # 256x256; CiscoVT's 320x192 is 61,440
-SMALL_FRAME_BATCH = 2
-
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None,
-           frames: int | None = None, batch: int | None = None, frame_pixels: int | None = None) -> dict:
-    """Optimizer, learning rate, batch and epochs that `preset` gives a `model` network of `params` decoder
-    parameters fitted to `frames` frames of `frame_pixels` pixels (`optimizer`, `epochs`, `batch`: the user's
-    choice, if any; the fine-tuning epochs after pruning then keep the preset's share of the epochs, at least one).
-    KeyError for an unknown preset."""
+           frames: int | None = None) -> dict:
+    """Optimizer, learning rate and epochs that `preset` gives a `model` network of `params` decoder parameters
+    fitted to `frames` frames (`optimizer`, `epochs`: the user's choice, if any; the fine-tuning epochs after
+    pruning then keep the preset's share of them, at least one). KeyError for an unknown preset."""
     if optimizer is None:
         optimizer = "adan" if params >= spec_of(model).adan_min_params else "adam"
     preset_epochs, prune_epochs = PRESETS[preset][optimizer]
-    small = frames is not None and frame_pixels is not None and frame_pixels <= SMALL_FRAME_PIXELS
-    if batch is None:
-        batch = SMALL_FRAME_BATCH if small and epochs is None else 1
-    if epochs is None and frames is not None:
-        steps = preset_epochs * max(frames, STEP_FRAMES)          # batch 1's steps, at least STEP_FRAMES' worth
-        if frames < STEP_FRAMES or batch > 1:
-            epochs = -(-steps // -(-frames // batch))             # as many steps at `batch`, rounded up
+    if epochs is None and frames is not None and frames < STEP_FRAMES:
+        epochs = -(-preset_epochs * STEP_FRAMES // frames)       # rounded up
     if epochs is not None:
         prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # rounded up
     else:
         epochs = preset_epochs
     lr = spec_of(model).learning_rates.get(optimizer, OPTIMIZER_LR[optimizer])
-    return dict(optimizer=optimizer, lr=lr, batch=batch, epochs=epochs, prune_epochs=prune_epochs)
+    return dict(optimizer=optimizer, lr=lr, epochs=epochs, prune_epochs=prune_epochs)
 
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).

@@ -239,16 +239,14 @@ def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
     from nvcodec.models.nerv import ADAN_MIN_PARAMS
 
     big, small = ADAN_MIN_PARAMS, ADAN_MIN_PARAMS - 1
-    assert recipe("medium", "dnerv", big) == dict(optimizer="adan", lr=4e-3, batch=1, epochs=210, prune_epochs=21)
-    assert recipe("medium", "dnerv", small) == dict(optimizer="adam", lr=1e-3, batch=1, epochs=300, prune_epochs=30)
-    assert recipe("slow", "dnerv", big) == dict(optimizer="adan", lr=4e-3, batch=1, epochs=600, prune_epochs=60)
+    assert recipe("medium", "dnerv", big) == dict(optimizer="adan", lr=4e-3, epochs=210, prune_epochs=21)
+    assert recipe("medium", "dnerv", small) == dict(optimizer="adam", lr=1e-3, epochs=300, prune_epochs=30)
+    assert recipe("slow", "dnerv", big) == dict(optimizer="adan", lr=4e-3, epochs=600, prune_epochs=60)
     for model in ("hnerv", "dsnerv"):  # not measured with Adan
         assert recipe("medium", model, 10 * big)["optimizer"] == "adam"
     # A chosen optimizer brings its own rate and the preset's epochs for it, whatever the size.
-    assert recipe("medium", "dnerv", small, "adan") == dict(optimizer="adan", lr=4e-3, batch=1, epochs=210,
-                                                            prune_epochs=21)
-    assert recipe("medium", "dnerv", big, "adam") == dict(optimizer="adam", lr=1e-3, batch=1, epochs=300,
-                                                          prune_epochs=30)
+    assert recipe("medium", "dnerv", small, "adan") == dict(optimizer="adan", lr=4e-3, epochs=210, prune_epochs=21)
+    assert recipe("medium", "dnerv", big, "adam") == dict(optimizer="adam", lr=1e-3, epochs=300, prune_epochs=30)
     with pytest.raises(KeyError):
         recipe("veryslow", "dnerv", big)
 
@@ -261,41 +259,17 @@ def test_a_short_clip_gets_the_steps_of_a_longer_one():
     assert short["prune_epochs"] == -(-short["epochs"] * 30 // 300)    # the preset's share, rounded up
     assert recipe("medium", "hinerv", 10_000, frames=STEP_FRAMES)["epochs"] == 300
     assert recipe("medium", "hinerv", 10_000, frames=120)["epochs"] == 300
-    assert recipe("fast", "hinerv", 10_000, frames=STEP_FRAMES // 2) == dict(optimizer="adam", lr=2e-3, batch=1,
-                                                                          epochs=200, prune_epochs=20)
+    assert recipe("fast", "hinerv", 10_000, frames=STEP_FRAMES // 2) == dict(optimizer="adam", lr=2e-3, epochs=200,
+                                                                          prune_epochs=20)
     # Epochs the user chose stand.
     assert recipe("medium", "hinerv", 10_000, epochs=5, frames=9)["epochs"] == 5
-
-
-def test_small_frames_train_two_a_step_for_as_many_steps():
-    from nvcodec.fit import SMALL_FRAME_PIXELS, STEP_FRAMES, recipe
-
-    def steps(r, frames):
-        return r["epochs"] * -(-frames // r["batch"])
-
-    for frames in (9, 120, 121):
-        one = recipe("medium", "hinerv", 10_000, frames=frames, frame_pixels=SMALL_FRAME_PIXELS + 1)
-        two = recipe("medium", "hinerv", 10_000, frames=frames, frame_pixels=176 * 144)
-        assert (one["batch"], two["batch"]) == (1, 2)
-        # as many steps as batch 1 takes (STEP_FRAMES' worth at least), rounded up by less than an epoch
-        assert 0 <= steps(two, frames) - max(frames, STEP_FRAMES) * 300 < -(-frames // 2)
-        assert 0 <= steps(one, frames) - max(frames, STEP_FRAMES) * 300 < frames
-        assert two["prune_epochs"] == -(-two["epochs"] * 30 // 300)
-    assert recipe("medium", "hinerv", 10_000, frames=120, frame_pixels=176 * 144)["epochs"] == 600
-    # The user's batch or epochs stand, and then the other keeps its meaning: no doubling.
-    assert recipe("medium", "hinerv", 10_000, frames=120, frame_pixels=176 * 144, batch=1) == recipe(
-        "medium", "hinerv", 10_000, frames=120)
-    chosen_epochs = recipe("medium", "hinerv", 10_000, epochs=50, frames=120, frame_pixels=176 * 144)
-    assert (chosen_epochs["batch"], chosen_epochs["epochs"]) == (1, 50)
-    chosen_batch = recipe("medium", "hinerv", 10_000, frames=120, frame_pixels=176 * 144, batch=4)
-    assert (chosen_batch["batch"], chosen_batch["epochs"]) == (4, 1200)
 
 
 def test_a_model_may_have_its_own_learning_rate_for_an_optimizer():
     from nvcodec.fit import recipe
 
     # hinerv's Adam rate is HiNeRV's 2e-3 (measured, models/hinerv.py); its Adan and DNeRV's Adam keep fit's.
-    assert recipe("fast", "hinerv", 10_000) == dict(optimizer="adam", lr=2e-3, batch=1, epochs=100, prune_epochs=10)
+    assert recipe("fast", "hinerv", 10_000) == dict(optimizer="adam", lr=2e-3, epochs=100, prune_epochs=10)
     assert recipe("fast", "hinerv-diff", 10_000)["lr"] == 2e-3
     assert recipe("fast", "hinerv", 10_000, "adan")["lr"] == 4e-3
     assert recipe("fast", "dnerv", 10_000)["lr"] == 1e-3
@@ -309,16 +283,14 @@ def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, tes
     def encode(name, **kw):
         report = codec.encode(clip, tmp_path / name, bpp=1.0, frame_range=(0, 4), device="cpu", progress=False,
                               **{"model": "dnerv", **kw})
-        return {k: report["train_options"][k] for k in ("optimizer", "lr", "batch", "epochs", "prune_epochs")}
+        return {k: report["train_options"][k] for k in ("optimizer", "lr", "epochs", "prune_epochs")}
 
-    # A small network: Adam's recipe; what is given wins (chosen epochs keep batch 1, even for small frames).
-    assert encode("a.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adam", lr=1e-3, batch=1, epochs=2,
-                                                             prune_epochs=1)
+    # A small network: Adam's recipe; what is given wins.
+    assert encode("a.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adam", lr=1e-3, epochs=2, prune_epochs=1)
     assert encode("b.dnv", epochs=2, prune_epochs=1, lr=2e-3)["lr"] == 2e-3
     # beta1 is Adam's: giving it keeps Adam even where the network's size would choose Adan.
     monkeypatch.setattr(SPECS["dnerv"], "adan_min_params", 0)
-    assert encode("c.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adan", lr=4e-3, batch=1, epochs=2,
-                                                             prune_epochs=1)
+    assert encode("c.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adan", lr=4e-3, epochs=2, prune_epochs=1)
     assert encode("d.dnv", prune_epochs=1, train_options={"epochs": 2, "beta1": 0.5})["optimizer"] == "adam"
     report = codec.encode(clip, tmp_path / "e.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1, model="hnerv",
                           train_options={"epochs": 2, "optimizer": "adan"}, device="cpu", progress=False)
