@@ -93,18 +93,15 @@ lane1() {
     # swap and the freezer gathering into kept buffers (ATen ops a step 1735 -> 1060 on the CPU; on the H200 before:
     # 4.7 ms a step of host time, results/medium_rounded_plan_gpu_2026-12-04/), and what a fresh process spends
     # importing torch's compiler stack with and without a bytecode cache. Then Bunny 0.05 alone (its fine-tuning took
-    # 44 s for 30 epochs, 1.48 s each against 0.785 s in the main phase; the encode 379.6 s, 36.20 dB). Then carphone
-    # 0.05 at the default and at batch 2 with twice the epochs (equal steps), each alone: side by side the step at
-    # batch 2 cost about what one at batch 1 did (results/medium_short_clips_gpu_2026-12-05/), alone it says whether
-    # small frames get batch 2 for the same time. After Bunny 0.05, whether per-row entropy models would code its
-    # weights smaller (benchmarks/row_model_gain.py on its file: on three small CPU files they cost 3-8 % more).
+    # 44 s for 30 epochs, 1.48 s each against 0.785 s in the main phase; the encode 379.6 s, 36.20 dB). After it,
+    # whether per-row entropy models would code its weights smaller (benchmarks/row_model_gain.py on its file: on three
+    # small CPU files they cost 3-8 % more).
     # Then coffee's and Bunny's missing points, alone: a 720p medium encode keeps the H200 busy. After Bunny 0.1,
     # where a cold compile's 66 s go (train_probe --compile-profile: the first step under cProfile, since Dynamo's
     # accounting recorded nothing on torch 2.11). Carphone 0.1 last (its report of session 25 did not come back).
     local name est
-    for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 carphone-medium-0.05:5 \
-                    carphone-medium-0.05-batch2:5 row-model-gain:2 coffee100-medium-0.05:8 bunny96-medium-0.1:9 \
-                    compile-times:3 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
+    for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 row-model-gain:2 coffee100-medium-0.05:8 \
+                    bunny96-medium-0.1:9 compile-times:3 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
@@ -147,17 +144,12 @@ plan_decode() { export OMP_NUM_THREADS=$(nproc); LANE=0 lane0; }   # lane 0 alon
 plan_rd() { LANE=1 lane1; }                                          # lane 1 alone
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
-plan_side() {   # quality only, every job at once on one GPU (their times are not speed figures): the small
-    # clips' curves at today's default (blackswan 384 + 39 epochs, CiscoVT 2,134 + 214), HiNeRV's warmup of a tenth
-    # beside the default on blackswan and Bunny 0.05, and carphone 0.05 at batch 2 (equal steps) beside the default.
-    export OMP_NUM_THREADS=1
-    python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 9 --only \
-        blackswan-medium-0.1 blackswan-medium-0.05 blackswan-medium-0.025 blackswan-medium-0.05-w0.1 \
-        cisco-medium-0.1 cisco-medium-0.05 cisco-medium-0.025 carphone-medium-0.05 carphone-medium-0.05-batch2 \
-        > $RES/side_small.log 2>&1 &
-    python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel 2 --only \
-        bunny96-medium-0.05 bunny96-medium-0.05-w0.1 > $RES/side_720p.log 2>&1 &
-    wait
+plan_side() {   # quality only, every job at once on one GPU (their times are not speed figures; lane 1 times
+    # them alone): the RD points still missing at 720p, Bunny 0-95 at 0.1 and coffee 0-99 at 0.05 and 0.1 (coffee has
+    # one point, 0.025, so no curve yet).
+    export OMP_NUM_THREADS=2
+    python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel 3 --only \
+        bunny96-medium-0.1 coffee100-medium-0.05 coffee100-medium-0.1 > $RES/side_720p.log 2>&1
 }
 
 plan_together() {   # every lane at once, lane N on GPU N mod GPUs: for quality, not timing, where lanes share a GPU
