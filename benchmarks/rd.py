@@ -97,22 +97,20 @@ def _epoch_budgets(points: list[dict]) -> str:
 
     parts = []
     for name in sorted({series(p) for p in points if p["codec"] == "dnv"}):
+        members = [p for p in points if p["codec"] == "dnv" and series(p) == name]
+        first = members[0]
         # What each encode reported; points made before the Adan recipe (2026-12-02) lack it: then the preset's
         # epochs for Adam, which trained every network then (and trains every one below 2M parameters, `fit.recipe`).
-        budgets = set()
-        for p in (p for p in points if p["codec"] == "dnv" and series(p) == name):
-            adam = PRESETS.get(p["preset"], {}).get("adam", (None, None))
-            budgets.add((p.get("epochs_used") or adam[0], p.get("prune_epochs_used") or adam[1]))
-        # A clip under fit.STEP_FRAMES frames trains more epochs (as many steps as a longer clip): a range.
-        budgets = sorted(budgets, key=lambda b: (b[0] or 0, b[1] or 0))
-        budget = "{} + {}".format(*budgets[0])
-        if len(budgets) > 1:
-            budget += " to {} + {}".format(*budgets[-1])
-        range_note = " by clip length" if len(budgets) > 1 else ""
-        if p.get("epochs"):
-            parts.append(f"{name}: {p['epochs']} + the {p['preset']} preset's {budgets[0][1]} pruning epochs")
-        else:
-            parts.append(f"{name}: the {p['preset']} preset's, {budget} pruning epochs{range_note}")
+        adam = PRESETS.get(first["preset"], {}).get("adam", (None, None))
+        budgets = sorted({(p.get("epochs_used") or adam[0], p.get("prune_epochs_used") or adam[1]) for p in members},
+                         key=lambda b: (b[0] or 0, b[1] or 0))
+        if first.get("epochs"):
+            parts.append(f"{name}: {first['epochs']} + the {first['preset']} preset's {budgets[0][1]} pruning epochs")
+        elif len(budgets) == 1:
+            parts.append(f"{name}: the {first['preset']} preset's, {'{} + {}'.format(*budgets[0])} pruning epochs")
+        else:   # a clip under fit.STEP_FRAMES frames trains more epochs (as many steps as a longer clip)
+            parts.append(f"{name}: the {first['preset']} preset's, {'{} + {}'.format(*budgets[0])} to "
+                         f"{'{} + {}'.format(*budgets[-1])} pruning epochs by clip length")
     return "; ".join(parts) or "no dnv points"
 
 
