@@ -5,7 +5,8 @@ that share a GPU are not timed alone; time a job alone for speed figures).
 
 JOBFILE: one job a line, `NAME: ARGUMENTS` (the arguments of `dnv encode` after the input, e.g.
 `bunny-hinerv-0.05: .testdata/bigbuckbunny_1280x720_132f.mp4 --model hinerv --bpp 0.05`; `#` starts a
-comment). Each job writes DIR/NAME.json (the encode report) and DIR/NAME.log; the .dnv goes to a
+comment). Arguments may start with hinerv planner settings, `NAME=VALUE` (`benchmarks.hinerv_plan`'s knobs, e.g.
+`GRID_SHARE_GOAL=0.06 CLIP --bpp 0.05`): that job runs through `benchmarks.hinerv_plan`. Each job writes DIR/NAME.json (the encode report) and DIR/NAME.log; the .dnv goes to a
 temporary folder and is removed. A job whose report exists is not run again (resumable). At the end,
 and after every job, DIR/sweep.md holds a table of every report, with the machine and the command.
 """
@@ -21,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks import hinerv_plan
 from benchmarks.common import machine, write_file
 
 COLUMNS = ("bpp", "psnr", "psnr_yuv", "color", "psnr_float_model", "params", "effective_bits", "bytes",
@@ -38,14 +40,30 @@ def read_jobs(path: Path) -> list[tuple[str, list[str]]]:
     return jobs
 
 
+def encoder(args: list[str]) -> tuple[list[str], list[str]]:
+    """The program that runs a job (`dnv`, or `benchmarks.hinerv_plan` with the job's leading settings) and
+    the job's encode arguments."""
+    settings = []
+    while args and "=" in args[0] and not args[0].startswith("-"):
+        hinerv_plan.parse_setting(args[0])            # a wrong name or value stops the sweep before it starts
+        settings.append(args[0])
+        args = args[1:]
+    if not args:
+        sys.exit("sweep: a job needs an input after its settings")
+    if settings:
+        return [sys.executable, "-m", "benchmarks.hinerv_plan", *settings, "encode"], args
+    return [sys.executable, "-m", "nvcodec", "encode"], args
+
+
 def run_job(name: str, args: list[str], out: Path, keep: bool = False) -> str:
     """Encode one job; `keep`: its .dnv stays as DIR/NAME.dnv (else it is removed)."""
     report = out / f"{name}.json"
     if report.is_file():
         return f"{name}: kept"
+    program, args = encoder(args)
     with tempfile.TemporaryDirectory(prefix="sweep-") as tmp:
         dnv = out / f"{name}.dnv" if keep else Path(tmp) / "out.dnv"
-        command = [sys.executable, "-m", "nvcodec", "encode", args[0], "-o", str(dnv), "-y",
+        command = [*program, args[0], "-o", str(dnv), "-y",
                    "--json", str(Path(tmp) / "report.json"), "-q", *args[1:]]
         started = time.perf_counter()
         with open(out / f"{name}.log", "w") as log:
@@ -90,6 +108,8 @@ def main(argv=None) -> None:
         if unknown:
             sys.exit(f"sweep: no job named {', '.join(unknown)} in {opts.jobfile}")
         jobs = [job for job in jobs if job[0] in opts.only]
+    for _, args in jobs:
+        encoder(args)                                 # settings checked before anything runs
     opts.out.mkdir(parents=True, exist_ok=True)
     meta = machine()
     with ThreadPoolExecutor(opts.parallel) as pool:

@@ -28,3 +28,23 @@ def test_only_refuses_an_unknown_name(tmp_path):
     with pytest.raises(SystemExit, match="no job named third"):
         sweep.main([str(_jobfile(tmp_path)), "--out", str(out), "--only", "first", "third"])
     assert not out.exists()
+
+
+def test_a_job_with_planner_settings_runs_through_hinerv_plan(tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("small-grids: GRID_SHARE_GOAL=0.06 missing.mp4 --bpp 0.05\n")
+    out = tmp_path / "out"
+    sweep.main([str(jobs), "--out", str(out), "--parallel", "1"])
+    command = (out / "small-grids.log").read_text().splitlines()[0]
+    assert "-m benchmarks.hinerv_plan GRID_SHARE_GOAL=0.06 encode missing.mp4 -o" in command
+    assert "Error: No such file: missing.mp4" in (out / "small-grids.log").read_text()   # dnv's own error
+    assert not (out / "small-grids.json").exists()    # the encode failed: no report
+
+
+def test_a_wrong_planner_setting_is_refused_before_anything_runs(tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("fine: missing.mp4 --bpp 0.05\nbad: GRID_SHARE_GOAL=2 missing.mp4 --bpp 0.05\n")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="GRID_SHARE_GOAL must be"):
+        sweep.main([str(jobs), "--out", str(out)])
+    assert not out.exists()
