@@ -30,6 +30,15 @@ def merge_points(data: dict, other: dict, key) -> int:
     return len(new)
 
 
+def split_settings(args: list[str]) -> tuple[list[str], list[str]]:
+    """A sweep job's leading planner settings (`NAME=VALUE`, run through `benchmarks.hinerv_plan`) and the rest,
+    the input and `dnv encode`'s arguments."""
+    at = 0
+    while at < len(args) and "=" in args[at] and not args[at].startswith("-"):
+        at += 1
+    return args[:at], args[at:]
+
+
 def command_line(argv: list[str] | None = None) -> str:
     """The command that is running, as it can be typed again from the repository root."""
     argv = sys.argv if argv is None else argv

@@ -6,9 +6,11 @@ that share a GPU are not timed alone; time a job alone for speed figures).
 JOBFILE: one job a line, `NAME: ARGUMENTS` (the arguments of `dnv encode` after the input, e.g.
 `bunny-hinerv-0.05: .testdata/bigbuckbunny_1280x720_132f.mp4 --model hinerv --bpp 0.05`; `#` starts a
 comment). Arguments may start with hinerv planner settings, `NAME=VALUE` (`benchmarks.hinerv_plan`'s knobs, e.g.
-`GRID_SHARE_GOAL=0.06 CLIP --bpp 0.05`): that job runs through `benchmarks.hinerv_plan`. Each job writes DIR/NAME.json (the encode report) and DIR/NAME.log; the .dnv goes to a
-temporary folder and is removed. A job whose report exists is not run again (resumable). At the end,
-and after every job, DIR/sweep.md holds a table of every report, with the machine and the command.
+`GRID_SHARE_GOAL=0.06 CLIP --bpp 0.05`): that job runs through `benchmarks.hinerv_plan`, and the settings make
+it a variant of its own in `benchmarks.sweep_bd`. Each job writes DIR/NAME.json (the encode report, with the
+job's arguments as `sweep_args`) and DIR/NAME.log; the .dnv goes to a temporary folder and is removed. A job
+whose report exists is not run again (resumable). At the end, and after every job, DIR/sweep.md holds a table of
+every report, with the machine and the command.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks import hinerv_plan
-from benchmarks.common import machine, write_file
+from benchmarks.common import machine, split_settings, write_file
 
 COLUMNS = ("bpp", "psnr", "psnr_yuv", "color", "psnr_float_model", "params", "effective_bits", "bytes",
            "estimated_bytes", "lambda", "epochs", "train_seconds",
@@ -43,11 +45,9 @@ def read_jobs(path: Path) -> list[tuple[str, list[str]]]:
 def encoder(args: list[str]) -> tuple[list[str], list[str]]:
     """The program that runs a job (`dnv`, or `benchmarks.hinerv_plan` with the job's leading settings) and
     the job's encode arguments."""
-    settings = []
-    while args and "=" in args[0] and not args[0].startswith("-"):
-        hinerv_plan.parse_setting(args[0])            # a wrong name or value stops the sweep before it starts
-        settings.append(args[0])
-        args = args[1:]
+    settings, args = split_settings(args)
+    for setting in settings:
+        hinerv_plan.parse_setting(setting)            # a wrong name or value stops the sweep before it starts
     if not args:
         sys.exit("sweep: a job needs an input after its settings")
     if settings:
@@ -60,11 +60,11 @@ def run_job(name: str, args: list[str], out: Path, keep: bool = False) -> str:
     report = out / f"{name}.json"
     if report.is_file():
         return f"{name}: kept"
-    program, args = encoder(args)
+    program, encode_args = encoder(args)
     with tempfile.TemporaryDirectory(prefix="sweep-") as tmp:
         dnv = out / f"{name}.dnv" if keep else Path(tmp) / "out.dnv"
-        command = [*program, args[0], "-o", str(dnv), "-y",
-                   "--json", str(Path(tmp) / "report.json"), "-q", *args[1:]]
+        command = [*program, encode_args[0], "-o", str(dnv), "-y",
+                   "--json", str(Path(tmp) / "report.json"), "-q", *encode_args[1:]]
         started = time.perf_counter()
         with open(out / f"{name}.log", "w") as log:
             log.write(shlex.join(command) + "\n")

@@ -30,7 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks import bd
-from benchmarks.common import command_line, write_file
+from benchmarks.common import command_line, split_settings, write_file
 
 
 def frame_range(args: list[str], frames: int, recorded=None) -> tuple[int, int | None]:
@@ -48,8 +48,10 @@ CURVE_AXES = ("--bpp", "--frames", "--color", "--preset", "--model", "--size", "
 
 
 def variant(args: list[str]) -> tuple[str, ...]:
-    """The job's other settings (`--train rate=true`, `--bit-depths rd`, ...): each variant is a curve of its own."""
-    rest, skip = [], False
+    """The job's other settings (planner settings such as `GRID_SHARE_GOAL=0.06`, `--train rate=true`,
+    `--bit-depths rd`, ...): each variant is a curve of its own."""
+    settings, args = split_settings(args)
+    rest, skip = list(settings), False
     for a in args[1:]:
         if skip:
             skip = False

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from benchmarks import sweep
+from benchmarks.common import split_settings
 
 
 def _jobfile(tmp_path):
@@ -39,6 +40,12 @@ def test_a_job_with_planner_settings_runs_through_hinerv_plan(tmp_path):
     assert "-m benchmarks.hinerv_plan GRID_SHARE_GOAL=0.06 encode missing.mp4 -o" in command
     assert "Error: No such file: missing.mp4" in (out / "small-grids.log").read_text()   # dnv's own error
     assert not (out / "small-grids.json").exists()    # the encode failed: no report
+
+
+def test_split_settings():
+    settings, rest = split_settings(["A=1", "B=2", "clip.mp4", "--train", "x=1"])
+    assert settings == ["A=1", "B=2"] and rest == ["clip.mp4", "--train", "x=1"]
+    assert split_settings(["clip.mp4", "--bpp", "0.05"]) == ([], ["clip.mp4", "--bpp", "0.05"])
 
 
 def test_a_wrong_planner_setting_is_refused_before_anything_runs(tmp_path):

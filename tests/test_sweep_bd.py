@@ -29,6 +29,15 @@ def test_formats_and_variants_are_separate_curves():
     assert [(k[4], k[6]) for k in keys] == [("rgb", ()), ("yuv420", ()), ("yuv420", ("--train", "rate=true"))]
 
 
+def test_planner_settings_make_a_variant_of_their_own():
+    default = [report("yuv420 (BT.601)", b, 21 + 100 * b, 25 + 100 * b) for b in (0.025, 0.05)]
+    small_grids = [report("yuv420 (BT.601)", b, 22 + 100 * b, 26 + 100 * b) for b in (0.025, 0.05)]
+    for r in small_grids:
+        r["sweep_args"] = ["GRID_SHARE_GOAL=0.06", *r["sweep_args"]]
+    keys = sorted(sweep_bd.curves(default + small_grids))
+    assert [(k[0], k[6]) for k in keys] == [("clip.mp4", ()), ("clip.mp4", ("GRID_SHARE_GOAL=0.06",))]
+
+
 def test_bd_in_both_metrics_and_only_against_the_same_planes(tmp_path):
     # PSNR linear in log-rate on both sides, so the interpolation is exact: BD-PSNR is the offset.
     points = [(b, 21 + 10 * math.log10(b), 26 + 10 * math.log10(b)) for b in (0.025, 0.05, 0.1)]
