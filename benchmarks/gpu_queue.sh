@@ -146,11 +146,11 @@ plan_lr() { LANE=2 lane2; }                                          # lane 2 al
 
 plan_side() {   # quality only, every job at once on one GPU (their times are not speed figures; lane 1 times
     # them alone): the RD points still missing at 720p (Bunny 0-95 at 0.1, coffee 0-99 at 0.05 and 0.1: coffee has one
-    # point, 0.025, so no curve yet), and the grids aimed at 0.06 of the file on three clips (partners: coffee 0.05 of
-    # this run, Bunny 0.05 and blackswan 0.025 of results/medium_short_clips_gpu_2026-12-05/, also side by side).
+    # point, 0.025, so no curve yet), and the grids aimed at 0.06 of the file on three clips (partners: Bunny 0.1 and
+    # coffee 0.05 of this run, blackswan 0.025 of results/medium_short_clips_gpu_2026-12-05/, also side by side).
     export OMP_NUM_THREADS=2
     python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel 5 --only \
-        bunny96-medium-0.1 coffee100-medium-0.05 coffee100-medium-0.1 bunny96-medium-0.05-g0.06 \
+        bunny96-medium-0.1 coffee100-medium-0.05 coffee100-medium-0.1 bunny96-medium-0.1-g0.06 \
         coffee100-medium-0.05-g0.06 > $RES/side_720p.log 2>&1 &
     python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 1 --only \
         blackswan-medium-0.025-g0.06 > $RES/side_small.log 2>&1 &
