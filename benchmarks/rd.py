@@ -104,13 +104,13 @@ def _epoch_budgets(points: list[dict]) -> str:
         adam = PRESETS.get(first["preset"], {}).get("adam", (None, None))
         budgets = sorted({(p.get("epochs_used") or adam[0], p.get("prune_epochs_used") or adam[1]) for p in members},
                          key=lambda b: (b[0] or 0, b[1] or 0))
+        low, high = ("{} + {}".format(*b) for b in (budgets[0], budgets[-1]))
         if first.get("epochs"):
             parts.append(f"{name}: {first['epochs']} + the {first['preset']} preset's {budgets[0][1]} pruning epochs")
         elif len(budgets) == 1:
-            parts.append(f"{name}: the {first['preset']} preset's, {'{} + {}'.format(*budgets[0])} pruning epochs")
+            parts.append(f"{name}: the {first['preset']} preset's, {low} pruning epochs")
         else:   # a clip under fit.STEP_FRAMES frames trains more epochs (as many steps as a longer clip)
-            parts.append(f"{name}: the {first['preset']} preset's, {'{} + {}'.format(*budgets[0])} to "
-                         f"{'{} + {}'.format(*budgets[-1])} pruning epochs by clip length")
+            parts.append(f"{name}: the {first['preset']} preset's, {low} to {high} pruning epochs by clip length")
     return "; ".join(parts) or "no dnv points"
 
 
