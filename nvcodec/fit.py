@@ -108,6 +108,10 @@ class TrainSettings:
     # The main phase's rate term on the weights (compress.rate_prior): a 1 % change of the weights' estimated bits
     # weighs as this many % of the distortion (0: off). Needs a --bpp target and the l2 loss.
     rate_prior: float = 0.0
+    # The last share of the main phase (0: none) whose steps run on the weights and tables plus uniform noise of
+    # the rounding step at the planned depth (`--quant-bits`; flatgrid.FileValues), so that the network the
+    # fine-tuning starts from already lives with the file's grid.
+    quant_noise: float = 0.0
     plane_weights: str = planeloss.DEFAULT_WEIGHTS    # Y:U:V weights of the loss on YUV 4:2:0 planes (planeloss)
     # What the plane weights weigh: the planes' losses ("mse") or their logarithms ("psnr", planeloss). On the CPU
     # (carphone and CiscoVT crops, 300 epochs, 0.3 bpp) "mse" lost 0.3-1.4 dB of RGB and YUV PSNR to RGB coding, its
@@ -143,7 +147,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "freeze",
                  "enc_dim", "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
-                 "rate_prior", "plane_weights", "plane_balance")
+                 "rate_prior", "quant_noise", "plane_weights", "plane_balance")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -185,8 +189,8 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be at least 1")
     if name in ("lr", "code_lr_scale", "finetune_lr") and not value > 0:
         raise ValueError(f"{name} must be positive")
-    if name == "finetune_pick" and not 0 <= value <= 1:
-        raise ValueError("finetune_pick must be in [0, 1]")
+    if name in ("finetune_pick", "quant_noise") and not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1]")
     if name in ("warmup", "beta1") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
     if name in ("prune_epochs", "grad_clip", "freeze", "rate_prior") and value < 0:
@@ -321,13 +325,15 @@ class Trainer:
 
     def __init__(self, frames_u8: torch.Tensor, arch: Arch, settings: TrainSettings, device: torch.device,
                  progress: bool = True, log=_stderr, checkpoint=None, resume: bool = False,
-                 checkpoint_every: float = 60.0, quantizer=None, rate=None, prior=None):
+                 checkpoint_every: float = 60.0, quantizer=None, rate=None, prior=None, noise_bits=None):
         # `quantizer(decoder_state, tables) -> bits`: the bit depth the file would be quantized at now (rate
         # control's choice: one depth, or a dict of depths by tensor, see `compress.qat`); given, the fine-tuning
         # after pruning is quantization-aware at that depth.
         # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
         # `prior`: a compress.rate_prior.WeightRatePrior, whose term the main phase adds.
         self.prior = prior
+        # `noise_bits`: the planned depth, whose rounding step the main phase's noise has (`settings.quant_noise`).
+        self.noise_bits = noise_bits
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
         self.file_values = FileValues()    # puts the file's values in the parameters (`_on_file_grid`)
@@ -467,7 +473,7 @@ class Trainer:
         for opt in self.optimizers:
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_scale", 1.0)
-        with self._on_file_grid():      # (quantization-aware: forward and backward on the file's values)
+        with self._on_file_grid(step=True):     # (quantization-aware: forward and backward on the file's values)
             loss, mse = self.step_fn(*self._batch(idx))
             for opt in self.optimizers:
                 opt.zero_grad(set_to_none=True)
@@ -489,13 +495,18 @@ class Trainer:
 
     def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
         """Run the current phase's epochs from where training stands."""
-        best = max((h["psnr"] for h in self.history if h["phase"] == self.phase), default=-math.inf)
+        # The best running PSNR so far, of epochs with or without the rounding noise as this one: the noise's onset
+        # lowers the running PSNR by up to 6 dB (4-bit plans), which is no divergence.
+        best = max((h["psnr"] for h in self.history
+                    if h["phase"] == self.phase and self._noisy(h["epoch"] - 1) == self._noisy()), default=-math.inf)
         self.good = self.state(copy=True)
 
         def rate(step: int, per_epoch: int) -> float:     # the schedule at `step`, under a rollback's cap
             total = epochs * per_epoch
             return min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
         while self.epoch < epochs:
+            if self._noisy() and not self._noisy(self.epoch - 1):
+                best = -math.inf
             if self.order is None:
                 self.order = torch.randperm(self.frames, device=self.device)
                 self.pos, self.mse_sum = 0, torch.zeros((), device=self.device)
@@ -688,15 +699,27 @@ class Trainer:
                              "seconds": self._clock()})
 
     @contextlib.contextmanager
-    def _on_file_grid(self):
+    def _on_file_grid(self, step: bool = False):
         """During quantization-aware fine-tuning: the decoder's weights and the learnable tables hold the values the
         file would store, and their trained values come back after (`flatgrid.FileValues`: the straight-through
-        estimator by swapping, so that the step compiled for the main phase serves unchanged)."""
+        estimator by swapping, so that the step compiled for the main phase serves unchanged). During a training
+        `step` of the main phase's noisy share: those values plus the planned depth's rounding noise instead."""
+        if step and self._noisy():
+            with self.file_values(self.decoder, self._learned_tables(), self.noise_bits, noise=True):
+                yield
+            return
         if self.qat_bits is None or self.rate_on:
             yield
             return
         with self.file_values(self.decoder, self._learned_tables(), self.qat_bits):
             yield
+
+    def _noisy(self, epoch: int | None = None) -> bool:
+        """Whether epoch `epoch` (0-based; the current one by default) of the current phase trains with rounding
+        noise: the main phase's last `settings.quant_noise` share."""
+        epoch = self.epoch if epoch is None else epoch
+        return (self.phase == "train" and self.noise_bits is not None and self.s.quant_noise > 0
+                and epoch >= (1 - self.s.quant_noise) * self.s.epochs)
 
     def _clock(self) -> float:
         """Seconds since this run's `fit` started (taken where the device has just been waited for: an epoch's

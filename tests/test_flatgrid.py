@@ -94,3 +94,29 @@ def test_the_swap_follows_the_trained_values_from_step_to_step_and_a_change_of_d
         with torch.no_grad():                     # an optimizer's step
             for _, _, p, _ in entries:
                 p.add_(torch.randn_like(p) * 0.05)
+
+
+def test_the_noisy_swap_moves_each_value_by_at_most_half_its_step_and_puts_the_trained_values_back():
+    """`noise=True`: every value lies within half of its row's rounding step of its trained value, off the grid
+    (uniform noise, not rounding), differently each call; the trained values come back afterwards."""
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(5, 6))
+    table = torch.nn.Parameter(torch.randn(4, 3, 5, 2))
+    bits = 4
+    trained = [p.detach().clone() for p in [*net.parameters(), table]]
+    entries = entries_of(net, {"GRID0": table})
+    _, scale, _ = FlatGrid(entries, bits).grid(torch.cat([p.reshape(-1) for p in trained]))
+    swap = FileValues()
+    seen = []
+    for _ in range(2):
+        with swap(net, {"GRID0": table}, bits, noise=True):
+            now = torch.cat([p.detach().reshape(-1) for p in [*net.parameters(), table]])
+        seen.append(now)
+        moved = now - torch.cat([p.reshape(-1) for p in trained])
+        assert (moved.abs() <= scale / 2 + 1e-6).all()
+        assert moved.abs().max() > scale.max() / 10        # noise of the step's order, not none
+        assert all(torch.equal(a, p.detach()) for a, p in zip(trained, [*net.parameters(), table]))
+    assert not torch.equal(seen[0], seen[1])
+    with swap(net, {"GRID0": table}, bits):                  # the rounding itself is unchanged
+        rounded = torch.cat([p.detach().reshape(-1) for p in [*net.parameters(), table]])
+    assert not torch.equal(rounded, seen[0])

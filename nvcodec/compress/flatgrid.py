@@ -141,7 +141,10 @@ class FileValues:
         self.file: FlatBuffer | None = None         # the file's values
 
     @contextlib.contextmanager
-    def __call__(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], bits):
+    def __call__(self, decoder: torch.nn.Module, tables: dict[str, torch.Tensor], bits, noise: bool = False):
+        """`noise`: instead of the rounded values, the trained ones plus uniform noise of one rounding step (the
+        usual differentiable stand-in for rounding), for training that learns to live with the file's grid before
+        it knows the file's depth."""
         entries = entries_of(decoder, tables)
         params = [p for _, _, p, _ in entries]
         self.grid = grid_for(self.grid, entries, bits)
@@ -149,7 +152,11 @@ class FileValues:
             self.trained, self.file = self.grid.buffer(params[0]), self.grid.buffer(params[0])
         with torch.no_grad():
             q, scale, offset = self.grid.grid(self.trained.gather(params))
-            torch.mul(q, scale, out=self.file.flat).add_(offset)
+            if noise:
+                torch.rand(self.file.flat.shape, dtype=scale.dtype, device=scale.device, out=self.file.flat)
+                self.file.flat.sub_(0.5).mul_(scale).add_(self.trained.flat)
+            else:
+                torch.mul(q, scale, out=self.file.flat).add_(offset)
             self.file.scatter(params)
         try:
             yield
