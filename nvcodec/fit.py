@@ -495,18 +495,19 @@ class Trainer:
 
     def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
         """Run the current phase's epochs from where training stands."""
-        # The best running PSNR so far, of epochs with or without the rounding noise as this one: the noise's onset
+        # The best running PSNR so far, kept apart for epochs with and without the rounding noise: the noise's onset
         # lowers the running PSNR by up to 6 dB (4-bit plans), which is no divergence.
-        best = max((h["psnr"] for h in self.history
-                    if h["phase"] == self.phase and self._noisy(h["epoch"] - 1) == self._noisy()), default=-math.inf)
+        best = {False: -math.inf, True: -math.inf}
+        for h in self.history:
+            if h["phase"] == self.phase:
+                noisy = self._noisy(h["epoch"] - 1)
+                best[noisy] = max(best[noisy], h["psnr"])
         self.good = self.state(copy=True)
 
         def rate(step: int, per_epoch: int) -> float:     # the schedule at `step`, under a rollback's cap
             total = epochs * per_epoch
             return min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
         while self.epoch < epochs:
-            if self._noisy() and not self._noisy(self.epoch - 1):
-                best = -math.inf
             if self.order is None:
                 self.order = torch.randperm(self.frames, device=self.device)
                 self.pos, self.mse_sum = 0, torch.zeros((), device=self.device)
@@ -528,10 +529,11 @@ class Trainer:
                     self.bar.update(idx.numel())
                 self._after_step()
             psnr = -10 * math.log10(max(float(self.mse_sum) / self.frames, 1e-12))
-            if recovery.diverged(psnr, best):
+            noisy = self._noisy()
+            if recovery.diverged(psnr, best[noisy]):
                 per_epoch = math.ceil(self.frames / self.batch)
                 first = self.epoch * per_epoch
-                recovery.roll_back(self, psnr, best,
+                recovery.roll_back(self, psnr, best[noisy],
                                    max(rate(step, per_epoch) for step in range(first, first + per_epoch)))
                 continue
             self.epoch, self.order = self.epoch + 1, None
@@ -539,7 +541,7 @@ class Trainer:
             if self.freezer is not None:
                 self.history[-1]["frozen"] = self.freezer.frozen()
                 self.history[-1]["freeze_seconds"] = round(self.freezer.seconds, 3)
-            best = max(best, psnr)
+            best[noisy] = max(best[noisy], psnr)
             if self._picking(epochs):
                 self._keep_if_best()
             self.good = self.state(copy=True)

@@ -11,13 +11,18 @@ from nvcodec.fit import CodeFitter, TrainSettings, parse_train_option
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def test_the_last_share_of_the_main_phase_steps_on_noisy_values_and_its_evaluation_does_not():
+def noisy_fitter(epochs: int, bits: int) -> CodeFitter:
+    """A ~3,000-parameter hinerv on 3 random 48x32 frames, with noise at `bits` in the last half of `epochs`."""
     rng = np.random.default_rng(5)
     video = torch.from_numpy(rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8))
     arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch
-    settings = TrainSettings(epochs=4, prune_epochs=0, batch=1, quant_noise=0.5)
-    fitter = CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
-                        noise_bits=4)
+    settings = TrainSettings(epochs=epochs, prune_epochs=0, batch=1, quant_noise=0.5)
+    return CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
+                      noise_bits=bits)
+
+
+def test_the_last_share_of_the_main_phase_steps_on_noisy_values_and_its_evaluation_does_not():
+    fitter = noisy_fitter(epochs=4, bits=4)
     calls = []
     swap = fitter.file_values
 
@@ -38,12 +43,7 @@ def test_the_noise_onset_is_not_taken_for_a_divergence(monkeypatch):
     itself."""
     from nvcodec.train import recovery
 
-    rng = np.random.default_rng(5)
-    video = torch.from_numpy(rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8))
-    arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch
-    settings = TrainSettings(epochs=6, prune_epochs=0, batch=1, quant_noise=0.5)
-    fitter = CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
-                        noise_bits=2)
+    fitter = noisy_fitter(epochs=6, bits=2)
     checked = []
     monkeypatch.setattr(recovery, "diverged", lambda psnr, best: checked.append((fitter.epoch, psnr, best)) or False)
     fitter.fit()

@@ -66,16 +66,21 @@ class FlatGrid:
         lo = flat.new_full((rows,), math.inf).scatter_reduce_(0, self.row, flat, "amin")
         return hi, lo
 
-    def grid(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(integers, scale, offset) of every value, exactly as `qat.weight_grid` / `qat.table_grid` give them
-        tensor by tensor (a row's largest magnitude is the larger of its max and minus its min)."""
+    def steps(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, offset) of every value, as `grid` rounds it."""
         hi, lo = self.row_extremes(flat)
-        levels, lowest, highest = self.bounds(flat.dtype)
+        levels = self.bounds(flat.dtype)[0]
         table_step, table_lo = table_scale(lo, hi, levels)
         scale = torch.where(self.weight_row, weight_scale(torch.maximum(hi, -lo), self.levels).to(flat.dtype),
                             table_step)
         offset = torch.where(self.weight_row, torch.zeros_like(table_lo), table_lo)
-        scale, offset = scale[self.row], offset[self.row]
+        return scale[self.row], offset[self.row]
+
+    def grid(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(integers, scale, offset) of every value, exactly as `qat.weight_grid` / `qat.table_grid` give them
+        tensor by tensor (a row's largest magnitude is the larger of its max and minus its min)."""
+        scale, offset = self.steps(flat)
+        _, lowest, highest = self.bounds(flat.dtype)
         q = torch.round((flat - offset) / scale).clamp(lowest, highest)
         return q, scale, offset
 
@@ -151,11 +156,13 @@ class FileValues:
         if self.trained is None or not self.trained.fits(self.grid, params[0]):
             self.trained, self.file = self.grid.buffer(params[0]), self.grid.buffer(params[0])
         with torch.no_grad():
-            q, scale, offset = self.grid.grid(self.trained.gather(params))
+            trained = self.trained.gather(params)
             if noise:
+                scale, _ = self.grid.steps(trained)
                 torch.rand(self.file.flat.shape, dtype=scale.dtype, device=scale.device, out=self.file.flat)
-                self.file.flat.sub_(0.5).mul_(scale).add_(self.trained.flat)
+                self.file.flat.sub_(0.5).mul_(scale).add_(trained)
             else:
+                q, scale, offset = self.grid.grid(trained)
                 torch.mul(q, scale, out=self.file.flat).add_(offset)
             self.file.scatter(params)
         try:
