@@ -149,13 +149,17 @@ plan_side() {   # quality only, every job at once on one GPU (their times are no
     # point, 0.025, so no curve yet), and the grids aimed at 0.06 of the file on three clips (partners: Bunny 0.1 and
     # coffee 0.05 of this run, blackswan 0.025 of results/medium_short_clips_gpu_2026-12-05/, also side by side).
     export OMP_NUM_THREADS=2
-    # ONLY: a shorter list of the 720p jobs, for a session with less device time.
+    # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
     local only=${ONLY:-bunny96-medium-0.1 coffee100-medium-0.05 coffee100-medium-0.1 bunny96-medium-0.1-g0.06 \
-        coffee100-medium-0.05-g0.06}
-    python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel 5 --only \
-        $only > $RES/side_720p.log 2>&1 &
-    python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 1 --only \
-        blackswan-medium-0.025-g0.06 > $RES/side_small.log 2>&1 &
+        coffee100-medium-0.05-g0.06 blackswan-medium-0.025-g0.06}
+    local big="" small="" name
+    for name in $only; do
+        if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi
+    done
+    [ -z "$big" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel 5 \
+        --only $big > $RES/side_720p.log 2>&1 &
+    [ -z "$small" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 1 \
+        --only $small > $RES/side_small.log 2>&1 &
     wait
 }
 
