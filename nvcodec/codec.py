@@ -341,7 +341,7 @@ class _EncodeJob:
             result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.config.progress and group.rank == 0,
                          log=self.log, checkpoint=checkpoint, resume=self.config.resume,
                          checkpoint_every=self.config.checkpoint_every, quantizer=quantizer, rate=rate,
-                         prior=prior, noise_bits=self.quant_bits if s.quant_noise > 0 else None)
+                         prior=prior, noise_bits=self.quant_bits)
         except TrainingError as e:
             raise CodecError(str(e)) from None
         state = {k: v.detach().cpu() for k, v in result.decoder.state_dict().items()}

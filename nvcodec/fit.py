@@ -332,7 +332,7 @@ class Trainer:
         # `rate`: a compress.learned.RateTerm; with `settings.rate`, the fine-tuning after pruning adds its term.
         # `prior`: a compress.rate_prior.WeightRatePrior, whose term the main phase adds.
         self.prior = prior
-        # `noise_bits`: the planned depth, whose rounding step the main phase's noise has (`settings.quant_noise`).
+        # `noise_bits`: the planned depth, whose rounding step the main phase's noise has (when `settings.quant_noise`).
         self.noise_bits = noise_bits
         torch.manual_seed(settings.seed)
         self.quantizer, self.qat_bits = quantizer, None
