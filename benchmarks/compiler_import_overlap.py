@@ -60,12 +60,14 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--prune-epochs", type=int, default=1)
     p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--start-with", choices=("early", "late"), default="early")
     p.add_argument("--out")
     args = p.parse_args(argv)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
-            for when in (("early", "late") if i % 2 == 0 else ("late", "early")):
+            pair = ("early", "late") if args.start_with == "early" else ("late", "early")
+            for when in (pair if i % 2 == 0 else pair[::-1]):
                 runs.append(one_run(args, when, Path(tmp)))
                 print(json.dumps(runs[-1]), flush=True)
     summary = {}
