@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import bitstream, compiler_import, decoding, metrics, outputs, segments
+from . import bitstream, decoding, metrics, outputs, segments
 from .flops import decoder_flops
 from .bitstream import BitstreamError, Header
 from .config import EncodeConfig
@@ -154,8 +154,6 @@ class _EncodeJob:
         started = time.perf_counter()
         dev = resolve_device(group.device(self.config.device))
         self.settings.compile = (dev.type == "cuda") if self.config.compile is None else self.config.compile
-        if self.settings.compile:
-            compiler_import.start()     # overlaps reading the video (the trainer waits for it)
         with VideoReader(self.input, **self.config.read_options) as reader:
             fps = reader.info.fps
             logged = 0

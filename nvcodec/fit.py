@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import compiler_import, planeloss
+from . import planeloss
 from .compress.flatgrid import FileValues
 from .compress.freeze import OscillationFreezer
 from .compress.prune import apply_masks, magnitude_masks
@@ -311,7 +311,6 @@ RECOMPILE_LIMIT = 64
 
 
 def _allow_recompiles() -> None:
-    compiler_import.wait()      # an import of the compiler begun in another thread ends first
     import torch._dynamo
 
     config = torch._dynamo.config
