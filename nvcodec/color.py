@@ -131,28 +131,6 @@ def plane_views(x: torch.Tensor, planes: str) -> list[torch.Tensor]:
     return [x[:, 0:1], x[:, 1:2, ::2, ::2], x[:, 2:3, ::2, ::2]]
 
 
-# --- what a plane's error weighs in RGB -------------------------------------------------------------------------
-
-# (Kr, Kb) of the matrices `video._to_rgb` converts with, by AVColorSpace; any other, and none declared, converts
-# as BT.601 (FFmpeg's default).
-_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 7: (0.212, 0.087), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
-_BT601 = (0.299, 0.114)
-
-
-def rgb_weights(color: Color) -> tuple[float, float, float]:
-    """Y:U:V weights under which the planes' mean squared errors add up to the mean squared error of the RGB frames
-    they convert to (the report's PSNR), for errors uncorrelated between planes: each plane's error enters R, G
-    and B with the conversion's coefficients, scaled from the coded range to full range (a chroma sample's error
-    covers its 2x2 pixels, so the per-sample mean stands for the per-pixel one). BT.601, limited range: about
-    4.07 : 4.22 : 3.21, chroma weighing as much as luma (the YUV PSNR's 6:1:1 counts it six times less)."""
-    kr, kb = _KR_KB.get(color.matrix, _BT601)
-    kg = 1.0 - kr - kb
-    luma, chroma = (1.0, 1.0) if color.full_range else (255 / 219, 255 / 224)
-    u = (2 * kb * (1 - kb) / kg) ** 2 + (2 * (1 - kb)) ** 2       # Cb's coefficients in G and B
-    v = (2 * (1 - kr)) ** 2 + (2 * kr * (1 - kr) / kg) ** 2       # Cr's in R and G
-    return 3 * luma ** 2, chroma ** 2 * u, chroma ** 2 * v
-
-
 # --- YUV PSNR ---------------------------------------------------------------------------------------------
 
 def plane_psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -348,9 +348,9 @@ class Trainer:
         if device.type == "cuda":
             self.inputs.module.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
-        self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color, settings.plane_weights,
+        self.loss_fn = planeloss.plane_loss(make_loss(settings.loss), arch.color.planes, settings.plane_weights,
                                             settings.plane_balance)
-        self.batch_mse = planeloss.batch_mse(arch.color, settings.plane_weights)
+        self.batch_mse = planeloss.batch_mse(arch.color.planes, settings.plane_weights)
         self.frame_psnr = planeloss.frame_psnr(arch.color.planes)
         self.amp = settings.amp and device.type == "cuda"
         self.step_fn = self._forward_loss
