@@ -332,8 +332,9 @@ def test_quantization_aware_fine_tuning_keeps_its_best_evaluated_epoch():
 def test_an_evaluation_runs_on_the_files_values_and_puts_the_trained_ones_back():
     """During quantization-aware fine-tuning an evaluation runs the decoder and the grids on the values the file would
     store (all rounded at once, `flatgrid.FileValues`): the same PSNR as with them rounded tensor by tensor by the
-    grid's definition (`qat.fake_quant_*`), and the trained values unchanged after."""
-    from nvcodec.compress.qat import fake_quant_table, fake_quant_weight
+    grid's definition (`qat.weight_grid` / `qat.table_grid`: integers * scale + offset, what decoding makes of them),
+    and the trained values unchanged after."""
+    from nvcodec.compress.qat import table_grid, weight_grid
     from nvcodec.fit import Fitter
 
     frames = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (5, 40, 56, 3)).astype(np.uint8))
@@ -347,9 +348,10 @@ def test_an_evaluation_runs_on_the_files_values_and_puts_the_trained_ones_back()
     trained = {n: p.detach().clone() for n, p in params.items()}
     fitter._evaluate("on the grid")
     assert all(torch.equal(trained[n], p.detach()) for n, p in params.items())
-    with torch.no_grad():       # the file's values by hand, tensor by tensor
+    with torch.no_grad():       # the file's values by hand, tensor by tensor: integers * scale + offset, as decoded
         for n, p in params.items():
-            p.copy_((fake_quant_table if n in arch.sections else fake_quant_weight)(p, 4.0))
+            q, scale, offset = (table_grid if n in arch.sections else weight_grid)(p, 4.0)
+            p.copy_(q * scale + offset)
     fitter.qat_bits = None      # (so the evaluation does not round again)
     fitter._evaluate("by hand")
     on_grid, by_hand = fitter.history[-2]["psnr"], fitter.history[-1]["psnr"]
