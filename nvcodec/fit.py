@@ -75,6 +75,7 @@ class TrainSettings:
     loss: str = "l2"              # "l2" or "l1ssim" (NeRV's 0.7 * L1 + 0.3 * (1 - SSIM))
     prune: float = 0.1            # fraction of decoder conv weights removed after training
     prune_epochs: int = PRESETS["medium"]["adam"][1]   # fine-tuning epochs with the pruning mask held fixed
+    prune_size_exponent: float = 0.0     # pruning scores |w| / (its tensor's size) ** this (compress.prune)
     finetune_lr: float = 0.2      # the fine-tuning's peak learning rate, as a fraction of `lr` (cosine to zero)
     # Quantization-aware fine-tuning does not settle: the quantized network's quality swings by up to 1.5 dB from one
     # epoch's end to the next, even as the learning rate nears zero (weights oscillating across rounding thresholds,
@@ -147,7 +148,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "freeze",
                  "enc_dim", "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
-                 "rate_prior", "quant_noise", "plane_weights", "plane_balance")
+                 "rate_prior", "quant_noise", "plane_weights", "plane_balance", "prune_size_exponent")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -193,7 +194,7 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be in [0, 1]")
     if name in ("warmup", "beta1") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
-    if name in ("prune_epochs", "grad_clip", "freeze", "rate_prior") and value < 0:
+    if name in ("prune_epochs", "grad_clip", "freeze", "rate_prior", "prune_size_exponent") and value < 0:
         raise ValueError(f"{name} must not be negative")
     if name == "plane_weights":
         planeloss.parse_weights(value)
@@ -612,7 +613,7 @@ class Trainer:
     def _start_pruning(self) -> None:
         s = self.s
         if s.prune > 0:
-            masks = magnitude_masks(self.decoder, s.prune)
+            masks = magnitude_masks(self.decoder, s.prune, s.prune_size_exponent)
             apply_masks(self.decoder, masks)
             self.masks = masks if s.prune_epochs > 0 else {}
         # The fine-tuning (quantization-aware where a quantizer is given) runs with or without pruning.

@@ -10,17 +10,19 @@ def prunable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(n, p) for n, p in model.named_parameters() if p.dim() == 4 and not n.startswith("head.")]
 
 
-def magnitude_masks(model: nn.Module, fraction: float) -> dict[str, torch.Tensor]:
-    """Boolean keep-masks that zero the `fraction` smallest-magnitude weights over all prunable tensors."""
+def magnitude_masks(model: nn.Module, fraction: float, size_exponent: float = 0.0) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks that zero the `fraction` lowest-scoring weights over all prunable tensors, a weight's score
+    being |w| / n ** size_exponent, n the size of its tensor (0: global magnitude; HiNeRV's code uses 0.5, which
+    prunes the larger tensors more)."""
     params = prunable(model)
     if fraction <= 0 or not params:
         return {}
-    magnitudes = torch.cat([p.detach().abs().flatten() for _, p in params])
+    magnitudes = torch.cat([p.detach().abs().flatten() / p.numel() ** size_exponent for _, p in params])
     k = int(fraction * magnitudes.numel())
     if k == 0:
         return {}
     threshold = magnitudes.float().kthvalue(k).values
-    return {n: p.detach().abs() > threshold for n, p in params}
+    return {n: p.detach().abs() / p.numel() ** size_exponent > threshold for n, p in params}
 
 
 @torch.no_grad()
