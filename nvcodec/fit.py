@@ -76,6 +76,9 @@ class TrainSettings:
     prune: float = 0.1            # fraction of decoder conv weights removed after training
     prune_epochs: int = PRESETS["medium"]["adam"][1]   # fine-tuning epochs with the pruning mask held fixed
     prune_size_exponent: float = 0.0     # pruning scores |w| / (its tensor's size) ** this (compress.prune)
+    # Where in the main phase the pruning masks are set (a share of its epochs; 1: at its end), so that the rest of
+    # the main phase, at its higher learning rates, trains the pruned network before the fine-tuning.
+    prune_at: float = 1.0
     finetune_lr: float = 0.2      # the fine-tuning's peak learning rate, as a fraction of `lr` (cosine to zero)
     # Quantization-aware fine-tuning does not settle: the quantized network's quality swings by up to 1.5 dB from one
     # epoch's end to the next, even as the learning rate nears zero (weights oscillating across rounding thresholds,
@@ -148,7 +151,8 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "freeze",
                  "enc_dim", "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
-                 "rate_prior", "quant_noise", "plane_weights", "plane_balance", "prune_size_exponent")
+                 "rate_prior", "quant_noise", "plane_weights", "plane_balance", "prune_size_exponent",
+                 "prune_at")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -194,6 +198,8 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be in [0, 1]")
     if name in ("warmup", "beta1") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
+    if name == "prune_at" and not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1]")
     if name in ("prune_epochs", "grad_clip", "freeze", "rate_prior", "prune_size_exponent") and value < 0:
         raise ValueError(f"{name} must not be negative")
     if name == "plane_weights":
@@ -543,6 +549,11 @@ class Trainer:
                 self.history[-1]["frozen"] = self.freezer.frozen()
                 self.history[-1]["freeze_seconds"] = round(self.freezer.seconds, 3)
             best[noisy] = max(best[noisy], psnr)
+            if (self.phase == "train" and self.s.prune > 0 and self.s.prune_at < 1 and not self.masks
+                    and self.epoch >= round(self.s.prune_at * epochs)):
+                self._set_masks()
+                self.say(f"pruned {self.s.prune:.0%} of the weights after epoch {self.epoch}")
+                best[noisy] = -math.inf     # (the pruned network's running PSNR starts lower: no divergence)
             if self._picking(epochs):
                 self._keep_if_best()
             self.good = self.state(copy=True)
@@ -610,12 +621,18 @@ class Trainer:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
 
+    def _set_masks(self) -> None:
+        """Prune: the masks that the steps from here on keep applying."""
+        self.masks = magnitude_masks(self.decoder, self.s.prune, self.s.prune_size_exponent)
+        apply_masks(self.decoder, self.masks)
+
     def _start_pruning(self) -> None:
         s = self.s
         if s.prune > 0:
-            masks = magnitude_masks(self.decoder, s.prune, s.prune_size_exponent)
-            apply_masks(self.decoder, masks)
-            self.masks = masks if s.prune_epochs > 0 else {}
+            if not self.masks:      # (unless the main phase set them, `prune_at`)
+                self._set_masks()
+            if s.prune_epochs == 0:
+                self.masks = {}
         # The fine-tuning (quantization-aware where a quantizer is given) runs with or without pruning.
         self.phase = "prune" if s.prune_epochs > 0 else "done"
         if self.phase == "prune" and (s.qat or s.rate) and self.quantizer is not None:

@@ -26,3 +26,24 @@ def test_a_size_exponent_prunes_the_larger_tensor_more():
     assert sum(int((~m).sum()) for m in by_size.values()) == 65
     assert int((~by_size["0.weight"]).sum()) == 0 < int((~plain["0.weight"]).sum())
     assert int((~by_size["1.weight"]).sum()) == 65
+
+
+def test_pruning_inside_the_main_phase_keeps_its_zeros_to_the_end():
+    """`prune_at`: the masks are set after that share of the main phase's epochs and held through the rest of
+    training, so the weights pruned then are zero in the trained network."""
+    import numpy as np
+
+    from nvcodec import sizing
+    from nvcodec.compress.prune import prunable
+    from nvcodec.fit import TrainSettings, fit
+
+    rng = np.random.default_rng(2)
+    frames = torch.from_numpy(rng.integers(0, 256, (4, 40, 56, 3)).astype(np.uint8))
+    arch = sizing.plan_for_params("hinerv", 56, 40, 0.002, frames=4).arch
+    lines = []
+    settings = TrainSettings(epochs=4, prune_epochs=1, batch=2, seed=0, prune=0.2, prune_at=0.5, qat=False)
+    result = fit(frames, arch, settings, torch.device("cpu"), progress=False, log=lines.append)
+    assert any("after epoch 2" in line for line in lines)
+    weights = prunable(result.decoder)
+    zeros = sum(int((p == 0).sum()) for _, p in weights)
+    assert zeros >= int(0.2 * sum(p.numel() for _, p in weights))
