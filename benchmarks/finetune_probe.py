@@ -62,7 +62,7 @@ def _patched_trainer(snapshot: Path, no_prune: bool, bf16: bool = False):
             if after == "train" and not snapshot.is_file():
                 torch.save(self.state(copy=True), snapshot)
 
-    fitmod.magnitude_masks = (lambda model, fraction: {}) if no_prune else MAGNITUDE_MASKS
+    fitmod.magnitude_masks = (lambda model, fraction, size_exponent=0.0: {}) if no_prune else MAGNITUDE_MASKS
     return Probed
 
 
