@@ -17,12 +17,13 @@ def magnitude_masks(model: nn.Module, fraction: float, size_exponent: float = 0.
     params = prunable(model)
     if fraction <= 0 or not params:
         return {}
-    magnitudes = torch.cat([p.detach().abs().flatten() / p.numel() ** size_exponent for _, p in params])
-    k = int(fraction * magnitudes.numel())
+    scores = {n: p.detach().abs() / p.numel() ** size_exponent for n, p in params}
+    everything = torch.cat([v.flatten() for v in scores.values()])
+    k = int(fraction * everything.numel())
     if k == 0:
         return {}
-    threshold = magnitudes.float().kthvalue(k).values
-    return {n: p.detach().abs() / p.numel() ** size_exponent > threshold for n, p in params}
+    threshold = everything.float().kthvalue(k).values
+    return {n: v > threshold for n, v in scores.items()}
 
 
 @torch.no_grad()
