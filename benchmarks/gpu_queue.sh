@@ -60,6 +60,15 @@ COMPILE_TIMES() {   # where the first epoch's compile goes, Bunny 0.05's step al
         $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 --modes reduce-overhead --steps 20 \
         --compile-times 25 --compile-profile 40 > $RES/compile_times.log 2>&1
 }
+COMPILE_AUTOTUNE() {   # the cold first step with and without Inductor's benchmarking of pointwise kernels' configurations
+    # (about a tenth of the compile under cProfile, results/pruning_fp32_compile_gpu_2026-12-06/), each with empty caches
+    local setting
+    for setting in "" "--inductor triton.autotune_pointwise=False"; do
+        TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) python3 -m benchmarks.train_probe \
+            $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 --modes reduce-overhead --steps 200 \
+            $setting >> $RES/compile_autotune.log 2>&1
+    done
+}
 IMPORT_PROBE() {   # a fresh process's import of torch's compiler stack, plain, then with a bytecode cache (the GPU
     # machine's torch holds no .pyc files: every process compiles Dynamo's and Inductor's Python again), each bounded
     local TIMEFORMAT='%R s'
@@ -101,7 +110,7 @@ lane1() {
     # accounting recorded nothing on torch 2.11). Carphone 0.1 last (its report of session 25 did not come back).
     local name est
     for name_est in finetune-overhead:2 import-probe:2 bunny96-medium-0.05:8 row-model-gain:2 coffee100-medium-0.05:8 \
-                    bunny96-medium-0.1:9 compile-times:3 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
+                    bunny96-medium-0.1:9 compile-times:3 compile-autotune:4 coffee100-medium-0.1:9 carphone-medium-0.1:4; do
         name=${name_est%:*}; est=${name_est#*:}
         [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue   # ONLY="name ...": just these jobs
         case $name in
@@ -110,6 +119,7 @@ lane1() {
         row-model-gain) job "$est" python3 -m benchmarks.row_model_gain $RES/medium_720p/bunny96-medium-0.05.dnv \
                --json $RES/row_model_gain.json > $RES/row_model_gain.log 2>&1 ;;
         compile-times) job "$est" COMPILE_TIMES ;;
+        compile-autotune) job "$est" COMPILE_AUTOTUNE ;;
         blackswan-*|carphone-*|cisco-*) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt \
                --out $RES/medium_small --parallel 1 --only "$name" >> $RES/medium_small.log 2>&1 ;;
         *) job "$est" python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/medium_720p --parallel 1 \
@@ -196,7 +206,7 @@ start)
     mkdir -p $RES
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
-    export -f queue job plan_side BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
+    export -f queue job plan_side BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES COMPILE_AUTOTUNE IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid

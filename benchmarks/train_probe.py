@@ -18,6 +18,9 @@ what the loop adds to the bare steps.
 summed over every compile of the run: tracing, lowering, Triton's compiles, waiting for them): where the first
 epoch of an encode goes. It recorded nothing with torch 2.11 on an H200; --compile-profile N runs each setting's
 first step under cProfile instead and prints the N functions of torch's compiler stack with the most cumulative time.
+--inductor NAME=VALUE (repeatable) sets one of Inductor's settings first (`torch._inductor.config`, dotted, e.g.
+`triton.autotune_pointwise=False`): a cold run with and one without (empty caches each) says what it does to the
+first step's warm-up (compiling) and to the steady rate.
 
 --profile STEPS first looks inside each mode at the first batch size, to see where an encode's time goes (so the
 first mode's first step compiles from cold, as in an encode): the seconds of the first step (compiling and
@@ -168,7 +171,11 @@ def main():
                          "most cumulative time (the warm-up printed after it is then of warm steps)")
     ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
                     help="first profile STEPS steps of each mode at the first batch size (see above)")
+    ap.add_argument("--inductor", action="append", default=[], metavar="NAME=VALUE",
+                    help="set torch._inductor.config.NAME (dotted) to VALUE (True, False or a number) first")
     a = ap.parse_args()
+    for setting in a.inductor:
+        set_inductor(setting)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frames, _ = read_video(a.clip)
     frames = frames[: a.frames, : a.rows]
@@ -196,6 +203,22 @@ def main():
                           f"({a.loop_epochs} epochs)", flush=True)
     if a.compile_times:
         print_compile_times(a.compile_times)
+
+
+def set_inductor(setting: str) -> None:
+    """`NAME=VALUE`: torch._inductor.config's NAME (dotted: `triton.autotune_pointwise`) set to VALUE."""
+    import ast
+
+    import torch._inductor.config as config
+    name, _, value = setting.partition("=")
+    *path, leaf = name.split(".")
+    target = config
+    for part in path:
+        target = getattr(target, part)
+    if not hasattr(target, leaf):
+        raise SystemExit(f"--inductor {setting}: torch._inductor.config has no {name}")
+    setattr(target, leaf, ast.literal_eval(value))
+    print(f"torch._inductor.config.{name} = {getattr(target, leaf)!r}", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,3 +24,14 @@ def test_the_first_step_profile_names_the_compiler_functions_it_spent_time_in(ca
     train_probe.first_step_profile(lambda: compiled(torch.randn(8)), torch.device("cpu"), 5)
     out = capsys.readouterr().out
     assert out.startswith("first step under cProfile:") and "_dynamo" in out and "cumtime" in out
+
+
+def test_an_inductor_setting_is_set_by_its_dotted_name_and_an_unknown_one_is_refused(monkeypatch):
+    import pytest
+    import torch._inductor.config as config
+
+    monkeypatch.setattr(config.triton, "autotune_pointwise", True)
+    train_probe.set_inductor("triton.autotune_pointwise=False")
+    assert config.triton.autotune_pointwise is False
+    with pytest.raises(SystemExit, match="has no triton.no_such_setting"):
+        train_probe.set_inductor("triton.no_such_setting=1")
