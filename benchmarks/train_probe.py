@@ -214,8 +214,8 @@ def set_inductor(setting: str) -> None:
     *path, leaf = name.split(".")
     target = config
     for part in path:
-        target = getattr(target, part)
-    if not hasattr(target, leaf):
+        target = getattr(target, part, None)
+    if target is None or not hasattr(target, leaf):
         raise SystemExit(f"--inductor {setting}: torch._inductor.config has no {name}")
     setattr(target, leaf, ast.literal_eval(value))
     print(f"torch._inductor.config.{name} = {getattr(target, leaf)!r}", flush=True)

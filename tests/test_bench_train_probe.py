@@ -35,3 +35,5 @@ def test_an_inductor_setting_is_set_by_its_dotted_name_and_an_unknown_one_is_ref
     assert config.triton.autotune_pointwise is False
     with pytest.raises(SystemExit, match="has no triton.no_such_setting"):
         train_probe.set_inductor("triton.no_such_setting=1")
+    with pytest.raises(SystemExit, match="has no no_such_group.x"):
+        train_probe.set_inductor("no_such_group.x=1")
