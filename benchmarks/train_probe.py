@@ -206,19 +206,17 @@ def main():
 
 
 def set_inductor(setting: str) -> None:
-    """`NAME=VALUE`: torch._inductor.config's NAME (dotted: `triton.autotune_pointwise`) set to VALUE."""
+    """`NAME=VALUE`: torch._inductor.config's NAME (dotted: `triton.autotune_pointwise`) set to VALUE. (The config
+    module takes dotted names itself and refuses unknown ones.)"""
     import ast
 
     import torch._inductor.config as config
     name, _, value = setting.partition("=")
-    *path, leaf = name.split(".")
-    target = config
-    for part in path:
-        target = getattr(target, part, None)
-    if target is None or not hasattr(target, leaf):
-        raise SystemExit(f"--inductor {setting}: torch._inductor.config has no {name}")
-    setattr(target, leaf, ast.literal_eval(value))
-    print(f"torch._inductor.config.{name} = {getattr(target, leaf)!r}", flush=True)
+    try:
+        setattr(config, name, ast.literal_eval(value))
+    except AttributeError:
+        raise SystemExit(f"--inductor {setting}: torch._inductor.config has no {name}") from None
+    print(f"torch._inductor.config.{name} = {getattr(config, name)!r}", flush=True)
 
 
 if __name__ == "__main__":

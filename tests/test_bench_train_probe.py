@@ -1,4 +1,6 @@
-"""benchmarks.train_probe --compile-times: Dynamo's phase accounting, longest first, or one line where it has none."""
+"""benchmarks.train_probe: --compile-times (Dynamo's phase accounting, longest first, or one line where it has none),
+--compile-profile, and --inductor (one of Inductor's settings by its dotted name)."""
+import pytest
 import torch._dynamo.utils
 
 from benchmarks import train_probe
@@ -27,7 +29,6 @@ def test_the_first_step_profile_names_the_compiler_functions_it_spent_time_in(ca
 
 
 def test_an_inductor_setting_is_set_by_its_dotted_name_and_an_unknown_one_is_refused(monkeypatch):
-    import pytest
     import torch._inductor.config as config
 
     monkeypatch.setattr(config.triton, "autotune_pointwise", True)
