@@ -19,8 +19,8 @@ summed over every compile of the run: tracing, lowering, Triton's compiles, wait
 epoch of an encode goes. It recorded nothing with torch 2.11 on an H200; --compile-profile N runs each setting's
 first step under cProfile instead and prints the N functions of torch's compiler stack with the most cumulative time.
 --inductor NAME=VALUE (repeatable) sets one of Inductor's settings first (`torch._inductor.config`, dotted, e.g.
-`triton.autotune_pointwise=False`): a cold run with and one without (empty caches each) says what it does to the
-first step's warm-up (compiling) and to the steady rate.
+`triton.autotune_pointwise=True`, which encodes turn off: `fit.INDUCTOR_OPTIONS`): a cold run with and one without
+(empty caches each) says what it does to the first step's warm-up (compiling) and to the steady rate.
 
 --profile STEPS first looks inside each mode at the first batch size, to see where an encode's time goes (so the
 first mode's first step compiles from cold, as in an encode): the seconds of the first step (compiling and
@@ -37,7 +37,7 @@ import time
 
 import torch
 
-from nvcodec import sizing
+from nvcodec import fit, sizing
 from nvcodec.models import DEFAULT_MODEL, MODELS, quant_bits_for
 from nvcodec.fit import OPTIMIZERS, Fitter, TrainSettings
 from nvcodec.video import read_video
@@ -206,8 +206,9 @@ def main():
 
 
 def set_inductor(setting: str) -> None:
-    """`NAME=VALUE`: torch._inductor.config's NAME (dotted: `triton.autotune_pointwise`) set to VALUE. (The config
-    module takes dotted names itself and refuses unknown ones.)"""
+    """`NAME=VALUE`: torch._inductor.config's NAME (dotted: `triton.autotune_pointwise`) set to VALUE, also where the
+    training step's compile would set it itself (`fit.INDUCTOR_OPTIONS`). (The config module takes dotted names
+    itself and refuses unknown ones.)"""
     import ast
 
     import torch._inductor.config as config
@@ -216,6 +217,7 @@ def set_inductor(setting: str) -> None:
         setattr(config, name, ast.literal_eval(value))
     except AttributeError:
         raise SystemExit(f"--inductor {setting}: torch._inductor.config has no {name}") from None
+    fit.INDUCTOR_OPTIONS.pop(name, None)
     print(f"torch._inductor.config.{name} = {getattr(config, name)!r}", flush=True)
 
 

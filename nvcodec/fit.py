@@ -325,6 +325,24 @@ def _allow_recompiles() -> None:
     setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
 
 
+# Inductor's settings for the training step's compile, beyond its mode's. Inductor times several launch
+# configurations of every pointwise kernel as it first compiles it; without that, on an H200 the cold first step of
+# Bunny 0.05's 720p step took 79.0 s instead of 94.1 and the steady step ran as fast (128.6 against 123.4 frames/s;
+# benchmarks/results/compile_autotune_adan_gpu_2026-12-06). The max-autotune modes keep the search: they ask for it.
+INDUCTOR_OPTIONS = {"triton.autotune_pointwise": False}
+
+
+def compile_options(mode: str) -> dict:
+    """torch.compile's `options` for `mode` (one of COMPILE_MODES): the mode's own settings plus INDUCTOR_OPTIONS
+    (torch.compile takes a mode or options, not both)."""
+    import torch._inductor
+
+    options = dict(torch._inductor.list_mode_options(mode))
+    if not options.get("max_autotune"):
+        options.update(INDUCTOR_OPTIONS)
+    return options
+
+
 class Trainer:
     """Fits a decoder and its model's inputs to a video (`fit` runs it). Knows no model: `inputs`, from the
     model's registry entry, says what else is trained and how batches are built."""
@@ -363,8 +381,8 @@ class Trainer:
         self.step_fn = self._forward_loss
         if settings.compile:
             _allow_recompiles()
-            mode = None if settings.compile_mode == "default" else settings.compile_mode
-            self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss, mode=mode))
+            options = compile_options(settings.compile_mode)
+            self.step_fn = self._compiled_with_fallback(torch.compile(self._forward_loss, options=options))
         self.history: list[dict] = []
         # Where training stands: what a checkpoint and a rollback snapshot hold (`state`).
         self.phase, self.epoch, self.pos, self.order = "train", 0, 0, None

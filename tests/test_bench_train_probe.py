@@ -31,9 +31,14 @@ def test_the_first_step_profile_names_the_compiler_functions_it_spent_time_in(ca
 def test_an_inductor_setting_is_set_by_its_dotted_name_and_an_unknown_one_is_refused(monkeypatch):
     import torch._inductor.config as config
 
-    monkeypatch.setattr(config.triton, "autotune_pointwise", True)
-    train_probe.set_inductor("triton.autotune_pointwise=False")
-    assert config.triton.autotune_pointwise is False
+    from nvcodec import fit
+
+    monkeypatch.setattr(config.triton, "autotune_pointwise", False)
+    monkeypatch.setattr(fit, "INDUCTOR_OPTIONS", dict(fit.INDUCTOR_OPTIONS))
+    train_probe.set_inductor("triton.autotune_pointwise=True")
+    # The probe's setting wins over the one the training step's compile would pass itself.
+    assert config.triton.autotune_pointwise is True
+    assert "triton.autotune_pointwise" not in fit.compile_options("reduce-overhead")
     with pytest.raises(SystemExit, match="has no triton.no_such_setting"):
         train_probe.set_inductor("triton.no_such_setting=1")
     with pytest.raises(SystemExit, match="has no no_such_group.x"):

@@ -373,7 +373,7 @@ def test_the_quantization_aware_fine_tuning_reuses_the_main_phases_compiled_step
     from nvcodec.fit import Fitter
 
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: real_compile(fn, backend="eager"))
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: real_compile(fn, backend="eager"))
     torch._dynamo.reset()
     counters.clear()
     frames = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (6, 40, 56, 3)).astype(np.uint8))
@@ -391,6 +391,17 @@ def test_the_quantization_aware_fine_tuning_reuses_the_main_phases_compiled_step
     assert fitter.qat_bits == 4.0 and graphs["main"] == 1
     assert counters["stats"]["unique_graphs"] == 1
     torch._dynamo.reset()
+
+
+def test_the_training_compile_keeps_its_modes_settings_and_skips_pointwise_autotuning_unless_asked_for():
+    from nvcodec.fit import COMPILE_MODES, compile_options
+
+    options = {mode: compile_options(mode) for mode in COMPILE_MODES}
+    assert options["default"] == {"triton.autotune_pointwise": False}
+    assert options["reduce-overhead"] == {"triton.cudagraphs": True, "triton.autotune_pointwise": False}
+    # The max-autotune modes ask for Inductor's searches: they keep them.
+    assert options["max-autotune"]["max_autotune"] and "triton.autotune_pointwise" not in options["max-autotune"]
+    assert "triton.autotune_pointwise" not in options["max-autotune-no-cudagraphs"]
 
 
 def test_the_fine_tuning_goes_back_to_its_best_epoch_when_that_was_not_the_last():
