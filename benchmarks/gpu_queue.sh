@@ -61,9 +61,9 @@ COMPILE_TIMES() {   # where the first epoch's compile goes, Bunny 0.05's step al
         --compile-times 25 --compile-profile 40 > $RES/compile_times.log 2>&1
 }
 COMPILE_AUTOTUNE() {   # the cold first step with and without Inductor's benchmarking of pointwise kernels' configurations
-    # (about a tenth of the compile under cProfile, results/pruning_fp32_compile_gpu_2026-12-06/), each with empty caches
+    # (off in encodes since results/compile_autotune_adan_gpu_2026-12-06/: fit.INDUCTOR_OPTIONS), each with empty caches
     local setting
-    for setting in "" "--inductor triton.autotune_pointwise=False"; do
+    for setting in "--inductor triton.autotune_pointwise=True" ""; do
         TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) python3 -m benchmarks.train_probe \
             $T/bigbuckbunny_1280x720_132f.mp4 --frames 96 --bpp 0.05 --batches 1 --modes reduce-overhead --steps 200 \
             $setting >> $RES/compile_autotune.log 2>&1
