@@ -279,11 +279,11 @@ def plan_for_params(width: int, height: int, params: float, frames: int = 2, mod
 # The quantizer depth it is planned for: fine-tuned with the quantizer in the loop, at 6 bits its networks hold
 # more parameters in the same bytes: +0.14 to +0.31 dB over 8 bits at 0.05 bpp on two clips
 # (benchmarks/results/hinerv_2026-12-02).
-# Adam's peak learning rate, as HiNeRV's authors': against fit's 1e-3, at --preset fast and equal bpp on one H200,
-# +0.80 and +0.69 dB on blackswan (two seeds), +0.50 and +0.13 on carphone; on the CPU +0.81 on carphone and +0.64
-# on CiscoVT once quantization-aware fine-tuning trained on the file's own grid (before that fix carphone lost
-# 1 dB there, in quantization; benchmarks/results/medium_rd_2026-12-03).
-LEARNING_RATES = {"adam": 2e-3}
+# Adam's peak learning rate, above HiNeRV's authors' 2e-3: that beat fit's 1e-3 by 0.13 to 0.81 dB at equal bpp
+# (one H200 and the CPU, benchmarks/results/medium_rd_2026-12-03); 3e-3 beat 2e-3 on all eight clip-rates tried,
+# +0.01 to +0.09 dB at 720p and 480p on an H100, +0.10 to +0.30 on the CPU's small clips
+# (benchmarks/results/lr_short_schedule_gpu_2026-12-06, hinerv_lr_cpu_2026-12-06).
+LEARNING_RATES = {"adam": 3e-3}
 
 register(ModelSpec(
     "hinerv", 3, "HiNeRV", "feature grids, ConvNeXt-style blocks", HiNeRVDecoder, section_shapes, TABLES,
