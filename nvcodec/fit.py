@@ -51,11 +51,14 @@ CUDNN_BENCHMARK = True
 
 
 # Epochs and fine-tuning epochs after pruning, per preset and optimizer; like x264's presets, slower means better.
+# Adam's medium is what fits 100 frames of 1280x720 in 5 minutes from a cold compile: 273-277 s alone on an H100 at
+# 0.05 bpp, where 300 + 30 took 373 s; it costs 0.20-0.33 dB RGB at equal bpp on four clips
+# (benchmarks/results/lr_short_schedule_gpu_2026-12-06, medium_epochs_cpu_2026-12-06); slow is for quality.
 # Adan's medium is the recipe that reached the paper's 3M Bunny figure (38.09 dB) in under 3 minutes of training
 # on an H200: 38.28-38.29 dB in 175-178 s with fine-tuning (benchmarks/results/bunny_adan_2026-12-02).
 PRESETS = {
     "fast": {"adam": (100, 10), "adan": (100, 10)},
-    "medium": {"adam": (300, 30), "adan": (210, 21)},
+    "medium": {"adam": (230, 23), "adan": (210, 21)},
     "slow": {"adam": (600, 60), "adan": (600, 60)},
 }
 # The peak learning rate of each optimizer where none is given (`--lr`, `--train lr=`) and the model has none of its own
@@ -123,7 +126,7 @@ class TrainSettings:
     plane_balance: str = "psnr"
 
 
-# A short clip takes few steps an epoch: at medium's 300 epochs CiscoVT's 9 frames got 2,700 steps (carphone's 120
+# A short clip takes few steps an epoch: at 300 epochs CiscoVT's 9 frames got 2,700 steps (carphone's 120
 # frames 36,000), and 1,000 epochs gained it 1.6 dB RGB at 0.1 bpp (results/short_clip_steps_cpu_2026-12-04). So
 # a clip of fewer than STEP_FRAMES frames gets the epochs (and fine-tuning epochs) of as many steps as a clip of
 # STEP_FRAMES frames: its encode takes about as long as that clip's would.

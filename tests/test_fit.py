@@ -240,13 +240,13 @@ def test_the_recipe_gives_large_dnerv_networks_adan_and_the_rest_adam():
 
     big, small = ADAN_MIN_PARAMS, ADAN_MIN_PARAMS - 1
     assert recipe("medium", "dnerv", big) == dict(optimizer="adan", lr=4e-3, epochs=210, prune_epochs=21)
-    assert recipe("medium", "dnerv", small) == dict(optimizer="adam", lr=1e-3, epochs=300, prune_epochs=30)
+    assert recipe("medium", "dnerv", small) == dict(optimizer="adam", lr=1e-3, epochs=230, prune_epochs=23)
     assert recipe("slow", "dnerv", big) == dict(optimizer="adan", lr=4e-3, epochs=600, prune_epochs=60)
     for model in ("hnerv", "dsnerv"):  # not measured with Adan
         assert recipe("medium", model, 10 * big)["optimizer"] == "adam"
     # A chosen optimizer brings its own rate and the preset's epochs for it, whatever the size.
     assert recipe("medium", "dnerv", small, "adan") == dict(optimizer="adan", lr=4e-3, epochs=210, prune_epochs=21)
-    assert recipe("medium", "dnerv", big, "adam") == dict(optimizer="adam", lr=1e-3, epochs=300, prune_epochs=30)
+    assert recipe("medium", "dnerv", big, "adam") == dict(optimizer="adam", lr=1e-3, epochs=230, prune_epochs=23)
     with pytest.raises(KeyError):
         recipe("veryslow", "dnerv", big)
 
@@ -255,10 +255,10 @@ def test_a_short_clip_gets_the_steps_of_a_longer_one():
     from nvcodec.fit import STEP_FRAMES, recipe
 
     short = recipe("medium", "hinerv", 10_000, frames=9)
-    assert short["epochs"] * 9 >= 300 * STEP_FRAMES > (short["epochs"] - 1) * 9
-    assert short["prune_epochs"] == -(-short["epochs"] * 30 // 300)    # the preset's share, rounded up
-    assert recipe("medium", "hinerv", 10_000, frames=STEP_FRAMES)["epochs"] == 300
-    assert recipe("medium", "hinerv", 10_000, frames=120)["epochs"] == 300
+    assert short["epochs"] * 9 >= 230 * STEP_FRAMES > (short["epochs"] - 1) * 9
+    assert short["prune_epochs"] == -(-short["epochs"] * 23 // 230)    # the preset's share, rounded up
+    assert recipe("medium", "hinerv", 10_000, frames=STEP_FRAMES)["epochs"] == 230
+    assert recipe("medium", "hinerv", 10_000, frames=120)["epochs"] == 230
     assert recipe("fast", "hinerv", 10_000, frames=STEP_FRAMES // 2) == dict(optimizer="adam", lr=3e-3, epochs=200,
                                                                           prune_epochs=20)
     # Epochs the user chose stand.
