@@ -155,13 +155,12 @@ plan_rd() { LANE=1 lane1; }                                          # lane 1 al
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
 plan_side() {   # quality only, every job at once on one GPU (their times are not speed figures; lane 1 times
-    # them alone): the RD points still missing at 720p (Bunny 0-95 at 0.1, coffee 0-99 at 0.05 and 0.1: coffee has one
-    # point, 0.025, so no curve yet), and the grids aimed at 0.06 of the file on three clips (partners: Bunny 0.1 and
-    # coffee 0.05 of this run, blackswan 0.025 of results/medium_short_clips_gpu_2026-12-05/, also side by side).
+    # them alone): by default the 720p and 480p points of today's medium (230 + 23 epochs, lr 3e-3) still missing
+    # from rd.json (benchmarks/GPU_RUNS.md, session 37); the 0.05 points of Bunny and coffee are to be run alone.
     export OMP_NUM_THREADS=2
     # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
-    local only=${ONLY:-bunny96-medium-0.1 coffee100-medium-0.05 coffee100-medium-0.1 bunny96-medium-0.1-g0.06 \
-        coffee100-medium-0.05-g0.06 blackswan-medium-0.025-g0.06}
+    local only=${ONLY:-bunny96-medium-0.025 bunny96-medium-0.1 coffee100-medium-0.025 coffee100-medium-0.1 \
+        blackswan-medium-0.025 blackswan-medium-0.05 blackswan-medium-0.1}
     local big="" small="" name
     for name in $only; do
         if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi
