@@ -155,9 +155,10 @@ def main():
 @click.option("--model-size", type=float, default=None, help="Decoder parameters instead of --bpp (e.g. 3e6).")
 @click.option("--model", type=click.Choice(MODELS), default=DEFAULT_MODEL, show_default=True,
               help=", ".join(f"{spec.display} ({spec.description})" for spec in SPECS.values()) + ".")
-@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
-              help="Time for quality: 100 / 230 / 600 epochs (Adam) or 100 / 210 / 600 (Adan: DNeRV from 2M "
-                   "parameters), +10% fine-tuning.")
+@click.option("--preset", type=click.Choice(list(fit.PRESETS)), default="medium", show_default=True,
+              help="Time for quality: {} epochs (Adam) or {} (Adan: DNeRV from 2M parameters), +10% fine-tuning."
+              .format(*(" / ".join(str(epochs[opt][0]) for epochs in fit.PRESETS.values())
+                        for opt in ("adam", "adan"))))
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (overrides the preset).")
 @click.option("--prune-epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs after pruning.")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Frames per training step.")
