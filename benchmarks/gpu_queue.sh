@@ -155,12 +155,11 @@ plan_rd() { LANE=1 lane1; }                                          # lane 1 al
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
 plan_side() {   # quality only, every job at once on one GPU (their times are not speed figures; lane 1 times
-    # them alone): by default the 720p and 480p points of today's medium (230 + 23 epochs, lr 3e-3) still missing
-    # from rd.json (benchmarks/GPU_RUNS.md, session 37); the 0.05 points of Bunny and coffee are to be run alone.
+    # them alone): by default Bunny's two points of today's medium (230 + 23 epochs, lr 3e-3) still missing from
+    # rd.json and coffee's lr pair away from 0.05 bpp (benchmarks/GPU_RUNS.md, session 38).
     export OMP_NUM_THREADS=2
     # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
-    local only=${ONLY:-bunny96-medium-0.025 bunny96-medium-0.1 coffee100-medium-0.025 coffee100-medium-0.1 \
-        blackswan-medium-0.025 blackswan-medium-0.05 blackswan-medium-0.1}
+    local only=${ONLY:-bunny96-medium-0.025 bunny96-medium-0.1 coffee100-medium-0.1-lr2 coffee100-medium-0.025-lr2}
     local big="" small="" name
     for name in $only; do
         if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi
