@@ -259,15 +259,16 @@ class _EncodeJob:
         return (f"{abs(bpp / self.bpp - 1):.0%} {'above' if above else 'below'} the target {self.bpp:g} bpp: "
                 + ("; ".join(reasons) or "the closest the quantizer's bit depth could get"))
 
-    def _settings_for(self, params: int, frames: int):
+    def _settings_for(self, params: int, frames: int, pixels: int):
         """The caller's settings, with the preset's recipe for a network of `params` parameters fitted to `frames`
-        frames where it chose none."""
+        frames of `pixels` pixels where it chose none."""
         from .fit import recipe
 
         settings = dataclasses.replace(self.settings)
         chosen_optimizer = settings.optimizer if "optimizer" in self.chosen else None
         chosen_epochs = settings.epochs if "epochs" in self.chosen else None
-        options = recipe(self.config.preset, self.config.model, params, chosen_optimizer, chosen_epochs, frames)
+        options = recipe(self.config.preset, self.config.model, params, chosen_optimizer, chosen_epochs, frames,
+                         pixels)
         for name, value in options.items():
             if name not in self.chosen:
                 setattr(settings, name, value)
@@ -299,7 +300,7 @@ class _EncodeJob:
                 raise CodecError(str(e)) from None
         else:
             plan = sizing.plan_for_params(self.config.model, w, h, self.config.model_size, frames=t)
-        arch, s = dataclasses.replace(plan.arch, color=color), self._settings_for(plan.params, t)
+        arch, s = dataclasses.replace(plan.arch, color=color), self._settings_for(plan.params, t, h * w)
         where = f"segment {i} (frames {first}-{first + t - 1}): " if i or t >= self.segment_frames else ""
         self.log(f"{where}{w}x{h}, {t} frames at {float(fps):.3f} fps -> {self.config.model} with {plan.params:,} "
                  "decoder parameters, "

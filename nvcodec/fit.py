@@ -132,17 +132,40 @@ class TrainSettings:
 # STEP_FRAMES frames: its encode takes about as long as that clip's would.
 STEP_FRAMES = 64
 
+# A preset's epochs are set for about BUDGET_FRAMES frames of BUDGET_PIXELS, where medium's fill issue 17's 5 minutes
+# on one GPU. A step on a smaller frame costs less, down to a floor (a small network's step is bound by kernel
+# launches), so such a clip gets the epochs that fit that clip's training time: up to MAX_BUDGET_FACTOR times the
+# preset's (what was measured: twice medium's epochs gained carphone 0.35-0.81 dB RGB, blackswan 0.30, CiscoVT 0.1
+# 0.42 and CiscoVT 0.05 -0.07; results/medium_epochs2x_cpu_2026-12-06, results/epoch_budget_2026-12-06). The
+# step costs are the average training step (fine-tuning included) of an encode alone on an H100 at 0.05 bpp: 1280x720
+# 9.15 ms, 176x144 3.9 ms (and 854x480 4.8 ms, where the floor meets the line).
+BUDGET_FRAMES, BUDGET_PIXELS = 100, 1280 * 720
+STEP_SECONDS_AT_BUDGET, STEP_SECONDS_FLOOR = 9.15e-3, 3.9e-3
+MAX_BUDGET_FACTOR = 2.0
+
+
+def budget_factor(frames: int, pixels: int) -> float:
+    """How many times the preset's epochs (after STEP_FRAMES) a clip of `frames` frames of `pixels` pixels trains
+    in the budget's time: 1 to MAX_BUDGET_FACTOR, to a tenth (so that a clip near the budget keeps the preset's)."""
+    step = max(STEP_SECONDS_FLOOR, STEP_SECONDS_AT_BUDGET * pixels / BUDGET_PIXELS)
+    factor = BUDGET_FRAMES * STEP_SECONDS_AT_BUDGET / (max(frames, STEP_FRAMES) * step)
+    return min(MAX_BUDGET_FACTOR, max(1.0, round(factor, 1)))
+
 
 def recipe(preset: str, model: str, params: int, optimizer: str | None = None, epochs: int | None = None,
-           frames: int | None = None) -> dict:
+           frames: int | None = None, pixels: int | None = None) -> dict:
     """Optimizer, learning rate and epochs that `preset` gives a `model` network of `params` decoder parameters
-    fitted to `frames` frames (`optimizer`, `epochs`: the user's choice, if any; the fine-tuning epochs after
-    pruning then keep the preset's share of them, at least one). KeyError for an unknown preset."""
+    fitted to `frames` frames of `pixels` pixels (`optimizer`, `epochs`: the user's choice, if any; the fine-tuning
+    epochs after pruning then keep the preset's share of them, at least one). KeyError for an unknown preset."""
     if optimizer is None:
         optimizer = "adan" if params >= spec_of(model).adan_min_params else "adam"
     preset_epochs, prune_epochs = PRESETS[preset][optimizer]
-    if epochs is None and frames is not None and frames < STEP_FRAMES:
-        epochs = -(-preset_epochs * STEP_FRAMES // frames)       # rounded up
+    if epochs is None and frames is not None:
+        epochs = preset_epochs
+        if frames < STEP_FRAMES:
+            epochs = -(-preset_epochs * STEP_FRAMES // frames)       # rounded up
+        if pixels is not None:
+            epochs = round(epochs * budget_factor(frames, pixels))
     if epochs is not None:
         prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # rounded up
     else:

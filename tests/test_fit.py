@@ -265,6 +265,28 @@ def test_a_short_clip_gets_the_steps_of_a_longer_one():
     assert recipe("medium", "hinerv", 10_000, epochs=5, frames=9)["epochs"] == 5
 
 
+def test_a_clip_cheaper_than_the_budget_trains_more_epochs_up_to_the_cap():
+    from nvcodec.fit import BUDGET_FRAMES, BUDGET_PIXELS, MAX_BUDGET_FACTOR, STEP_FRAMES, budget_factor, recipe
+
+    # The budget's own clip, and a 720p clip a little shorter, keep the preset's epochs (the factor is to a tenth).
+    assert budget_factor(BUDGET_FRAMES, BUDGET_PIXELS) == 1.0
+    assert recipe("medium", "hinerv", 10_000, frames=96, pixels=1280 * 720)["epochs"] == 230
+    # Longer or larger clips never train fewer epochs than the preset's.
+    assert budget_factor(300, 1920 * 1080) == 1.0
+    # Small frames: the cap (carphone's 120 frames of 176x144, half of 100 frames of 854x480).
+    assert recipe("medium", "hinerv", 10_000, frames=120, pixels=176 * 144) == dict(
+        optimizer="adam", lr=3e-3, epochs=460, prune_epochs=46)
+    assert budget_factor(50, 854 * 480) == MAX_BUDGET_FACTOR
+    # In between, the factor falls as the clip's steps grow, and stays within [1, cap].
+    factors = [budget_factor(frames, 854 * 480) for frames in (100, 120, 150, 200, 400)]
+    assert factors == sorted(factors, reverse=True) and 1.0 < factors[1] < MAX_BUDGET_FACTOR and factors[-1] == 1.0
+    # A clip under STEP_FRAMES frames gets the budget on top of the steps of a STEP_FRAMES-frame clip.
+    short = recipe("medium", "hinerv", 10_000, frames=9, pixels=320 * 192)
+    assert short["epochs"] == round(MAX_BUDGET_FACTOR * -(-230 * STEP_FRAMES // 9))
+    # Epochs the user chose stand.
+    assert recipe("medium", "hinerv", 10_000, epochs=7, frames=120, pixels=176 * 144)["epochs"] == 7
+
+
 def test_a_model_may_have_its_own_learning_rate_for_an_optimizer():
     from nvcodec.fit import recipe
 
