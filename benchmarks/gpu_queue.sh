@@ -154,12 +154,12 @@ plan_decode() { export OMP_NUM_THREADS=$(nproc); LANE=0 lane0; }   # lane 0 alon
 plan_rd() { LANE=1 lane1; }                                          # lane 1 alone
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
-plan_side() {   # quality only, every job at once on one GPU (their times are not speed figures; lane 1 times
-    # them alone): by default Bunny's two points of today's medium (230 + 23 epochs, lr 3e-3) still missing from
-    # rd.json and coffee's lr pair away from 0.05 bpp (benchmarks/GPU_RUNS.md, session 38).
+plan_side() {   # the 720p jobs at once on one GPU (quality only: their times are not speed figures), the small
+    # clips' jobs one after another (each alone: their times count): by default blackswan's two points of today's
+    # default (590 + 59 epochs since fit.budget_factor) still missing from rd.json (benchmarks/GPU_RUNS.md, session 39).
     export OMP_NUM_THREADS=2
     # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
-    local only=${ONLY:-bunny96-medium-0.025 bunny96-medium-0.1 coffee100-medium-0.1-lr2 coffee100-medium-0.025-lr2}
+    local only=${ONLY:-blackswan-medium-0.025 blackswan-medium-0.1}
     local big="" small="" name
     for name in $only; do
         if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi

@@ -109,8 +109,9 @@ def _epoch_budgets(points: list[dict]) -> str:
             parts.append(f"{name}: {first['epochs']} + the {first['preset']} preset's {budgets[0][1]} pruning epochs")
         elif len(budgets) == 1:
             parts.append(f"{name}: the {first['preset']} preset's, {low} pruning epochs")
-        else:   # a clip under fit.STEP_FRAMES frames trains more epochs (as many steps as a longer clip)
-            parts.append(f"{name}: the {first['preset']} preset's, {low} to {high} pruning epochs by clip length")
+        else:   # a short clip (fit.STEP_FRAMES) or a small frame (fit.budget_factor) trains more epochs
+            parts.append(f"{name}: the {first['preset']} preset's, {low} to {high} pruning epochs by clip length "
+                         "and frame size")
     return "; ".join(parts) or "no dnv points"
 
 

@@ -191,7 +191,7 @@ def test_rd_average_counts_clips_run_at_other_epoch_budgets():
 
 
 def test_rd_epoch_budgets_give_a_series_range_where_clip_length_changed_them():
-    """A series whose points trained different epochs (short clips train more) shows the range, not one point's."""
+    """A series whose points trained different epochs (short clips and small frames train more) shows the range."""
     from benchmarks import rd
 
     def point(clip, epochs, prune_epochs):
@@ -200,7 +200,7 @@ def test_rd_epoch_budgets_give_a_series_range_where_clip_length_changed_them():
 
     text = rd._epoch_budgets([point("long.mp4", 300, 30), point("short.yuv", 2134, 214), point("mid", 384, 39)])
     assert text == ("dnv-hinerv-medium-yuv420: the medium preset's, 300 + 30 to 2134 + 214 pruning epochs "
-                    "by clip length")
+                    "by clip length and frame size")
     one = rd._epoch_budgets([point("long.mp4", 300, 30)])
     assert one == "dnv-hinerv-medium-yuv420: the medium preset's, 300 + 30 pruning epochs"
 
