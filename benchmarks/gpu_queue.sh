@@ -155,11 +155,11 @@ plan_rd() { LANE=1 lane1; }                                          # lane 1 al
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
 plan_side() {   # the 720p jobs at once on one GPU (quality only: their times are not speed figures), the small
-    # clips' jobs one after another (each alone: their times count): by default blackswan's two points of today's
-    # default (590 + 59 epochs since fit.budget_factor) still missing from rd.json (benchmarks/GPU_RUNS.md, session 39).
+    # clips' jobs one after another (each alone: their times count): by default blackswan's curve at today's
+    # default (590 + 59 epochs since fit.budget_factor), which rd.json lacks (benchmarks/GPU_RUNS.md, session 39).
     export OMP_NUM_THREADS=2
     # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
-    local only=${ONLY:-blackswan-medium-0.025 blackswan-medium-0.1}
+    local only=${ONLY:-blackswan-medium-0.025 blackswan-medium-0.05 blackswan-medium-0.1}
     local big="" small="" name
     for name in $only; do
         if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi
