@@ -156,7 +156,8 @@ def main():
 @click.option("--model", type=click.Choice(MODELS), default=DEFAULT_MODEL, show_default=True,
               help=", ".join(f"{spec.display} ({spec.description})" for spec in SPECS.values()) + ".")
 @click.option("--preset", type=click.Choice(list(fit.PRESETS)), default="medium", show_default=True,
-              help="Time for quality: {} epochs (Adam) or {} (Adan: DNeRV from 2M parameters), +10% fine-tuning."
+              help="Time for quality: {} epochs (Adam) or {} (Adan: DNeRV from 2M parameters), +10% fine-tuning, "
+                   "for about 100 frames of 1280x720; a shorter clip or smaller frames train more epochs."
               .format(*(" / ".join(str(epochs[opt][0]) for epochs in fit.PRESETS.values())
                         for opt in ("adam", "adan"))))
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (overrides the preset).")
