@@ -83,3 +83,13 @@ def test_cli_size_and_rate_are_usage_errors(tmp_path, option, value, message):
     assert r.exit_code == 2
     assert [line for line in r.output.splitlines() if line.startswith("Error:")] == [
         f"Error: Invalid value for '{option}': {message}"]
+
+
+def test_an_encode_gives_a_small_frame_the_training_budget_unless_epochs_are_chosen():
+    # carphone's 120 frames of 176x144 at medium: twice the preset's epochs (fit.budget_factor); the frame's size
+    # reaches the recipe.
+    job = codec._EncodeJob("in.mp4", "out.dnv", EncodeConfig(model="hinerv"), print)
+    assert (job._settings_for(10_000, 120, 176 * 144).epochs, job._settings_for(10_000, 120, 1280 * 720).epochs) == (
+        460, 230)
+    chosen = codec._EncodeJob("in.mp4", "out.dnv", EncodeConfig(model="hinerv", epochs=7), print)
+    assert chosen._settings_for(10_000, 120, 176 * 144).epochs == 7
