@@ -161,16 +161,13 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
     if optimizer is None:
         optimizer = "adan" if params >= spec_of(model).adan_min_params else "adam"
     preset_epochs, prune_epochs = PRESETS[preset][optimizer]
-    if epochs is None and frames is not None:
+    if epochs is None:
         epochs = preset_epochs
-        if frames < STEP_FRAMES:
+        if frames is not None and frames < STEP_FRAMES:
             epochs = -(-preset_epochs * STEP_FRAMES // frames)       # rounded up
-        if pixels is not None:
+        if frames is not None and pixels is not None:
             epochs = round(epochs * budget_factor(frames, pixels))
-    if epochs is not None:
-        prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # rounded up
-    else:
-        epochs = preset_epochs
+    prune_epochs = max(1, -(-epochs * prune_epochs // preset_epochs))    # the preset's share, rounded up
     lr = spec_of(model).learning_rates.get(optimizer, OPTIMIZER_LR[optimizer])
     return dict(optimizer=optimizer, lr=lr, epochs=epochs, prune_epochs=prune_epochs)
 
