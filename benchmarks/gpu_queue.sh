@@ -169,6 +169,9 @@ plan_side() {   # the 720p jobs at once on one GPU (quality only: their times ar
     [ -z "$small" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 1 \
         --only $small > $RES/side_small.log 2>&1 &
     wait
+    # THEN_TOGETHER: small jobs to run side by side after those (quality only: their times are not speed figures).
+    [ -z "${THEN_TOGETHER:-}" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt \
+        --out $RES/side_small_together --parallel 4 --only $THEN_TOGETHER > $RES/side_small_together.log 2>&1
 }
 
 plan_together() {   # every lane at once, lane N on GPU N mod GPUs: for quality, not timing, where lanes share a GPU
@@ -205,7 +208,7 @@ start)
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
     export -f queue job plan_side BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES COMPILE_AUTOTUNE IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
-    export RES T PLAN QUEUE_MINUTES ONLY
+    export RES T PLAN QUEUE_MINUTES ONLY THEN_TOGETHER
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
     sleep "${4:-5}"
