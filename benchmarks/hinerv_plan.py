@@ -4,8 +4,9 @@ file and its report are a normal encode's.
     python3 -m benchmarks.hinerv_plan NAME=VALUE [NAME=VALUE ...] encode CLIP --bpp 0.05 -o OUT.dnv --json OUT.json ...
 
 NAME is one of `KNOBS`: GRID_SHARE_GOAL (the share of the file the feature grids aim at; the planner picks their
-width among `hinerv.GRID_SCALES`, so it moves in steps), LOCAL_CH and LOCAL_EVERY (the local grids' channels and
-frames per entry). See the encode's first line and its report's `sections` for what was planned.
+width among `hinerv.GRID_SCALES`, so it moves in steps), GRID_LEVELS (the base grid's levels as CHANNELSxFRAMES per
+entry, comma-separated, e.g. `2x6,4x12`: the channels at grid scale 1, which the planner then scales), LOCAL_CH and
+LOCAL_EVERY (the local grids' channels and frames per entry). See the encode's first line and its report's `sections` for what was planned.
 """
 from __future__ import annotations
 
@@ -14,7 +15,17 @@ import sys
 from nvcodec.cli import main as cli_main
 from nvcodec.models import hinerv
 
+def grid_levels(text: str) -> tuple[tuple[int, int], ...]:
+    """"2x6,4x12" -> ((2, 6), (4, 12)); ValueError if it is not that form."""
+    return tuple((int(ch), int(every)) for ch, every in (level.split("x") for level in text.split(",")))
+
+
 KNOBS = {"GRID_SHARE_GOAL": (float, lambda v: 0 < v < 1, "a share of the file between 0 and 1"),
+         "GRID_LEVELS": (grid_levels,
+                         lambda v: 1 <= len(v) <= hinerv.MAX_GRID_LEVELS
+                         and all(c >= 1 and 1 <= e <= hinerv.MAX_FRAMES_PER_ENTRY for c, e in v),
+                         f"1 to {hinerv.MAX_GRID_LEVELS} levels CHANNELSxFRAMES, e.g. 2x6,4x12, with frames per entry "
+                         f"from 1 to {hinerv.MAX_FRAMES_PER_ENTRY}"),
          "LOCAL_CH": (int, lambda v: v >= 1, "a channel count of at least 1"),
          "LOCAL_EVERY": (int, lambda v: 1 <= v <= hinerv.MAX_FRAMES_PER_ENTRY,
                          f"frames per entry from 1 to {hinerv.MAX_FRAMES_PER_ENTRY}")}

@@ -47,7 +47,19 @@ def test_local_grid_settings_reach_the_file_and_are_restored(tmp_path, monkeypat
     assert (hinerv.LOCAL_CH, hinerv.LOCAL_EVERY) == (4, 6)
 
 
+def test_grid_levels_reach_the_file_and_are_restored(tmp_path, monkeypatch):
+    default = hinerv.GRID_LEVELS
+    planned = plan_with(monkeypatch, GRID_LEVELS=((2, 6), (4, 12)))
+    assert planned.arch.grid_every == (6, 12)
+    report = tmp_path / "r.json"
+    hinerv_plan.main(["GRID_LEVELS=2x6,4x12", *encode_args(tmp_path, report)])
+    assert json.loads(report.read_text())["params"] == planned.params
+    assert hinerv.GRID_LEVELS == default
+
+
 @pytest.mark.parametrize("bad, message", [("LOCAL_CH=0", "at least 1"), ("LOCAL_EVERY=x", "frames per entry"),
+                                          ("GRID_LEVELS=2x6,4", "CHANNELSxFRAMES"),
+                                          ("GRID_LEVELS=2x100", "CHANNELSxFRAMES"),
                                           ("DEPTH=3", "NAME one of"), ("LOCAL_CH", "NAME one of")])
 def test_bad_settings_are_refused_in_one_line(bad, message):
     with pytest.raises(SystemExit, match=message):
