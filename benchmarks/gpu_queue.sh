@@ -155,16 +155,17 @@ plan_rd() { LANE=1 lane1; }                                          # lane 1 al
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
 plan_side() {   # the 720p jobs at once on one GPU (quality only: their times are not speed figures), the small
-    # clips' jobs one after another (each alone: their times count): by default blackswan's curve at today's
-    # default (590 + 59 epochs since fit.budget_factor), which rd.json lacks (benchmarks/GPU_RUNS.md, session 39).
+    # clips' jobs one after another (each alone: their times count): by default the base grid's temporal density
+    # at 720p (benchmarks/GPU_RUNS.md, session 40).
     export OMP_NUM_THREADS=2
     # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
-    local only=${ONLY:-blackswan-medium-0.025 blackswan-medium-0.05 blackswan-medium-0.1}
+    local only=${ONLY:-coffee100-medium-0.05-levels6 coffee100-medium-0.05-levels12 bunny96-medium-0.05-levels6 bunny96-medium-0.05-levels12}
     local big="" small="" name
     for name in $only; do
         if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi
     done
-    [ -z "$big" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel 5 \
+    # BIG_PARALLEL: 720p jobs at once (two fill an H100; fewer at once means the first results come back sooner).
+    [ -z "$big" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel ${BIG_PARALLEL:-5} \
         --only $big > $RES/side_720p.log 2>&1 &
     [ -z "$small" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 1 \
         --only $small > $RES/side_small.log 2>&1 &
@@ -208,7 +209,7 @@ start)
     # A queue that ran earlier on this machine leaves "done" in its log, which would end every `wait` at once.
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
     export -f queue job plan_side BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES COMPILE_AUTOTUNE IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
-    export RES T PLAN QUEUE_MINUTES ONLY THEN_TOGETHER
+    export RES T PLAN QUEUE_MINUTES ONLY THEN_TOGETHER BIG_PARALLEL
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
     sleep "${4:-5}"
