@@ -159,7 +159,7 @@ plan_side() {   # the 720p jobs at once on one GPU (quality only: their times ar
     # at 720p (benchmarks/GPU_RUNS.md, session 40).
     export OMP_NUM_THREADS=2
     # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
-    local only=${ONLY:-coffee100-medium-0.05-levels6 coffee100-medium-0.05-levels12 bunny96-medium-0.05-levels6 bunny96-medium-0.05-levels12}
+    local only=${ONLY:-coffee100-medium-0.05-levels6 coffee100-medium-0.05-levels12 bunny96-medium-0.05-levels6}
     local big="" small="" name
     for name in $only; do
         if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi
