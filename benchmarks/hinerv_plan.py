@@ -6,7 +6,8 @@ file and its report are a normal encode's.
 NAME is one of `KNOBS`: GRID_SHARE_GOAL (the share of the file the feature grids aim at; the planner picks their
 width among `hinerv.GRID_SCALES`, so it moves in steps), GRID_LEVELS (the base grid's levels as CHANNELSxFRAMES per
 entry, comma-separated, e.g. `2x6,4x12`: the channels at grid scale 1, which the planner then scales), LOCAL_CH and
-LOCAL_EVERY (the local grids' channels and frames per entry). See the encode's first line and its report's `sections` for what was planned.
+LOCAL_EVERY (the local grids' channels and frames per entry). See the encode's first line and its report's
+`sections` for what was planned.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 
 from nvcodec.cli import main as cli_main
 from nvcodec.models import hinerv
+
 
 def grid_levels(text: str) -> tuple[tuple[int, int], ...]:
     """"2x6,4x12" -> ((2, 6), (4, 12)); ValueError if it is not that form."""
