@@ -135,12 +135,13 @@ STEP_FRAMES = 64
 # A preset's epochs are set for about BUDGET_FRAMES frames of BUDGET_PIXELS, where medium's fill issue 17's 5 minutes
 # on one GPU. A step on a smaller frame costs less, down to a floor (a small network's step is bound by kernel
 # launches), so such a clip gets the epochs that fit that clip's training time: up to MAX_BUDGET_FACTOR times the
-# preset's (what was measured: twice medium's epochs gained carphone 0.35-0.81 dB RGB, blackswan 0.30, CiscoVT 0.025
-# and 0.1 0.24 and 0.42, CiscoVT 0.05 -0.07 / -0.11 over two seeds; results/medium_epochs2x_cpu_2026-12-06,
-# results/epoch_budget_2026-12-06; three times gained blackswan 0.07-0.11 and lost CiscoVT 0.16-0.17, the small
-# network losing more of its better float fit to pruning and quantization: results/budget_cap3_2026-12-06). The
-# step costs are the average training step (fine-tuning included) of an encode alone on an H100 at 0.05 bpp: 1280x720
-# 9.15 ms, 176x144 3.9 ms (and 854x480 4.8 ms, where the floor meets the line).
+# preset's (what was measured: twice medium's epochs gained carphone 0.35-0.81 dB RGB, blackswan 0.23-0.48,
+# CiscoVT 0.025 and 0.1 0.24 and 0.42, CiscoVT 0.05 -0.07 / -0.11 over two seeds;
+# results/medium_epochs2x_cpu_2026-12-06, results/epoch_budget_2026-12-06, results/blackswan_budget_gpu_2026-12-06;
+# three times gained blackswan 0.07-0.11 and lost CiscoVT 0.16-0.17, the small network losing more of its better
+# float fit to pruning and quantization: results/budget_cap3_2026-12-06). The step costs are the average training
+# step (fine-tuning included) of an encode alone on an H100 at 0.05 bpp: 1280x720 9.15 ms, 176x144 3.9 ms (and
+# 854x480 4.8 ms, where the floor meets the line).
 BUDGET_FRAMES, BUDGET_PIXELS = 100, 1280 * 720
 STEP_SECONDS_AT_BUDGET, STEP_SECONDS_FLOOR = 9.15e-3, 3.9e-3
 MAX_BUDGET_FACTOR = 2.0
