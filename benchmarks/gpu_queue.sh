@@ -210,6 +210,11 @@ start)
     [ -f $RES/queue.log ] && mv $RES/queue.log $RES/queue-$(date +%s).log
     export -f queue job plan_side BUNNY NETWORK_SPEED DECODE_SPEED DEPTHWISE_SPEED FINETUNE_OVERHEAD COMPILE_TIMES COMPILE_AUTOTUNE IMPORT_PROBE plan_multi plan_lanes plan_decode plan_rd plan_lr plan_together lane0 lane1 lane2 lane3
     export RES T PLAN QUEUE_MINUTES ONLY THEN_TOGETHER BIG_PARALLEL
+    # The queue runs from its own copy of the tree: every device call copies the working tree afresh into the
+    # repository root, and a job importing a module meanwhile can fail (2026-12-06: two of three jobs,
+    # ModuleNotFoundError four seconds in).
+    rm -rf /tmp/queue-tree && mkdir -p /tmp/queue-tree && tar --exclude=./.whl --exclude=./.git -cf - . | tar -C /tmp/queue-tree -xf - \
+        && cd /tmp/queue-tree || exit 1
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
     sleep "${4:-5}"
