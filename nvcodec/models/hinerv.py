@@ -15,7 +15,8 @@ Inputs at a frame time t (all tables are evenly spaced over [0, T-1] and linearl
 
 Stage i: bilinear upsampling by `strides[i]`, + local encoding, then `depths[i]` blocks (depthwise k x k
 conv, LayerNorm, 1x1 to `expansions[i]` x width, GELU, 1x1; residual where the width stays), the first
-block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give the three planes (`nvcodec.color`).
+block going from `widths[i]` to `widths[i + 1]` channels. A 3x3 head and a sigmoid give the three planes
+(`nvcodec.color`).
 
 The same network serves `hinerv-diff` (models/hinerv_diff.py), which adds DNeRV's difference stream (`DIFF`, the
 last input): upsampled bilinearly to stage `fuse_stage`'s output and fused there by DNeRV's CCU; its planner is
@@ -166,6 +167,8 @@ def check_header(fields: dict, stages: int, frames: int) -> str | None:
 GRID_BITS_BELOW_QUANT = 2.0
 # Levels of the base grid as (channels, frames per entry) at scale 1: a fine level for motion and a coarse,
 # wider one for what stays (HiNeRV's Bunny configurations: 40 and 20 entries for 132 frames, 2 and 4 channels).
+# Entries every 6 and 12 frames (a wider decoder in the same bytes) lost 0.2 dB on Bunny 720p and 0.12 on CiscoVT
+# (benchmarks/results/grid_levels_720p_gpu_2026-12-06, grid_levels_cpu_2026-12-06).
 GRID_LEVELS = ((2, 3), (4, 6))
 GRID_SCALES = (1, 2, 0.5, 4)       # the planner's choices of grid width, preferred first
 LOCAL_CH, LOCAL_EVERY = 4, 6       # local grids: channels, frames per entry
@@ -278,7 +281,8 @@ def plan_for_params(width: int, height: int, params: float, frames: int = 2, mod
 
 # The quantizer depth it is planned for: fine-tuned with the quantizer in the loop, at 6 bits its networks hold
 # more parameters in the same bytes: +0.14 to +0.31 dB over 8 bits at 0.05 bpp on two clips
-# (benchmarks/results/hinerv_2026-12-02).
+# (benchmarks/results/hinerv_2026-12-02). Planned for 5 bits, the larger networks lose more on the way to the file
+# than their size gains: carphone −0.16 dB, CiscoVT −0.31 (benchmarks/results/planned_depth_budget_2026-12-06).
 # Adam's peak learning rate, above HiNeRV's authors' 2e-3: that beat fit's 1e-3 by 0.13 to 0.81 dB at equal bpp
 # (one H200 and the CPU, benchmarks/results/medium_rd_2026-12-03); 3e-3 beat 2e-3 on all eight clip-rates tried,
 # +0.01 to +0.09 dB at 720p and 480p on an H100, +0.10 to +0.30 on the CPU's small clips
