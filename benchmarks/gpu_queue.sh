@@ -213,8 +213,8 @@ start)
     # The queue runs from its own copy of the tree: every device call copies the working tree afresh into the
     # repository root, and a job importing a module meanwhile can fail (2026-12-06: two of three jobs,
     # ModuleNotFoundError four seconds in).
-    rm -rf /tmp/queue-tree && mkdir -p /tmp/queue-tree && tar --exclude=./.whl --exclude=./.git -cf - . | tar -C /tmp/queue-tree -xf - \
-        && cd /tmp/queue-tree || exit 1
+    rm -rf /tmp/queue-tree && mkdir -p /tmp/queue-tree || exit 1
+    tar --exclude=./.whl --exclude=./.git -cf - . | tar -C /tmp/queue-tree -xf - && cd /tmp/queue-tree || exit 1
     setsid bash -c queue > /tmp/queue.out 2>&1 < /dev/null &
     echo $! > /tmp/queue.pid
     sleep "${4:-5}"
