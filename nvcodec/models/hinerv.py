@@ -171,7 +171,9 @@ GRID_BITS_BELOW_QUANT = 2.0
 # (benchmarks/results/grid_levels_720p_gpu_2026-12-06, grid_levels_cpu_2026-12-06).
 GRID_LEVELS = ((2, 3), (4, 6))
 GRID_SCALES = (1, 2, 0.5, 4)       # the planner's choices of grid width, preferred first
-LOCAL_CH, LOCAL_EVERY = 4, 6       # local grids: channels, frames per entry
+# Local grids: channels, frames per entry (2 channels and an entry every 3 frames were even or worse on the CPU's
+# clips: benchmarks/results/local_grid_cpu_2026-12-04, local_every_cpu_2026-12-06).
+LOCAL_CH, LOCAL_EVERY = 4, 6
 # The smallest networks, as (stem width, blocks a stage but the last), for budgets below what the planner's
 # usual networks hold: down to every stage 4 wide (`stage_widths`' floor) with one block, what the lowest
 # rates of short, small clips can hold (9 frames of 320x192 at 0.025 bpp are 1,728 bytes).
