@@ -155,18 +155,18 @@ plan_rd() { LANE=1 lane1; }                                          # lane 1 al
 plan_lr() { LANE=2 lane2; }                                          # lane 2 alone
 
 plan_side() {   # the 720p jobs at once on one GPU (quality only: their times are not speed figures), the small
-    # clips' jobs one after another (each alone: their times count): by default the base grid's temporal density
-    # at 720p (benchmarks/GPU_RUNS.md, session 40).
+    # clips' jobs one after another (each alone: their times count): by default the 5-bit plan at 720p, which
+    # needs about 10 minutes side by side (benchmarks/GPU_RUNS.md, session 41).
     export OMP_NUM_THREADS=2
     # ONLY: a shorter list of jobs (of either job file), for a session with less device time.
-    local only=${ONLY:-coffee100-medium-0.05-levels6 coffee100-medium-0.05-levels12 bunny96-medium-0.05-levels6}
+    local only=${ONLY:-coffee100-medium-0.05-qb5 bunny96-medium-0.05-qb5}
     local big="" small="" name
     for name in $only; do
         if grep -q "^$name:" benchmarks/jobs/medium_720p.txt; then big="$big $name"; else small="$small $name"; fi
     done
     # BIG_PARALLEL: 720p jobs at once (two fill an H100; fewer at once means the first results come back sooner).
-    [ -z "$big" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p --parallel ${BIG_PARALLEL:-5} \
-        --only $big > $RES/side_720p.log 2>&1 &
+    [ -z "$big" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_720p.txt --out $RES/side_720p \
+        --parallel ${BIG_PARALLEL:-5} --only $big > $RES/side_720p.log 2>&1 &
     [ -z "$small" ] || python3 -m benchmarks.sweep benchmarks/jobs/medium_small.txt --out $RES/side_small --parallel 1 \
         --only $small > $RES/side_small.log 2>&1 &
     wait
