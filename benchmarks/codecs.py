@@ -53,6 +53,7 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from nvcodec import metrics
+from nvcodec.video import image_files
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise (1 = errors only)
 
@@ -238,6 +239,32 @@ def elementary_stream(path: str | Path) -> tuple[int, int]:
             chunks += [bytes(p) for p in bsf.filter(None)]
     data = b"".join(chunks)
     return len(data), (info_sei_bytes(data, kind) if kind else 0)
+
+
+def source_rate(path: str | Path, frame_range=(0, None)) -> dict:
+    """What the source itself spent on the frames benchmarked: {"coded": its codec, "bpp": bits per pixel of its
+    video stream over those frames (packets in display order)}; for a folder of images, their files' bytes; for
+    headerless .yuv, {"coded": "raw"}. Anchors near a source's own rate can rebuild what its codec did
+    (results/transcoded_source_2026-12-06), so the RD tables say it beside each clip."""
+    path = Path(path)
+    start, end = frame_range or (0, None)
+    if path.suffix.lower() == ".yuv":
+        return {"coded": "raw"}
+    if path.is_dir():
+        files = image_files(path)[start:end]
+        with av.open(str(files[0])) as c:
+            width, height = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
+        kinds = sorted({f.suffix.lower().lstrip(".").replace("jpg", "jpeg") for f in files})
+        coded_bytes = sum(f.stat().st_size for f in files)
+        return {"coded": "/".join(kinds), "bpp": 8 * coded_bytes / (len(files) * width * height)}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        coded = stream.codec_context.codec.name
+        packets = [(p.pts, i, p.size) for i, p in enumerate(container.demux(stream)) if p.size]
+    # Display order where the container gives times (B-frames come after the frames they refer to), else as stored.
+    sizes = [size for _, _, size in sorted(packets, key=lambda p: (p[0] is None, p[0] or 0, p[1]))][start:end]
+    return {"coded": coded, "bpp": 8 * sum(sizes) / (len(sizes) * width * height)}
 
 
 def measure(gt: np.ndarray, rec: np.ndarray, matrix: str, chunk: int = 8) -> dict:

@@ -38,8 +38,10 @@ import sys
 import time
 from pathlib import Path
 
+import av
+
 from benchmarks import bd
-from benchmarks.codecs import CODECS, Dnv, crf_sweep, load_source_yuv
+from benchmarks.codecs import CODECS, Dnv, crf_sweep, load_source_yuv, source_rate
 from nvcodec.models import DEFAULT_MODEL
 from benchmarks.common import machine, merge_points, save_figure, write_file
 
@@ -220,9 +222,12 @@ def render_md(data: dict) -> str:
         mine = sorted((p for p in points if clip_label(p) == clip),
                       key=lambda p: (series(p), p.get("bpp") or 0))
         first = next((p for p in mine if "width" in p), mine[0])
+        source = data["meta"].get("sources", {}).get(clip)
         lines += [f"## {clip}", "",
                   f"{first.get('width')}x{first.get('height')}, {first.get('frames')} frames "
-                  f"({_range_text(first.get('frame_range'))}). ![RD plot]({_plot_name(clip)})", "",
+                  f"({_range_text(first.get('frame_range'))})"
+                  + (f"; the source is {_source_text(source)} over these frames" if source else "")
+                  + f". ![RD plot]({_plot_name(clip)})", "",
                   "| series | CRF / target | bpp | bpp mp4 | PSNR RGB | PSNR YUV | MS-SSIM | enc s | dec s | device |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for p in mine:
@@ -309,10 +314,18 @@ def machine_meta(args) -> dict:
 
 def run(args) -> dict:
     out = Path(args.out)
+    if args.sources and not (args.report_only or args.merge):
+        raise SystemExit("--sources goes with --report-only (a run records its own clips' sources)")
     if args.report_only or args.merge:
         data = json.loads((out / "rd.json").read_text())
         for other in args.merge or []:
-            log(f"{other}: {merge_points(data, json.loads(Path(other).read_text()), _point_key)} new points")
+            theirs = json.loads(Path(other).read_text())
+            log(f"{other}: {merge_points(data, theirs, _point_key)} new points")
+            data["meta"].setdefault("sources", {}).update(theirs.get("meta", {}).get("sources", {}))
+        for clip_path in map(Path, args.sources or []):
+            for frame_range in sorted({tuple(p.get("frame_range") or (0, None)) for p in data["points"]
+                                       if p["clip"] == clip_path.name}, key=str):
+                record_source(data, clip_path, frame_range, log)
         save(out, data)
         return data
     if not args.clips or not args.bpp:
@@ -322,7 +335,8 @@ def run(args) -> dict:
         data = json.loads((out / "rd.json").read_text())
         log(f"appending to {out / 'rd.json'} ({len(data['points'])} points)")
     meta = machine_meta(args)
-    data["meta"] = {**meta, "runs": data.get("meta", {}).get("runs", []) + [meta]}
+    earlier = data.get("meta", {})
+    data["meta"] = {**meta, "runs": earlier.get("runs", []) + [meta], "sources": earlier.get("sources", {})}
     frame_range = parse_frames(args.frames)
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
@@ -356,6 +370,7 @@ def run(args) -> dict:
                     if frames is None:
                         frames, fps = read_clip(clip_path, frame_range, args.size, args.fps)
                         log(f"{clip}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} @ {float(fps):.3f} fps")
+                        record_source(data, clip_path, frame_range, log)
                         if args.anchor_input == "source":
                             source, why = load_source_yuv(clip_path, frame_range, frames)
                             log(f"{clip}: anchors encode " + (why if source else f"the RGB ground truth ({why})"))
@@ -378,6 +393,21 @@ def run(args) -> dict:
                     save(out, data)
     save(out, data)
     return data
+
+
+def record_source(data: dict, clip_path: Path, frame_range, log=print) -> None:
+    """Put what the source spent on the benchmarked frames (`codecs.source_rate`) in data's meta, by clip label."""
+    label = clip_label({"clip": clip_path.name, "frame_range": list(frame_range)})
+    try:
+        data["meta"].setdefault("sources", {})[label] = rate = source_rate(clip_path, frame_range)
+    except (av.FFmpegError, OSError, IndexError, ZeroDivisionError) as e:
+        log(f"{label}: the source's own rate is unknown ({e})")
+        return
+    log(f"{label}: source {_source_text(rate)}")
+
+
+def _source_text(rate: dict) -> str:
+    return "raw (uncompressed)" if "bpp" not in rate else f"{rate['coded']} at {rate['bpp']:.4f} bpp"
 
 
 def _point_key(p: dict) -> tuple:
@@ -423,6 +453,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget", type=float, default=None, help="start no new work after this many seconds")
     ap.add_argument("--merge", nargs="+", metavar="RD_JSON", default=None,
                     help="add the points of these rd.json files to --out's rd.json, then rewrite the report")
+    ap.add_argument("--sources", nargs="+", metavar="CLIP",
+                    help="with --report-only: record what each clip's source spends on the frames of every range "
+                         "rd.json holds for it (a run records its own clips)")
     ap.add_argument("--report-only", action="store_true",
                     help="only rewrite rd.md, the BD table and the plots from --out's rd.json")
     return ap

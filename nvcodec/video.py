@@ -517,13 +517,17 @@ def _decode_image(path: Path) -> av.VideoFrame:
         raise VideoError(f"{path}: unreadable image ({e})") from None
 
 
+def image_files(path: Path) -> list[Path]:
+    """A folder's image files in the order they are read as frames (natural name order)."""
+    return sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()), key=_natural_key)
+
+
 class _ImageFolderSource(_Source):
     """A folder of still images, one frame each, in natural name order."""
 
     def __init__(self, path: Path, start: int, end: int | None, fps, planes=None):
         self.path = path
-        files = sorted((p for p in path.iterdir()
-                        if p.suffix.lower() in IMAGE_EXTS and p.is_file()), key=_natural_key)
+        files = image_files(path)
         if not files:
             raise VideoError(f"{path}: folder has no {'/'.join(IMAGE_EXTS)} images")
         self.total = total = len(files)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.codecs import (
-    SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes, load_source_yuv)
+    SvtAv1, X264, X265, Dnv, crf_sweep, info_sei_bytes, load_source_yuv, source_rate)
 from nvcodec.video import read_video
 
 CLIP = "carphone_qcif_16f.mp4"
@@ -167,6 +167,38 @@ def test_rd_merge_adds_only_missing_points(tmp_path):
     assert data["meta"]["runs"] == [run_a, run_b]
     assert any(r["clip"] == "c.mp4" and r["anchor"] == "x264-medium" for r in data["bd"])
 
+
+
+def test_source_rate_counts_the_sources_own_bytes(testdata):
+    """The source's own coded rate over a frame range: its video packets (display order) or its image files."""
+    import av
+    with av.open(str(testdata / CLIP)) as c:
+        total = sum(p.size for p in c.demux(c.streams.video[0]))
+    whole = source_rate(testdata / CLIP)
+    assert whole["coded"] == "h264" and whole["bpp"] == pytest.approx(8 * total / (16 * 176 * 144))
+    head, tail = source_rate(testdata / CLIP, (0, 5)), source_rate(testdata / CLIP, (5, None))
+    assert 5 * head["bpp"] + 11 * tail["bpp"] == pytest.approx(16 * whole["bpp"])    # the ranges split the bytes
+    assert head["bpp"] > tail["bpp"]                  # the first frames hold the intra frame
+    folder = testdata / "bunny_854x480_jpg"
+    files = sorted(folder.glob("*.jpg"))
+    jpeg = source_rate(folder, (1, 3))
+    assert jpeg["coded"] == "jpeg"
+    assert jpeg["bpp"] == pytest.approx(8 * sum(f.stat().st_size for f in files[1:3]) / (2 * 854 * 480))
+    assert source_rate(testdata / "CiscoVT2people_320x192_5f.yuv") == {"coded": "raw"}
+
+
+def test_rd_tables_name_each_clips_source(tmp_path, testdata):
+    """A run records its clip's source; the clip's section of rd.md says what it is."""
+    from benchmarks import rd
+    point = {"clip": CLIP, "frame_range": [0, 8], "codec": "x264", "preset": "medium", "crf": 30, "bpp": 0.1,
+             "bpp_container": 0.1, "psnr_rgb": 30.0, "psnr_yuv": 31.0, "ms_ssim": 0.9, "encode_seconds": 1.0,
+             "decode_seconds": 0.1, "device": "cpu", "width": 176, "height": 144, "frames": 8}
+    data = {"points": [point], "bd": [], "meta": {}}
+    rd.record_source(data, testdata / CLIP, (0, 8), log=lambda m: None)
+    rate = source_rate(testdata / CLIP, (0, 8))["bpp"]
+    meta = {"command": "x", "date": "d", "machine": "m", "gpu": "g", "torch": "t", "av": "a", "ffmpeg": "f"}
+    md = rd.render_md({**data, "meta": {**data["meta"], **meta}})
+    assert f"the source is h264 at {rate:.4f} bpp over these frames" in md
 
 
 def test_rd_average_counts_clips_run_at_other_epoch_budgets():
