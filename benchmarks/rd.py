@@ -18,6 +18,10 @@ where matplotlib is installed, after a run on a machine without it). ``--merge O
 first adds the points of other runs (e.g. one per GPU, each with its own --out) that --out's rd.json
 lacks, and their run records.
 
+Each clip's section says what its source spent on the benchmarked frames (meta "sources", by clip label:
+`codecs.source_rate`): anchors near a low-rate source's own rate can rebuild what its codec did. A run records its
+clips; ``--report-only --sources CLIP...`` records them for an rd.json made before.
+
 Resumable: with --append, points already in rd.json are kept and not measured again (an anchor
 sweep is skipped when that clip/frames/codec/preset already has points; a dnv point when that
 clip/frames/preset/epochs/target does). Outputs are rewritten after every sweep or dnv point, and

@@ -187,7 +187,7 @@ def test_source_rate_counts_the_sources_own_bytes(testdata):
     assert source_rate(testdata / "CiscoVT2people_320x192_5f.yuv") == {"coded": "raw"}
 
 
-def test_rd_tables_name_each_clips_source(tmp_path, testdata):
+def test_rd_tables_name_each_clips_source(testdata):
     """A run records its clip's source; the clip's section of rd.md says what it is."""
     from benchmarks import rd
     point = {"clip": CLIP, "frame_range": [0, 8], "codec": "x264", "preset": "medium", "crf": 30, "bpp": 0.1,
