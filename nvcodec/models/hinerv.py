@@ -167,8 +167,8 @@ def check_header(fields: dict, stages: int, frames: int) -> str | None:
 GRID_BITS_BELOW_QUANT = 2.0
 # Levels of the base grid as (channels, frames per entry) at scale 1: a fine level for motion and a coarse,
 # wider one for what stays (HiNeRV's Bunny configurations: 40 and 20 entries for 132 frames, 2 and 4 channels).
-# Entries every 6 and 12 frames (a wider decoder in the same bytes) lost 0.2 dB on Bunny 720p and 0.12 on CiscoVT
-# (benchmarks/results/grid_levels_720p_gpu_2026-12-06, grid_levels_cpu_2026-12-06).
+# Entries every 6 and 12 frames (a wider decoder in the same bytes) lost 0.2 dB on Bunny 720p, 0.2 on coffee (a still
+# clip) and 0.12 on CiscoVT (benchmarks/results/grid_levels_720p_gpu_2026-12-06, grid_levels_cpu_2026-12-06).
 GRID_LEVELS = ((2, 3), (4, 6))
 GRID_SCALES = (1, 2, 0.5, 4)       # the planner's choices of grid width, preferred first
 # Local grids: channels, frames per entry (2 channels and an entry every 3 frames were even or worse on the CPU's
