@@ -427,8 +427,9 @@ class Trainer:
             "video": video_fingerprint(frames_u8) if self.checkpoint is not None else None,
         }
         # _stop: the signal (Ctrl-C's SIGINT or SIGTERM) that asked training to stop at the end of the step, or 0.
+        # _stepped: whether this process has finished a step (before that there is nothing new to save).
         # good: the state at the end of the last good epoch (what a rollback returns to).
-        self.bar, self.resumed, self._stop, self.good = None, False, 0, None
+        self.bar, self.resumed, self._stop, self._stepped, self.good = None, False, 0, False, None
         self._saved_at = time.monotonic()
         if resume and self.checkpoint is not None:
             if self.checkpoint.is_file():
@@ -634,6 +635,7 @@ class Trainer:
         self.history.append({"phase": "eval", "after": "final", "psnr": self.best["psnr"], "seconds": self._clock()})
 
     def _after_step(self) -> None:
+        self._stepped = True
         try:
             if self.after_step is not None:
                 self.after_step()
@@ -649,13 +651,17 @@ class Trainer:
 
     @contextlib.contextmanager
     def _signals(self):
-        """While training with a checkpoint: Ctrl-C / SIGTERM stop at the end of the step (twice: at once)."""
+        """While training with a checkpoint: Ctrl-C / SIGTERM stop at the end of the step (twice: at once). Before
+        this process's first step has ended they stop at once: that step compiles (a minute or more on a GPU,
+        several when encodes share one) and there is nothing new to save; a checkpoint resumed from stays as it was."""
         if self.checkpoint is None or threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def stop(signum, _frame):
-            if self._stop:
+            if not self._stepped and self.resumed:
+                raise Interrupted(self.checkpoint, signum)
+            if self._stop or not self._stepped:
                 raise signal_interrupt(signum)
             self._stop = signum
 

@@ -112,6 +112,45 @@ def test_sigint_stops_at_the_end_of_a_step(carphone, tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is before     # handler given back
 
 
+def signal_in_first_step(signum, went_on: list):
+    """A Fitter._step that sends `signum` to this process in the first step it runs (as a GPU encode's first step,
+    which compiles for a minute or more) and notes in `went_on` whether that step went on past it."""
+    real, calls = Fitter._step, [0]
+
+    def step(fitter, idx, lr):
+        calls[0] += 1
+        if calls[0] == 1:
+            os.kill(os.getpid(), signum)
+            went_on.append(True)
+        return real(fitter, idx, lr)
+    return step
+
+
+def test_a_signal_in_the_first_step_stops_at_once(carphone, reference, tmp_path, monkeypatch):
+    """Before a process's first step has ended, Ctrl-C / SIGTERM stop at once: nothing is saved where nothing was,
+    and a checkpoint resumed from is left as it was (and still resumes to the same file)."""
+    out, went_on, real = tmp_path / "out.dnv", [], Fitter._step
+    monkeypatch.setattr(Fitter, "_step", signal_in_first_step(signal.SIGTERM, went_on))
+    with pytest.raises(KeyboardInterrupt) as e:
+        codec.encode(carphone, out, **FAST)
+    assert not isinstance(e.value, Interrupted) and e.value.signum == signal.SIGTERM and not went_on
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(Fitter, "_step", real)
+    monkeypatch.setattr(Fitter, "after_step", stop_at(3))
+    with pytest.raises(Interrupted):
+        codec.encode(carphone, out, **FAST)
+    saved = checkpoint_path(out).read_bytes()
+    monkeypatch.setattr(Fitter, "after_step", None)
+    monkeypatch.setattr(Fitter, "_step", signal_in_first_step(signal.SIGINT, went_on))
+    with pytest.raises(Interrupted) as e:
+        codec.encode(carphone, out, resume=True, **FAST)
+    assert e.value.checkpoint == checkpoint_path(out) and e.value.signum == signal.SIGINT and not went_on
+    assert checkpoint_path(out).read_bytes() == saved and not out.exists()
+    monkeypatch.setattr(Fitter, "_step", real)
+    codec.encode(carphone, out, resume=True, **FAST)
+    assert out.read_bytes() == reference[0]
+
+
 def test_resume_refuses_another_encodes_checkpoint(carphone, tmp_path, monkeypatch, old_checkpoint):
     out = tmp_path / "out.dnv"
     monkeypatch.setattr(Fitter, "after_step", stop_at(2))
