@@ -227,8 +227,9 @@ wait)
     ;;
 stop)
     kill -- -"$(cat /tmp/queue.pid)" 2>/dev/null; sleep 3
-    # An encode still compiling its first step outlived SIGTERM for minutes (2026-12-06, night): it would share the
-    # GPU with the next queue's jobs. (The bracket keeps pkill from matching its own command line.)
+    # An encode still compiling its first step outlived SIGTERM for minutes (2026-12-06, night: it waited for the
+    # step's end to save; it now stops at once there), and would share the GPU with the next queue's jobs: kill
+    # whatever is left. (The bracket keeps pkill from matching its own command line.)
     pkill -9 -f "[n]vcodec encode" 2>/dev/null
     snapshot
     ;;
