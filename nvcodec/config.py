@@ -109,9 +109,10 @@ class EncodeConfig:
                 raise CodecError(str(e)) from None
             setattr(settings, name, value)
             chosen.add(name)
-        if "beta1" in chosen:  # Adam's setting: choosing it chooses Adam
+        betas = [name for name in ("beta1", "beta2") if name in chosen]
+        if betas:  # Adam's settings: choosing one chooses Adam
             if "optimizer" in chosen and settings.optimizer != "adam":
-                raise CodecError(f"--train beta1 is Adam's first beta; {settings.optimizer} has no such setting")
+                raise CodecError(f"--train {betas[0]} is one of Adam's betas; {settings.optimizer} has no such setting")
             settings.optimizer = "adam"
             chosen.add("optimizer")
         return settings, chosen

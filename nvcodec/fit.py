@@ -98,6 +98,7 @@ class TrainSettings:
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
+    beta2: float = 0.999          # Adam's second beta
     # "adam" (torch's fused Adam) or "adan" (Adan, torch-optimi's foreach version, betas 0.98/0.92/0.99, no weight
     # decay): DNeRV's appendix (Table 10, 0.35M Bunny) finds Adan stable at lr 3e-3, where Adam fails, and better.
     optimizer: str = "adam"
@@ -176,8 +177,8 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 
 # Settings a user may override by name (`dnv encode --train NAME=VALUE`, `codec.encode(train_options=)`).
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "freeze",
-                 "enc_dim", "grad_clip", "beta1", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat", "rate",
-                 "rate_prior", "quant_noise", "plane_weights", "plane_balance", "prune_size_exponent",
+                 "enc_dim", "grad_clip", "beta1", "beta2", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat",
+                 "rate", "rate_prior", "quant_noise", "plane_weights", "plane_balance", "prune_size_exponent",
                  "prune_at")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
@@ -222,7 +223,7 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be positive")
     if name in ("finetune_pick", "quant_noise") and not 0 <= value <= 1:
         raise ValueError(f"{name} must be in [0, 1]")
-    if name in ("warmup", "beta1") and not 0 <= value < 1:
+    if name in ("warmup", "beta1", "beta2") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
     if name == "prune_at" and not 0 < value <= 1:
         raise ValueError(f"{name} must be in (0, 1]")
@@ -460,7 +461,8 @@ class Trainer:
             # foreach on a GPU: a few multi-tensor kernels per step. (optimi would pick its Triton kernels, one
             # launch per parameter tensor: host time that a CUDA-graph step cannot hide.)
             return Adan(groups, lr=self.s.lr, weight_decay=0.0, eps=1e-8, foreach=self.device.type == "cuda")
-        return torch.optim.Adam(groups, lr=self.s.lr, betas=(self.s.beta1, 0.999), fused=self.device.type == "cuda")
+        return torch.optim.Adam(groups, lr=self.s.lr, betas=(self.s.beta1, self.s.beta2),
+                                fused=self.device.type == "cuda")
 
     def parameters(self) -> list[torch.Tensor]:
         """Every trained tensor, in the optimizers' order."""

@@ -21,7 +21,7 @@ from nvcodec.models import quant_bits_for
     (dict(gpus=0), "--gpus must be at least 1"),
     (dict(epochs=0), "epochs must be at least 1"),
     (dict(train_options={"lr": -1.0}), "lr must be positive"),
-    (dict(train_options={"beta1": 0.5, "optimizer": "adan"}), "--train beta1 is Adam's first beta; adan has no"),
+    (dict(train_options={"beta1": 0.5, "optimizer": "adan"}), "--train beta1 is one of Adam's betas; adan has no"),
 ])
 def test_bad_options_are_one_line_codec_errors_before_any_work(tmp_path, options, message):
     with pytest.raises(codec.CodecError) as e:

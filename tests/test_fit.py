@@ -134,7 +134,7 @@ def test_encode_refuses_a_bad_training_option(tmp_path, testdata):
     # beta1 is Adam's: with Adan it would be silently ignored, so it is refused.
     r = CliRunner().invoke(main, ["encode", str(clip), "-o", str(tmp_path / "b.dnv"), "--train", "optimizer=adan",
                                   "--train", "beta1=0.5"])
-    assert r.exit_code == 1 and "Adam's first beta; adan has no such" in r.output
+    assert r.exit_code == 1 and "one of Adam's betas; adan has no such" in r.output
     assert len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "a.dnv").exists() and not (tmp_path / "b.dnv").exists()
 
@@ -314,6 +314,11 @@ def test_an_encode_takes_the_recipe_where_the_caller_chose_nothing(tmp_path, tes
     monkeypatch.setattr(SPECS["dnerv"], "adan_min_params", 0)
     assert encode("c.dnv", epochs=2, prune_epochs=1) == dict(optimizer="adan", lr=4e-3, epochs=2, prune_epochs=1)
     assert encode("d.dnv", prune_epochs=1, train_options={"epochs": 2, "beta1": 0.5})["optimizer"] == "adam"
+    betas, adam = [], torch.optim.Adam          # and beta2 too, which reaches Adam
+    monkeypatch.setattr(torch.optim, "Adam", lambda *a, **k: betas.append(k["betas"]) or adam(*a, **k))
+    assert encode("f.dnv", prune_epochs=1, train_options={"epochs": 2, "beta2": 0.99})["optimizer"] == "adam"
+    assert betas and set(betas) == {(0.9, 0.99)}
+    monkeypatch.setattr(torch.optim, "Adam", adam)
     report = codec.encode(clip, tmp_path / "e.dnv", bpp=1.0, frame_range=(0, 4), prune_epochs=1, model="hnerv",
                           train_options={"epochs": 2, "optimizer": "adan"}, device="cpu", progress=False)
     assert (report["train_options"]["optimizer"], report["train_options"]["lr"]) == ("adan", 4e-3)
