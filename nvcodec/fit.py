@@ -98,7 +98,7 @@ class TrainSettings:
     enc_dim: int = 64             # encoder width (paper: 64)
     grad_clip: float = 1.0
     beta1: float = 0.9            # Adam's first beta (NeRV's and DNeRV's code use 0.5: it diverged here)
-    beta2: float = 0.999          # Adam's second beta
+    beta2: float = 0.999          # Adam's second beta (0.99: even on two CPU clips, results/adam_beta2_cpu_2026-12-06)
     # "adam" (torch's fused Adam) or "adan" (Adan, torch-optimi's foreach version, betas 0.98/0.92/0.99, no weight
     # decay): DNeRV's appendix (Table 10, 0.35M Bunny) finds Adan stable at lr 3e-3, where Adam fails, and better.
     optimizer: str = "adam"
