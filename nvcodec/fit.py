@@ -661,9 +661,9 @@ class Trainer:
             return
 
         def stop(signum, _frame):
-            if not self._stepped and self.resumed:
-                raise Interrupted(self.checkpoint, signum)
-            if self._stop or not self._stepped:
+            if not self._stepped:
+                raise Interrupted(self.checkpoint, signum) if self.resumed else signal_interrupt(signum)
+            if self._stop:
                 raise signal_interrupt(signum)
             self._stop = signum
 
