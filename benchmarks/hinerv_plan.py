@@ -6,7 +6,8 @@ file and its report are a normal encode's.
 NAME is one of `KNOBS`: GRID_SHARE_GOAL (the share of the file the feature grids aim at; the planner picks their
 width among `hinerv.GRID_SCALES`, so it moves in steps), GRID_LEVELS (the base grid's levels as CHANNELSxFRAMES per
 entry, comma-separated, e.g. `2x6,4x12`: the channels at grid scale 1, which the planner then scales), LOCAL_CH and
-LOCAL_EVERY (the local grids' channels and frames per entry). See the encode's first line and its report's
+LOCAL_EVERY (the local grids' channels and frames per entry), STRIDES (the stages' upsampling factors, comma-separated,
+first stage first, e.g. `3,2,2,2`, in place of `hinerv.choose_strides`' choice: a finer or coarser base grid). See the encode's first line and its report's
 `sections` for what was planned.
 """
 from __future__ import annotations
@@ -15,6 +16,11 @@ import sys
 
 from nvcodec.cli import main as cli_main
 from nvcodec.models import hinerv
+
+
+def strides(text: str) -> tuple[int, ...]:
+    """"3,2,2,2" -> (3, 2, 2, 2); ValueError if it is not that form."""
+    return tuple(int(s) for s in text.split(","))
 
 
 def grid_levels(text: str) -> tuple[tuple[int, int], ...]:
@@ -30,7 +36,11 @@ KNOBS = {"GRID_SHARE_GOAL": (float, lambda v: 0 < v < 1, "a share of the file be
                          f"from 1 to {hinerv.MAX_FRAMES_PER_ENTRY}"),
          "LOCAL_CH": (int, lambda v: v >= 1, "a channel count of at least 1"),
          "LOCAL_EVERY": (int, lambda v: 1 <= v <= hinerv.MAX_FRAMES_PER_ENTRY,
-                         f"frames per entry from 1 to {hinerv.MAX_FRAMES_PER_ENTRY}")}
+                         f"frames per entry from 1 to {hinerv.MAX_FRAMES_PER_ENTRY}"),
+         "STRIDES": (strides, lambda v: 3 <= len(v) <= 5 and all(2 <= s <= 5 for s in v),
+                     "3 to 5 upsampling factors from 2 to 5, e.g. 3,2,2,2")}
+# Knobs that replace one of hinerv's functions rather than a constant: the value becomes that function's answer.
+FUNCTIONS = {"STRIDES": "choose_strides"}
 
 
 def parse_setting(text: str) -> tuple[str, object]:
@@ -49,6 +59,8 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 def run_with(settings: dict, cli_args: list[str], standalone: bool):
     """The CLI with hinerv's constants set to `settings`, restored afterwards."""
+    settings = {FUNCTIONS.get(name, name): (lambda *_, v=value: v) if name in FUNCTIONS else value
+                for name, value in settings.items()}
     saved = {name: getattr(hinerv, name) for name in settings}
     for name, value in settings.items():
         setattr(hinerv, name, value)
