@@ -7,8 +7,8 @@ NAME is one of `KNOBS`: GRID_SHARE_GOAL (the share of the file the feature grids
 width among `hinerv.GRID_SCALES`, so it moves in steps), GRID_LEVELS (the base grid's levels as CHANNELSxFRAMES per
 entry, comma-separated, e.g. `2x6,4x12`: the channels at grid scale 1, which the planner then scales), LOCAL_CH and
 LOCAL_EVERY (the local grids' channels and frames per entry), STRIDES (the stages' upsampling factors, comma-separated,
-first stage first, e.g. `3,2,2,2`, in place of `hinerv.choose_strides`' choice: a finer or coarser base grid). See the encode's first line and its report's
-`sections` for what was planned.
+first stage first, e.g. `3,2,2,2`, in place of `hinerv.choose_strides`' choice: a finer or coarser base grid). See the
+encode's first line and its report's `sections` for what was planned.
 """
 from __future__ import annotations
 

@@ -57,9 +57,20 @@ def test_grid_levels_reach_the_file_and_are_restored(tmp_path, monkeypatch):
     assert hinerv.GRID_LEVELS == default
 
 
+def test_strides_reach_the_file_and_the_chooser_is_restored(tmp_path, monkeypatch):
+    default = hinerv.choose_strides
+    planned = plan_with(monkeypatch, choose_strides=lambda width, height: (2, 2, 2, 2))
+    assert planned.arch.strides == (2, 2, 2, 2) != sizing.plan_for_bpp("hinerv", 176, 144, 6, 0.3, 6).arch.strides
+    report = tmp_path / "r.json"
+    hinerv_plan.main(["STRIDES=2,2,2,2", *encode_args(tmp_path, report)])
+    assert json.loads(report.read_text())["params"] == planned.params
+    assert hinerv.choose_strides is default
+
+
 @pytest.mark.parametrize("bad, message", [("LOCAL_CH=0", "at least 1"), ("LOCAL_EVERY=x", "frames per entry"),
                                           ("GRID_LEVELS=2x6,4", "CHANNELSxFRAMES"),
                                           ("GRID_LEVELS=2x100", "CHANNELSxFRAMES"),
+                                          ("STRIDES=6,2,2", "upsampling factors"), ("STRIDES=2,2", "upsampling factors"),
                                           ("DEPTH=3", "NAME one of"), ("LOCAL_CH", "NAME one of")])
 def test_bad_settings_are_refused_in_one_line(bad, message):
     with pytest.raises(SystemExit, match=message):
