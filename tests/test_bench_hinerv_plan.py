@@ -70,7 +70,8 @@ def test_strides_reach_the_file_and_the_chooser_is_restored(tmp_path, monkeypatc
 @pytest.mark.parametrize("bad, message", [("LOCAL_CH=0", "at least 1"), ("LOCAL_EVERY=x", "frames per entry"),
                                           ("GRID_LEVELS=2x6,4", "CHANNELSxFRAMES"),
                                           ("GRID_LEVELS=2x100", "CHANNELSxFRAMES"),
-                                          ("STRIDES=6,2,2", "upsampling factors"), ("STRIDES=2,2", "upsampling factors"),
+                                          ("STRIDES=6,2,2", "upsampling factors"),
+                                          ("STRIDES=2,2", "upsampling factors"),
                                           ("DEPTH=3", "NAME one of"), ("LOCAL_CH", "NAME one of")])
 def test_bad_settings_are_refused_in_one_line(bad, message):
     with pytest.raises(SystemExit, match=message):
