@@ -58,7 +58,7 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def run_with(settings: dict, cli_args: list[str], standalone: bool):
-    """The CLI with hinerv's constants set to `settings`, restored afterwards."""
+    """The CLI with hinerv's constants (and the functions of `FUNCTIONS`) set to `settings`, restored afterwards."""
     settings = {FUNCTIONS.get(name, name): (lambda *_, v=value: v) if name in FUNCTIONS else value
                 for name, value in settings.items()}
     saved = {name: getattr(hinerv, name) for name in settings}
