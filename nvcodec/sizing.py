@@ -121,25 +121,29 @@ def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> i
     return int(w_bits / 8 + embedding_bytes(arch, frames, quant_bits) + scales + FIXED_OVERHEAD_BYTES)
 
 
-def smallest_plan(floors: list[Arch], budget: float, bpp: float, frame_pixels: int, frames: int, predict,
-                  quant_bits: float) -> Plan:
+def smallest_plan(floors: list[list[Arch]], budget: float, bpp: float, frame_pixels: int, frames: int, predict,
+                  quant_bits: float, choose=None) -> Plan:
     """The plan for a budget below what every network holds at the planned depth `quant_bits`: of the smallest
-    networks the planner makes (`floors`), the largest that fits at a depth halfway down to
-    `ratecontrol.MIN_BITS`, else the largest that fits at MIN_BITS (rate control then lowers the depth to the
-    target), else InfeasibleRate with the smallest's rate. `predict(arch, bits)`: its bytes at that depth.
+    networks the planner makes, in groups from the most preferred (`floors`), the first group with networks that
+    fit at a depth halfway down to `ratecontrol.MIN_BITS`, else at MIN_BITS (rate control then lowers the depth to
+    the target), else InfeasibleRate with the smallest's rate. `predict(arch, bits)`: its bytes at that depth;
+    `choose(fitting, bits)`: which of a group's fitting networks to take (by default the largest).
 
     Halfway rather than at MIN_BITS: at 0.025 bpp (`--preset fast`) the smaller network came out 1.1 dB (CiscoVT)
     and 1.3 dB (carphone, 40 frames) better in RGB PSNR than the larger one at 3 bits (a tie on CiscoVT at 0.05;
     benchmarks/results/low_rates_cpu_2026-12-03)."""
     from .compress.ratecontrol import MIN_BITS
 
+    choose = choose or (lambda fitting, bits: max(fitting, key=lambda a: predict(a, bits)))
     for bits in ((MIN_BITS + quant_bits) / 2, MIN_BITS):
-        fitting = [arch for arch in floors if predict(arch, bits) <= budget]
-        if fitting:
-            arch = max(fitting, key=lambda a: predict(a, bits))
-            predicted = predict(arch, quant_bits)
-            return Plan(arch, param_count(arch), predicted, embedding_bytes(arch, frames, quant_bits) / predicted)
-    raise InfeasibleRate(bpp, minimum=min(predict(a, MIN_BITS) for a in floors) * 8 / (frame_pixels * frames))
+        for group in floors:
+            fitting = [arch for arch in group if predict(arch, bits) <= budget]
+            if fitting:
+                arch = choose(fitting, bits)
+                predicted = predict(arch, quant_bits)
+                return Plan(arch, param_count(arch), predicted, embedding_bytes(arch, frames, quant_bits) / predicted)
+    smallest = min(predict(arch, MIN_BITS) for group in floors for arch in group)
+    raise InfeasibleRate(bpp, minimum=smallest * 8 / (frame_pixels * frames))
 
 
 def plan_for_bpp(model: str, width: int, height: int, frames: int, bpp: float,

@@ -3,6 +3,8 @@ blocks a stage and rate control codes at fewer bits, so that short, small clips 
 README's 0.025 bpp; below what the smallest network costs at the lowest depth, one line names the bound."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from nvcodec import codec, sizing
@@ -29,3 +31,26 @@ def test_a_low_rate_file_lands_on_its_target(testdata, tmp_path, single_thread):
     assert abs(report["bpp"] / 0.04 - 1) <= 0.05, report["bpp"]
     frames, _ = codec.decode_to_array(tmp_path / "c.dnv", device="cpu")
     assert frames.shape == (5, 192, 320, 3)
+
+
+def test_below_the_usual_floor_a_deeper_decoder_comes_before_wider_grids():
+    # carphone, 120 frames at 0.01 bpp: three blocks a stage fit with the narrowest grids; "the largest that fits" by
+    # bytes took two blocks and grids twice as wide (0.75 dB worse, benchmarks/results/planner_fallback_cpu_2026-12-07).
+    plan = sizing.plan_for_bpp("hinerv", 176, 144, 120, 0.01, 6)
+    assert (plan.arch.widths[0], plan.arch.depths[0], plan.arch.grid_ch) == (4, 3, (1, 2))
+
+
+def test_below_the_usual_floor_the_grids_share_is_the_nearest_to_the_goal_of_those_that_fit():
+    width, height, frames, bpp = 320, 192, 9, 0.025
+    budget = bpp * width * height * frames / 8
+    plan = sizing.plan_for_bpp("hinerv", width, height, frames, bpp, 6)
+    bits = (MIN_BITS + 6) / 2
+    stem, depth = plan.arch.widths[0], plan.arch.depths[0]
+    fitting = [arch for scale in hinerv.GRID_SCALES
+               if hinerv.predict_bytes(arch := hinerv.make_arch(width, height, plan.arch.strides, stem, scale,
+                                                                 depth=depth), frames, bits, 0.1) <= budget]
+    assert len({arch.grid_ch for arch in fitting}) > 1         # a choice was made
+    distance = {arch.grid_ch: abs(math.log(sizing.embedding_bytes(arch, frames, bits)
+                                           / hinerv.predict_bytes(arch, frames, bits, 0.1) / hinerv.GRID_SHARE_GOAL))
+                for arch in fitting}
+    assert plan.arch.grid_ch == min(distance, key=distance.get)

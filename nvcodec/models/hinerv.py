@@ -241,9 +241,9 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
     fields = dict(model=model, **stream(strides))
     best, best_score, largest = None, math.inf, 0
     # The smallest networks, for budgets below what any holds at the planned depth (`sizing.smallest_plan`):
-    # the usual smallest, then narrower, then fewer blocks a stage.
-    floors = [make_arch(width, height, strides, stem, scale, depth=depth, **fields)
-              for stem, depth in FLOORS for scale in GRID_SCALES]
+    # the usual smallest, then narrower, then fewer blocks a stage, each with every grid width.
+    floors = [[make_arch(width, height, strides, stem, scale, depth=depth, **fields) for scale in GRID_SCALES]
+              for stem, depth in FLOORS]
     for preference, scale in enumerate(GRID_SCALES):
         def make(stem, align=1, scale=scale):
             return make_arch(width, height, strides, stem, scale, align, **fields)
@@ -264,8 +264,16 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
             best = sizing.Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM)
             best_score = score
     if best is None:
-        best = sizing.smallest_plan(floors, budget, bpp, width * height, frames,
-                                    lambda arch, bits: predict_bytes(arch, frames, bits, prune), quant_bits)
+        def predict(arch, bits):
+            return predict_bytes(arch, frames, bits, prune)
+
+        # Of the deepest floor that fits, the grids' share nearest the goal, as on the main path ("the largest that
+        # fits" by bytes took the widest grids: carphone 0.01 bpp -0.76 / -0.32 dB, CiscoVT 0.025 +0.08 / -0.29 over
+        # two seeds, benchmarks/results/planner_fallback_cpu_2026-12-07).
+        def nearest_share(fitting, bits):
+            return min(fitting, key=lambda arch: abs(math.log(
+                sizing.embedding_bytes(arch, frames, bits, exclude=("DIFF",)) / predict(arch, bits) / GRID_SHARE_GOAL)))
+        best = sizing.smallest_plan(floors, budget, bpp, width * height, frames, predict, quant_bits, nearest_share)
     if budget > largest:
         raise sizing.InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
     return best

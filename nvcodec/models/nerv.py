@@ -235,7 +235,7 @@ def plan_for_bpp(model: str, candidates, embed_share_goal: float, width: int, he
         if score < best_score:
             best, best_score = Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM), score
     if best is None:
-        best = sizing.smallest_plan(floors, budget, bpp, width * height, frames,
+        best = sizing.smallest_plan([floors], budget, bpp, width * height, frames,
                                     lambda arch, bits: sizing.predict_bytes(arch, frames, bits, prune), quant_bits)
     if budget > largest:
         raise sizing.InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
