@@ -35,7 +35,8 @@ def test_a_low_rate_file_lands_on_its_target(testdata, tmp_path, single_thread):
 
 def test_below_the_usual_floor_a_deeper_decoder_comes_before_wider_grids():
     # carphone, 120 frames at 0.01 bpp: three blocks a stage fit with the narrowest grids; "the largest that fits" by
-    # bytes took two blocks and grids twice as wide (0.75 dB worse, benchmarks/results/planner_fallback_cpu_2026-12-07).
+    # bytes took two blocks and grids twice as wide (0.76 and 0.32 dB worse over two seeds,
+    # benchmarks/results/planner_fallback_cpu_2026-12-07).
     plan = sizing.plan_for_bpp("hinerv", 176, 144, 120, 0.01, 6)
     assert (plan.arch.widths[0], plan.arch.depths[0], plan.arch.grid_ch) == (4, 3, (1, 2))
 

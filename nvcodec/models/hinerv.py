@@ -267,9 +267,9 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
         def predict(arch, bits):
             return predict_bytes(arch, frames, bits, prune)
 
-        # Of the deepest floor that fits, the grids' share nearest the goal, as on the main path ("the largest that
-        # fits" by bytes took the widest grids: carphone 0.01 bpp -0.76 / -0.32 dB, CiscoVT 0.025 +0.08 / -0.29 over
-        # two seeds, benchmarks/results/planner_fallback_cpu_2026-12-07).
+        # Of the deepest floor that fits, the grids' share nearest the goal, as on the main path. Against the largest
+        # that fits by bytes (the widest grids): carphone 0.01 bpp +0.76 / +0.32 dB, CiscoVT 0.025 -0.08 / +0.29 over
+        # two seeds (benchmarks/results/planner_fallback_cpu_2026-12-07).
         def nearest_share(fitting, bits):
             return min(fitting, key=lambda arch: abs(math.log(
                 sizing.embedding_bytes(arch, frames, bits, exclude=("DIFF",)) / predict(arch, bits) / GRID_SHARE_GOAL)))
