@@ -7,13 +7,16 @@ NAME is one of `KNOBS`: GRID_SHARE_GOAL (the share of the file the feature grids
 width among `hinerv.GRID_SCALES`, so it moves in steps), GRID_LEVELS (the base grid's levels as CHANNELSxFRAMES per
 entry, comma-separated, e.g. `2x6,4x12`: the channels at grid scale 1, which the planner then scales), LOCAL_CH and
 LOCAL_EVERY (the local grids' channels and frames per entry), STRIDES (the stages' upsampling factors, comma-separated,
-first stage first, e.g. `3,2,2,2`, in place of `hinerv.choose_strides`' choice: a finer or coarser base grid). See the
+first stage first, e.g. `3,2,2,2`, in place of `hinerv.choose_strides`' choice: a finer or coarser base grid), FLOORS
+(the smallest networks for tight budgets as STEMxBLOCKS, most preferred first) and FALLBACK_FIT (`sizing`'s: where
+between the planned depth and the lowest the smallest networks must first fit). See the
 encode's first line and its report's `sections` for what was planned.
 """
 from __future__ import annotations
 
 import sys
 
+from nvcodec import sizing
 from nvcodec.cli import main as cli_main
 from nvcodec.models import hinerv
 
@@ -21,6 +24,11 @@ from nvcodec.models import hinerv
 def strides(text: str) -> tuple[int, ...]:
     """"3,2,2,2" -> (3, 2, 2, 2); ValueError if it is not that form."""
     return tuple(int(s) for s in text.split(","))
+
+
+def floors(text: str) -> tuple[tuple[int, int], ...]:
+    """"8x3,6x3,4x1" -> ((8, 3), (6, 3), (4, 1)): (stem width, blocks a stage but the last); ValueError otherwise."""
+    return tuple((int(stem), int(depth)) for stem, depth in (floor.split("x") for floor in text.split(",")))
 
 
 def grid_levels(text: str) -> tuple[tuple[int, int], ...]:
@@ -38,7 +46,12 @@ KNOBS = {"GRID_SHARE_GOAL": (float, lambda v: 0 < v < 1, "a share of the file be
          "LOCAL_EVERY": (int, lambda v: 1 <= v <= hinerv.MAX_FRAMES_PER_ENTRY,
                          f"frames per entry from 1 to {hinerv.MAX_FRAMES_PER_ENTRY}"),
          "STRIDES": (strides, lambda v: 3 <= len(v) <= 5 and all(2 <= s <= 5 for s in v),
-                     "3 to 5 upsampling factors from 2 to 5, e.g. 3,2,2,2")}
+                     "3 to 5 upsampling factors from 2 to 5, e.g. 3,2,2,2"),
+         "FLOORS": (floors, lambda v: len(v) >= 1 and all(stem >= 4 and depth >= 1 for stem, depth in v),
+                    "STEMxBLOCKS, comma-separated, stems of at least 4, e.g. 8x3,6x3,4x3,4x2,4x1"),
+         "FALLBACK_FIT": (float, lambda v: 0 <= v <= 1, "a share between 0 and 1")}
+# Knobs of `nvcodec.sizing` rather than of hinerv.
+MODULES = {"FALLBACK_FIT": sizing}
 # Knobs that replace one of hinerv's functions rather than a constant: the value becomes that function's answer.
 FUNCTIONS = {"STRIDES": "choose_strides"}
 
@@ -61,14 +74,14 @@ def run_with(settings: dict, cli_args: list[str], standalone: bool):
     """The CLI with hinerv's constants (and the functions of `FUNCTIONS`) set to `settings`, restored afterwards."""
     settings = {FUNCTIONS.get(name, name): (lambda *_, v=value: v) if name in FUNCTIONS else value
                 for name, value in settings.items()}
-    saved = {name: getattr(hinerv, name) for name in settings}
+    saved = {name: getattr(MODULES.get(name, hinerv), name) for name in settings}
     for name, value in settings.items():
-        setattr(hinerv, name, value)
+        setattr(MODULES.get(name, hinerv), name, value)
     try:
         return cli_main(cli_args, standalone_mode=standalone)
     finally:
         for name, value in saved.items():
-            setattr(hinerv, name, value)
+            setattr(MODULES.get(name, hinerv), name, value)
 
 
 def main(argv: list[str] | None = None):

@@ -121,6 +121,11 @@ def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> i
     return int(w_bits / 8 + embedding_bytes(arch, frames, quant_bits) + scales + FIXED_OVERHEAD_BYTES)
 
 
+# Where the fallback first asks a network to fit: this share of the way from the planned depth down to
+# `ratecontrol.MIN_BITS` (halfway: see `smallest_plan`).
+FALLBACK_FIT = 0.5
+
+
 def smallest_plan(floors: list[list[Arch]], budget: float, bpp: float, frame_pixels: int, frames: int, predict,
                   quant_bits: float, choose=None) -> Plan:
     """The plan for a budget below what every network holds at the planned depth `quant_bits`: of the smallest
@@ -135,7 +140,7 @@ def smallest_plan(floors: list[list[Arch]], budget: float, bpp: float, frame_pix
     from .compress.ratecontrol import MIN_BITS
 
     choose = choose or (lambda fitting, bits: max(fitting, key=lambda a: predict(a, bits)))
-    for bits in ((MIN_BITS + quant_bits) / 2, MIN_BITS):
+    for bits in (quant_bits - FALLBACK_FIT * (quant_bits - MIN_BITS), MIN_BITS):
         for group in floors:
             fitting = [arch for arch in group if predict(arch, bits) <= budget]
             if fitting:

@@ -67,11 +67,29 @@ def test_strides_reach_the_file_and_the_chooser_is_restored(tmp_path, monkeypatc
     assert hinerv.choose_strides is default
 
 
+def test_the_fallback_settings_reach_the_file_and_are_restored(tmp_path, monkeypatch):
+    # 6 frames of 176x144 at 0.12 bpp are below every usual network: the fallback plans it.
+    floors, fit = hinerv.FLOORS, sizing.FALLBACK_FIT
+    default = sizing.plan_for_bpp("hinerv", 176, 144, 6, 0.12, 6)
+    with monkeypatch.context() as m:
+        m.setattr(hinerv, "FLOORS", ((4, 1),))
+        m.setattr(sizing, "FALLBACK_FIT", 0.25)
+        planned = sizing.plan_for_bpp("hinerv", 176, 144, 6, 0.12, 6)
+    assert planned.arch.depths == (1, 1, 1, 1) != default.arch.depths
+    report = tmp_path / "r.json"
+    args = encode_args(tmp_path, report)
+    args[args.index("0.3")] = "0.12"
+    hinerv_plan.main(["FLOORS=4x1", "FALLBACK_FIT=0.25", *args])
+    assert json.loads(report.read_text())["params"] == planned.params
+    assert (hinerv.FLOORS, sizing.FALLBACK_FIT) == (floors, fit)
+
+
 @pytest.mark.parametrize("bad, message", [("LOCAL_CH=0", "at least 1"), ("LOCAL_EVERY=x", "frames per entry"),
                                           ("GRID_LEVELS=2x6,4", "CHANNELSxFRAMES"),
                                           ("GRID_LEVELS=2x100", "CHANNELSxFRAMES"),
                                           ("STRIDES=6,2,2", "upsampling factors"),
                                           ("STRIDES=2,2", "upsampling factors"),
+                                          ("FLOORS=3x3", "STEMxBLOCKS"), ("FALLBACK_FIT=2", "between 0 and 1"),
                                           ("DEPTH=3", "NAME one of"), ("LOCAL_CH", "NAME one of")])
 def test_bad_settings_are_refused_in_one_line(bad, message):
     with pytest.raises(SystemExit, match=message):
