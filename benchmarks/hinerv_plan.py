@@ -8,7 +8,8 @@ width among `hinerv.GRID_SCALES`, so it moves in steps), GRID_LEVELS (the base g
 entry, comma-separated, e.g. `2x6,4x12`: the channels at grid scale 1, which the planner then scales), LOCAL_CH and
 LOCAL_EVERY (the local grids' channels and frames per entry), STRIDES (the stages' upsampling factors, comma-separated,
 first stage first, e.g. `3,2,2,2`, in place of `hinerv.choose_strides`' choice: a finer or coarser base grid), FLOORS
-(the smallest networks for tight budgets as STEMxBLOCKS, most preferred first) and FALLBACK_FIT (`sizing`'s: where
+(the smallest networks for tight budgets as STEMxBLOCKS, most preferred first), NEAR_FLOORS (floors tried first, at
+`sizing.NEAR_BITS` under the planned depth) and FALLBACK_FIT (`sizing`'s: where
 between the planned depth and the lowest the smallest networks must first fit). See the
 encode's first line and its report's `sections` for what was planned.
 """
@@ -49,6 +50,8 @@ KNOBS = {"GRID_SHARE_GOAL": (float, lambda v: 0 < v < 1, "a share of the file be
                      "3 to 5 upsampling factors from 2 to 5, e.g. 3,2,2,2"),
          "FLOORS": (floors, lambda v: len(v) >= 1 and all(stem >= 4 and depth >= 1 for stem, depth in v),
                     "STEMxBLOCKS, comma-separated, stems of at least 4, e.g. 8x3,6x3,4x3,4x2,4x1"),
+         "NEAR_FLOORS": (floors, lambda v: all(stem >= 4 and depth >= 1 for stem, depth in v),
+                         "STEMxBLOCKS, comma-separated, stems of at least 4, e.g. 8x3,7x3,6x3"),
          "FALLBACK_FIT": (float, lambda v: 0 <= v <= 1, "a share between 0 and 1")}
 # Knobs of `nvcodec.sizing` rather than of hinerv.
 MODULES = {"FALLBACK_FIT": sizing}

@@ -124,15 +124,17 @@ def predict_bytes(arch: Arch, frames: int, quant_bits: float, prune: float) -> i
 # Where the fallback first asks a network to fit: this share of the way from the planned depth down to
 # `ratecontrol.MIN_BITS` (halfway: see `smallest_plan`).
 FALLBACK_FIT = 0.5
+NEAR_BITS = 0.5     # how far under the planned depth `smallest_plan`'s `near` networks must fit
 
 
 def smallest_plan(floors: list[list[Arch]], budget: float, bpp: float, frame_pixels: int, frames: int, predict,
-                  quant_bits: float, choose=None) -> Plan:
+                  quant_bits: float, choose=None, near: list[list[Arch]] = ()) -> Plan:
     """The plan for a budget below what every network holds at the planned depth `quant_bits`: of the smallest
     networks the planner makes, in groups from the most preferred (`floors`), the first group with networks that
     fit at a depth halfway down to `ratecontrol.MIN_BITS`, else at MIN_BITS (rate control then lowers the depth to
     the target), else InfeasibleRate with the smallest's rate. `predict(arch, bits)`: its bytes at that depth;
-    `choose(fitting, bits)`: which of a group's fitting networks to take (by default the largest).
+    `choose(fitting, bits)`: which of a group's fitting networks to take (by default the largest). `near`: groups
+    tried before all these, at NEAR_BITS under the planned depth.
 
     Halfway rather than at MIN_BITS: at 0.025 bpp (`--preset fast`) the smaller network came out 1.1 dB (CiscoVT)
     and 1.3 dB (carphone, 40 frames) better in RGB PSNR than the larger one at 3 bits (a tie on CiscoVT at 0.05;
@@ -140,8 +142,10 @@ def smallest_plan(floors: list[list[Arch]], budget: float, bpp: float, frame_pix
     from .compress.ratecontrol import MIN_BITS
 
     choose = choose or (lambda fitting, bits: max(fitting, key=lambda a: predict(a, bits)))
-    for bits in (quant_bits - FALLBACK_FIT * (quant_bits - MIN_BITS), MIN_BITS):
-        for group in floors:
+    passes = [(quant_bits - NEAR_BITS, near)] + [(bits, floors) for bits in
+                                                 (quant_bits - FALLBACK_FIT * (quant_bits - MIN_BITS), MIN_BITS)]
+    for bits, groups in passes:
+        for group in groups:
             fitting = [arch for arch in group if predict(arch, bits) <= budget]
             if fitting:
                 arch = choose(fitting, bits)

@@ -89,7 +89,8 @@ def test_the_fallback_settings_reach_the_file_and_are_restored(tmp_path, monkeyp
                                           ("GRID_LEVELS=2x100", "CHANNELSxFRAMES"),
                                           ("STRIDES=6,2,2", "upsampling factors"),
                                           ("STRIDES=2,2", "upsampling factors"),
-                                          ("FLOORS=3x3", "STEMxBLOCKS"), ("FALLBACK_FIT=2", "between 0 and 1"),
+                                          ("FLOORS=3x3", "STEMxBLOCKS"), ("NEAR_FLOORS=8", "STEMxBLOCKS"),
+                                          ("FALLBACK_FIT=2", "between 0 and 1"),
                                           ("DEPTH=3", "NAME one of"), ("LOCAL_CH", "NAME one of")])
 def test_bad_settings_are_refused_in_one_line(bad, message):
     with pytest.raises(SystemExit, match=message):

@@ -55,3 +55,16 @@ def test_below_the_usual_floor_the_grids_share_is_the_nearest_to_the_goal_of_tho
                                            / hinerv.predict_bytes(arch, frames, bits, 0.1) / hinerv.GRID_SHARE_GOAL))
                 for arch in fitting}
     assert plan.arch.grid_ch == min(distance, key=distance.get)
+
+
+def test_near_floors_come_first_where_they_keep_about_the_planned_depth(monkeypatch):
+    width, height, frames, bpp = 320, 192, 9, 0.05      # CiscoVT: 3,456 bytes, under stem 8's network at 6 bits
+    budget = bpp * width * height * frames / 8
+    default = sizing.plan_for_bpp("hinerv", width, height, frames, bpp, 6)
+    monkeypatch.setattr(hinerv, "NEAR_FLOORS", ((8, 3), (7, 3)))
+    plan = sizing.plan_for_bpp("hinerv", width, height, frames, bpp, 6)
+    assert plan.arch.widths[0] == 7 != default.arch.widths[0]
+    assert hinerv.predict_bytes(plan.arch, frames, 6 - sizing.NEAR_BITS, 0.1) <= budget
+    # Where no near floor fits at that depth, the plan is the one without them.
+    monkeypatch.setattr(hinerv, "NEAR_FLOORS", ((8, 3),))
+    assert sizing.plan_for_bpp("hinerv", width, height, frames, bpp, 6).arch == default.arch

@@ -178,6 +178,8 @@ LOCAL_CH, LOCAL_EVERY = 4, 6
 # usual networks hold: down to every stage 4 wide (`stage_widths`' floor) with one block, what the lowest
 # rates of short, small clips can hold (9 frames of 320x192 at 0.025 bpp are 1,728 bytes).
 FLOORS = ((8, 3), (4, 3), (4, 2), (4, 1))       # (8: sizing.MIN_STEM, the usual smallest stem)
+# Floors tried first, at about the planned depth (`sizing.smallest_plan`'s `near`): none.
+NEAR_FLOORS = ()
 # Share of the file the grids should take. HiNeRV's models give them about a fifth; at equal bpp a smaller share
 # (a wider decoder) won on every clip measured: +0.1 to +0.8 dB RGB from 0.25 to 0.12 on three CPU clips and
 # blackswan on an H200 (benchmarks/results/grid_share_cpu_2026-12-04/, grid_share_gpu_2026-12-04/).
@@ -244,6 +246,8 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
     # the usual smallest, then narrower, then fewer blocks a stage, each with every grid width.
     floors = [[make_arch(width, height, strides, stem, scale, depth=depth, **fields) for scale in GRID_SCALES]
               for stem, depth in FLOORS]
+    near = [[make_arch(width, height, strides, stem, scale, depth=depth, **fields) for scale in GRID_SCALES]
+            for stem, depth in NEAR_FLOORS]
     for preference, scale in enumerate(GRID_SCALES):
         def make(stem, align=1, scale=scale):
             return make_arch(width, height, strides, stem, scale, align, **fields)
@@ -273,7 +277,8 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
         def nearest_share(fitting, bits):
             return min(fitting, key=lambda arch: abs(math.log(
                 sizing.embedding_bytes(arch, frames, bits, exclude=("DIFF",)) / predict(arch, bits) / GRID_SHARE_GOAL)))
-        best = sizing.smallest_plan(floors, budget, bpp, width * height, frames, predict, quant_bits, nearest_share)
+        best = sizing.smallest_plan(floors, budget, bpp, width * height, frames, predict, quant_bits, nearest_share,
+                                    near)
     if budget > largest:
         raise sizing.InfeasibleRate(bpp, maximum=largest * 8 / (width * height * frames))
     return best
