@@ -178,7 +178,10 @@ LOCAL_CH, LOCAL_EVERY = 4, 6
 # usual networks hold: down to every stage 4 wide (`stage_widths`' floor) with one block, what the lowest
 # rates of short, small clips can hold (9 frames of 320x192 at 0.025 bpp are 1,728 bytes).
 FLOORS = ((8, 3), (4, 3), (4, 2), (4, 1))       # (8: sizing.MIN_STEM, the usual smallest stem)
-# Floors tried first, at about the planned depth (`sizing.smallest_plan`'s `near`): none.
+# Floors tried before those, at half a bit under the planned depth (`sizing.smallest_plan`'s `near`): none. Stems 8
+# down to 4 with three blocks a stage there gained where stem 8 would land far under the planned depth (CiscoVT 0.05,
+# 4.5-4.6 bits: +0.73 / +0.13 dB RGB) and lost where it would not (carphone's first 50 frames at 0.025, 5.3 bits:
+# -0.04 / -0.24), benchmarks/results/near_floors_cpu_2026-12-07.
 NEAR_FLOORS = ()
 # Share of the file the grids should take. HiNeRV's models give them about a fifth; at equal bpp a smaller share
 # (a wider decoder) won on every clip measured: +0.1 to +0.8 dB RGB from 0.25 to 0.12 on three CPU clips and
