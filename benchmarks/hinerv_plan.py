@@ -9,9 +9,9 @@ entry, comma-separated, e.g. `2x6,4x12`: the channels at grid scale 1, which the
 LOCAL_EVERY (the local grids' channels and frames per entry), STRIDES (the stages' upsampling factors, comma-separated,
 first stage first, e.g. `3,2,2,2`, in place of `hinerv.choose_strides`' choice: a finer or coarser base grid), FLOORS
 (the smallest networks for tight budgets as STEMxBLOCKS, most preferred first), NEAR_FLOORS (floors tried first, at
-`sizing.NEAR_BITS` under the planned depth) and FALLBACK_FIT (`sizing`'s: where
-between the planned depth and the lowest the smallest networks must first fit). See the
-encode's first line and its report's `sections` for what was planned.
+`sizing.NEAR_BITS` under the planned depth) and FALLBACK_FIT (`sizing`'s: where between the planned depth and the
+lowest the smallest networks must first fit). See the encode's first line and its report's `sections` for what was
+planned.
 """
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def run_with(settings: dict, cli_args: list[str], standalone: bool):
-    """The CLI with hinerv's constants (and the functions of `FUNCTIONS`) set to `settings`, restored afterwards."""
+    """The CLI with hinerv's constants (`sizing`'s for those of `MODULES`; the functions of `FUNCTIONS`) set to
+    `settings`, restored afterwards."""
     settings = {FUNCTIONS.get(name, name): (lambda *_, v=value: v) if name in FUNCTIONS else value
                 for name, value in settings.items()}
     saved = {name: getattr(MODULES.get(name, hinerv), name) for name in settings}
