@@ -190,6 +190,11 @@ GRID_SHARE_GOAL = 0.12
 POSITIONS_PER_PIXEL = 1 / 1600     # base grid positions: 18 x 32 at 1280 x 720, as HiNeRV's configurations
 
 
+def share_miss(share: float) -> float:
+    """How far the grids' share of the file lies from GRID_SHARE_GOAL, as a ratio either way (log)."""
+    return abs(math.log(share / GRID_SHARE_GOAL))
+
+
 def choose_strides(width: int, height: int) -> tuple[int, ...]:
     """Upsampling factors, largest first: little padding, and a base grid of about width*height/1600 positions."""
     target = min(2048.0, max(12.0, width * height * POSITIONS_PER_PIXEL))
@@ -266,7 +271,7 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
         # The grids' share of the file, which rate control trims to the budget where the plan is over it (widths
         # rounded up, `sizing.largest_arch`). A second stream's table (DIFF) adds to the file, not to the grids' goal.
         share = sizing.embedding_bytes(floor, frames, quant_bits, exclude=("DIFF",)) / min(predicted, budget)
-        score = abs(math.log(share / GRID_SHARE_GOAL)) + 0.1 * preference
+        score = share_miss(share) + 0.1 * preference
         if score < best_score:
             best = sizing.Plan(arch, sizing.param_count(arch), predicted, share, arch.widths[0] >= MAX_STEM)
             best_score = score
@@ -278,8 +283,8 @@ def plan_for_bpp(width: int, height: int, frames: int, bpp: float, quant_bits: f
         # that fits by bytes (the widest grids): carphone 0.01 bpp +0.76 / +0.32 dB, CiscoVT 0.025 -0.08 / +0.29 over
         # two seeds (benchmarks/results/planner_fallback_cpu_2026-12-07).
         def nearest_share(fitting, bits):
-            return min(fitting, key=lambda arch: abs(math.log(
-                sizing.embedding_bytes(arch, frames, bits, exclude=("DIFF",)) / predict(arch, bits) / GRID_SHARE_GOAL)))
+            return min(fitting, key=lambda arch: share_miss(
+                sizing.embedding_bytes(arch, frames, bits, exclude=("DIFF",)) / predict(arch, bits)))
         best = sizing.smallest_plan(floors, budget, bpp, width * height, frames, predict, quant_bits, nearest_share,
                                     near)
     if budget > largest:
