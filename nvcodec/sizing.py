@@ -132,8 +132,8 @@ def smallest_plan(floors: list[list[Arch]], budget: float, bpp: float, frame_pix
     """The plan for a budget below what every network holds at the planned depth `quant_bits`: of the smallest
     networks the planner makes, in groups from the most preferred (`floors`), the first group with networks that
     fit at a depth halfway down to `ratecontrol.MIN_BITS` (FALLBACK_FIT), else at MIN_BITS (rate control then lowers
-    the depth to the target), else InfeasibleRate with the smallest's rate. `predict(arch, bits)`: its bytes at that depth;
-    `choose(fitting, bits)`: which of a group's fitting networks to take (by default the largest). `near`: groups
+    the depth to the target), else InfeasibleRate with the smallest's rate. `predict(arch, bits)`: its bytes at that
+    depth; `choose(fitting, bits)`: which of a group's fitting networks to take (by default the largest). `near`: groups
     tried before all these, at NEAR_BITS under the planned depth.
 
     Halfway rather than at MIN_BITS: at 0.025 bpp (`--preset fast`) the smaller network came out 1.1 dB (CiscoVT)
