@@ -143,6 +143,8 @@ class _EncodeJob:
         # The defaults that depend on the other options, resolved once.
         self.bpp, self.quant_bits = config.target_bpp, config.planned_quant_bits
         self.segment_frames = config.segment_frames or segments.DEFAULT_SEGMENT_FRAMES
+        if self.settings.rate_from < 1 and not self.settings.rate:
+            raise CodecError("--train rate_from needs --train rate=true (it says when rate-aware training starts)")
         if self.settings.rate and config.bit_depths == "rd":
             raise CodecError("--bit-depths rd does not combine with --train rate=true (rate-aware training learns "
                              "its own quantization steps)")

@@ -22,6 +22,7 @@ A long encode survives trouble (`nvcodec.train`):
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import math
@@ -113,6 +114,10 @@ class TrainSettings:
     # Fine-tune after pruning for D + lambda * R with learned steps and entropy models (compress.learned), which
     # the file then carries; lambda is driven to the rate control's target.
     rate: bool = False
+    # Where in the main phase rate-aware training starts (a share of its epochs; 1: at the fine-tuning after
+    # pruning). Before the fine-tuning it runs on the weights and tables plus uniform noise of the learned steps (the
+    # usual differentiable stand-in for rounding: NVRC's and C3's first stage), rounded from the fine-tuning on.
+    rate_from: float = 1.0
     # The main phase's rate term on the weights (compress.rate_prior): a 1 % change of the weights' estimated bits
     # weighs as this many % of the distortion (0: off). Needs a --bpp target and the l2 loss.
     rate_prior: float = 0.0
@@ -179,7 +184,7 @@ def recipe(preset: str, model: str, params: int, optimizer: str | None = None, e
 TRAIN_OPTIONS = ("epochs", "batch", "lr", "warmup", "loss", "prune_epochs", "finetune_lr", "finetune_pick", "freeze",
                  "enc_dim", "grad_clip", "beta1", "beta2", "optimizer", "amp", "compile_mode", "code_lr_scale", "qat",
                  "rate", "rate_prior", "quant_noise", "plane_weights", "plane_balance", "prune_size_exponent",
-                 "prune_at")
+                 "prune_at", "rate_from")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOSSES = ("l2", "l1ssim")
 OPTIMIZERS = ("adam", "adan")
@@ -225,6 +230,8 @@ def check_train_option(name: str, value) -> None:
         raise ValueError(f"{name} must be in [0, 1]")
     if name in ("warmup", "beta1", "beta2") and not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1)")
+    if name == "rate_from" and not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1]")
     if name == "prune_at" and not 0 < value <= 1:
         raise ValueError(f"{name} must be in (0, 1]")
     if name in ("prune_epochs", "grad_clip", "freeze", "rate_prior", "prune_size_exponent") and value < 0:
@@ -549,19 +556,20 @@ class Trainer:
 
     def _phase(self, epochs: int, peak_lr: float, warmup: float) -> None:
         """Run the current phase's epochs from where training stands."""
-        # The best running PSNR so far, kept apart for epochs with and without the rounding noise: the noise's onset
-        # lowers the running PSNR by up to 6 dB (4-bit plans), which is no divergence.
-        best = {False: -math.inf, True: -math.inf}
+        # The best running PSNR so far, kept apart by `_regime`.
+        best = collections.defaultdict(lambda: -math.inf)
         for h in self.history:
             if h["phase"] == self.phase:
-                noisy = self._noisy(h["epoch"] - 1)
-                best[noisy] = max(best[noisy], h["psnr"])
+                regime = self._regime(h["epoch"] - 1)
+                best[regime] = max(best[regime], h["psnr"])
         self.good = self.state(copy=True)
 
         def rate(step: int, per_epoch: int) -> float:     # the schedule at `step`, under a rollback's cap
             total = epochs * per_epoch
             return min(lr_at(step, total, int(warmup * total), peak_lr), self.lr_cap)
         while self.epoch < epochs:
+            if self._rate_main() and not self.rate_on:
+                self._start_rate(self.noise_bits)
             if self.order is None:
                 self.order = torch.randperm(self.frames, device=self.device)
                 self.pos, self.mse_sum = 0, torch.zeros((), device=self.device)
@@ -583,11 +591,11 @@ class Trainer:
                     self.bar.update(idx.numel())
                 self._after_step()
             psnr = -10 * math.log10(max(float(self.mse_sum) / self.frames, 1e-12))
-            noisy = self._noisy()
-            if recovery.diverged(psnr, best[noisy]):
+            regime = self._regime()
+            if recovery.diverged(psnr, best[regime]):
                 per_epoch = math.ceil(self.frames / self.batch)
                 first = self.epoch * per_epoch
-                recovery.roll_back(self, psnr, best[noisy],
+                recovery.roll_back(self, psnr, best[regime],
                                    max(rate(step, per_epoch) for step in range(first, first + per_epoch)))
                 continue
             self.epoch, self.order = self.epoch + 1, None
@@ -595,7 +603,7 @@ class Trainer:
             if self.freezer is not None:
                 self.history[-1]["frozen"] = self.freezer.frozen()
                 self.history[-1]["freeze_seconds"] = round(self.freezer.seconds, 3)
-            best[noisy] = max(best[noisy], psnr)
+            best[regime] = max(best[regime], psnr)
             if (self.phase == "train" and self.s.prune > 0 and self.s.prune_at < 1 and not self.masks
                     and self.epoch >= round(self.s.prune_at * epochs)):
                 self._set_masks()
@@ -688,19 +696,42 @@ class Trainer:
                 self.masks = {}
         # The fine-tuning (quantization-aware where a quantizer is given) runs with or without pruning.
         self.phase = "prune" if s.prune_epochs > 0 else "done"
-        if self.phase == "prune" and (s.qat or s.rate) and self.quantizer is not None:
+        if self.phase == "prune" and self.rate_on:     # (started in the main phase: from noise to rounding)
+            self.qat_bits = self.rate.bits
+            self.rate.harden(self.decoder, self._learned_tables())
+            self.say(f"rate-aware fine-tuning on rounded values, lambda {self.rate.lam:.3g}")
+        elif self.phase == "prune" and (s.qat or s.rate) and self.quantizer is not None:
             state = {k: v.detach().float().cpu() for k, v in self.decoder.state_dict().items()}
             self.qat_bits = self.quantizer(state, self.tables())
             if s.rate and self.rate is not None:
-                mse = next((10 ** (-h["psnr"] / 10) for h in reversed(self.history) if "psnr" in h), 1e-3)
-                self.rate.start(self.decoder, self._learned_tables(), self.qat_bits, mse)
-                self.rate_on = True
-                self.say(f"rate-aware fine-tuning from {self.qat_bits:.3g} bits, lambda {self.rate.lam:.3g}")
+                self._start_rate(self.qat_bits)
             else:
                 self.say(f"quantization-aware fine-tuning at {describe_bits(self.qat_bits)}")
                 self.freezer = OscillationFreezer(s.freeze) if s.freeze > 0 else None
         self.epoch, self.pos, self.order = 0, 0, None
         self.optimizers = self._optimizers()
+
+    def _start_rate(self, bits: float) -> None:
+        """Rate-aware training from here on (`bits`: the depth of the tensors it does not model); in the main phase
+        on noisy values, with the entropy models' parameters joining the running optimizer."""
+        mse = next((10 ** (-h["psnr"] / 10) for h in reversed(self.history) if "psnr" in h), 1e-3)
+        self.rate.start(self.decoder, self._learned_tables(), bits, mse, noisy=self.phase == "train")
+        self.rate_on = True
+        if self.phase == "train":
+            self.optimizers[0].add_param_group(self.rate.param_group())
+        self.say(f"rate-aware {'training' if self.phase == 'train' else 'fine-tuning'} from {bits:.3g} bits, "
+                 f"lambda {self.rate.lam:.3g}")
+
+    def _rate_main(self, epoch: int | None = None) -> bool:
+        """Whether epoch `epoch` (0-based; the current one by default) of the main phase is rate-aware."""
+        epoch = self.epoch if epoch is None else epoch
+        return (self.phase == "train" and self.s.rate and self.rate is not None and self.noise_bits is not None
+                and self.s.rate_from < 1 and epoch >= self.s.rate_from * self.s.epochs)
+
+    def _regime(self, epoch: int | None = None) -> tuple[bool, bool]:
+        """What an epoch's running PSNR is comparable with (the divergence check): epochs with the same noise and
+        rate term. Their onsets lower it by up to 6 dB (4-bit plans), which is no divergence."""
+        return self._noisy(epoch), self._rate_main(epoch)
 
     def fit(self) -> FitResult:
         s = self.s
@@ -850,8 +881,9 @@ class Trainer:
         rate_state = state.get("rate")
         self.rate_on = rate_state is not None and self.rate is not None
         if self.rate_on:
-            self.rate.load_state(self.decoder, self._learned_tables(), self.qat_bits,
-                                 {k: v.to(self.device) for k, v in rate_state.items()})
+            bits = self.noise_bits if self.phase == "train" else self.qat_bits
+            self.rate.load_state(self.decoder, self._learned_tables(), bits,
+                                 {k: v.to(self.device) for k, v in rate_state.items()}, noisy=self.phase == "train")
         self.optimizers = self._optimizers()
         if len(state["optimizers"]) != len(self.optimizers):
             raise ValueError(f"{len(state['optimizers'])} optimizers saved, {len(self.optimizers)} here")

@@ -12,7 +12,7 @@ from nvcodec import sizing
 from nvcodec.bitstream import BitstreamError
 from nvcodec.compress import learned, learned_compress, pack, rowcoder
 from nvcodec.compress.quantize import quantize_weight
-from nvcodec.fit import CodeFitter, TrainSettings
+from nvcodec.fit import CodeFitter, TrainSettings, parse_train_option
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -157,6 +157,78 @@ def test_the_rate_model_survives_a_checkpoint():
     for p, q in zip([*a.decoder.parameters(), *a.rate.model.parameters()],
                     [*b.decoder.parameters(), *b.rate.model.parameters()]):
         assert torch.equal(p, q)
+
+
+def main_phase_rate_fitter(epochs: int = 4, rate_from: float = 0.5):
+    rng = np.random.default_rng(5)
+    video = torch.from_numpy(rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8))
+    arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch
+    settings = TrainSettings(epochs=epochs, prune_epochs=2, batch=1, rate=True, rate_from=rate_from, prune=0.1)
+    return CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
+                      quantizer=lambda state, tables: 6.0, rate=learned.RateTerm(3 * 32 * 48, 400), noise_bits=5)
+
+
+def test_rate_aware_training_from_the_main_phase_steps_on_noise_then_rounds():
+    """`rate_from`: the rate term and learned steps start part-way through the main phase, the training steps on
+    values plus noise of one step (evaluations round), and the fine-tuning after pruning rounds, keeping the steps."""
+    fitter = main_phase_rate_fitter()
+    seen = []
+
+    def record():
+        f = fitter
+        model = f.rate.model if f.rate_on else None
+        seen.append((f.phase, f.epoch, f.rate_on, model is not None and model.noisy, model))
+    fitter.after_step = record
+    result = fitter.fit()
+    main = [s for s in seen if s[0] == "train"]
+    assert [s[2] for s in main] == [False] * 6 + [True] * 6      # epochs 3 and 4 of 4 (3 steps each)
+    assert all(s[3] for s in main if s[2])
+    fine = [s for s in seen if s[0] == "prune"]
+    assert fine and all(s[2] and not s[3] for s in fine)
+    assert len({id(s[4]) for s in seen if s[2]}) == 1      # one model from the main phase to the end
+    assert result.rate_model is not None and result.qat_bits == 5       # the rest at the planned depth
+    # The entropy models' parameters joined the main phase's optimizer once, and its state was kept.
+    assert len(fitter.optimizers[0].param_groups) == len(fitter.inputs.param_groups(fitter.decoder)[0]) + 1
+
+
+def test_noisy_values_are_noise_of_one_step_and_evaluations_round():
+    fitter = main_phase_rate_fitter(rate_from=0)
+    fitter._start_rate(5)
+    model = fitter.rate.model
+    assert model.noisy
+    name = model.weight_names[0]
+    w = dict(fitter.decoder.named_parameters())[name]
+    i = model._index(name, False)
+    step = float(model.step(i).detach())
+    noisy = model.quantize(i, w)
+    assert 0 < float((noisy - w).abs().max()) <= step / 2 * (1 + 1e-3)
+    assert not torch.allclose(noisy / step, torch.round(noisy / step))
+    with torch.no_grad():
+        rounded = model.quantize(i, w)
+    assert torch.allclose(rounded / step, torch.round(rounded / step), atol=1e-3)
+
+
+def test_a_checkpoint_taken_in_the_main_phases_rate_aware_share_resumes_with_noise():
+    a, b = main_phase_rate_fitter(rate_from=0), main_phase_rate_fitter(rate_from=0)
+    a._start_rate(5)
+    for _ in range(3):
+        a._step(torch.tensor([0]), 1e-3)
+    saved = io.BytesIO()
+    torch.save(a.state(), saved)
+    saved.seek(0)
+    b.load_state(torch.load(saved, weights_only=True))
+    assert b.rate_on and b.rate.model.noisy and b.rate.bits == 5
+    assert [len(o.param_groups) for o in b.optimizers] == [len(o.param_groups) for o in a.optimizers]
+
+
+def test_rate_from_needs_the_rate_term(tmp_path, testdata):
+    from nvcodec import codec
+
+    with pytest.raises(codec.CodecError, match="rate_from needs --train rate=true"):
+        codec.encode(testdata / "carphone_qcif_16f.mp4", tmp_path / "x.dnv", bpp=1.0, device="cpu",
+                     progress=False, train_options={"rate_from": 0.5})
+    with pytest.raises(ValueError, match=r"rate_from must be in \[0, 1\]"):
+        parse_train_option("rate_from=1.5")
 
 
 def test_learned_compression_lands_on_a_target_by_scaling_the_steps():

@@ -12,9 +12,10 @@ table's channel): the scale index q of `compress.rowcoder`, the coder that write
 - each row's q is refitted after every step to its rounded symbols (the maximum-likelihood scale, as the
   coder's own fit in `entropy`), so that the model the rate sees is the one the file will carry.
 
-`RateTerm` is the hook the trainer calls (`fit.Fitter`): it starts the model when the fine-tuning after pruning
-begins, adds lambda * R (bits per pixel of the video) to the loss, and after each step moves lambda so that the
-estimated file lands on the rate control's target (a multiplicative controller on the estimate's relative error).
+`RateTerm` is the hook the trainer calls (`fit.Trainer`): it starts the model when the fine-tuning after pruning
+begins (or earlier in the main phase, `rate_from`, on noisy values until the fine-tuning), adds lambda * R (bits per
+pixel of the video) to the loss, and after each step moves lambda so that the estimated file lands on the rate
+control's target (a multiplicative controller on the estimate's relative error).
 """
 from __future__ import annotations
 
@@ -166,6 +167,9 @@ class RateModel(nn.Module):
             self.register_buffer(f"z{i}", torch.zeros((), device=t.device))     # the spike, for the kinds with one
         self.to(next(iter(weights.values())).device)
         self.sync_flags()
+        # Values plus uniform noise of one step in training steps instead of rounded (the main phase); evaluations
+        # (no gradient) always round.
+        self.noisy = False
 
     def _index(self, name: str, table: bool) -> int:
         return len(self.weight_names) + self.table_names.index(name) if table else self.weight_names.index(name)
@@ -186,6 +190,8 @@ class RateModel(nn.Module):
     def quantize(self, i: int, t: torch.Tensor) -> torch.Tensor:
         step = self.step(i)
         step = step + (as_stored(step) - step).detach()     # the file's float16 step (`learned_tensor`)
+        if self.noisy and torch.is_grad_enabled():
+            return t + (torch.rand_like(t) - 0.5) * step
         return round_ste(t / step).clamp(-rowcoder.MAX_M, rowcoder.MAX_M) * step
 
     def items(self, weights: dict, tables: dict):
@@ -300,10 +306,13 @@ class RateTerm:
         self.target_bits = None
         self.steps, self.due = 0, True     # steps taken; whether this step takes the rate term
 
-    def start(self, decoder: nn.Module, tables: dict[str, torch.Tensor], bits: float, distortion: float) -> None:
+    def start(self, decoder: nn.Module, tables: dict[str, torch.Tensor], bits: float, distortion: float,
+              noisy: bool = False) -> None:
+        """`noisy`: the model's values carry noise instead of rounding (`RateModel.noisy`) until `harden`."""
         self.bits = bits
         weights = dict(decoder.named_parameters())
         self.model = RateModel(weights, tables, bits)
+        self.model.noisy = noisy
         self.model.choose_models(weights, tables)
         if self.target_bytes is not None:
             from .learned_compress import compress      # (it imports this module)
@@ -318,13 +327,20 @@ class RateTerm:
         self.model.lam.fill_(lam)
         self.model.lam0.fill_(lam)
 
-    def load_state(self, decoder: nn.Module, tables: dict, bits: float, state: dict) -> None:
+    def load_state(self, decoder: nn.Module, tables: dict, bits: float, state: dict, noisy: bool = False) -> None:
         """Start from a checkpoint's state (`self.model.state_dict()`)."""
-        self.start(decoder, tables, bits, 1.0)
+        self.start(decoder, tables, bits, 1.0, noisy)
         self.model.load_state_dict(state)
         self.model.sync_flags()
         self.steps = int(self.model.steps)
         self.due = self.steps % RATE_EVERY == 0
+
+    @torch.no_grad()
+    def harden(self, decoder: nn.Module, tables: dict) -> None:
+        """From noisy to rounded values (the fine-tuning after pruning), each tensor's model chosen again for the
+        pruned weights; steps and lambda go on as trained."""
+        self.model.noisy = False
+        self.model.choose_models(dict(decoder.named_parameters()), tables)
 
     def param_group(self) -> dict:
         return {"params": list(self.model.parameters()), "lr_scale": STEP_LR_SCALE}
