@@ -137,6 +137,9 @@ class TrainSettings:
 # a clip of fewer than STEP_FRAMES frames gets the epochs (and fine-tuning epochs) of as many steps as a clip of
 # STEP_FRAMES frames: its encode takes about as long as that clip's would.
 STEP_FRAMES = 64
+# Times in the main phase that rate-aware training retakes the share of its target the modelled symbols have
+# (`learned.RateTerm.retarget`: a compression of the network, 0.3 s for 720p's on the CPU).
+RATE_RETARGETS = 20
 
 # A preset's epochs are set for about BUDGET_FRAMES frames of BUDGET_PIXELS, where medium's fill issue 17's 5 minutes
 # on one GPU. A step on a smaller frame costs less, down to a floor (a small network's step is bound by kernel
@@ -610,6 +613,8 @@ class Trainer:
                 # (The next epoch's running PSNR dips by up to 1.3 dB, results/pruning_cpu_2026-12-05/: far from
                 # what the divergence check takes for a divergence.)
                 self.say(f"pruned {self.s.prune:.0%} of the weights after epoch {self.epoch}")
+            if self.rate_on and self.phase == "train" and self.epoch % max(1, epochs // RATE_RETARGETS) == 0:
+                self.rate.retarget(self.decoder, self._learned_tables())
             if self._picking(epochs):
                 self._keep_if_best()
             self.good = self.state(copy=True)

@@ -159,13 +159,13 @@ def test_the_rate_model_survives_a_checkpoint():
         assert torch.equal(p, q)
 
 
-def main_phase_rate_fitter(epochs: int = 4, rate_from: float = 0.5):
+def main_phase_rate_fitter(epochs: int = 4, rate_from: float = 0.5, target_bytes: int = 400):
     rng = np.random.default_rng(5)
     video = torch.from_numpy(rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8))
     arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch
     settings = TrainSettings(epochs=epochs, prune_epochs=2, batch=1, rate=True, rate_from=rate_from, prune=0.1)
     return CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
-                      quantizer=lambda state, tables: 6.0, rate=learned.RateTerm(3 * 32 * 48, 400), noise_bits=5)
+                      quantizer=lambda state, tables: 6.0, rate=learned.RateTerm(3 * 32 * 48, target_bytes), noise_bits=5)
 
 
 def test_rate_aware_training_from_the_main_phase_steps_on_noise_then_rounds():
@@ -219,6 +219,24 @@ def test_a_checkpoint_taken_in_the_main_phases_rate_aware_share_resumes_with_noi
     b.load_state(torch.load(saved, weights_only=True))
     assert b.rate_on and b.rate.model.noisy and b.rate.bits == 5
     assert [len(o.param_groups) for o in b.optimizers] == [len(o.param_groups) for o in a.optimizers]
+
+
+def test_the_target_share_of_the_modelled_symbols_follows_the_rest_of_the_payload():
+    """The rest of the payload (biases and norms, side information) changes as the network trains: the share of
+    the target left to the modelled symbols is retaken from it as it codes now."""
+    fitter = main_phase_rate_fitter(rate_from=0, target_bytes=4000)
+    fitter._start_rate(5)
+    term = fitter.rate
+    before = term.other_bytes
+    with torch.no_grad():
+        for name, p in fitter.decoder.named_parameters():
+            if p.dim() == 1:
+                p.copy_(torch.randn_like(p))
+    state = {k: v.detach() for k, v in fitter.decoder.state_dict().items()}
+    rest = learned_compress.compress(state, fitter.tables(), term.model, 5).rest_bytes
+    assert rest != before
+    term.retarget(fitter.decoder, fitter._learned_tables())
+    assert term.other_bytes == rest and term.target_bits == 8 * (4000 - rest)
 
 
 def test_rate_from_needs_the_rate_term(tmp_path, testdata):

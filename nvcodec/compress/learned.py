@@ -315,17 +315,25 @@ class RateTerm:
         self.model.noisy = noisy
         self.model.choose_models(weights, tables)
         if self.target_bytes is not None:
-            from .learned_compress import compress      # (it imports this module)
-            state = {k: v.detach().float().cpu() for k, v in decoder.state_dict().items()}
-            self.other_bytes = compress(state, {k: v.detach().float().cpu() for k, v in tables.items()},
-                                        self.model, bits).rest_bytes
-            self.target_bits = max(1.0, 8 * (self.target_bytes - self.other_bytes))
+            self.retarget(decoder, tables)
             self.model.calibrate(weights, tables, self.target_bits)
         with torch.no_grad():
             bpp = (self.target_bits or float(self.model.bits(weights, tables, noise=False))) / self.pixels
         lam = self.lam0 if self.lam0 is not None else distortion / max(bpp, 1e-9)
         self.model.lam.fill_(lam)
         self.model.lam0.fill_(lam)
+
+    @torch.no_grad()
+    def retarget(self, decoder: nn.Module, tables: dict[str, torch.Tensor]) -> None:
+        """The modelled symbols' share of the target: the target less the rest of the payload as it codes now
+        (biases and norms, side information), which changes as the network trains."""
+        if self.target_bytes is None:
+            return
+        from .learned_compress import compress      # (it imports this module)
+        state = {k: v.detach().float().cpu() for k, v in decoder.state_dict().items()}
+        self.other_bytes = compress(state, {k: v.detach().float().cpu() for k, v in tables.items()},
+                                    self.model, self.bits).rest_bytes
+        self.target_bits = max(1.0, 8 * (self.target_bytes - self.other_bytes))
 
     def load_state(self, decoder: nn.Module, tables: dict, bits: float, state: dict, noisy: bool = False) -> None:
         """Start from a checkpoint's state (`self.model.state_dict()`)."""
@@ -338,9 +346,10 @@ class RateTerm:
     @torch.no_grad()
     def harden(self, decoder: nn.Module, tables: dict) -> None:
         """From noisy to rounded values (the fine-tuning after pruning), each tensor's model chosen again for the
-        pruned weights; steps and lambda go on as trained."""
+        pruned weights and the target's share retaken; steps and lambda go on as trained."""
         self.model.noisy = False
         self.model.choose_models(dict(decoder.named_parameters()), tables)
+        self.retarget(decoder, tables)
 
     def param_group(self) -> dict:
         return {"params": list(self.model.parameters()), "lr_scale": STEP_LR_SCALE}
