@@ -2,7 +2,7 @@
 
     python3 -m benchmarks.train_probe CLIP [--model hinerv] [--frames 96] (--bpp 0.05 | --params 3e6) [--steps 40] [--batches 2 4 8]
         [--modes eager default reduce-overhead] [--rows 640] [--align 1 8] [--prune 0.1 0.2] [--cudnn-benchmark off on]
-        [--enc-dim 64 32] [--optimizer adam adan] [--loop-epochs N] [--profile STEPS]
+        [--enc-dim 64 32] [--optimizer adam adan] [--rate off on] [--loop-epochs N] [--profile STEPS]
 --model picks the network (the default model unless given), sized for --bpp as `dnv encode` sizes it at the
 model's planned depth. Prints frames/s for each setting; used to choose the GPU defaults of `dnv encode`. A mode is "eager"
 or a torch.compile mode ("reduce-overhead", with CUDA graphs, is what `dnv encode` uses on a GPU;
@@ -11,6 +11,7 @@ Each step is the encoder's own (`Fitter._step`: forward, backward, gradient clip
 --align rounds the network's channel widths to multiples of N (`sizing.WIDTH_ALIGN`, then the largest network
 within the same --bpp or --params); --prune plans for --bpp as `dnv encode --prune` does (a larger pruned share
 gives a wider network for the same file); --cudnn-benchmark turns cuDNN's algorithm search off or on (`fit.CUDNN_BENCHMARK`).
+--rate on times the step of rate-aware training from the main phase (`--train rate=true --train rate_from=0`).
 --loop-epochs N also times N epochs of the encoder's epoch loop around the same step (`Fitter._phase`), to see
 what the loop adds to the bare steps.
 
@@ -56,11 +57,19 @@ def loop_rate(f, epochs: int, device) -> float:
     return epochs * f.frames / timed(device, lambda: f._phase(epochs, 1e-4, 0.0))
 
 
-def fitter_and_step(frames, arch, batch, mode, device, enc_dim=64, optimizer="adam"):
-    """A Fitter for this setting, and one training step of it on random frames."""
+def fitter_and_step(frames, arch, batch, mode, device, enc_dim=64, optimizer="adam", rate_bpp=None):
+    """A Fitter for this setting, and one training step of it on random frames. `rate_bpp`: the step of rate-aware
+    training in the main phase (`--train rate=true rate_from=0`) with this target, its entropy models' upkeep
+    every `learned.RATE_EVERY` steps included."""
+    from nvcodec.compress.learned import RateTerm
     settings = TrainSettings(batch=batch, compile=mode != "eager", compile_mode="default" if mode == "eager" else mode,
-                             enc_dim=enc_dim, optimizer=optimizer)
-    f = Fitter(torch.from_numpy(frames), arch, settings, device, progress=False)
+                             enc_dim=enc_dim, optimizer=optimizer, rate=rate_bpp is not None, rate_from=0.0)
+    t, h, w = frames.shape[:3]
+    bits = quant_bits_for(arch.model)
+    rate = None if rate_bpp is None else RateTerm(t * h * w, int(rate_bpp * t * h * w / 8))
+    f = Fitter(torch.from_numpy(frames), arch, settings, device, progress=False, rate=rate, noise_bits=bits)
+    if rate is not None:
+        f._start_rate(bits)
 
     def step():
         f._step(torch.randint(0, f.frames, (batch,), device=device), 1e-4)
@@ -158,6 +167,9 @@ def main():
     ap.add_argument("--enc-dim", type=int, nargs="+", default=[TrainSettings.enc_dim],
                     help="encoder widths (training only)")
     ap.add_argument("--optimizer", nargs="+", choices=list(OPTIMIZERS), default=[TrainSettings.optimizer])
+    ap.add_argument("--rate", nargs="+", choices=["off", "on"], default=["off"],
+                    help="on: the step of rate-aware training (learned steps and entropy models, rate_from=0) "
+                         "for the --bpp target")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--loop-epochs", type=int, default=0, metavar="N",
                     help="then time N epochs of the Fitter's own loop with the same step")
@@ -191,13 +203,15 @@ def main():
               f"encoder width {enc_dim}, {opt}", flush=True)
         for mode in a.modes if a.profile else []:
             profile(frames, plan.arch, a.batches[0], mode, a.profile, device, enc_dim, optimizer=opt)
-        for mode in a.modes:
+        for mode, rate in itertools.product(a.modes, a.rate):
             for batch in a.batches:
-                f, step = fitter_and_step(frames, plan.arch, batch, mode, device, enc_dim, opt)
+                f, step = fitter_and_step(frames, plan.arch, batch, mode, device, enc_dim, opt,
+                                          a.bpp if rate == "on" else None)
                 if a.compile_profile:
                     first_step_profile(step, device, a.compile_profile)
                 fps, warm = probe(step, batch, a.steps, device)
-                print(f"{mode:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
+                label = mode + (" rate" if rate == "on" else "")
+                print(f"{label:>26} batch={batch}: {fps:7.1f} frames/s (warm-up {warm:.1f} s)", flush=True)
                 if a.loop_epochs:
                     print(f"{'':>26} the same in the epoch loop: {loop_rate(f, a.loop_epochs, device):7.1f} frames/s "
                           f"({a.loop_epochs} epochs)", flush=True)

@@ -1,5 +1,5 @@
 """benchmarks.train_probe: --compile-times (Dynamo's phase accounting, longest first, or one line where it has none),
---compile-profile, and --inductor (one of Inductor's settings by its dotted name)."""
+--compile-profile, --inductor (one of Inductor's settings by its dotted name) and --rate."""
 import pytest
 import torch._dynamo.utils
 
@@ -43,3 +43,23 @@ def test_an_inductor_setting_is_set_by_its_dotted_name_and_an_unknown_one_is_ref
         train_probe.set_inductor("triton.no_such_setting=1")
     with pytest.raises(SystemExit, match="has no no_such_group.x"):
         train_probe.set_inductor("no_such_group.x=1")
+
+
+def test_the_rate_aware_step_is_timed_with_its_entropy_models_upkeep():
+    """--rate on: the step is rate-aware training's (learned steps on noisy values, the rate term every
+    `learned.RATE_EVERY` steps, the models refitted after), started before the first step."""
+    import numpy as np
+    import torch
+
+    from nvcodec import sizing
+    from nvcodec.compress import learned
+
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
+    arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch
+    f, step = train_probe.fitter_and_step(frames, arch, 1, "eager", torch.device("cpu"), rate_bpp=0.5)
+    assert f.rate_on and f.rate.model.noisy and f.rate.target_bytes == int(0.5 * 3 * 32 * 48 / 8)
+    for _ in range(learned.RATE_EVERY):
+        step()
+    assert int(f.rate.model.steps) == learned.RATE_EVERY
+    plain, _ = train_probe.fitter_and_step(frames, arch, 1, "eager", torch.device("cpu"))
+    assert not plain.rate_on

@@ -239,6 +239,33 @@ def test_the_target_share_of_the_modelled_symbols_follows_the_rest_of_the_payloa
     assert term.other_bytes == rest and term.target_bits == 8 * (4000 - rest)
 
 
+def test_the_models_rate_and_fit_over_all_rows_at_once_are_each_tensors_own():
+    """`RateModel.bits` and `refit` lay every tensor's rows end to end; they must give what the per-tensor formulas
+    (`row_bits`, `fit_q`, `fit_z`, which the file's estimate uses) give tensor by tensor, whatever each one's kind."""
+    fitter = main_phase_rate_fitter(rate_from=0, target_bytes=4000)
+    fitter._start_rate(5)
+    model = fitter.rate.model
+    weights, tables = dict(fitter.decoder.named_parameters()), fitter._learned_tables()
+    with torch.no_grad():
+        first = model.weight_names[0]
+        weights[first][: weights[first].shape[0] // 2] = 0      # pruned rows: a spike pays
+    n = len(model.log_step)
+    for i in range(n):      # every kind among the tensors
+        getattr(model, f"kind{i}").fill_(i % 4)
+    model.sync_flags()
+    model.refit(weights, tables)
+    total = 0.0
+    for i, t, axis in model.items(weights, tables):
+        r = learned.rows(model.coded(i, torch.round(t.detach() / model.step(i).detach())), axis)
+        q = learned.fit_q(r, model.kind(i))
+        assert torch.equal(model.q(i), q), i
+        z = learned.fit_z(r, q, model.kind(i)) if model.kind(i) >= 2 else 0
+        if model.kind(i) >= 2:
+            assert float(getattr(model, f"z{i}")) == float(z), i
+        total += float(learned.row_bits(model.kind(i), r, q, r.abs().max(), z))
+    assert float(model.bits(weights, tables, noise=False)) == pytest.approx(total, rel=1e-5)
+
+
 def test_rate_from_needs_the_rate_term(tmp_path, testdata):
     from nvcodec import codec
 

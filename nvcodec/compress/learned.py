@@ -20,6 +20,7 @@ control's target (a multiplicative controller on the estimate's relative error).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ STEP_LR_SCALE = 25.0      # learning rate of the log2 steps relative to the weig
 RATE_EVERY = 4
 CALIBRATION_OCTAVES, CALIBRATION_STEPS = 8.0, 16     # the search of the steps' starting factor: range, halvings
 TABLE_AXIS, WEIGHT_AXIS = 1, 0
+SAFE_Q = 128.0     # a scale index every formula takes without overflow (for the rows of another kind)
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -53,40 +55,67 @@ def rows(t: torch.Tensor, axis: int) -> torch.Tensor:
     return t.movedim(axis, 0).flatten(1)
 
 
+class RowStats(NamedTuple):
+    """What the rate of a row depends on besides its model, each (R,) over R rows."""
+    n: torch.Tensor          # values in the row
+    abs_sum: torch.Tensor    # sum of |y|
+    sq_sum: torch.Tensor     # sum of y**2
+    zeros: torch.Tensor      # values that round to 0 (no gradient)
+
+
+def row_stats(y: torch.Tensor) -> RowStats:
+    """The stats of each row of `y` (R, n)."""
+    zeros = (torch.round(y.detach()) == 0).sum(1).to(y.dtype)
+    return RowStats(torch.full_like(zeros, y.shape[1]), y.abs().sum(1), y.square().sum(1), zeros)
+
+
+def segment_stats(y: torch.Tensor, row_of: torch.Tensor, rows_total: int) -> RowStats:
+    """The stats of rows laid end to end in `y` (N,), value k in row `row_of[k]`."""
+    def total(v):
+        return torch.zeros(rows_total, dtype=y.dtype, device=y.device).index_add(0, row_of, v)
+    ones = torch.ones_like(y.detach())
+    return RowStats(total(ones), total(y.abs()), total(y.square()), total((torch.round(y.detach()) == 0).to(y.dtype)))
+
+
+def bits_of_rows(kind, q: torch.Tensor, m: torch.Tensor, s: torch.Tensor, st: RowStats) -> torch.Tensor:
+    """The bits of each row (R,) under its model: `kind` (`rowcoder.KINDS`, one for all rows or one per row), scale
+    index `q`, symbols in [-m, m] (m per row, or one), spike weight `s` (`spike_weight`; ignored where the kind has
+    none): n * log2(Z + s) + sum of cost(y) - n0 * log2(1 + s), where cost(j) = -log2 of the weight relative to the
+    peak (Laplace: slope * |j|, slope = 2**(q/8 - 16); Gaussian: c * j**2, c = 2**(q/8 - 32)), Z the sum of 2**-cost
+    over [-m, m], s the spike's weight relative to the peak, n0 the row's zero symbols. Rows with m = 0 cost 0."""
+    dtype = st.abs_sum.dtype
+    kind = torch.as_tensor(kind, device=q.device)
+    m = torch.as_tensor(m, dtype=dtype, device=q.device)
+    laplace = kind & 1 == rowcoder.LAPLACE
+    q = q.to(dtype)
+    # Each kind's formula on every row, with a harmless q where the row is of the other kind (no inf to leak into
+    # the gradient through `where`).
+    q_lap, q_gauss = torch.where(laplace, q, SAFE_Q), torch.where(laplace, SAFE_Q, q)
+    slope = torch.exp2(q_lap / 8 - 16)
+    a = slope * LN2
+    norm_lap = (1 + torch.exp(-a) - 2 * torch.exp(-a * (m + 1))) / -torch.expm1(-a)
+    norm_gauss, c = gaussian_normaliser(q_gauss, m)
+    norm = torch.where(laplace, norm_lap, norm_gauss)
+    cost = torch.where(laplace, slope * st.abs_sum, c * st.sq_sum)
+    s = torch.where(kind >= 2, torch.as_tensor(s, dtype=dtype, device=q.device), 0.0)
+    bits = st.n * torch.log2(norm.clamp_min(1.0) + s) + cost - st.zeros * torch.log2(1 + s)
+    return torch.where(m > 0, bits, torch.zeros_like(bits))
+
+
 def row_bits(kind: int, y: torch.Tensor, q: torch.Tensor, m, z=0) -> torch.Tensor:
     """Bits of the rows `y` (R, n) (symbols, or symbols plus noise) under row models `q` (R,) of `kind`
-    (`rowcoder.KINDS`) over [-m, m], with the tensor's spike `z` for the kinds that have one:
-    n * log2(Z + s) + sum of cost(y) - n0 * log2(1 + s), where cost(j) = -log2 of the weight relative to the peak
-    (Laplace: slope * |j|, slope = 2**(q/8 - 16); Gaussian: c * j**2, c = 2**(q/8 - 32)), Z the sum of 2**-cost over
-    [-m, m], s = 2**(z/16 - 4) the spike's weight relative to the peak (0 without), n0 the row's zero symbols."""
-    m = torch.as_tensor(m, dtype=y.dtype, device=y.device)
-    spike = kind >= 2
-    norm, cost = _row_terms(kind, y, q, m)
-    s = spike_weight(z, y) if spike else torch.zeros((), dtype=y.dtype, device=y.device)
-    bits = y.shape[1] * torch.log2(norm.clamp_min(1.0) + s) + cost
-    if spike:
-        bits = bits - (torch.round(y.detach()) == 0).sum(1) * torch.log2(1 + s)
-    return torch.where(m > 0, bits, torch.zeros_like(bits)).sum()
-
-
-def _row_terms(kind: int, y: torch.Tensor, q: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Z, sum of cost(y)) of each row, without a spike."""
-    if kind & 1 == rowcoder.LAPLACE:
-        slope = torch.exp2(q.to(y.dtype) / 8 - 16)
-        a = slope * LN2
-        return (1 + torch.exp(-a) - 2 * torch.exp(-a * (m + 1))) / -torch.expm1(-a), slope * y.abs().sum(1)
-    norm, c = gaussian_normaliser(q.to(y.dtype), m)
-    return norm, c * y.square().sum(1)
+    over [-m, m], with the tensor's spike `z` for the kinds that have one (`bits_of_rows`)."""
+    return bits_of_rows(kind, q, m, spike_weight(z, y), row_stats(y)).sum()
 
 
 def gaussian_normaliser(q: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Z, c) of Gaussian rows: Z summed term by term for narrow rows (variance under one step: terms beyond |j| = 8
-    are below 2**-46) and integrated for wide ones (where the sum and the integral differ by about
-    exp(-2 pi**2 variance))."""
+    """(Z, c) of Gaussian rows (m: one, or per row): Z summed term by term for narrow rows (variance under one step:
+    terms beyond |j| = 8 are below 2**-46) and integrated for wide ones (where the sum and the integral differ by
+    about exp(-2 pi**2 variance))."""
     c = torch.exp2(q / 8 - 32)
     a = c * LN2
     j = torch.arange(GAUSS_TERMS + 1, dtype=q.dtype, device=q.device)
-    z_sum = 2 * (torch.exp(-a[:, None] * j * j) * (j <= m)).sum(1) - 1
+    z_sum = 2 * (torch.exp(-a[:, None] * j * j) * (j <= m[..., None])).sum(1) - 1
     z_int = torch.sqrt(math.pi / a) * torch.erf((m + 0.5) * torch.sqrt(a))
     return torch.where(a > 0.5, z_sum, z_int), c
 
@@ -100,11 +129,20 @@ def spike_weight(z, like: torch.Tensor) -> torch.Tensor:
 def fit_z(symbol_rows: torch.Tensor, q: torch.Tensor, kind: int) -> torch.Tensor:
     """The tensor's spike z (0-255) that minimises the rate of its rows under their q (all z at once)."""
     y = symbol_rows.float()
-    norm, _ = _row_terms(kind, y, q, y.abs().max())
-    s = torch.exp2(torch.arange(256, dtype=y.dtype, device=y.device) / 16 - 4)[:, None]     # (z, 1)
-    zeros = (y == 0).sum(1).to(y.dtype)
-    bits = (y.shape[1] * torch.log2(norm.clamp_min(1.0) + s) - zeros * torch.log2(1 + s)).sum(1)
-    return torch.argmin(bits).to(y.dtype)
+    rows_of = torch.zeros(y.shape[0], dtype=torch.int64, device=y.device)
+    return z_from_stats(kind, q, y.abs().max(), row_stats(y), rows_of, 1)[0]
+
+
+def z_from_stats(kind, q: torch.Tensor, m: torch.Tensor, st: RowStats, tensor_of: torch.Tensor,
+                 tensors: int) -> torch.Tensor:
+    """Each tensor's spike z (0-255) minimising the rate of its rows (row r in tensor `tensor_of[r]`), given the
+    rows' q and m (`bits_of_rows` with a spike, less the cost of the symbols, which z does not change)."""
+    no_cost = st._replace(abs_sum=torch.zeros_like(st.abs_sum), sq_sum=torch.zeros_like(st.sq_sum))
+    s = torch.exp2(torch.arange(256, dtype=st.n.dtype, device=st.n.device) / 16 - 4)[:, None]      # (256, 1)
+    kind = torch.as_tensor(kind, device=q.device) | 2     # (the spike's kinds)
+    per_row = bits_of_rows(kind, q, m, s, no_cost).T      # (R, 256)
+    per_tensor = torch.zeros(tensors, 256, dtype=per_row.dtype, device=per_row.device).index_add(0, tensor_of, per_row)
+    return torch.argmin(per_tensor, 1).to(st.n.dtype)
 
 
 def temporal_delta(t: torch.Tensor) -> torch.Tensor:
@@ -113,29 +151,27 @@ def temporal_delta(t: torch.Tensor) -> torch.Tensor:
 
 
 def fit_q(symbol_rows: torch.Tensor, kind: int = 0) -> torch.Tensor:
-    """Each row's maximum-likelihood scale index for its integer symbols (as `entropy._laplace_q`, `_gauss_q`; with
-    a spike, fitted to the nonzero symbols, the spike taking the zeros' excess)."""
-    x = symbol_rows.float()
-    if kind >= 2:
-        nonzero = (x != 0).sum(1).clamp_min(1)
-        if kind & 1 == rowcoder.LAPLACE:     # |j| given j != 0 is geometric on 1, 2, ...: mean 1 / (1 - r)
-            mean = x.abs().sum(1) / nonzero
-            # (at most 16 bits a step: where every nonzero is +-1 the fit is unbounded, and the coder's probabilities
-            # have a floor of 2**-24 that the rate formula does not)
-            slope = (-torch.log2((1 - 1 / mean).clamp_min(1e-30))).clamp(max=16.0)
-            q = torch.round(8 * (torch.log2(slope) + 16))
-        else:
-            mean = x.square().sum(1) / nonzero
-            q = torch.round(8 * (torch.log2(LOG2E / (2 * mean.clamp_min(1e-12))) + 32))
-    elif kind == rowcoder.LAPLACE:
-        mean = x.abs().mean(1)
-        r = (torch.sqrt(1 + mean * mean) - 1) / mean.clamp_min(1e-12)
-        slope = -torch.log2(r.clamp(1e-30, 1 - 1e-7))
-        q = torch.round(8 * (torch.log2(slope) + 16))
-    else:
-        mean = x.square().mean(1)
-        q = torch.round(8 * (torch.log2(LOG2E / (2 * mean.clamp_min(1e-12))) + 32))
-    q = q.clamp(0, rowcoder.Q_MAX)
+    """Each row's maximum-likelihood scale index for its integer symbols (`q_from_stats`)."""
+    return q_from_stats(kind, row_stats(symbol_rows.float()))
+
+
+def q_from_stats(kind, st: RowStats) -> torch.Tensor:
+    """Each row's maximum-likelihood scale index (as `entropy._laplace_q`, `_gauss_q`; with a spike, fitted to the
+    nonzero symbols, the spike taking the zeros' excess); `kind`: one for all rows or one per row."""
+    kind = torch.as_tensor(kind, device=st.n.device)
+    spike, laplace = kind >= 2, kind & 1 == rowcoder.LAPLACE
+    count = torch.where(spike, (st.n - st.zeros).clamp_min(1), st.n.clamp_min(1))
+    mean_abs, mean_sq = st.abs_sum / count, st.sq_sum / count
+    # Laplace with a spike: |j| given j != 0 is geometric on 1, 2, ...: mean 1 / (1 - r). (At most 16 bits a step:
+    # where every nonzero is +-1 the fit is unbounded, and the coder's probabilities have a floor of 2**-24 that the
+    # rate formula does not.)
+    slope_spike = (-torch.log2((1 - 1 / mean_abs).clamp_min(1e-30))).clamp(max=16.0)
+    r = (torch.sqrt(1 + mean_abs * mean_abs) - 1) / mean_abs.clamp_min(1e-12)
+    slope_plain = -torch.log2(r.clamp(1e-30, 1 - 1e-7))
+    q_lap = torch.round(8 * (torch.log2(torch.where(spike, slope_spike, slope_plain)) + 16))
+    q_gauss = torch.round(8 * (torch.log2(LOG2E / (2 * mean_sq.clamp_min(1e-12))) + 32))
+    q = torch.where(laplace, q_lap, q_gauss).clamp(0, rowcoder.Q_MAX)
+    mean = torch.where(laplace, mean_abs, mean_sq)
     return torch.where(mean > 0, q, torch.full_like(q, rowcoder.Q_MAX))
 
 
@@ -165,6 +201,17 @@ class RateModel(nn.Module):
             self.register_buffer(f"delta{i}", torch.zeros((), device=t.device))
             self.register_buffer(f"kind{i}", torch.zeros((), device=t.device))
             self.register_buffer(f"z{i}", torch.zeros((), device=t.device))     # the spike, for the kinds with one
+        # Every modelled tensor's rows laid end to end, so that the rate and the models' fit are computed for all at
+        # once (a few dozen operations, not a few dozen a tensor: `bits` runs in the training step, `refit` after it).
+        shapes = [(t.shape[axis], t.numel() // max(1, t.shape[axis])) for _, t, axis in self.items(weights, tables)]
+        self.rows_per_tensor = [r for r, _ in shapes]
+        row_length = torch.repeat_interleave(torch.tensor([n for _, n in shapes]), torch.tensor(self.rows_per_tensor))
+        self.register_buffer("tensor_of_row", torch.repeat_interleave(torch.arange(len(shapes)),
+                                                                      torch.tensor(self.rows_per_tensor)),
+                             persistent=False)
+        self.register_buffer("row_of_value", torch.repeat_interleave(torch.arange(len(row_length)), row_length),
+                             persistent=False)
+        self.register_buffer("kind_of_row", torch.zeros(len(row_length), dtype=torch.int64), persistent=False)
         self.to(next(iter(weights.values())).device)
         self.sync_flags()
         # Values plus uniform noise of one step in training steps instead of rounded (the main phase); evaluations
@@ -187,9 +234,18 @@ class RateModel(nn.Module):
         """What the stream codes of a tensor's (scaled) values `y`: them, or their temporal differences."""
         return temporal_delta(y) if self.delta(i) else y
 
-    def quantize(self, i: int, t: torch.Tensor) -> torch.Tensor:
-        step = self.step(i)
-        step = step + (as_stored(step) - step).detach()     # the file's float16 step (`learned_tensor`)
+    def all_steps(self) -> torch.Tensor:
+        """Every tensor's step (one operation for all: the training step's graph stays small)."""
+        return torch.exp2(torch.stack(list(self.log_step)))
+
+    def stored_steps(self) -> torch.Tensor:
+        """Every tensor's step as the file stores it (float16, `learned_tensor`), straight-through."""
+        steps = self.all_steps()
+        return steps + (as_stored(steps) - steps).detach()
+
+    def quantize(self, i: int, t: torch.Tensor, stored_steps: torch.Tensor | None = None) -> torch.Tensor:
+        """`t` on tensor i's grid (`stored_steps`: `stored_steps()`, computed once for many tensors)."""
+        step = (self.stored_steps() if stored_steps is None else stored_steps)[i]
         if self.noisy and torch.is_grad_enabled():
             return t + (torch.rand_like(t) - 0.5) * step
         return round_ste(t / step).clamp(-rowcoder.MAX_M, rowcoder.MAX_M) * step
@@ -203,22 +259,41 @@ class RateModel(nn.Module):
 
     def bits(self, weights: dict, tables: dict, noise: bool) -> torch.Tensor:
         """The rate of every modelled tensor, in bits: on the symbols plus uniform noise, or on the symbols."""
-        total = 0.0
+        values, peaks, steps = [], [], self.all_steps()
         for i, t, axis in self.items(weights, tables):
-            y = t / self.step(i)
-            m = self.coded(i, torch.round(y.detach()).clamp(-rowcoder.MAX_M, rowcoder.MAX_M)).abs().max()
+            y = t / steps[i]
+            peaks.append(self.coded(i, torch.round(y.detach()).clamp(-rowcoder.MAX_M, rowcoder.MAX_M)).abs().max())
             y = y + torch.rand_like(y) - 0.5 if noise else round_ste(y)
-            total = total + row_bits(self.kind(i), rows(self.coded(i, y), axis), self.q(i), m, getattr(self, f"z{i}"))
-        return total
+            values.append(rows(self.coded(i, y), axis).reshape(-1))
+        y = torch.cat(values)
+        st = segment_stats(y, self.row_of_value, len(self.kind_of_row))
+        m = torch.stack(peaks)[self.tensor_of_row]
+        return bits_of_rows(self.kind_of_row, self.all_q(), m, self.spike_of_row(y), st).sum()
+
+    def all_q(self) -> torch.Tensor:
+        return torch.cat([self.q(i) for i in range(len(self.log_step))])
+
+    def spike_of_row(self, like: torch.Tensor) -> torch.Tensor:
+        return spike_weight(torch.stack([getattr(self, f"z{i}") for i in range(len(self.log_step))]),
+                            like)[self.tensor_of_row]
 
     @torch.no_grad()
     def refit(self, weights: dict, tables: dict) -> None:
-        """Each row's q, fitted to its rounded symbols."""
-        for i, t, axis in self.items(weights, tables):
-            r = rows(self.coded(i, torch.round(t / self.step(i))), axis)
-            self.q(i).copy_(fit_q(r, self.kind(i)))
-            if self.kind(i) >= 2:
-                getattr(self, f"z{i}").copy_(fit_z(r, self.q(i), self.kind(i)))
+        """Each row's q (and each spiked tensor's z), fitted to its rounded symbols."""
+        steps = self.all_steps()
+        y = torch.cat([rows(self.coded(i, torch.round(t / steps[i])), axis).reshape(-1).float()
+                       for i, t, axis in self.items(weights, tables)])
+        st = segment_stats(y, self.row_of_value, len(self.kind_of_row))
+        q = q_from_stats(self.kind_of_row, st)
+        n = len(self.log_step)
+        torch._foreach_copy_([self.q(i) for i in range(n)], list(q.split(self.rows_per_tensor)))
+        spiked = [i for i in range(n) if self.kind(i) >= 2]
+        if spiked:
+            row_peak = torch.zeros_like(q).scatter_reduce(0, self.row_of_value, y.abs(), "amax")
+            peak = torch.zeros(n, dtype=q.dtype, device=q.device).scatter_reduce(0, self.tensor_of_row, row_peak,
+                                                                                  "amax")
+            z = z_from_stats(self.kind_of_row, q, peak[self.tensor_of_row], st, self.tensor_of_row, n)
+            torch._foreach_copy_([getattr(self, f"z{i}") for i in spiked], list(z[spiked]))
 
     @torch.no_grad()
     def calibrate(self, weights: dict, tables: dict, target_bits: float) -> None:
@@ -264,6 +339,8 @@ class RateModel(nn.Module):
         n = len(self.log_step)
         self._deltas = {i: bool(getattr(self, f"delta{i}")) for i in range(n)}
         self._kinds = {i: int(getattr(self, f"kind{i}")) for i in range(n)}
+        kinds = torch.tensor([self._kinds[i] for i in range(n)], device=self.tensor_of_row.device)
+        self.kind_of_row.copy_(kinds[self.tensor_of_row])
 
     def kind(self, i: int) -> int:
         return self._kinds[i]
@@ -357,12 +434,22 @@ class RateTerm:
     def decoder_params(self, decoder: nn.Module) -> dict[str, torch.Tensor]:
         """The decoder's parameters as the file will hold them (`torch.func.functional_call`)."""
         m = self.model
-        return {n: m.quantize(m._index(n, False), p) if n in m.weight_names else fake_quant_weight(p, self.bits)
-                for n, p in decoder.named_parameters()}
+        steps, out = m.stored_steps(), {}
+        for n, p in decoder.named_parameters():
+            if n in m.weight_names:
+                out[n] = m.quantize(m._index(n, False), p, steps)
+            elif m.noisy and torch.is_grad_enabled():
+                # The main phase: the rest (biases, norms: a few hundred values) trains in float, as without the
+                # rate term; the fine-tuning rounds it. (Rounding it here is most of the step's graph.)
+                out[n] = p
+            else:
+                out[n] = fake_quant_weight(p, self.bits)
+        return out
 
     def table_params(self, tables: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
         m = self.model
-        return {prefix + n: m.quantize(m._index(n, True), t) for n, t in tables.items()}
+        steps = m.stored_steps()
+        return {prefix + n: m.quantize(m._index(n, True), t, steps) for n, t in tables.items()}
 
     def penalty(self, decoder: nn.Module, tables: dict) -> torch.Tensor:
         """RATE_EVERY * lambda * R on the steps that take it (R in bits per pixel of the video, with noise), else 0."""
@@ -385,8 +472,7 @@ class RateTerm:
         if self.target_bits is not None:
             estimate = self.model.bits(weights, tables, noise=False)
             lam = self.model.lam * torch.exp(RATE_EVERY * LAMBDA_GAIN * (estimate / self.target_bits - 1))
-            for p in self.model.log_step:
-                p.add_(STEP_GAIN * (estimate / self.target_bits - 1))
+            torch._foreach_add_(list(self.model.log_step), STEP_GAIN * (estimate / self.target_bits - 1))
             lam0 = self.model.lam0
             self.model.lam.copy_(torch.minimum(torch.maximum(lam, lam0 / LAMBDA_RANGE), lam0 * LAMBDA_RANGE))
 
