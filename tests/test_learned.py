@@ -165,7 +165,8 @@ def main_phase_rate_fitter(epochs: int = 4, rate_from: float = 0.5, target_bytes
     arch = sizing.plan_for_params("hinerv", 48, 32, 3000, frames=3).arch
     settings = TrainSettings(epochs=epochs, prune_epochs=2, batch=1, rate=True, rate_from=rate_from, prune=0.1)
     return CodeFitter(video, arch, settings, torch.device("cpu"), progress=False, log=lambda m: None,
-                      quantizer=lambda state, tables: 6.0, rate=learned.RateTerm(3 * 32 * 48, target_bytes), noise_bits=5)
+                      quantizer=lambda state, tables: 6.0, rate=learned.RateTerm(3 * 32 * 48, target_bytes),
+                      noise_bits=5)
 
 
 def test_rate_aware_training_from_the_main_phase_steps_on_noise_then_rounds():
