@@ -332,13 +332,13 @@ class _EncodeJob:
             packed = rate_control(state, tables, under=True)
             tuned_payload["start"] = packed.payload_bytes
             return {n: packed.depth(n) for n in [*state, *tables]} if packed.offsets else packed.bits
-        rate = RateTerm(w * h * t, target_payload) if s.rate else None
+        log_loss = color.planes != "rgb" and s.plane_balance == "psnr"    # (`planeloss`: 4:2:0's log-MSE loss)
+        rate = RateTerm(w * h * t, target_payload, log_loss=log_loss) if s.rate else None
         prior = None
         if s.rate_prior > 0:
             if target_payload is None or s.loss != "l2":
                 raise CodecError("--train rate_prior needs a --bpp target and the l2 loss")
-            prior = WeightRatePrior(s.rate_prior, self.quant_bits, 8 * target_payload,
-                                    log_loss=color.planes != "rgb" and s.plane_balance == "psnr")
+            prior = WeightRatePrior(s.rate_prior, self.quant_bits, 8 * target_payload, log_loss=log_loss)
         clock = {"start": time.perf_counter()}
         try:
             result = fit(torch.from_numpy(frames), arch, s, dev, progress=self.config.progress and group.rank == 0,

@@ -267,6 +267,19 @@ def test_the_models_rate_and_fit_over_all_rows_at_once_are_each_tensors_own():
     assert float(model.bits(weights, tables, noise=False)) == pytest.approx(total, rel=1e-5)
 
 
+def test_the_first_lambda_weighs_a_percent_of_rate_as_a_percent_of_distortion_in_the_losss_own_units():
+    """For the MSE loss that is MSE / bpp; for 4:2:0's log10-MSE loss (`planeloss`) 1 / (ln 10 * bpp), whatever the
+    MSE (taking the MSE there made lambda 370 times too small at 0.05 bpp: the controller took most of training to
+    climb out)."""
+    for log_loss, distortion in ((False, 4e-4), (True, 4e-4), (True, 1e-2)):
+        fitter = main_phase_rate_fitter(rate_from=0, target_bytes=4000)
+        fitter.rate.log_loss = log_loss
+        fitter.rate.start(fitter.decoder, fitter._learned_tables(), 5, distortion)
+        bpp = fitter.rate.target_bits / fitter.rate.pixels
+        expected = (1 / np.log(10) if log_loss else distortion) / bpp
+        assert fitter.rate.lam == pytest.approx(expected, rel=1e-6)
+
+
 def test_rate_from_needs_the_rate_term(tmp_path, testdata):
     from nvcodec import codec
 

@@ -369,14 +369,16 @@ def estimate_bits(t: rowcoder.LearnedTensor) -> float:
 
 
 class RateTerm:
-    """The trainer's hook for D + lambda * R during the fine-tuning after pruning.
+    """The trainer's hook for D + lambda * R during the fine-tuning after pruning (or from `rate_from`).
 
     `pixels`: width x height x frames of the video (R is in bits per pixel); `target_bytes`: the payload the
-    file should have (None: lambda stays at its first value); `lam`: the first lambda (None: distortion / target
-    bpp, where a 1 % change of rate is worth a 1 % change of distortion)."""
+    file should have (None: lambda stays at its first value); `lam`: the first lambda (None: where a 1 % change of
+    rate weighs as a 1 % change of distortion: the loss's change for 1 % of distortion over 1 % of the target bpp);
+    `log_loss`: the loss is a log10 of the MSE (4:2:0 coding's, `planeloss`), whose change for 1 % of distortion is
+    0.01 / ln 10 whatever the distortion (for the MSE itself it is 1 % of the MSE)."""
 
-    def __init__(self, pixels: int, target_bytes: int | None, lam: float | None = None):
-        self.pixels, self.target_bytes, self.lam0 = pixels, target_bytes, lam
+    def __init__(self, pixels: int, target_bytes: int | None, lam: float | None = None, log_loss: bool = False):
+        self.pixels, self.target_bytes, self.lam0, self.log_loss = pixels, target_bytes, lam, log_loss
         self.model: RateModel | None = None
         self.bits = None            # the bit depth of what the model does not cover (1-D tensors)
         self.other_bytes = 0.0      # bytes of the file's payload other than the modelled symbols (at the start)
@@ -396,7 +398,8 @@ class RateTerm:
             self.model.calibrate(weights, tables, self.target_bits)
         with torch.no_grad():
             bpp = (self.target_bits or float(self.model.bits(weights, tables, noise=False))) / self.pixels
-        lam = self.lam0 if self.lam0 is not None else distortion / max(bpp, 1e-9)
+        per_percent = 1 / math.log(10) if self.log_loss else distortion
+        lam = self.lam0 if self.lam0 is not None else per_percent / max(bpp, 1e-9)
         self.model.lam.fill_(lam)
         self.model.lam0.fill_(lam)
 
