@@ -11,7 +11,7 @@ import torch
 from nvcodec import sizing
 from nvcodec.bitstream import BitstreamError
 from nvcodec.compress import learned, learned_compress, pack, rowcoder
-from nvcodec.compress.quantize import quantize_weight
+from nvcodec.compress.quantize import MIN_SCALE, quantize_weight
 from nvcodec.fit import CodeFitter, TrainSettings, parse_train_option
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -278,6 +278,23 @@ def test_the_first_lambda_weighs_a_percent_of_rate_as_a_percent_of_distortion_in
         bpp = fitter.rate.target_bits / fitter.rate.pixels
         expected = (1 / np.log(10) if log_loss else distortion) / bpp
         assert fitter.rate.lam == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_step_driven_below_what_float16_holds_stays_at_the_files_finest():
+    """The controller can drive a step under float16's range; stored as 0 it made 0 / 0 of pruned weights (NaN, and a
+    fine-tuning that rolled back until it failed). Steps stop at `quantize.MIN_SCALE`, as the file's do."""
+    fitter = main_phase_rate_fitter(rate_from=0, target_bytes=4000)
+    fitter._start_rate(5)
+    model = fitter.rate.model
+    with torch.no_grad():
+        model.log_step[0].fill_(-40.0)
+    w = torch.zeros(4, 3)
+    with torch.no_grad():       # (evaluations round)
+        assert torch.equal(model.quantize(0, w), w)
+    assert torch.isfinite(model.quantize(0, w)).all()       # noisy values, in training
+    assert float(model.all_steps()[0]) == pytest.approx(MIN_SCALE) and float(model.step(0)) == pytest.approx(MIN_SCALE)
+    weights, tables = dict(fitter.decoder.named_parameters()), fitter._learned_tables()
+    assert torch.isfinite(model.bits(weights, tables, noise=True))
 
 
 def test_rate_from_needs_the_rate_term(tmp_path, testdata):

@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from . import rowcoder
 from .qat import fake_quant_weight
-from .quantize import as_stored, embedding_levels, weight_levels
+from .quantize import MIN_SCALE, as_stored, embedding_levels, weight_levels
 
 LN2 = math.log(2.0)
 LOG2E = 1 / LN2
@@ -222,7 +222,7 @@ class RateModel(nn.Module):
         return len(self.weight_names) + self.table_names.index(name) if table else self.weight_names.index(name)
 
     def step(self, i: int) -> torch.Tensor:
-        return torch.exp2(self.log_step[i])
+        return torch.exp2(self.log_step[i]).clamp_min(MIN_SCALE)
 
     def q(self, i: int) -> torch.Tensor:
         return getattr(self, f"q{i}")
@@ -235,8 +235,9 @@ class RateModel(nn.Module):
         return temporal_delta(y) if self.delta(i) else y
 
     def all_steps(self) -> torch.Tensor:
-        """Every tensor's step (one operation for all: the training step's graph stays small)."""
-        return torch.exp2(torch.stack(list(self.log_step)))
+        """Every tensor's step (one operation for all: the training step's graph stays small), no finer than the
+        file can store (`learned_tensor`): a step that underflowed float16 made 0 / 0 of pruned weights."""
+        return torch.exp2(torch.stack(list(self.log_step))).clamp_min(MIN_SCALE)
 
     def stored_steps(self) -> torch.Tensor:
         """Every tensor's step as the file stores it (float16, `learned_tensor`), straight-through."""
@@ -350,7 +351,7 @@ class RateModel(nn.Module):
         """The tensor as the file holds it: symbols at the float16 step (times `step_scale`), q refitted to them
         where the step was scaled (kept as trained otherwise)."""
         step = np.array([float(self.step(i)) * step_scale], dtype=np.float32).astype(np.float16)
-        step = np.maximum(step, np.float16(6.2e-5))
+        step = np.maximum(step, np.float16(MIN_SCALE))
         t = t.detach().float().cpu()
         symbols = torch.round(t / float(step[0])).clamp(-rowcoder.MAX_M - 1, rowcoder.MAX_M + 1)
         q, z = self.q(i).detach().cpu(), getattr(self, f"z{i}").detach().cpu()
