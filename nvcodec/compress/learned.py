@@ -69,12 +69,12 @@ def row_stats(y: torch.Tensor) -> RowStats:
     return RowStats(torch.full_like(zeros, y.shape[1]), y.abs().sum(1), y.square().sum(1), zeros)
 
 
-def segment_stats(y: torch.Tensor, row_of: torch.Tensor, rows_total: int) -> RowStats:
-    """The stats of rows laid end to end in `y` (N,), value k in row `row_of[k]`."""
+def segment_stats(y: torch.Tensor, row_of: torch.Tensor, row_length: torch.Tensor) -> RowStats:
+    """The stats of rows laid end to end in `y` (N,), value k in row `row_of[k]`, row r `row_length[r]` long."""
     def total(v):
-        return torch.zeros(rows_total, dtype=y.dtype, device=y.device).index_add(0, row_of, v)
-    ones = torch.ones_like(y.detach())
-    return RowStats(total(ones), total(y.abs()), total(y.square()), total((torch.round(y.detach()) == 0).to(y.dtype)))
+        return torch.zeros(len(row_length), dtype=y.dtype, device=y.device).index_add(0, row_of, v)
+    return RowStats(row_length.to(y.dtype), total(y.abs()), total(y.square()),
+                    total((torch.round(y.detach()) == 0).to(y.dtype)))
 
 
 def bits_of_rows(kind, q: torch.Tensor, m: torch.Tensor, s: torch.Tensor, st: RowStats) -> torch.Tensor:
@@ -211,6 +211,7 @@ class RateModel(nn.Module):
                              persistent=False)
         self.register_buffer("row_of_value", torch.repeat_interleave(torch.arange(len(row_length)), row_length),
                              persistent=False)
+        self.register_buffer("row_length", row_length.float(), persistent=False)
         self.register_buffer("kind_of_row", torch.zeros(len(row_length), dtype=torch.int64), persistent=False)
         self.to(next(iter(weights.values())).device)
         self.sync_flags()
@@ -222,7 +223,7 @@ class RateModel(nn.Module):
         return len(self.weight_names) + self.table_names.index(name) if table else self.weight_names.index(name)
 
     def step(self, i: int) -> torch.Tensor:
-        return torch.exp2(self.log_step[i]).clamp_min(MIN_SCALE)
+        return self.all_steps()[i]
 
     def q(self, i: int) -> torch.Tensor:
         return getattr(self, f"q{i}")
@@ -267,7 +268,7 @@ class RateModel(nn.Module):
             y = y + torch.rand_like(y) - 0.5 if noise else round_ste(y)
             values.append(rows(self.coded(i, y), axis).reshape(-1))
         y = torch.cat(values)
-        st = segment_stats(y, self.row_of_value, len(self.kind_of_row))
+        st = segment_stats(y, self.row_of_value, self.row_length)
         m = torch.stack(peaks)[self.tensor_of_row]
         return bits_of_rows(self.kind_of_row, self.all_q(), m, self.spike_of_row(y), st).sum()
 
@@ -284,7 +285,7 @@ class RateModel(nn.Module):
         steps = self.all_steps()
         y = torch.cat([rows(self.coded(i, torch.round(t / steps[i])), axis).reshape(-1).float()
                        for i, t, axis in self.items(weights, tables)])
-        st = segment_stats(y, self.row_of_value, len(self.kind_of_row))
+        st = segment_stats(y, self.row_of_value, self.row_length)
         q = q_from_stats(self.kind_of_row, st)
         n = len(self.log_step)
         torch._foreach_copy_([self.q(i) for i in range(n)], list(q.split(self.rows_per_tensor)))
@@ -382,7 +383,7 @@ class RateTerm:
         self.pixels, self.target_bytes, self.lam0, self.log_loss = pixels, target_bytes, lam, log_loss
         self.model: RateModel | None = None
         self.bits = None            # the bit depth of what the model does not cover (1-D tensors)
-        self.other_bytes = 0.0      # bytes of the file's payload other than the modelled symbols (at the start)
+        self.other_bytes = 0.0      # bytes of the file's payload other than the modelled symbols (`retarget`)
         self.target_bits = None
         self.steps, self.due = 0, True     # steps taken; whether this step takes the rate term
 
